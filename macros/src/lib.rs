@@ -1,0 +1,141 @@
+//! The `#[asynchronous]` attribute of concertina: a function that returns a
+//! `concertina::Future` of its result. Use it through `concertina`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{parse_macro_input, Expr, FnArg, GenericParam, Ident, ItemFn, Pat, PatIdent, ReturnType};
+
+/// Makes a function return a `concertina::Future` of its result. See
+/// `concertina::asynchronous` for the whole description; the example below
+/// runs as a doctest there, where `concertina` is in scope.
+///
+/// ```ignore
+/// #[concertina::asynchronous]
+/// fn exposure(ms: u64) -> u64 { ms * 2 }
+/// assert_eq!(exposure(10).result(), Ok(20));
+/// ```
+#[proc_macro_attribute]
+pub fn asynchronous(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut pool: Option<Expr> = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("pool") {
+            pool = Some(meta.value()?.parse()?);
+            Ok(())
+        } else {
+            Err(meta.error("unknown argument: #[asynchronous] accepts only `pool = <expression>`"))
+        }
+    });
+    parse_macro_input!(args with parser);
+    let function = parse_macro_input!(item as ItemFn);
+    expand(function, pool).unwrap_or_else(|e| e.to_compile_error()).into()
+}
+
+fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
+    let sig = &function.sig;
+    if let Some(asyncness) = &sig.asyncness {
+        return Err(syn::Error::new(
+            asyncness.span(),
+            "#[asynchronous] takes a blocking fn; an async fn already returns a future",
+        ));
+    }
+    if let Some(constness) = &sig.constness {
+        return Err(syn::Error::new(constness.span(), "#[asynchronous] cannot make a const fn asynchronous"));
+    }
+
+    let name = &sig.ident;
+    let blocking = format_ident!("{}_blocking", name);
+    let vis = &function.vis;
+    let attrs = &function.attrs;
+    let generics = &sig.generics;
+    let where_clause = &generics.where_clause;
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+
+    // The receiver, cloned into the task when borrowed.
+    let mut receiver = None;
+    let mut params = Vec::new();
+    let mut forwarded = Vec::new();
+    for (i, input) in sig.inputs.iter().enumerate() {
+        match input {
+            FnArg::Receiver(r) => {
+                if r.mutability.is_some() && r.reference.is_some() {
+                    return Err(syn::Error::new(
+                        r.span(),
+                        "#[asynchronous] methods take `&self` or `self`: a task cannot borrow `&mut self` \
+                         beyond the call (use concertina::Instance for ordered calls on a mutable value)",
+                    ));
+                }
+                receiver = Some(r.reference.is_some());
+                params.push(quote!(#r));
+            }
+            FnArg::Typed(arg) => {
+                let ident = match &*arg.pat {
+                    Pat::Ident(PatIdent { ident, subpat: None, by_ref: None, .. }) => ident.clone(),
+                    _ => Ident::new(&format!("__concertina_arg{i}"), Span::call_site()),
+                };
+                let ty = &arg.ty;
+                params.push(quote!(#ident: #ty));
+                forwarded.push(ident);
+            }
+        }
+    }
+
+    let turbofish_args: Vec<TokenStream2> = generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            GenericParam::Type(t) => {
+                let ident = &t.ident;
+                Some(quote!(#ident))
+            }
+            GenericParam::Const(c) => {
+                let ident = &c.ident;
+                Some(quote!(#ident))
+            }
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    let turbofish = if turbofish_args.is_empty() { quote!() } else { quote!(::<#(#turbofish_args),*>) };
+
+    let (prelude, call) = match receiver {
+        None => (quote!(), quote!(#blocking #turbofish (#(#forwarded),*))),
+        Some(true) => (
+            quote!(let __concertina_self = ::core::clone::Clone::clone(self);),
+            quote!(Self::#blocking #turbofish (&__concertina_self, #(#forwarded),*)),
+        ),
+        Some(false) => (
+            quote!(let __concertina_self = self;),
+            quote!(Self::#blocking #turbofish (__concertina_self, #(#forwarded),*)),
+        ),
+    };
+    let submit = match &pool {
+        None => quote!(::concertina::spawn),
+        Some(expr) => quote_spanned!(expr.span()=> (#expr).spawn),
+    };
+
+    let blocking_sig = {
+        let mut s = sig.clone();
+        s.ident = blocking.clone();
+        s
+    };
+    let body = &function.block;
+    let blocking_doc = format!("The blocking form of [`{name}`]: runs the body on the calling thread.");
+
+    Ok(quote! {
+        #(#attrs)*
+        #vis fn #name #generics (#(#params),*) -> ::concertina::Future<#output> #where_clause {
+            #prelude
+            #submit(move || #call)
+        }
+
+        #[doc = #blocking_doc]
+        #[allow(clippy::needless_pass_by_value)]
+        #vis #blocking_sig #body
+    })
+}

@@ -1,0 +1,202 @@
+//! Why a task, a wait or a configuration failed.
+
+use std::fmt;
+
+/// Why a [`Future`](crate::Future) did not deliver its value, or why a pool
+/// could not be built.
+///
+/// Every waiter of a failed task receives the same error; it is cheap to
+/// clone. `Display` is lowercase and names what went wrong.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Error, Pool};
+///
+/// let pool = Pool::builder().threads(1).build()?;
+/// let f = pool.spawn(|| -> u32 { panic!("detector offline") });
+/// match f.result() {
+///     Err(Error::Panicked(message)) => assert_eq!(message, "detector offline"),
+///     other => panic!("unexpected outcome: {other:?}"),
+/// }
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The task panicked; the panic message is kept (or a placeholder when the
+    /// payload was neither a `&str` nor a `String`). The worker survived.
+    Panicked(String),
+    /// The task was cancelled before it delivered a value.
+    Cancelled,
+    /// A wait was interrupted (Ctrl-C); the future it waited on was cancelled.
+    Interrupted,
+    /// The pool was shut down before the task could run.
+    Shutdown,
+    /// A pool or the default pool could not be configured as asked.
+    Config(ConfigError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Panicked(message) => write!(f, "task panicked: {message}"),
+            Error::Cancelled => f.write_str("task was cancelled"),
+            Error::Interrupted => f.write_str("wait was interrupted"),
+            Error::Shutdown => f.write_str("pool was shut down before the task ran"),
+            Error::Config(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Panicked(message) => f.debug_tuple("Panicked").field(message).finish(),
+            Error::Cancelled => f.write_str("Cancelled"),
+            Error::Interrupted => f.write_str("Interrupted"),
+            Error::Shutdown => f.write_str("Shutdown"),
+            Error::Config(err) => f.debug_tuple("Config").field(err).finish(),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Config(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(err: ConfigError) -> Self {
+        Error::Config(err)
+    }
+}
+
+/// A configuration that was refused: a builder value out of range, an
+/// environment variable with a value that is not accepted, or a second
+/// configuration of the default pool.
+///
+/// The message names what was wrong and what is accepted.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::Pool;
+///
+/// let err = Pool::builder().threads(0).build().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "thread count 0 is not accepted: expected a whole number from 1 to 4096",
+/// );
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    kind: ConfigErrorKind,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+enum ConfigErrorKind {
+    Threads(usize),
+    Name(String),
+    Stack { bytes: usize, min: usize },
+    Env { var: &'static str, value: String, accepted: &'static str },
+    AlreadyInitialised,
+    Spawn(String),
+}
+
+/// The largest pool accepted by the builder and by `CONCERTINA_THREADS`.
+pub(crate) const MAX_THREADS: usize = 4096;
+
+impl ConfigError {
+    pub(crate) fn threads(n: usize) -> Self {
+        ConfigError { kind: ConfigErrorKind::Threads(n) }
+    }
+
+    pub(crate) fn name(name: &str) -> Self {
+        ConfigError { kind: ConfigErrorKind::Name(name.to_owned()) }
+    }
+
+    pub(crate) fn stack(bytes: usize, min: usize) -> Self {
+        ConfigError { kind: ConfigErrorKind::Stack { bytes, min } }
+    }
+
+    pub(crate) fn env(var: &'static str, value: &str, accepted: &'static str) -> Self {
+        ConfigError {
+            kind: ConfigErrorKind::Env { var, value: value.to_owned(), accepted },
+        }
+    }
+
+    pub(crate) fn already_initialised() -> Self {
+        ConfigError { kind: ConfigErrorKind::AlreadyInitialised }
+    }
+
+    pub(crate) fn spawn(err: impl fmt::Display) -> Self {
+        ConfigError { kind: ConfigErrorKind::Spawn(err.to_string()) }
+    }
+
+    /// The environment variable whose value was refused, if that was the cause.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::Pool;
+    ///
+    /// let err = Pool::builder().threads(0).build().unwrap_err();
+    /// assert_eq!(err.variable(), None);
+    /// ```
+    pub fn variable(&self) -> Option<&'static str> {
+        match &self.kind {
+            ConfigErrorKind::Env { var, .. } => Some(var),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ConfigErrorKind::Threads(n) => write!(
+                f,
+                "thread count {n} is not accepted: expected a whole number from 1 to {MAX_THREADS}"
+            ),
+            ConfigErrorKind::Name(name) => write!(
+                f,
+                "pool name {name:?} is not accepted: expected 1 to 64 characters without NUL"
+            ),
+            ConfigErrorKind::Stack { bytes, min } => write!(
+                f,
+                "stack size {bytes} bytes is not accepted: expected at least {min} bytes"
+            ),
+            ConfigErrorKind::Env { var, value, accepted } => {
+                write!(f, "invalid value {value:?} for {var}: expected {accepted}")
+            }
+            ConfigErrorKind::AlreadyInitialised => f.write_str(
+                "the default pool is already initialised: configure() must be called once, before its first use",
+            ),
+            ConfigErrorKind::Spawn(err) => write!(f, "could not start the pool's threads: {err}"),
+        }
+    }
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.kind, f)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Turns a panic payload into the message carried by [`Error::Panicked`].
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic payload that is not a string".to_owned()
+    }
+}

@@ -1,0 +1,733 @@
+//! `Future<T>`: the blocking handle of one task.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::cancel::{self, CancelHandle, Cancellable};
+use crate::error::{panic_message, Error};
+use crate::pool;
+use crate::state::{self, CANCELLED, DONE, FAILED, PENDING, RUNNING, SETTLING};
+
+/// How many rounds of spinning, then yielding, a wait makes before it parks.
+/// A hand-off within the spin costs well under a microsecond; a park/unpark
+/// round trip costs 10–40 µs on a small machine.
+const SPIN_ROUNDS: u32 = 6;
+const YIELD_ROUNDS: u32 = 10;
+
+/// The handle of a task submitted to a pool: wait for it, take its value,
+/// cancel it, or chain more work after it.
+///
+/// A `Future` is not an async future and needs no executor: every wait
+/// blocks the calling thread (spinning briefly, then parking). Async callers
+/// may still `.await` it, through [`IntoFuture`](std::future::IntoFuture).
+///
+/// Dropping a `Future` detaches the task: it still runs, and its value is
+/// dropped when it finishes.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::Pool;
+///
+/// let pool = Pool::builder().threads(2).build()?;
+/// let f = pool.spawn(|| 6 * 7);
+/// assert_eq!(f.result()?, 42);
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[must_use = "dropping a Future detaches its task; call result() or join() to see its outcome"]
+pub struct Future<T> {
+    inner: Arc<Inner<T>>,
+}
+
+/// The state shared by a task, its handle and whoever cancels it.
+pub(crate) struct Inner<T> {
+    /// One of the phases of [`crate::state`].
+    phase: AtomicU8,
+    slot: Mutex<Slot<T>>,
+    cond: Condvar,
+}
+
+struct Slot<T> {
+    /// Present from publication until a consumer takes it.
+    outcome: Option<Result<T, Error>>,
+    /// Allocated only when somebody registers a hook.
+    hooks: Option<Box<Hooks<T>>>,
+}
+
+type Callback<T> = Box<dyn FnOnce(&Result<T, Error>) + Send>;
+type Continuation<T> = Box<dyn FnOnce(Result<T, Error>) + Send>;
+
+struct Hooks<T> {
+    cleanup: Option<Box<dyn FnOnce() + Send>>,
+    callbacks: Vec<Callback<T>>,
+    /// Receives the outcome by value instead of the slot (set by `then`,
+    /// which consumes the only handle).
+    continuation: Option<Continuation<T>>,
+    waker: Option<Waker>,
+}
+
+impl<T> Default for Hooks<T> {
+    fn default() -> Self {
+        Hooks { cleanup: None, callbacks: Vec::new(), continuation: None, waker: None }
+    }
+}
+
+impl<T> Slot<T> {
+    fn hooks(&mut self) -> &mut Hooks<T> {
+        self.hooks.get_or_insert_with(Box::default)
+    }
+}
+
+/// Runs a user hook, keeping its panic away from the thread that runs it.
+/// The panic hook has already reported the panic on stderr.
+fn run_guarded(hook: impl FnOnce()) {
+    let _ = catch_unwind(AssertUnwindSafe(hook));
+}
+
+impl<T: Send + 'static> Inner<T> {
+    fn new(phase: u8, outcome: Option<Result<T, Error>>) -> Arc<Self> {
+        Arc::new(Inner {
+            phase: AtomicU8::new(phase),
+            slot: Mutex::new(Slot { outcome, hooks: None }),
+            cond: Condvar::new(),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn phase(&self) -> u8 {
+        self.phase.load(Ordering::Acquire)
+    }
+
+    /// PENDING → RUNNING. False when the task was cancelled (or failed) while queued.
+    #[inline]
+    fn start(&self) -> bool {
+        self.phase
+            .compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Decides the outcome, runs the hooks, publishes the outcome and wakes
+    /// every waiter. Returns false (and drops `outcome`) when the outcome was
+    /// already decided. With `cancelling`, the cleanup runs first, on this thread.
+    pub(crate) fn settle(&self, outcome: Result<T, Error>, cancelling: bool) -> bool {
+        let mut slot = self.slot.lock();
+        let mut phase = self.phase.load(Ordering::Acquire);
+        loop {
+            if state::is_decided(phase) {
+                drop(slot);
+                drop(outcome);
+                return false;
+            }
+            // Only PENDING → RUNNING happens without the lock; retry on it.
+            match self.phase.compare_exchange(phase, SETTLING, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => phase = now,
+            }
+        }
+        let mut hooks = slot.hooks.take();
+        drop(slot);
+
+        if cancelling {
+            if let Some(cleanup) = hooks.as_mut().and_then(|h| h.cleanup.take()) {
+                run_guarded(cleanup);
+            }
+        }
+        // Callbacks registered while earlier ones run are picked up on the next round.
+        let mut continuation = None;
+        let mut waker = None;
+        loop {
+            if let Some(mut h) = hooks.take() {
+                for callback in h.callbacks.drain(..) {
+                    run_guarded(|| callback(&outcome));
+                }
+                continuation = continuation.or(h.continuation.take());
+                waker = waker.or(h.waker.take());
+            }
+            let mut slot = self.slot.lock();
+            hooks = slot.hooks.take();
+            if hooks.as_ref().is_some_and(|h| !h.callbacks.is_empty()) {
+                continue;
+            }
+            if let Some(h) = hooks.as_mut() {
+                continuation = continuation.or(h.continuation.take());
+                waker = waker.or(h.waker.take());
+            }
+            let published = match (&outcome, cancelling) {
+                (Ok(_), _) => DONE,
+                (Err(_), true) => CANCELLED,
+                (Err(_), false) => FAILED,
+            };
+            let outcome = match continuation {
+                Some(next) => {
+                    self.phase.store(published, Ordering::Release);
+                    drop(slot);
+                    next(outcome);
+                    break;
+                }
+                None => outcome,
+            };
+            slot.outcome = Some(outcome);
+            self.phase.store(published, Ordering::Release);
+            self.cond.notify_all();
+            drop(slot);
+            break;
+        }
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Blocks until the outcome is published or the deadline passes.
+    /// Spins briefly, then (on a pool worker) runs queued work, then parks.
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        if state::is_published(self.phase()) {
+            return true;
+        }
+        for round in 0..=YIELD_ROUNDS {
+            if round <= SPIN_ROUNDS {
+                for _ in 0..(1u32 << round) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+            if state::is_published(self.phase()) {
+                return true;
+            }
+        }
+        if pool::on_worker() {
+            return self.wait_helping(deadline);
+        }
+        let mut slot = self.slot.lock();
+        while !state::is_published(self.phase()) {
+            match deadline {
+                None => self.cond.wait(&mut slot),
+                Some(deadline) => {
+                    if self.cond.wait_until(&mut slot, deadline).timed_out() {
+                        return state::is_published(self.phase());
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// The wait of a pool worker: run queued work of its own pool while the
+    /// awaited task is not finished, so that nested waits never deadlock, and
+    /// park briefly (re-checking the queue) when there is none.
+    #[cold]
+    fn wait_helping(&self, deadline: Option<Instant>) -> bool {
+        let mut nap = Duration::from_micros(50);
+        loop {
+            if state::is_published(self.phase()) {
+                return true;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return false;
+            }
+            if pool::help_one() {
+                nap = Duration::from_micros(50);
+                continue;
+            }
+            let wake = deadline.map_or(now + nap, |d| d.min(now + nap));
+            let mut slot = self.slot.lock();
+            if !state::is_published(self.phase()) {
+                let _ = self.cond.wait_until(&mut slot, wake);
+            }
+            nap = (nap * 2).min(Duration::from_millis(2));
+        }
+    }
+
+    fn take_outcome(&self) -> Result<T, Error> {
+        self.slot
+            .lock()
+            .outcome
+            .take()
+            .expect("a published outcome is taken only by the handle that consumes itself")
+    }
+}
+
+impl<T: Send + 'static> Cancellable for Inner<T> {
+    fn cancel(&self) -> bool {
+        if state::is_decided(self.phase()) {
+            return false;
+        }
+        self.settle(Err(Error::Cancelled), true)
+    }
+
+    fn is_cancelled(&self) -> bool {
+        // Inside the running task, any decided phase means a cancellation:
+        // only the task itself completes, and it has not returned yet.
+        state::is_decided(self.phase())
+    }
+
+    fn phase(&self) -> u8 {
+        Inner::phase(self)
+    }
+}
+
+/// Runs a task's closure on the current thread: checks that it was not
+/// cancelled while queued, installs its cancellation flag, catches its panic,
+/// and settles its future. The closure is dropped here, exactly once.
+pub(crate) fn run_task<T, F>(inner: Arc<Inner<T>>, f: F)
+where
+    T: Send + 'static,
+    F: FnOnce() -> T,
+{
+    if !inner.start() {
+        return;
+    }
+    let outcome = {
+        let _current = cancel::enter(inner.clone());
+        catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Error::Panicked(panic_message(&*payload)))
+    };
+    inner.settle(outcome, false);
+}
+
+impl<T: Send + 'static> Future<T> {
+    /// A pending future and the shared state its job will settle.
+    pub(crate) fn pending() -> (Self, Arc<Inner<T>>) {
+        let inner = Inner::new(PENDING, None);
+        (Future { inner: inner.clone() }, inner)
+    }
+
+    /// A future that is already done with `value`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::Future;
+    ///
+    /// let f = Future::ready("calibrated");
+    /// assert!(f.done());
+    /// assert_eq!(f.result(), Ok("calibrated"));
+    /// ```
+    pub fn ready(value: T) -> Self {
+        Future { inner: Inner::new(DONE, Some(Ok(value))) }
+    }
+
+    /// A future that has already failed with `error`: useful where a
+    /// function returning a `Future` refuses its input before any work starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Error, Future};
+    ///
+    /// let f: Future<u32> = Future::failed(Error::Shutdown);
+    /// assert!(f.done());
+    /// assert_eq!(f.result(), Err(Error::Shutdown));
+    /// ```
+    pub fn failed(error: Error) -> Self {
+        let phase = if error == Error::Cancelled { CANCELLED } else { FAILED };
+        Future { inner: Inner::new(phase, Some(Err(error))) }
+    }
+
+    /// True once the task has finished: with a value, a failure, or a
+    /// cancellation (as Python's `Future.done()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::Future;
+    ///
+    /// assert!(Future::ready(1).done());
+    /// ```
+    #[inline]
+    pub fn done(&self) -> bool {
+        state::is_published(self.inner.phase())
+    }
+
+    /// True while the closure runs (and not yet cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::Pool;
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = Pool::builder().threads(1).backend(concertina::Backend::Crossbeam).build()?;
+    /// let (started_tx, started) = mpsc::channel();
+    /// let (release, release_rx) = mpsc::channel::<()>();
+    /// let f = pool.spawn(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     release_rx.recv().unwrap();
+    /// });
+    /// started.recv().unwrap();
+    /// assert!(f.running());
+    /// release.send(()).unwrap();
+    /// f.result()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    #[inline]
+    pub fn running(&self) -> bool {
+        self.inner.phase() == RUNNING
+    }
+
+    /// True when the task was cancelled (or its wait interrupted).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Error, Future};
+    ///
+    /// let f: Future<()> = Future::failed(Error::Cancelled);
+    /// assert!(f.cancelled());
+    /// ```
+    #[inline]
+    pub fn cancelled(&self) -> bool {
+        self.inner.phase() == CANCELLED
+    }
+
+    /// Waits at most `timeout` for the task to finish; true when it has.
+    ///
+    /// On a pool worker the wait runs other queued work of that pool meanwhile.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::Pool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = Pool::builder().threads(1).build()?;
+    /// let f = pool.spawn(|| 1 + 1);
+    /// assert!(f.wait_timeout(Duration::from_secs(10)));
+    /// assert!(f.done());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        // An unrepresentable deadline means "forever".
+        let deadline = Instant::now().checked_add(timeout);
+        self.inner.wait_until(deadline)
+    }
+
+    /// Waits for the task and returns its value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Panicked`] with the panic message when the closure panicked,
+    /// [`Error::Cancelled`] when the task was cancelled, [`Error::Shutdown`]
+    /// when its pool shut down before it ran, [`Error::Config`] when the
+    /// default pool could not be configured.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let f = concertina::spawn(|| (1..=10).sum::<u32>());
+    /// assert_eq!(f.result(), Ok(55));
+    /// ```
+    pub fn result(self) -> Result<T, Error> {
+        self.inner.wait_until(None);
+        self.inner.take_outcome()
+    }
+
+    /// Waits for the task and surfaces its failure, giving the finished
+    /// future back on success (Concert's `join`).
+    ///
+    /// # Errors
+    ///
+    /// The same as [`Future::result`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Error, Pool};
+    ///
+    /// let pool = Pool::builder().threads(1).build()?;
+    /// let f = pool.spawn(|| 3).join()?;
+    /// assert!(f.done());
+    /// assert_eq!(f.result()?, 3);
+    ///
+    /// let bad = pool.spawn(|| -> u32 { panic!("limit switch hit") });
+    /// assert_eq!(bad.join().unwrap_err(), Error::Panicked("limit switch hit".into()));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn join(self) -> Result<Self, Error> {
+        self.inner.wait_until(None);
+        let mut slot = self.inner.slot.lock();
+        match slot.outcome.take() {
+            Some(Err(error)) => Err(error),
+            ok => {
+                slot.outcome = ok;
+                drop(slot);
+                Ok(self)
+            }
+        }
+    }
+
+    /// Cancels the task. True when this call cancelled it.
+    ///
+    /// * Queued: it will never run.
+    /// * Running: [`cancelled()`](crate::cancelled) turns true inside it, and
+    ///   its value, when it returns one, is dropped.
+    ///
+    /// In both cases the cleanup registered with [`Future::on_cancel`] runs at
+    /// once on this thread, then waiters get `Err(Cancelled)`. When the task
+    /// has already finished (or another cancel won), nothing happens and this
+    /// returns false. The cleanup runs at most once, whatever the race.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Backend, Error, Pool};
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+    /// let (release, gate) = mpsc::channel::<()>();
+    /// let blocker = pool.spawn(move || gate.recv().unwrap());
+    /// let queued = pool.spawn(|| unreachable!("cancelled before it ran"));
+    /// assert!(queued.cancel());
+    /// assert!(!queued.cancel(), "only the first cancel wins");
+    /// release.send(()).unwrap();
+    /// blocker.result()?;
+    /// assert_eq!(queued.result(), Err(Error::Cancelled));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        Cancellable::cancel(&*self.inner)
+    }
+
+    /// A handle that can cancel this task from another thread while this
+    /// one is consumed by a wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Backend, Error, Pool};
+    ///
+    /// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+    /// let f = pool.spawn(|| while !concertina::cancelled() { std::thread::yield_now() });
+    /// let stop = f.cancel_handle();
+    /// std::thread::spawn(move || stop.cancel());
+    /// assert_eq!(f.result(), Err(Error::Cancelled));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle::new(self.inner.clone())
+    }
+
+    /// Registers the cleanup that a winning [`cancel`](Future::cancel) runs
+    /// (Concert's `cancel_operation`: stop the motor), and returns the future.
+    ///
+    /// The cleanup runs on the cancelling thread, before waiters are released,
+    /// at most once. Registered twice, both run, in order. Registered after the
+    /// task finished (or was cancelled), it is dropped without running. A
+    /// panic in the cleanup is caught (and reported on stderr by the panic hook);
+    /// the cancellation stands.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Backend, Pool};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+    /// let stopped = Arc::new(AtomicBool::new(false));
+    /// let flag = stopped.clone();
+    /// let motion = pool
+    ///     .spawn(|| while !concertina::cancelled() { std::thread::yield_now() })
+    ///     .on_cancel(move || flag.store(true, Ordering::SeqCst));
+    /// assert!(motion.cancel());
+    /// assert!(stopped.load(Ordering::SeqCst));
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn on_cancel(self, cleanup: impl FnOnce() + Send + 'static) -> Self {
+        let mut slot = self.inner.slot.lock();
+        if !state::is_decided(self.inner.phase()) {
+            let hooks = slot.hooks();
+            hooks.cleanup = Some(match hooks.cleanup.take() {
+                None => Box::new(cleanup),
+                Some(first) => Box::new(move || {
+                    run_guarded(first);
+                    cleanup();
+                }),
+            });
+        }
+        drop(slot);
+        self
+    }
+
+    /// Calls `callback` with the outcome once the task finishes (Python's
+    /// `add_done_callback`): on the thread that finishes it, or at once on
+    /// this thread when it has already finished. Each callback fires exactly
+    /// once; a panic in it is caught and does not disturb the task, the other
+    /// callbacks or the waiters.
+    ///
+    /// A callback must not wait on the future it is registered on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::Future;
+    /// use std::sync::mpsc;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let f = Future::ready(5);
+    /// f.on_done(move |outcome| tx.send(*outcome.as_ref().unwrap()).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), 5);
+    /// ```
+    pub fn on_done(&self, callback: impl FnOnce(&Result<T, Error>) + Send + 'static) {
+        let mut slot = self.inner.slot.lock();
+        if state::is_published(self.inner.phase()) {
+            if let Some(outcome) = slot.outcome.as_ref() {
+                run_guarded(|| callback(outcome));
+            }
+        } else {
+            slot.hooks().callbacks.push(Box::new(callback));
+        }
+    }
+
+    /// Runs `next` with the value once this task succeeds, and returns the
+    /// future of its result. A failure of this task (panic, cancellation,
+    /// shutdown) becomes the failure of the returned future, and `next` never
+    /// runs.
+    ///
+    /// `next` is submitted to the pool of the worker that finished this task;
+    /// when that thread is not a pool worker (an inline pool, or a task that
+    /// had already finished), it goes to the [default pool](crate::spawn).
+    /// Cancelling the returned future cancels this one too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::Pool;
+    ///
+    /// let pool = Pool::builder().threads(2).build()?;
+    /// let counts = pool.spawn(|| vec![3, 4, 5]);
+    /// let total = counts.then(|v| v.iter().sum::<u32>());
+    /// assert_eq!(total.result()?, 12);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn then<U, G>(self, next: G) -> Future<U>
+    where
+        U: Send + 'static,
+        G: FnOnce(T) -> U + Send + 'static,
+    {
+        let (derived, derived_inner) = Future::<U>::pending();
+        let source = self.cancel_handle();
+        let derived = derived.on_cancel(move || {
+            source.cancel();
+        });
+        let continuation: Continuation<T> = Box::new(move |outcome| match outcome {
+            Ok(value) => pool::submit_continuation(derived_inner, move || next(value)),
+            Err(error) => {
+                derived_inner.settle(Err(error), false);
+            }
+        });
+        let mut slot = self.inner.slot.lock();
+        if state::is_published(self.inner.phase()) {
+            let outcome = slot.outcome.take().expect("a published outcome is present until taken");
+            drop(slot);
+            continuation(outcome);
+        } else {
+            slot.hooks().continuation = Some(continuation);
+        }
+        derived
+    }
+}
+
+impl<T, E> Future<Result<T, E>>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+{
+    /// Waits for a fallible task and flattens its outcome: the task's own
+    /// error, or a [`concertina::Error`](Error) converted into `E`.
+    ///
+    /// # Errors
+    ///
+    /// The task's `Err(e)`, or `E::from` the failure of the task itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(Debug)]
+    /// enum ReadError { Timeout, Task(concertina::Error) }
+    /// impl From<concertina::Error> for ReadError {
+    ///     fn from(e: concertina::Error) -> Self { ReadError::Task(e) }
+    /// }
+    ///
+    /// let read = concertina::spawn(|| -> Result<u16, ReadError> { Err(ReadError::Timeout) });
+    /// assert!(matches!(read.try_result(), Err(ReadError::Timeout)));
+    ///
+    /// let read = concertina::spawn(|| -> Result<u16, ReadError> { panic!("cable unplugged") });
+    /// assert!(matches!(read.try_result(), Err(ReadError::Task(concertina::Error::Panicked(_)))));
+    /// ```
+    pub fn try_result(self) -> Result<T, E> {
+        self.result()?
+    }
+}
+
+impl<T> fmt::Debug for Future<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Future")
+            .field("state", &state::name(self.inner.phase.load(Ordering::Acquire)))
+            .finish()
+    }
+}
+
+/// The `std::future::Future` made by `.await`ing a [`Future`]: it resolves
+/// to the task's outcome without blocking the executor's thread.
+///
+/// Dropping it detaches the task, as dropping the handle does.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::IntoFuture;
+///
+/// let f = concertina::spawn(|| 2 + 2);
+/// let awaiting: concertina::Awaiting<i32> = f.into_future();
+/// # drop(awaiting);
+/// ```
+#[must_use = "an Awaiting does nothing unless polled"]
+pub struct Awaiting<T> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T: Send + 'static> std::future::IntoFuture for Future<T> {
+    type Output = Result<T, Error>;
+    type IntoFuture = Awaiting<T>;
+
+    fn into_future(self) -> Awaiting<T> {
+        Awaiting { inner: self.inner }
+    }
+}
+
+impl<T: Send + 'static> std::future::Future for Awaiting<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &self.inner;
+        if !state::is_published(inner.phase()) {
+            let mut slot = inner.slot.lock();
+            if !state::is_published(inner.phase()) {
+                let hooks = slot.hooks();
+                match &hooks.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => hooks.waker = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(inner.take_outcome())
+    }
+}
+
+impl<T> fmt::Debug for Awaiting<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Awaiting")
+            .field("state", &state::name(self.inner.phase.load(Ordering::Acquire)))
+            .finish()
+    }
+}

@@ -1,0 +1,71 @@
+//! Run blocking functions concurrently on a worker pool and get blocking,
+//! cancellable [`Future`] handles back — no async executor anywhere.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! // Three slow "measurements", run side by side on the default pool.
+//! let reads: Vec<concertina::Future<u32>> = (0..3)
+//!     .map(|channel| concertina::spawn(move || {
+//!         std::thread::sleep(Duration::from_millis(20)); // the detector integrates
+//!         channel * 100
+//!     }))
+//!     .collect();
+//! let counts: Vec<u32> = reads.into_iter().map(|f| f.result()).collect::<Result<_, _>>()?;
+//! assert_eq!(counts, [0, 100, 200]);
+//! # Ok::<(), concertina::Error>(())
+//! ```
+//!
+//! * Submit with [`spawn`] (the default pool), [`Pool::spawn`], or a function
+//!   decorated by [`asynchronous()`] or `#[asynchronous]`.
+//! * Wait with [`Future::result`], [`Future::join`] or
+//!   [`Future::wait_timeout`]; `.await` it from async code.
+//! * Cancel with [`Future::cancel`]: a queued task never runs, a running one
+//!   sees [`cancelled()`] turn true, and the cleanup registered with
+//!   [`Future::on_cancel`] runs at once.
+//! * A panic becomes [`Error::Panicked`] at the handle; the worker survives.
+//! * A wait on a pool worker runs other queued work, so nested waits never
+//!   deadlock, even on a one-thread pool.
+//! * `CONCERTINA_DISABLE_ASYNC=1` runs everything inline on the calling
+//!   thread, futures still returned — for debugging.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+mod cancel;
+mod error;
+mod future;
+mod global;
+mod pool;
+mod state;
+
+pub use cancel::{cancelled, check_cancelled, CancelHandle};
+pub use error::{ConfigError, Error};
+pub use future::{Awaiting, Future};
+pub use global::{asynchronous, configure, default_pool, spawn};
+pub use pool::{Backend, Pool, PoolBuilder};
+
+/// Makes a function return a [`Future`] of its result: calling it runs the
+/// body on the default pool (or the pool given with `pool = expr`).
+///
+/// Works on free functions and on methods taking `&self` or `self` of a
+/// type that is `Clone + Send + Sync + 'static` (the receiver is cloned into
+/// the task). Arguments must be owned (`'static`). The original body stays
+/// callable as `<name>_blocking`.
+///
+/// # Examples
+///
+/// ```
+/// #[concertina::asynchronous]
+/// fn move_to(position: f64) -> f64 {
+///     std::thread::sleep(std::time::Duration::from_millis(5));
+///     position
+/// }
+///
+/// let motion: concertina::Future<f64> = move_to(2.5);
+/// assert_eq!(motion.result()?, 2.5);
+/// assert_eq!(move_to_blocking(1.0), 1.0);
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[cfg(feature = "macros")]
+pub use concertina_macros::asynchronous;

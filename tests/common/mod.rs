@@ -1,0 +1,45 @@
+//! Helpers shared by the test files: gates instead of sleeps, and one pool
+//! of each threaded backend.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use concertina::{Backend, Pool};
+use parking_lot::{Condvar, Mutex};
+
+/// The threaded backends; tests that need real concurrency run on each.
+pub const THREADED: [Backend; 2] = [Backend::Rayon, Backend::Crossbeam];
+
+/// A pool of `threads` workers on `backend`, named after the backend.
+pub fn pool(backend: Backend, threads: usize) -> Pool {
+    Pool::builder()
+        .threads(threads)
+        .backend(backend)
+        .name(format!("{backend:?}").to_lowercase())
+        .build()
+        .expect("a valid pool configuration")
+}
+
+/// A one-way gate: `wait` blocks until somebody calls `open`.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn open(&self) {
+        *self.0 .0.lock() = true;
+        self.0 .1.notify_all();
+    }
+
+    pub fn wait(&self) {
+        let mut open = self.0 .0.lock();
+        self.0 .1.wait_while(&mut open, |open| !*open);
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.0 .0.lock()
+    }
+}
