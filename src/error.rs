@@ -102,8 +102,15 @@ pub struct ConfigError {
 enum ConfigErrorKind {
     Threads(usize),
     Name(String),
-    Stack { bytes: usize, min: usize },
-    Env { var: &'static str, value: String, accepted: &'static str },
+    Stack {
+        bytes: usize,
+        min: usize,
+    },
+    Env {
+        var: &'static str,
+        value: String,
+        accepted: &'static str,
+    },
     AlreadyInitialised,
     Spawn(String),
 }
@@ -113,29 +120,43 @@ pub(crate) const MAX_THREADS: usize = 4096;
 
 impl ConfigError {
     pub(crate) fn threads(n: usize) -> Self {
-        ConfigError { kind: ConfigErrorKind::Threads(n) }
+        ConfigError {
+            kind: ConfigErrorKind::Threads(n),
+        }
     }
 
     pub(crate) fn name(name: &str) -> Self {
-        ConfigError { kind: ConfigErrorKind::Name(name.to_owned()) }
+        ConfigError {
+            kind: ConfigErrorKind::Name(name.to_owned()),
+        }
     }
 
     pub(crate) fn stack(bytes: usize, min: usize) -> Self {
-        ConfigError { kind: ConfigErrorKind::Stack { bytes, min } }
+        ConfigError {
+            kind: ConfigErrorKind::Stack { bytes, min },
+        }
     }
 
     pub(crate) fn env(var: &'static str, value: &str, accepted: &'static str) -> Self {
         ConfigError {
-            kind: ConfigErrorKind::Env { var, value: value.to_owned(), accepted },
+            kind: ConfigErrorKind::Env {
+                var,
+                value: value.to_owned(),
+                accepted,
+            },
         }
     }
 
     pub(crate) fn already_initialised() -> Self {
-        ConfigError { kind: ConfigErrorKind::AlreadyInitialised }
+        ConfigError {
+            kind: ConfigErrorKind::AlreadyInitialised,
+        }
     }
 
     pub(crate) fn spawn(err: impl fmt::Display) -> Self {
-        ConfigError { kind: ConfigErrorKind::Spawn(err.to_string()) }
+        ConfigError {
+            kind: ConfigErrorKind::Spawn(err.to_string()),
+        }
     }
 
     /// The environment variable whose value was refused, if that was the cause.
@@ -143,10 +164,12 @@ impl ConfigError {
     /// # Examples
     ///
     /// ```
-    /// use concertina::Pool;
+    /// use concertina::{Error, Pool};
     ///
-    /// let err = Pool::builder().threads(0).build().unwrap_err();
-    /// assert_eq!(err.variable(), None);
+    /// match Pool::builder().threads(0).build() {
+    ///     Err(Error::Config(err)) => assert_eq!(err.variable(), None),
+    ///     other => panic!("expected a configuration error, got {other:?}"),
+    /// }
     /// ```
     pub fn variable(&self) -> Option<&'static str> {
         match &self.kind {

@@ -75,7 +75,12 @@ struct Hooks<T> {
 
 impl<T> Default for Hooks<T> {
     fn default() -> Self {
-        Hooks { cleanup: None, callbacks: Vec::new(), continuation: None, waker: None }
+        Hooks {
+            cleanup: None,
+            callbacks: Vec::new(),
+            continuation: None,
+            waker: None,
+        }
     }
 }
 
@@ -95,7 +100,10 @@ impl<T: Send + 'static> Inner<T> {
     fn new(phase: u8, outcome: Option<Result<T, Error>>) -> Arc<Self> {
         Arc::new(Inner {
             phase: AtomicU8::new(phase),
-            slot: Mutex::new(Slot { outcome, hooks: None }),
+            slot: Mutex::new(Slot {
+                outcome,
+                hooks: None,
+            }),
             cond: Condvar::new(),
         })
     }
@@ -126,7 +134,10 @@ impl<T: Send + 'static> Inner<T> {
                 return false;
             }
             // Only PENDING → RUNNING happens without the lock; retry on it.
-            match self.phase.compare_exchange(phase, SETTLING, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .phase
+                .compare_exchange(phase, SETTLING, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => break,
                 Err(now) => phase = now,
             }
@@ -288,7 +299,8 @@ where
     }
     let outcome = {
         let _current = cancel::enter(inner.clone());
-        catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Error::Panicked(panic_message(&*payload)))
+        catch_unwind(AssertUnwindSafe(f))
+            .map_err(|payload| Error::Panicked(panic_message(&*payload)))
     };
     inner.settle(outcome, false);
 }
@@ -297,7 +309,12 @@ impl<T: Send + 'static> Future<T> {
     /// A pending future and the shared state its job will settle.
     pub(crate) fn pending() -> (Self, Arc<Inner<T>>) {
         let inner = Inner::new(PENDING, None);
-        (Future { inner: inner.clone() }, inner)
+        (
+            Future {
+                inner: inner.clone(),
+            },
+            inner,
+        )
     }
 
     /// A future that is already done with `value`.
@@ -312,7 +329,9 @@ impl<T: Send + 'static> Future<T> {
     /// assert_eq!(f.result(), Ok("calibrated"));
     /// ```
     pub fn ready(value: T) -> Self {
-        Future { inner: Inner::new(DONE, Some(Ok(value))) }
+        Future {
+            inner: Inner::new(DONE, Some(Ok(value))),
+        }
     }
 
     /// A future that has already failed with `error`: useful where a
@@ -328,8 +347,14 @@ impl<T: Send + 'static> Future<T> {
     /// assert_eq!(f.result(), Err(Error::Shutdown));
     /// ```
     pub fn failed(error: Error) -> Self {
-        let phase = if error == Error::Cancelled { CANCELLED } else { FAILED };
-        Future { inner: Inner::new(phase, Some(Err(error))) }
+        let phase = if error == Error::Cancelled {
+            CANCELLED
+        } else {
+            FAILED
+        };
+        Future {
+            inner: Inner::new(phase, Some(Err(error))),
+        }
     }
 
     /// True once the task has finished: with a value, a failure, or a
@@ -626,7 +651,10 @@ impl<T: Send + 'static> Future<T> {
         });
         let mut slot = self.inner.slot.lock();
         if state::is_published(self.inner.phase()) {
-            let outcome = slot.outcome.take().expect("a published outcome is present until taken");
+            let outcome = slot
+                .outcome
+                .take()
+                .expect("a published outcome is present until taken");
             drop(slot);
             continuation(outcome);
         } else {
@@ -671,7 +699,10 @@ where
 impl<T> fmt::Debug for Future<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Future")
-            .field("state", &state::name(self.inner.phase.load(Ordering::Acquire)))
+            .field(
+                "state",
+                &state::name(self.inner.phase.load(Ordering::Acquire)),
+            )
             .finish()
     }
 }
@@ -727,7 +758,10 @@ impl<T: Send + 'static> std::future::Future for Awaiting<T> {
 impl<T> fmt::Debug for Awaiting<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Awaiting")
-            .field("state", &state::name(self.inner.phase.load(Ordering::Acquire)))
+            .field(
+                "state",
+                &state::name(self.inner.phase.load(Ordering::Acquire)),
+            )
             .finish()
     }
 }

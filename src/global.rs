@@ -27,17 +27,20 @@ impl Env {
         Env::from_lookup(|var| std::env::var_os(var))
     }
 
-    fn from_lookup(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Env, ConfigError> {
-        let get = |var: &'static str, accepted: &'static str| -> Result<Option<String>, ConfigError> {
-            match lookup(var) {
-                None => Ok(None),
-                Some(value) => match value.into_string() {
-                    Ok(s) if s.trim().is_empty() => Ok(None),
-                    Ok(s) => Ok(Some(s)),
-                    Err(raw) => Err(ConfigError::env(var, &raw.to_string_lossy(), accepted)),
-                },
-            }
-        };
+    fn from_lookup(
+        lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Env, ConfigError> {
+        let get =
+            |var: &'static str, accepted: &'static str| -> Result<Option<String>, ConfigError> {
+                match lookup(var) {
+                    None => Ok(None),
+                    Some(value) => match value.into_string() {
+                        Ok(s) if s.trim().is_empty() => Ok(None),
+                        Ok(s) => Ok(Some(s)),
+                        Err(raw) => Err(ConfigError::env(var, &raw.to_string_lossy(), accepted)),
+                    },
+                }
+            };
         let threads = match get("CONCERTINA_THREADS", THREADS_ACCEPTED)? {
             None => None,
             Some(s) => match s.trim().parse::<usize>() {
@@ -56,10 +59,20 @@ impl Env {
             None => false,
             Some(s) => match parse_flag(&s) {
                 Some(flag) => flag,
-                None => return Err(ConfigError::env("CONCERTINA_DISABLE_ASYNC", &s, FLAG_ACCEPTED)),
+                None => {
+                    return Err(ConfigError::env(
+                        "CONCERTINA_DISABLE_ASYNC",
+                        &s,
+                        FLAG_ACCEPTED,
+                    ))
+                }
             },
         };
-        Ok(Env { threads, backend, disable_async })
+        Ok(Env {
+            threads,
+            backend,
+            disable_async,
+        })
     }
 }
 
@@ -92,7 +105,10 @@ fn default_builder() -> PoolBuilder {
 /// # Ok::<(), concertina::Error>(())
 /// ```
 pub fn default_pool() -> Result<&'static Pool, Error> {
-    DEFAULT.get_or_init(|| default_builder().build()).as_ref().map_err(Clone::clone)
+    DEFAULT
+        .get_or_init(|| default_builder().build())
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Configures the default pool before its first use. The builder's name
@@ -121,7 +137,9 @@ pub fn configure(builder: PoolBuilder) -> Result<(), Error> {
     }
     let builder = default_builder().merge(builder);
     let pool = builder.build()?;
-    DEFAULT.set(Ok(pool)).map_err(|_| ConfigError::already_initialised().into())
+    DEFAULT
+        .set(Ok(pool))
+        .map_err(|_| ConfigError::already_initialised().into())
 }
 
 /// Runs `f` on the default pool and returns the handle of its result.
@@ -186,8 +204,10 @@ mod tests {
     use std::ffi::OsString;
 
     fn env(pairs: &[(&str, &str)]) -> Result<Env, ConfigError> {
-        let pairs: Vec<(String, OsString)> =
-            pairs.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        let pairs: Vec<(String, OsString)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
         Env::from_lookup(move |var| pairs.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone()))
     }
 
@@ -205,7 +225,10 @@ mod tests {
             ("CONCERTINA_DISABLE_ASYNC", "yes"),
         ])
         .unwrap();
-        assert_eq!((e.threads, e.backend, e.disable_async), (Some(3), Some(Backend::Crossbeam), true));
+        assert_eq!(
+            (e.threads, e.backend, e.disable_async),
+            (Some(3), Some(Backend::Crossbeam), true)
+        );
     }
 
     #[test]
@@ -219,7 +242,10 @@ mod tests {
         ] {
             let err = env(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable(), Some(var));
-            assert_eq!(err.to_string(), format!("invalid value {value:?} for {var}: expected {accepted}"));
+            assert_eq!(
+                err.to_string(),
+                format!("invalid value {value:?} for {var}: expected {accepted}")
+            );
         }
     }
 }

@@ -231,7 +231,10 @@ enum Exec {
     /// A caller's rayon pool; `None` once this handle on it is shut down.
     Adopted(RwLock<Option<Arc<rayon::ThreadPool>>>),
     /// Our own workers over one channel; the sender is dropped at shutdown.
-    Channel { sender: RwLock<Option<Sender<Job>>>, handles: Mutex<Vec<JoinHandle<()>>> },
+    Channel {
+        sender: RwLock<Option<Sender<Job>>>,
+        handles: Mutex<Vec<JoinHandle<()>>>,
+    },
     Inline,
 }
 
@@ -296,7 +299,9 @@ struct WorkerGuard {
 }
 
 fn enter_worker(ctx: Arc<Ctx>) -> WorkerGuard {
-    WorkerGuard { previous: WORKER.with(|w| w.borrow_mut().replace(ctx)) }
+    WorkerGuard {
+        previous: WORKER.with(|w| w.borrow_mut().replace(ctx)),
+    }
 }
 
 impl Drop for WorkerGuard {
@@ -317,7 +322,9 @@ pub(crate) fn on_worker() -> bool {
 
 /// On a pool worker: runs one queued job of its pool. False when there was none.
 pub(crate) fn help_one() -> bool {
-    let Some(ctx) = current_ctx() else { return false };
+    let Some(ctx) = current_ctx() else {
+        return false;
+    };
     match &ctx.queue {
         None => matches!(rayon::yield_now(), Some(rayon::Yield::Executed)),
         Some(queue) => match queue.try_recv() {
@@ -367,7 +374,9 @@ where
 {
     fn run(self) {
         let discarding = WORKER.with(|w| {
-            w.borrow().as_ref().is_some_and(|ctx| ctx.closing.load(Ordering::Acquire) == DISCARDING)
+            w.borrow()
+                .as_ref()
+                .is_some_and(|ctx| ctx.closing.load(Ordering::Acquire) == DISCARDING)
         });
         if discarding {
             self.reject();
@@ -399,7 +408,9 @@ impl Shared {
                 let mut builder = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .thread_name(move |i| format!("{prefix}{i}"))
-                    .start_handler(move |_| WORKER.with(|w| *w.borrow_mut() = Some(on_start.clone())))
+                    .start_handler(move |_| {
+                        WORKER.with(|w| *w.borrow_mut() = Some(on_start.clone()))
+                    })
                     .exit_handler(move |_| {
                         WORKER.with(|w| w.borrow_mut().take());
                         on_exit.sub_live();
@@ -416,7 +427,8 @@ impl Shared {
                 let ctx = Ctx::new(Some(receiver.clone()), threads);
                 let mut handles = Vec::with_capacity(threads);
                 for i in 0..threads {
-                    let mut builder = std::thread::Builder::new().name(format!("concertina-{name}-{i}"));
+                    let mut builder =
+                        std::thread::Builder::new().name(format!("concertina-{name}-{i}"));
                     if let Some(bytes) = stack_size {
                         builder = builder.stack_size(bytes);
                     }
@@ -442,15 +454,29 @@ impl Shared {
                 (ctx, exec)
             }
         };
-        let threads = if backend == Backend::Inline { 0 } else { threads };
-        let shared = Arc::new(Shared { name, threads, backend, ctx, exec });
+        let threads = if backend == Backend::Inline {
+            0
+        } else {
+            threads
+        };
+        let shared = Arc::new(Shared {
+            name,
+            threads,
+            backend,
+            ctx,
+            exec,
+        });
         let _ = shared.ctx.pool.set(Arc::downgrade(&shared));
         Ok(shared)
     }
 
     /// True when the calling thread is one of this pool's workers.
     fn on_own_worker(&self) -> bool {
-        WORKER.with(|w| w.borrow().as_ref().is_some_and(|ctx| Arc::ptr_eq(ctx, &self.ctx)))
+        WORKER.with(|w| {
+            w.borrow()
+                .as_ref()
+                .is_some_and(|ctx| Arc::ptr_eq(ctx, &self.ctx))
+        })
     }
 
     /// Stops accepting work; with `mode == DISCARDING`, queued tasks fail with
@@ -538,8 +564,13 @@ impl Pool {
         let threads = pool.current_num_threads();
         let ctx = Ctx::new(None, 0);
         let exec = Exec::Adopted(RwLock::new(Some(pool)));
-        let shared =
-            Arc::new(Shared { name: name.into(), threads, backend: Backend::Rayon, ctx, exec });
+        let shared = Arc::new(Shared {
+            name: name.into(),
+            threads,
+            backend: Backend::Rayon,
+            ctx,
+            exec,
+        });
         let _ = shared.ctx.pool.set(Arc::downgrade(&shared));
         Pool { shared }
     }
@@ -632,7 +663,10 @@ impl Pool {
     /// assert_eq!(readings.into_iter().map(|f| f.result().unwrap()).collect::<Vec<_>>(), [0.0, 0.5, 1.0]);
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn asynchronous<A, T, F>(&self, f: F) -> impl Fn(A) -> Future<T> + Clone + Send + Sync + 'static
+    pub fn asynchronous<A, T, F>(
+        &self,
+        f: F,
+    ) -> impl Fn(A) -> Future<T> + Clone + Send + Sync + 'static
     where
         A: Send + 'static,
         T: Send + 'static,

@@ -27,7 +27,9 @@ fn failed_future_carries_its_error() {
 
 #[test]
 fn spawned_value_reaches_result_on_the_default_pool() {
-    let futures: Vec<Future<u64>> = (0..32u64).map(|i| concertina::spawn(move || i * i)).collect();
+    let futures: Vec<Future<u64>> = (0..32u64)
+        .map(|i| concertina::spawn(move || i * i))
+        .collect();
     let values: Vec<u64> = futures.into_iter().map(|f| f.result().unwrap()).collect();
     assert_eq!(values, (0..32u64).map(|i| i * i).collect::<Vec<_>>());
 }
@@ -47,8 +49,14 @@ fn states_move_from_pending_to_running_to_done() {
         started.wait();
         assert!(first.running(), "{backend:?}");
         assert!(!first.done());
-        assert!(!second.running() && !second.done(), "one thread: the second is still queued");
-        assert!(!first.wait_timeout(Duration::from_millis(1)), "a blocked task is not done");
+        assert!(
+            !second.running() && !second.done(),
+            "one thread: the second is still queued"
+        );
+        assert!(
+            !first.wait_timeout(Duration::from_millis(1)),
+            "a blocked task is not done"
+        );
         release.open();
         assert_eq!(first.result(), Ok("first"));
         assert!(second.wait_timeout(Duration::from_secs(60)));
@@ -59,7 +67,9 @@ fn states_move_from_pending_to_running_to_done() {
 
 #[test]
 fn join_gives_the_finished_future_back() {
-    let f = concertina::spawn(|| String::from("position reached")).join().unwrap();
+    let f = concertina::spawn(|| String::from("position reached"))
+        .join()
+        .unwrap();
     assert!(f.done());
     assert_eq!(f.result().unwrap(), "position reached");
 }
@@ -67,7 +77,10 @@ fn join_gives_the_finished_future_back() {
 #[test]
 fn join_surfaces_the_panic_of_the_task() {
     let f = concertina::spawn(|| -> u32 { panic!("motor stalled at {}", 3) });
-    assert_eq!(f.join().unwrap_err(), Error::Panicked("motor stalled at 3".into()));
+    assert_eq!(
+        f.join().unwrap_err(),
+        Error::Panicked("motor stalled at 3".into())
+    );
 }
 
 #[test]
@@ -85,11 +98,10 @@ fn then_on_a_finished_future_still_runs() {
 fn then_passes_a_failure_on_and_never_runs() {
     let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let r = ran.clone();
-    let f = concertina::spawn(|| -> u32 { panic!("boom") })
-        .then(move |v| {
-            r.store(true, std::sync::atomic::Ordering::SeqCst);
-            v
-        });
+    let f = concertina::spawn(|| -> u32 { panic!("boom") }).then(move |v| {
+        r.store(true, std::sync::atomic::Ordering::SeqCst);
+        v
+    });
     assert_eq!(f.result(), Err(Error::Panicked("boom".into())));
     assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
 }
@@ -145,7 +157,10 @@ fn try_result_flattens_task_errors_and_failures() {
     let own = concertina::spawn(|| -> Result<u16, ReadError> { Err(ReadError::Saturated) });
     assert_eq!(own.try_result(), Err(ReadError::Saturated));
     let panicked = concertina::spawn(|| -> Result<u16, ReadError> { panic!("overflow") });
-    assert_eq!(panicked.try_result(), Err(ReadError::Task(Error::Panicked("overflow".into()))));
+    assert_eq!(
+        panicked.try_result(),
+        Err(ReadError::Task(Error::Panicked("overflow".into())))
+    );
 }
 
 #[test]

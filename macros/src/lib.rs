@@ -31,7 +31,9 @@ pub fn asynchronous(args: TokenStream, item: TokenStream) -> TokenStream {
     });
     parse_macro_input!(args with parser);
     let function = parse_macro_input!(item as ItemFn);
-    expand(function, pool).unwrap_or_else(|e| e.to_compile_error()).into()
+    expand(function, pool)
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
 }
 
 fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
@@ -43,7 +45,10 @@ fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
         ));
     }
     if let Some(constness) = &sig.constness {
-        return Err(syn::Error::new(constness.span(), "#[asynchronous] cannot make a const fn asynchronous"));
+        return Err(syn::Error::new(
+            constness.span(),
+            "#[asynchronous] cannot make a const fn asynchronous",
+        ));
     }
 
     let name = &sig.ident;
@@ -76,7 +81,12 @@ fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
             }
             FnArg::Typed(arg) => {
                 let ident = match &*arg.pat {
-                    Pat::Ident(PatIdent { ident, subpat: None, by_ref: None, .. }) => ident.clone(),
+                    Pat::Ident(PatIdent {
+                        ident,
+                        subpat: None,
+                        by_ref: None,
+                        ..
+                    }) => ident.clone(),
                     _ => Ident::new(&format!("__concertina_arg{i}"), Span::call_site()),
                 };
                 let ty = &arg.ty;
@@ -101,7 +111,11 @@ fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
             GenericParam::Lifetime(_) => None,
         })
         .collect();
-    let turbofish = if turbofish_args.is_empty() { quote!() } else { quote!(::<#(#turbofish_args),*>) };
+    let turbofish = if turbofish_args.is_empty() {
+        quote!()
+    } else {
+        quote!(::<#(#turbofish_args),*>)
+    };
 
     let (prelude, call) = match receiver {
         None => (quote!(), quote!(#blocking #turbofish (#(#forwarded),*))),
@@ -125,7 +139,8 @@ fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
         s
     };
     let body = &function.block;
-    let blocking_doc = format!("The blocking form of [`{name}`]: runs the body on the calling thread.");
+    let blocking_doc =
+        format!("The blocking form of [`{name}`]: runs the body on the calling thread.");
 
     Ok(quote! {
         #(#attrs)*

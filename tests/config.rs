@@ -1,0 +1,226 @@
+//! Process-wide configuration: the default pool from `CONCERTINA_*`
+//! variables and `configure()`. Each case runs in a child process (this
+//! test binary re-run with one scenario), since the default pool is built
+//! once per process.
+
+use std::process::Command;
+
+use concertina::{Backend, Error, Pool};
+
+const SCENARIO: &str = "CONCERTINA_TEST_SCENARIO";
+
+/// Runs `scenario` in a child process with exactly `vars` set among the
+/// `CONCERTINA_*` variables; returns its stdout lines (panics on failure).
+fn child(scenario: &str, vars: &[(&str, &str)]) -> Vec<String> {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "scenario_runner",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for var in [
+        "CONCERTINA_THREADS",
+        "CONCERTINA_BACKEND",
+        "CONCERTINA_DISABLE_ASYNC",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env(SCENARIO, scenario).envs(vars.iter().copied());
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "scenario {scenario} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // libtest may print its own "test scenario_runner ... " before the first line.
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once("> ").map(|(_, said)| said.to_owned()))
+        .collect()
+}
+
+/// The child's side: does nothing unless started by `child`.
+#[test]
+fn scenario_runner() {
+    let Ok(scenario) = std::env::var(SCENARIO) else {
+        return;
+    };
+    let say = |s: String| println!("> {s}");
+    match scenario.as_str() {
+        "spawn" => {
+            let caller = std::thread::current().id();
+            let f = concertina::spawn(move || std::thread::current().id() == caller);
+            say(format!("done_at_return={}", f.done()));
+            match f.result() {
+                Ok(inline) => say(format!("inline={inline}")),
+                Err(e) => say(format!("error={e}")),
+            }
+            match concertina::default_pool() {
+                Ok(pool) => say(format!(
+                    "pool={:?}/{}/{}",
+                    pool.backend(),
+                    pool.threads(),
+                    pool.name()
+                )),
+                Err(Error::Config(e)) => say(format!("variable={:?}", e.variable())),
+                Err(e) => say(format!("other={e}")),
+            }
+        }
+        "builder" => match Pool::builder().build() {
+            Ok(pool) => say(format!("backend={:?}", pool.backend())),
+            Err(e) => say(format!("error={e}")),
+        },
+        "explicit_backend" => {
+            let pool = Pool::builder()
+                .backend(Backend::Crossbeam)
+                .threads(1)
+                .build();
+            say(format!("backend={:?}", pool.map(|p| p.backend())));
+        }
+        "configure_first" => {
+            let r = concertina::configure(Pool::builder().threads(3).backend(Backend::Crossbeam));
+            say(format!("configure={r:?}"));
+            let pool = concertina::default_pool().unwrap();
+            say(format!(
+                "pool={:?}/{}/{}",
+                pool.backend(),
+                pool.threads(),
+                pool.name()
+            ));
+            let again = concertina::configure(Pool::builder().threads(1));
+            say(format!("again={}", again.unwrap_err()));
+            say(format!(
+                "threads_after={}",
+                concertina::default_pool().unwrap().threads()
+            ));
+        }
+        "configure_late" => {
+            concertina::spawn(|| ()).result().unwrap();
+            say(format!(
+                "late={}",
+                concertina::configure(Pool::builder().threads(2)).unwrap_err()
+            ));
+        }
+        "configure_bad" => {
+            let r = concertina::configure(Pool::builder().threads(0));
+            say(format!("bad={}", r.unwrap_err()));
+            let r = concertina::configure(Pool::builder().threads(2).backend(Backend::Rayon));
+            say(format!("retry={r:?}"));
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+#[test]
+fn the_default_pool_follows_concertina_threads_and_backend() {
+    let out = child(
+        "spawn",
+        &[
+            ("CONCERTINA_THREADS", "3"),
+            ("CONCERTINA_BACKEND", "crossbeam"),
+        ],
+    );
+    assert_eq!(out[1], "inline=false");
+    assert_eq!(out[2], "pool=Crossbeam/3/default");
+}
+
+#[test]
+fn disable_async_runs_every_task_inline_and_still_returns_futures() {
+    let out = child(
+        "spawn",
+        &[
+            ("CONCERTINA_DISABLE_ASYNC", "1"),
+            ("CONCERTINA_BACKEND", "crossbeam"),
+        ],
+    );
+    assert_eq!(
+        out,
+        [
+            "done_at_return=true",
+            "inline=true",
+            "pool=Inline/0/default"
+        ]
+    );
+    let out = child("builder", &[("CONCERTINA_DISABLE_ASYNC", "true")]);
+    assert_eq!(out, ["backend=Inline"], "unset backends follow the switch");
+    let out = child("explicit_backend", &[("CONCERTINA_DISABLE_ASYNC", "1")]);
+    assert_eq!(out, ["backend=Ok(Crossbeam)"], "an explicit backend wins");
+    let out = child("spawn", &[("CONCERTINA_DISABLE_ASYNC", "0")]);
+    assert_eq!(out[1], "inline=false");
+}
+
+#[test]
+fn a_bad_variable_fails_every_spawn_with_an_error_naming_it() {
+    for (var, value, accepted) in [
+        (
+            "CONCERTINA_THREADS",
+            "lots",
+            "a whole number from 1 to 4096",
+        ),
+        ("CONCERTINA_THREADS", "0", "a whole number from 1 to 4096"),
+        (
+            "CONCERTINA_BACKEND",
+            "tokio",
+            "one of rayon, crossbeam, inline",
+        ),
+        (
+            "CONCERTINA_DISABLE_ASYNC",
+            "2",
+            "one of 1, 0, true, false, yes, no, on, off",
+        ),
+    ] {
+        let out = child("spawn", &[(var, value)]);
+        assert_eq!(
+            out,
+            [
+                "done_at_return=true".to_owned(),
+                format!("error=invalid value {value:?} for {var}: expected {accepted}"),
+                format!("variable=Some({var:?})"),
+            ]
+        );
+        let out = child("builder", &[(var, value)]);
+        assert_eq!(
+            out,
+            [format!(
+                "error=invalid value {value:?} for {var}: expected {accepted}"
+            )]
+        );
+    }
+}
+
+#[test]
+fn configure_before_first_use_applies_and_a_second_call_is_refused() {
+    let out = child("configure_first", &[]);
+    assert_eq!(
+        out,
+        [
+            "configure=Ok(())",
+            "pool=Crossbeam/3/default",
+            "again=the default pool is already initialised: configure() must be called once, before its first use",
+            "threads_after=3",
+        ]
+    );
+}
+
+#[test]
+fn configure_after_first_use_is_a_clear_error() {
+    let out = child("configure_late", &[]);
+    assert_eq!(
+        out,
+        ["late=the default pool is already initialised: configure() must be called once, before its first use"]
+    );
+}
+
+#[test]
+fn a_refused_configure_leaves_the_default_pool_unconfigured() {
+    let out = child("configure_bad", &[]);
+    assert_eq!(
+        out,
+        [
+            "bad=thread count 0 is not accepted: expected a whole number from 1 to 4096",
+            "retry=Ok(())"
+        ]
+    );
+}
