@@ -69,3 +69,8 @@ pub use pool::{Backend, Pool, PoolBuilder};
 /// ```
 #[cfg(feature = "macros")]
 pub use concertina_macros::asynchronous;
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

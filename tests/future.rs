@@ -198,3 +198,17 @@ fn many_waiters_on_one_future_all_wake() {
         assert!(f.done());
     }
 }
+
+#[test]
+fn handles_and_errors_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Future<Vec<u8>>>();
+    send_sync::<concertina::CancelHandle>();
+    send_sync::<concertina::Pool>();
+    send_sync::<Error>();
+    fn std_error<E: std::error::Error + Send + Sync + 'static>() {}
+    std_error::<Error>();
+    std_error::<concertina::ConfigError>();
+    // A non-Sync value type still gives a Send + Sync handle.
+    send_sync::<Future<std::cell::Cell<u8>>>();
+}
