@@ -5,8 +5,8 @@
 //! Run: `cargo bench --bench latency`; `benches/summary.py latency` prints
 //! the medians and ratios afterwards.
 
-use criterion::{criterion_group, criterion_main, Criterion};
 use concertina::{Backend, Pool};
+use criterion::{criterion_group, criterion_main, Criterion};
 
 fn latency(c: &mut Criterion) {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -22,13 +22,20 @@ fn latency(c: &mut Criterion) {
     });
 
     for backend in [Backend::Rayon, Backend::Crossbeam] {
-        let pool = Pool::builder().threads(threads).backend(backend).name("bench").build().unwrap();
+        let pool = Pool::builder()
+            .threads(threads)
+            .backend(backend)
+            .name("bench")
+            .build()
+            .unwrap();
         let id = format!("concertina_{}", format!("{backend:?}").to_lowercase());
         group.bench_function(id, |b| b.iter(|| pool.spawn(|| ()).result().unwrap()));
     }
 
     let inline = Pool::builder().backend(Backend::Inline).build().unwrap();
-    group.bench_function("concertina_inline", |b| b.iter(|| inline.spawn(|| ()).result().unwrap()));
+    group.bench_function("concertina_inline", |b| {
+        b.iter(|| inline.spawn(|| ()).result().unwrap())
+    });
     group.bench_function("direct_call", |b| b.iter(|| std::hint::black_box(|| ())()));
     group.finish();
 }

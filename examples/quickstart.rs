@@ -32,7 +32,9 @@ fn parse_arg(index: usize, name: &str, default: u64, max: u64) -> u64 {
         Some(text) => match text.parse::<u64>() {
             Ok(n) if (1..=max).contains(&n) => n,
             _ => {
-                eprintln!("quickstart: {name} must be a whole number from 1 to {max}, got {text:?}");
+                eprintln!(
+                    "quickstart: {name} must be a whole number from 1 to {max}, got {text:?}"
+                );
                 std::process::exit(2);
             }
         },
@@ -42,7 +44,10 @@ fn parse_arg(index: usize, name: &str, default: u64, max: u64) -> u64 {
 fn main() -> Result<(), Error> {
     let reads = parse_arg(1, "READS", 8, 256) as usize;
     let exposure = Duration::from_millis(parse_arg(2, "EXPOSURE_MS", 40, 10_000));
-    println!("concertina quickstart: {reads} detector reads, {} ms exposure each", exposure.as_millis());
+    println!(
+        "concertina quickstart: {reads} detector reads, {} ms exposure each",
+        exposure.as_millis()
+    );
 
     let started = Instant::now();
     let sequential: Vec<f64> = (0..reads).map(|c| read_detector(c, exposure)).collect();
@@ -51,12 +56,20 @@ fn main() -> Result<(), Error> {
     // Reads wait on hardware, not on the CPU: one thread per detector.
     let pool = Pool::builder().threads(reads).name("detectors").build()?;
     let started = Instant::now();
-    let futures: Vec<Future<f64>> = (0..reads).map(|c| pool.spawn(move || read_detector(c, exposure))).collect();
-    let concurrent: Vec<f64> = futures.into_iter().map(Future::result).collect::<Result<_, _>>()?;
+    let futures: Vec<Future<f64>> = (0..reads)
+        .map(|c| pool.spawn(move || read_detector(c, exposure)))
+        .collect();
+    let concurrent: Vec<f64> = futures
+        .into_iter()
+        .map(Future::result)
+        .collect::<Result<_, _>>()?;
     let concurrent_time = started.elapsed();
     assert_eq!(sequential, concurrent, "the same readings either way");
 
-    println!("  sequential: {reads} reads in {:>7.1} ms", sequential_time.as_secs_f64() * 1e3);
+    println!(
+        "  sequential: {reads} reads in {:>7.1} ms",
+        sequential_time.as_secs_f64() * 1e3
+    );
     println!(
         "  concurrent: {reads} reads in {:>7.1} ms on pool {:?} ({:?}, {} threads)",
         concurrent_time.as_secs_f64() * 1e3,
@@ -64,9 +77,20 @@ fn main() -> Result<(), Error> {
         pool.backend(),
         pool.threads()
     );
-    println!("  speed-up:   {:.1}x", sequential_time.as_secs_f64() / concurrent_time.as_secs_f64());
-    let shown: Vec<String> = concurrent.iter().take(4).map(|c| format!("{c:.1}")).collect();
-    println!("  counts:     {}{}", shown.join(", "), if reads > 4 { ", ..." } else { "" });
+    println!(
+        "  speed-up:   {:.1}x",
+        sequential_time.as_secs_f64() / concurrent_time.as_secs_f64()
+    );
+    let shown: Vec<String> = concurrent
+        .iter()
+        .take(4)
+        .map(|c| format!("{c:.1}"))
+        .collect();
+    println!(
+        "  counts:     {}{}",
+        shown.join(", "),
+        if reads > 4 { ", ..." } else { "" }
+    );
 
     // A read that fails: the panic becomes an error at its own handle.
     println!("  now a read that fails (the panic hook reports it on stderr):");
@@ -79,6 +103,9 @@ fn main() -> Result<(), Error> {
         Err(error) => println!("  failed read: {error}"),
         Ok(counts) => println!("  unexpected reading {counts}"),
     }
-    println!("  the pool goes on: channel 0 reads {:.1} counts", healthy.result()?);
+    println!(
+        "  the pool goes on: channel 0 reads {:.1} counts",
+        healthy.result()?
+    );
     Ok(())
 }
