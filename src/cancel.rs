@@ -16,6 +16,8 @@ pub(crate) trait Cancellable: Send + Sync {
     fn is_cancelled(&self) -> bool;
     /// The current phase (see [`crate::state`]).
     fn phase(&self) -> u8;
+    /// Fails the task with `error` unless its outcome is already decided.
+    fn fail(&self, error: Error);
 }
 
 thread_local! {

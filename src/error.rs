@@ -35,6 +35,12 @@ pub enum Error {
     Shutdown,
     /// A pool or the default pool could not be configured as asked.
     Config(ConfigError),
+    /// A call that depended on another future never ran, because that
+    /// future failed; the dependency's own error is kept.
+    DependencyFailed(Box<Error>),
+    /// A wait from inside a call on an [`Instance`](crate::Instance) for that
+    /// same instance's queue, which cannot move until the call returns.
+    SelfWait,
 }
 
 impl fmt::Display for Error {
@@ -45,6 +51,10 @@ impl fmt::Display for Error {
             Error::Interrupted => f.write_str("wait was interrupted"),
             Error::Shutdown => f.write_str("pool was shut down before the task ran"),
             Error::Config(err) => fmt::Display::fmt(err, f),
+            Error::DependencyFailed(cause) => write!(f, "dependency failed: {cause}"),
+            Error::SelfWait => f.write_str(
+                "a call on an instance waited for that instance's own queue, which cannot move until the call returns",
+            ),
         }
     }
 }
@@ -57,6 +67,10 @@ impl fmt::Debug for Error {
             Error::Interrupted => f.write_str("Interrupted"),
             Error::Shutdown => f.write_str("Shutdown"),
             Error::Config(err) => f.debug_tuple("Config").field(err).finish(),
+            Error::DependencyFailed(cause) => {
+                f.debug_tuple("DependencyFailed").field(cause).finish()
+            }
+            Error::SelfWait => f.write_str("SelfWait"),
         }
     }
 }
@@ -65,6 +79,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Config(err) => Some(err),
+            Error::DependencyFailed(cause) => Some(&**cause),
             _ => None,
         }
     }

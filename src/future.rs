@@ -14,6 +14,7 @@ use crate::cancel::{self, CancelHandle, Cancellable};
 use crate::error::{panic_message, Error};
 use crate::pool;
 use crate::state::{self, CANCELLED, DONE, FAILED, PENDING, RUNNING, SETTLING};
+use crate::wait::{Listener, Watchable};
 
 /// How many rounds of spinning, then yielding, a wait makes before it parks.
 /// A hand-off within the spin costs well under a microsecond; a park/unpark
@@ -71,6 +72,8 @@ struct Hooks<T> {
     /// which consumes the only handle).
     continuation: Option<Continuation<T>>,
     waker: Option<Waker>,
+    /// Multi-future waits (`wait_any`, `as_completed`, `RequestPool`) told on publication.
+    listeners: Vec<(Arc<Listener>, u64)>,
 }
 
 impl<T> Default for Hooks<T> {
@@ -80,6 +83,7 @@ impl<T> Default for Hooks<T> {
             callbacks: Vec::new(),
             continuation: None,
             waker: None,
+            listeners: Vec::new(),
         }
     }
 }
@@ -87,6 +91,82 @@ impl<T> Default for Hooks<T> {
 impl<T> Slot<T> {
     fn hooks(&mut self) -> &mut Hooks<T> {
         self.hooks.get_or_insert_with(Box::default)
+    }
+}
+
+/// Blocks the calling thread until `ready` holds (checked under `lock`, and
+/// woken through `cond`) or the deadline passes; true when it holds.
+///
+/// `quick` is the same condition read without the lock. The wait spins
+/// briefly, then, on a pool worker, runs queued work of that pool meanwhile
+/// (re-checking the queue at least every 2 ms), so that nested waits never
+/// deadlock; elsewhere it parks on the condvar.
+pub(crate) fn block<S>(
+    lock: &Mutex<S>,
+    cond: &Condvar,
+    ready: impl Fn(&S) -> bool,
+    quick: impl Fn() -> bool,
+    deadline: Option<Instant>,
+) -> bool {
+    if quick() {
+        return true;
+    }
+    for round in 0..=YIELD_ROUNDS {
+        if round <= SPIN_ROUNDS {
+            for _ in 0..(1u32 << round) {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+        if quick() {
+            return true;
+        }
+    }
+    if pool::on_worker() {
+        return block_helping(lock, cond, ready, quick, deadline);
+    }
+    let mut guard = lock.lock();
+    while !ready(&guard) {
+        match deadline {
+            None => cond.wait(&mut guard),
+            Some(deadline) => {
+                if cond.wait_until(&mut guard, deadline).timed_out() {
+                    return ready(&guard);
+                }
+            }
+        }
+    }
+    true
+}
+
+#[cold]
+fn block_helping<S>(
+    lock: &Mutex<S>,
+    cond: &Condvar,
+    ready: impl Fn(&S) -> bool,
+    quick: impl Fn() -> bool,
+    deadline: Option<Instant>,
+) -> bool {
+    let mut nap = Duration::from_micros(50);
+    loop {
+        if quick() {
+            return true;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        if pool::help_one() {
+            nap = Duration::from_micros(50);
+            continue;
+        }
+        let wake = deadline.map_or(now + nap, |d| d.min(now + nap));
+        let mut guard = lock.lock();
+        if !ready(&guard) {
+            let _ = cond.wait_until(&mut guard, wake);
+        }
+        nap = (nap * 2).min(Duration::from_millis(2));
     }
 }
 
@@ -153,6 +233,7 @@ impl<T: Send + 'static> Inner<T> {
         // Callbacks registered while earlier ones run are picked up on the next round.
         let mut continuation = None;
         let mut waker = None;
+        let mut listeners = Vec::new();
         loop {
             if let Some(mut h) = hooks.take() {
                 for callback in h.callbacks.drain(..) {
@@ -160,6 +241,7 @@ impl<T: Send + 'static> Inner<T> {
                 }
                 continuation = continuation.or(h.continuation.take());
                 waker = waker.or(h.waker.take());
+                listeners.append(&mut h.listeners);
             }
             let mut slot = self.slot.lock();
             hooks = slot.hooks.take();
@@ -169,6 +251,7 @@ impl<T: Send + 'static> Inner<T> {
             if let Some(h) = hooks.as_mut() {
                 continuation = continuation.or(h.continuation.take());
                 waker = waker.or(h.waker.take());
+                listeners.append(&mut h.listeners);
             }
             let published = match (&outcome, cancelling) {
                 (Ok(_), _) => DONE,
@@ -193,69 +276,21 @@ impl<T: Send + 'static> Inner<T> {
         if let Some(waker) = waker {
             waker.wake();
         }
+        for (listener, key) in listeners {
+            listener.fire(key);
+        }
         true
     }
 
     /// Blocks until the outcome is published or the deadline passes.
-    /// Spins briefly, then (on a pool worker) runs queued work, then parks.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        if state::is_published(self.phase()) {
-            return true;
-        }
-        for round in 0..=YIELD_ROUNDS {
-            if round <= SPIN_ROUNDS {
-                for _ in 0..(1u32 << round) {
-                    std::hint::spin_loop();
-                }
-            } else {
-                std::thread::yield_now();
-            }
-            if state::is_published(self.phase()) {
-                return true;
-            }
-        }
-        if pool::on_worker() {
-            return self.wait_helping(deadline);
-        }
-        let mut slot = self.slot.lock();
-        while !state::is_published(self.phase()) {
-            match deadline {
-                None => self.cond.wait(&mut slot),
-                Some(deadline) => {
-                    if self.cond.wait_until(&mut slot, deadline).timed_out() {
-                        return state::is_published(self.phase());
-                    }
-                }
-            }
-        }
-        true
-    }
-
-    /// The wait of a pool worker: run queued work of its own pool while the
-    /// awaited task is not finished, so that nested waits never deadlock, and
-    /// park briefly (re-checking the queue) when there is none.
-    #[cold]
-    fn wait_helping(&self, deadline: Option<Instant>) -> bool {
-        let mut nap = Duration::from_micros(50);
-        loop {
-            if state::is_published(self.phase()) {
-                return true;
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return false;
-            }
-            if pool::help_one() {
-                nap = Duration::from_micros(50);
-                continue;
-            }
-            let wake = deadline.map_or(now + nap, |d| d.min(now + nap));
-            let mut slot = self.slot.lock();
-            if !state::is_published(self.phase()) {
-                let _ = self.cond.wait_until(&mut slot, wake);
-            }
-            nap = (nap * 2).min(Duration::from_millis(2));
-        }
+        block(
+            &self.slot,
+            &self.cond,
+            |_| state::is_published(self.phase()),
+            || state::is_published(self.phase()),
+            deadline,
+        )
     }
 
     fn take_outcome(&self) -> Result<T, Error> {
@@ -284,6 +319,30 @@ impl<T: Send + 'static> Cancellable for Inner<T> {
     fn phase(&self) -> u8 {
         Inner::phase(self)
     }
+
+    fn fail(&self, error: Error) {
+        self.settle(Err(error), false);
+    }
+}
+
+impl<T: Send + 'static> Watchable for Inner<T> {
+    fn watch(&self, listener: &Arc<Listener>, key: u64) -> bool {
+        // Settling collects the listeners and publishes under one lock, so a
+        // listener added before publication is always told.
+        let mut slot = self.slot.lock();
+        if state::is_published(self.phase()) {
+            return true;
+        }
+        slot.hooks().listeners.push((listener.clone(), key));
+        false
+    }
+
+    fn unwatch(&self, listener: &Arc<Listener>) {
+        let mut slot = self.slot.lock();
+        if let Some(hooks) = slot.hooks.as_mut() {
+            hooks.listeners.retain(|(l, _)| !Arc::ptr_eq(l, listener));
+        }
+    }
 }
 
 /// Runs a task's closure on the current thread: checks that it was not
@@ -291,6 +350,19 @@ impl<T: Send + 'static> Cancellable for Inner<T> {
 /// and settles its future. The closure is dropped here, exactly once.
 pub(crate) fn run_task<T, F>(inner: Arc<Inner<T>>, f: F)
 where
+    T: Send + 'static,
+    F: FnOnce() -> T,
+{
+    run_task_with(inner, f, |_| ());
+}
+
+/// As [`run_task`], with `before` seeing the outcome before it is published,
+/// so that whatever it records is visible to every waiter.
+pub(crate) fn run_task_with<T, F>(
+    inner: Arc<Inner<T>>,
+    f: F,
+    before: impl FnOnce(&Result<T, Error>),
+) where
     T: Send + 'static,
     F: FnOnce() -> T,
 {
@@ -302,6 +374,7 @@ where
         catch_unwind(AssertUnwindSafe(f))
             .map_err(|payload| Error::Panicked(panic_message(&*payload)))
     };
+    before(&outcome);
     inner.settle(outcome, false);
 }
 
@@ -643,12 +716,38 @@ impl<T: Send + 'static> Future<T> {
         let derived = derived.on_cancel(move || {
             source.cancel();
         });
-        let continuation: Continuation<T> = Box::new(move |outcome| match outcome {
+        self.on_outcome(move |outcome| match outcome {
             Ok(value) => pool::submit_continuation(derived_inner, move || next(value)),
             Err(error) => {
                 derived_inner.settle(Err(error), false);
             }
         });
+        derived
+    }
+
+    /// A future that finishes when this one does, without taking its value:
+    /// `Ok(())` when this one succeeded, else the same error. Useful to make
+    /// other work wait for this future while its owner keeps it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reading = concertina::spawn(|| 4.2_f64);
+    /// let finished = reading.when_done();
+    /// assert_eq!(finished.result(), Ok(()));
+    /// assert_eq!(reading.result(), Ok(4.2), "the value is still there");
+    /// ```
+    pub fn when_done(&self) -> Future<()> {
+        let (signal, inner) = Future::<()>::pending();
+        self.on_done(move |outcome| {
+            inner.settle(outcome.as_ref().map(|_| ()).map_err(Clone::clone), false);
+        });
+        signal
+    }
+
+    /// Hands the outcome, by value, to `next` once published: on the thread
+    /// that settles it, or at once on this thread when already published.
+    pub(crate) fn on_outcome(self, next: impl FnOnce(Result<T, Error>) + Send + 'static) {
         let mut slot = self.inner.slot.lock();
         if state::is_published(self.inner.phase()) {
             let outcome = slot
@@ -656,11 +755,17 @@ impl<T: Send + 'static> Future<T> {
                 .take()
                 .expect("a published outcome is present until taken");
             drop(slot);
-            continuation(outcome);
+            next(outcome);
         } else {
-            slot.hooks().continuation = Some(continuation);
+            slot.hooks().continuation = Some(Box::new(next));
         }
-        derived
+    }
+}
+
+impl<T> Future<T> {
+    /// The shared state, for the modules that settle or watch futures.
+    pub(crate) fn inner(&self) -> &Arc<Inner<T>> {
+        &self.inner
     }
 }
 

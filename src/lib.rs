@@ -36,14 +36,21 @@ mod cancel;
 mod error;
 mod future;
 mod global;
+mod instance;
 mod pool;
 mod state;
+mod wait;
 
 pub use cancel::{cancelled, check_cancelled, CancelHandle};
 pub use error::{ConfigError, Error};
 pub use future::{Awaiting, Future};
 pub use global::{asynchronous, configure, default_pool, spawn};
+pub use instance::Instance;
 pub use pool::{Backend, Pool, PoolBuilder};
+pub use wait::{
+    as_completed, as_completed_timeout, join, wait_all, wait_all_timeout, wait_any,
+    wait_any_timeout, AsCompleted, RequestId, RequestPool,
+};
 
 /// Makes a function return a [`Future`] of its result: calling it runs the
 /// body on the default pool (or the pool given with `pool = expr`).

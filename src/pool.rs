@@ -232,13 +232,13 @@ enum Exec {
     Adopted(RwLock<Option<Arc<rayon::ThreadPool>>>),
     /// Our own workers over one channel; the sender is dropped at shutdown.
     Channel {
-        sender: RwLock<Option<Sender<Job>>>,
+        sender: RwLock<Option<Sender<Queued>>>,
         handles: Mutex<Vec<JoinHandle<()>>>,
     },
     Inline,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+type Queued = Box<dyn FnOnce() + Send>;
 
 /// Accepting submissions.
 const OPEN: u8 = 0;
@@ -253,14 +253,14 @@ struct Ctx {
     closing: AtomicU8,
     pool: OnceLock<Weak<Shared>>,
     /// The queue a waiting worker helps with: `None` means rayon's own.
-    queue: Option<Receiver<Job>>,
+    queue: Option<Receiver<Queued>>,
     /// Live threads (own backends) or tasks in flight (adopted pool).
     live: Mutex<usize>,
     quiet: Condvar,
 }
 
 impl Ctx {
-    fn new(queue: Option<Receiver<Job>>, live: usize) -> Arc<Ctx> {
+    fn new(queue: Option<Receiver<Queued>>, live: usize) -> Arc<Ctx> {
         Arc::new(Ctx {
             closing: AtomicU8::new(OPEN),
             pool: OnceLock::new(),
@@ -356,9 +356,26 @@ where
     }
 }
 
+/// True on a worker of a pool shut down with `shutdown_now`: queued work
+/// must fail with `Shutdown` instead of running.
+pub(crate) fn discarding() -> bool {
+    WORKER.with(|w| {
+        w.borrow()
+            .as_ref()
+            .is_some_and(|ctx| ctx.closing.load(Ordering::Acquire) == DISCARDING)
+    })
+}
+
 /// Runs a job, keeping any panic (from a value's `Drop`, say) off the worker.
 fn run_job(job: impl FnOnce()) {
     let _ = catch_unwind(AssertUnwindSafe(job));
+}
+
+/// Work on its way to a worker: it runs there, or, when the pool is shut
+/// down, it is rejected and fails what waits on it. Never just dropped.
+pub(crate) trait Job: Send + 'static {
+    fn run(self);
+    fn reject(self);
 }
 
 /// A task on its way to a worker: run it, or fail it with `Shutdown`.
@@ -367,7 +384,7 @@ struct TaskJob<T, F> {
     f: F,
 }
 
-impl<T, F> TaskJob<T, F>
+impl<T, F> Job for TaskJob<T, F>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
@@ -423,7 +440,7 @@ impl Shared {
                 (ctx, Exec::Rayon(RwLock::new(Some(pool))))
             }
             Backend::Crossbeam => {
-                let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
+                let (sender, receiver) = crossbeam_channel::unbounded::<Queued>();
                 let ctx = Ctx::new(Some(receiver.clone()), threads);
                 let mut handles = Vec::with_capacity(threads);
                 for i in 0..threads {
@@ -519,7 +536,7 @@ impl Drop for Shared {
     }
 }
 
-fn channel_worker(ctx: Arc<Ctx>, receiver: Receiver<Job>) {
+fn channel_worker(ctx: Arc<Ctx>, receiver: Receiver<Queued>) {
     struct Exit(Arc<Ctx>);
     impl Drop for Exit {
         fn drop(&mut self) {
@@ -599,18 +616,14 @@ impl Pool {
         future
     }
 
-    /// Submits `f` to settle `inner`.
-    pub(crate) fn spawn_into<T, F>(&self, inner: Arc<Inner<T>>, f: F)
-    where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-    {
+    /// Runs a job on the pool (on the caller for the inline backend), or
+    /// rejects it on this thread when the pool is shut down.
+    pub(crate) fn execute<J: Job>(&self, job: J) {
         let shared = &*self.shared;
-        let job = TaskJob { inner, f };
         let rejected = match &shared.exec {
             Exec::Inline => {
                 if shared.ctx.closing.load(Ordering::Acquire) == OPEN {
-                    run_task(job.inner, job.f);
+                    job.run();
                     None
                 } else {
                     Some(job)
@@ -649,6 +662,25 @@ impl Pool {
         if let Some(job) = rejected {
             job.reject();
         }
+    }
+
+    /// Submits `f` to settle `inner`.
+    pub(crate) fn spawn_into<T, F>(&self, inner: Arc<Inner<T>>, f: F)
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        if let Exec::Inline = self.shared.exec {
+            // Straight to the task: an inline task runs even on a worker of a
+            // pool that is being shut down.
+            if self.shared.ctx.closing.load(Ordering::Acquire) == OPEN {
+                run_task(inner, f);
+            } else {
+                TaskJob { inner, f }.reject();
+            }
+            return;
+        }
+        self.execute(TaskJob { inner, f });
     }
 
     /// Turns `f` into a function that runs `f` on this pool and returns a
