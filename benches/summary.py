@@ -18,7 +18,7 @@ for est in sorted(root.glob("*/new/estimates.json")):
 if not rows:
     sys.exit(f"no criterion results under {root}: run `cargo bench --bench {group}` first")
 baseline = sys.argv[2] if len(sys.argv) > 2 else next(iter(k for k in rows if "+" in k), next(iter(rows)))
-print(f"| {group} | median | ratio to {baseline} |")
+print(f"| {group} | median time | time ratio to {baseline} (below 1: faster) |")
 print("|---|---:|---:|")
 for name, ns in rows.items():
     shown = f"{ns / 1000:.3f} µs" if ns >= 1000 else f"{ns:.1f} ns"

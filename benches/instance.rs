@@ -1,0 +1,51 @@
+//! Throughput of ordered calls on one `Instance`, beside plain `spawn`
+//! throughput on the same pool, in the same run: N empty calls submitted,
+//! then all waited for.
+//!
+//! Run: `cargo bench --bench instance`; `python3 benches/summary.py instance spawn`
+//! prints the medians and ratios afterwards.
+
+use concertina::{Backend, Future, Pool};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const N: u64 = 10_000;
+
+fn instance(c: &mut Criterion) {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pool = Pool::builder()
+        .threads(threads)
+        .backend(Backend::Rayon)
+        .name("bench")
+        .build()
+        .unwrap();
+    let model = pool.instance(0u64);
+    let models: Vec<_> = (0..1000).map(|_| pool.instance(0u64)).collect();
+
+    let mut group = c.benchmark_group("instance");
+    group.throughput(Throughput::Elements(N));
+    group.bench_function("spawn", |b| {
+        b.iter(|| {
+            let futures: Vec<Future<()>> = (0..N).map(|_| pool.spawn(|| ())).collect();
+            futures.into_iter().for_each(|f| f.result().unwrap());
+        })
+    });
+    group.bench_function("one_instance_ordered", |b| {
+        b.iter(|| {
+            let futures: Vec<Future<()>> =
+                (0..N).map(|_| model.asynchronous(|n| *n += 1)).collect();
+            futures.into_iter().for_each(|f| f.result().unwrap());
+        })
+    });
+    group.bench_function("1000_instances_ordered", |b| {
+        b.iter(|| {
+            let futures: Vec<Future<()>> = (0..N as usize)
+                .map(|i| models[i % models.len()].asynchronous(|n| *n += 1))
+                .collect();
+            futures.into_iter().for_each(|f| f.result().unwrap());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, instance);
+criterion_main!(benches);

@@ -1,0 +1,275 @@
+//! `Instance`: calls on one value run in submission order, one at a time,
+//! on a shared pool; failures and cancellations stay with their own call.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{pool, Gate, THREADED};
+use concertina::{Backend, Error, Future, Instance};
+
+#[test]
+fn calls_run_in_submission_order_one_at_a_time() {
+    for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
+        let pool = pool(backend, 2);
+        let model = pool.instance((Vec::new(), 0usize));
+        let running = Arc::new(AtomicUsize::new(0));
+        let futures: Vec<Future<usize>> = (0..200)
+            .map(|i| {
+                let running = running.clone();
+                model.asynchronous(move |(log, max): &mut (Vec<usize>, usize)| {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    *max = (*max).max(now);
+                    log.push(i);
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    i
+                })
+            })
+            .collect();
+        let values: Vec<usize> = concertina::wait_all(futures)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(values, (0..200).collect::<Vec<_>>());
+        let (log, max) = model.call(|(log, max)| (log.clone(), *max)).unwrap();
+        assert_eq!(log, (0..200).collect::<Vec<_>>(), "{backend:?}");
+        assert_eq!(max, 1, "{backend:?}: two calls overlapped");
+    }
+}
+
+#[test]
+fn different_instances_run_side_by_side() {
+    for backend in THREADED {
+        let pool = pool(backend, 2);
+        let (a, b) = (pool.instance(()), pool.instance(()));
+        // Each call waits for the other instance's call: only concurrency finishes them.
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let (b1, b2) = (barrier.clone(), barrier.clone());
+        let fa = a.asynchronous(move |_| b1.wait().is_leader());
+        let fb = b.asynchronous(move |_| b2.wait().is_leader());
+        let leaders = [fa.result().unwrap(), fb.result().unwrap()];
+        assert_eq!(leaders.iter().filter(|l| **l).count(), 1, "{backend:?}");
+    }
+}
+
+#[test]
+fn the_next_call_starts_without_anyone_waiting() {
+    for backend in THREADED {
+        let pool = pool(backend, 1);
+        let model = pool.instance(0u32);
+        let second_ran = Gate::new();
+        let s = second_ran.clone();
+        drop(model.asynchronous(|n| *n += 1));
+        drop(model.asynchronous(move |n| {
+            *n += 1;
+            s.open();
+        }));
+        // Nobody holds or waits on either future; the queue still moves.
+        second_ran.wait();
+        assert_eq!(model.call(|n| *n), Ok(2), "{backend:?}");
+    }
+}
+
+#[test]
+fn a_panicking_call_fails_alone_and_marks_the_instance() {
+    for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
+        let pool = pool(backend, 1);
+        let model = pool.instance(10i32);
+        let before = model.asynchronous(|n| *n);
+        let bad = model.asynchronous(|n| -> i32 {
+            *n = -1; // a half-done update
+            panic!("solver diverged")
+        });
+        let after = model.asynchronous(|n| *n + 1);
+        assert_eq!(before.result(), Ok(10));
+        assert_eq!(bad.result(), Err(Error::Panicked("solver diverged".into())));
+        assert_eq!(after.result(), Ok(0), "{backend:?}: the queue goes on");
+        assert!(model.poisoned());
+    }
+}
+
+#[test]
+fn a_cancelled_queued_call_is_removed_and_the_order_of_the_rest_kept() {
+    for backend in THREADED {
+        let pool = pool(backend, 1);
+        let model = pool.instance(Vec::new());
+        let release = Gate::new();
+        let r = release.clone();
+        let first = model.asynchronous(move |log: &mut Vec<u32>| {
+            r.wait();
+            log.push(0);
+        });
+        let calls: Vec<_> = (1..=5)
+            .map(|i| model.asynchronous(move |log: &mut Vec<u32>| log.push(i)))
+            .collect();
+        assert!(calls[1].cancel());
+        assert!(calls[3].cancel());
+        release.open();
+        first.result().unwrap();
+        let outcomes: Vec<_> = calls.into_iter().map(Future::result).collect();
+        assert_eq!(
+            outcomes,
+            [
+                Ok(()),
+                Err(Error::Cancelled),
+                Ok(()),
+                Err(Error::Cancelled),
+                Ok(())
+            ]
+        );
+        assert_eq!(
+            model.call(|log| log.clone()),
+            Ok(vec![0, 1, 3, 5]),
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn call_waits_for_everything_queued_before_it() {
+    for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
+        let pool = pool(backend, 2);
+        let model = pool.instance(0u64);
+        for i in 1..=100 {
+            drop(model.asynchronous(move |sum| *sum += i));
+        }
+        assert_eq!(model.call(|sum| *sum), Ok(5050), "{backend:?}");
+        model.wait().unwrap();
+        assert_eq!(model.queued(), 0);
+    }
+}
+
+#[test]
+fn a_call_waiting_on_its_own_instance_gets_a_clear_error() {
+    for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
+        let pool = pool(backend, 1);
+        let model = pool.instance(1u8);
+        let inner = model.clone();
+        let outer = model.asynchronous(move |_| (inner.call(|n| *n), inner.wait()));
+        assert_eq!(
+            outer.result(),
+            Ok((Err(Error::SelfWait), Err(Error::SelfWait))),
+            "{backend:?}"
+        );
+        assert_eq!(model.call(|n| *n), Ok(1), "the instance still serves");
+    }
+}
+
+#[test]
+fn a_call_may_queue_more_calls_on_its_own_instance() {
+    for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
+        let pool = pool(backend, 1);
+        let model = pool.instance(Vec::new());
+        let handle = model.clone();
+        let first = model.asynchronous(move |log: &mut Vec<&str>| {
+            log.push("first");
+            handle.asynchronous(|log: &mut Vec<&str>| log.push("queued from inside"))
+        });
+        let inner = first.result().unwrap();
+        inner.result().unwrap();
+        assert_eq!(
+            model.call(|log| log.clone()),
+            Ok(vec!["first", "queued from inside"]),
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn a_dependent_call_waits_for_its_dependency_and_holds_its_place() {
+    for backend in THREADED {
+        let pool = pool(backend, 2);
+        let (source, target) = (pool.instance(()), pool.instance(Vec::new()));
+        let release = Gate::new();
+        let r = release.clone();
+        let dependency = source.asynchronous(move |_| {
+            r.wait();
+            7u32
+        });
+        let dependent = target.asynchronous_after(dependency, |log: &mut Vec<u32>, v| {
+            log.push(v);
+            v * 2
+        });
+        let later = target.asynchronous(|log: &mut Vec<u32>| log.push(99));
+        assert!(
+            !later.wait_timeout(std::time::Duration::from_millis(10)),
+            "{backend:?}: later call overtook"
+        );
+        release.open();
+        assert_eq!(dependent.result(), Ok(14));
+        later.result().unwrap();
+        assert_eq!(target.call(|log| log.clone()), Ok(vec![7, 99]));
+    }
+}
+
+#[test]
+fn a_failed_dependency_fails_the_dependent_call_with_its_cause() {
+    let model = Instance::new(0);
+    let failing = concertina::spawn(|| -> u8 { panic!("upstream crashed") });
+    let dependent = model.asynchronous_after(failing, |_, v| v);
+    let err = dependent.result().unwrap_err();
+    assert_eq!(
+        err,
+        Error::DependencyFailed(Box::new(Error::Panicked("upstream crashed".into())))
+    );
+    assert_eq!(
+        err.to_string(),
+        "dependency failed: task panicked: upstream crashed"
+    );
+    assert_eq!(model.call(|n| *n + 1), Ok(1), "the queue goes on");
+}
+
+#[test]
+fn cancelling_a_call_waiting_on_a_dependency_frees_the_queue() {
+    for backend in THREADED {
+        let pool = pool(backend, 2);
+        let model = pool.instance(0);
+        let never = Gate::new();
+        let blocker_pool = common::pool(Backend::Crossbeam, 1);
+        let n = never.clone();
+        let dependency = blocker_pool.spawn(move || n.wait());
+        let waiting = model.asynchronous_after(dependency, |_, ()| "never");
+        let after = model.asynchronous(|n| *n + 5);
+        assert!(waiting.cancel());
+        assert_eq!(after.result(), Ok(5), "{backend:?}");
+        assert_eq!(waiting.result(), Err(Error::Cancelled));
+        never.open();
+    }
+}
+
+#[test]
+fn when_done_lets_a_call_wait_without_taking_the_value() {
+    let model = Instance::new(0);
+    let reading = concertina::spawn(|| 3);
+    let after = model.asynchronous_after(reading.when_done(), |n, ()| *n + 1);
+    assert_eq!(after.result(), Ok(1));
+    assert_eq!(reading.result(), Ok(3));
+}
+
+#[test]
+fn calls_on_a_shut_down_pool_fail_with_shutdown() {
+    for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
+        let pool = pool(backend, 1);
+        let model = pool.instance(0);
+        pool.shutdown();
+        assert_eq!(
+            model.asynchronous(|n| *n).result(),
+            Err(Error::Shutdown),
+            "{backend:?}"
+        );
+        assert_eq!(model.call(|n| *n), Err(Error::Shutdown));
+    }
+}
+
+#[test]
+fn an_instance_is_a_cheap_handle_and_debug_shows_its_queue() {
+    let model = Instance::new(String::new());
+    let other = model.clone();
+    other.call(|s| s.push_str("shared")).unwrap();
+    assert_eq!(model.call(|s| s.clone()), Ok("shared".to_owned()));
+    assert_eq!(
+        format!("{model:?}"),
+        "Instance { queued: 0, poisoned: false }"
+    );
+}
