@@ -175,12 +175,16 @@ fn wait_any_until<T: Send + 'static>(
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
+/// use concertina::{Backend, Future, Pool};
 ///
-/// let slow = concertina::spawn(|| { std::thread::sleep(Duration::from_millis(30)); "slow" });
-/// let fast = concertina::Future::ready("fast");
-/// let order: Vec<_> = concertina::as_completed(vec![slow, fast]).map(|(i, r)| (i, r.unwrap())).collect();
-/// assert_eq!(order, [(1, "fast"), (0, "slow")]);
+/// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+/// let (release, gate) = std::sync::mpsc::channel::<()>();
+/// let slow = pool.spawn(move || { gate.recv().unwrap(); "slow" });
+/// let mut it = concertina::as_completed(vec![slow, Future::ready("fast")]);
+/// assert_eq!(it.next().map(|(i, r)| (i, r.unwrap())), Some((1, "fast")));
+/// release.send(()).unwrap();
+/// assert_eq!(it.next().map(|(i, r)| (i, r.unwrap())), Some((0, "slow")));
+/// # Ok::<(), concertina::Error>(())
 /// ```
 pub fn as_completed<T: Send + 'static>(
     futures: impl IntoIterator<Item = Future<T>>,
