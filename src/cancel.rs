@@ -18,6 +18,9 @@ pub(crate) trait Cancellable: Send + Sync {
     fn phase(&self) -> u8;
     /// Fails the task with `error` unless its outcome is already decided.
     fn fail(&self, error: Error);
+    /// Cancels the task because the wait on it was interrupted: its waiters
+    /// see `Err(Interrupted)`.
+    fn interrupt(&self);
 }
 
 thread_local! {

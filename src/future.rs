@@ -12,6 +12,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::cancel::{self, CancelHandle, Cancellable};
 use crate::error::{panic_message, Error};
+use crate::interrupt::{self, Registration, Wakeable};
 use crate::pool;
 use crate::state::{self, CANCELLED, DONE, FAILED, PENDING, RUNNING, SETTLING};
 use crate::wait::{Listener, Watchable};
@@ -94,22 +95,33 @@ impl<T> Slot<T> {
     }
 }
 
+/// How a [`block`] ended.
+pub(crate) enum Blocked {
+    Ready,
+    TimedOut,
+    /// A Ctrl-C arrived: the caller cancels what it waited on, then drops
+    /// the registration.
+    Interrupted(Registration),
+}
+
 /// Blocks the calling thread until `ready` holds (checked under `lock`, and
-/// woken through `cond`) or the deadline passes; true when it holds.
+/// woken through `cond`), the deadline passes, or an interrupt arrives.
 ///
 /// `quick` is the same condition read without the lock. The wait spins
-/// briefly, then, on a pool worker, runs queued work of that pool meanwhile
-/// (re-checking the queue at least every 2 ms), so that nested waits never
-/// deadlock; elsewhere it parks on the condvar.
+/// briefly; then it registers `target` with the interrupt machinery and, on
+/// a pool worker, runs queued work of that pool meanwhile (re-checking the
+/// queue at least every 2 ms), so that nested waits never deadlock;
+/// elsewhere it parks on the condvar.
 pub(crate) fn block<S>(
     lock: &Mutex<S>,
     cond: &Condvar,
     ready: impl Fn(&S) -> bool,
     quick: impl Fn() -> bool,
     deadline: Option<Instant>,
-) -> bool {
+    target: impl FnOnce() -> Arc<dyn Wakeable>,
+) -> Blocked {
     if quick() {
-        return true;
+        return Blocked::Ready;
     }
     for round in 0..=YIELD_ROUNDS {
         if round <= SPIN_ROUNDS {
@@ -120,31 +132,49 @@ pub(crate) fn block<S>(
             std::thread::yield_now();
         }
         if quick() {
-            return true;
+            return Blocked::Ready;
         }
     }
-    if pool::on_worker() {
-        return block_helping(lock, cond, ready, quick, deadline);
-    }
-    let mut guard = lock.lock();
-    while !ready(&guard) {
-        match deadline {
-            None => cond.wait(&mut guard),
-            Some(deadline) => {
-                if cond.wait_until(&mut guard, deadline).timed_out() {
-                    return ready(&guard);
+    let registration = interrupt::register(target());
+    let stop = |s: &S| ready(s) || registration.interrupted();
+    let ended = if pool::on_worker() {
+        block_helping(
+            lock,
+            cond,
+            &stop,
+            || quick() || registration.interrupted(),
+            deadline,
+        )
+    } else {
+        let mut guard = lock.lock();
+        loop {
+            if stop(&guard) {
+                break true;
+            }
+            match deadline {
+                None => cond.wait(&mut guard),
+                Some(deadline) => {
+                    if cond.wait_until(&mut guard, deadline).timed_out() {
+                        break stop(&guard);
+                    }
                 }
             }
         }
+    };
+    if quick() {
+        Blocked::Ready
+    } else if ended && registration.interrupted() {
+        Blocked::Interrupted(registration)
+    } else {
+        Blocked::TimedOut
     }
-    true
 }
 
 #[cold]
 fn block_helping<S>(
     lock: &Mutex<S>,
     cond: &Condvar,
-    ready: impl Fn(&S) -> bool,
+    stop: &impl Fn(&S) -> bool,
     quick: impl Fn() -> bool,
     deadline: Option<Instant>,
 ) -> bool {
@@ -163,7 +193,7 @@ fn block_helping<S>(
         }
         let wake = deadline.map_or(now + nap, |d| d.min(now + nap));
         let mut guard = lock.lock();
-        if !ready(&guard) {
+        if !stop(&guard) {
             let _ = cond.wait_until(&mut guard, wake);
         }
         nap = (nap * 2).min(Duration::from_millis(2));
@@ -282,15 +312,28 @@ impl<T: Send + 'static> Inner<T> {
         true
     }
 
-    /// Blocks until the outcome is published or the deadline passes.
-    fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        block(
-            &self.slot,
-            &self.cond,
-            |_| state::is_published(self.phase()),
-            || state::is_published(self.phase()),
-            deadline,
-        )
+    /// Blocks until the outcome is published or the deadline passes; true
+    /// when published. A Ctrl-C during the wait cancels this task with
+    /// `Err(Interrupted)` (its cleanup runs here), unless it finished first.
+    fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
+        loop {
+            let blocked = block(
+                &self.slot,
+                &self.cond,
+                |_| state::is_published(self.phase()),
+                || state::is_published(self.phase()),
+                deadline,
+                || self.clone(),
+            );
+            match blocked {
+                Blocked::Ready => return true,
+                Blocked::TimedOut => return false,
+                Blocked::Interrupted(registration) => {
+                    self.settle(Err(Error::Interrupted), true);
+                    drop(registration);
+                }
+            }
+        }
     }
 
     fn take_outcome(&self) -> Result<T, Error> {
@@ -299,6 +342,13 @@ impl<T: Send + 'static> Inner<T> {
             .outcome
             .take()
             .expect("a published outcome is taken only by the handle that consumes itself")
+    }
+}
+
+impl<T: Send + 'static> Wakeable for Inner<T> {
+    fn wake(&self) {
+        let _slot = self.slot.lock();
+        self.cond.notify_all();
     }
 }
 
@@ -322,6 +372,10 @@ impl<T: Send + 'static> Cancellable for Inner<T> {
 
     fn fail(&self, error: Error) {
         self.settle(Err(error), false);
+    }
+
+    fn interrupt(&self) {
+        self.settle(Err(Error::Interrupted), true);
     }
 }
 

@@ -10,11 +10,12 @@ use crate::pool::{Backend, Pool, PoolBuilder};
 static DEFAULT: OnceLock<Result<Pool, Error>> = OnceLock::new();
 
 /// The `CONCERTINA_*` environment variables, validated.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Env {
     pub(crate) threads: Option<usize>,
     pub(crate) backend: Option<Backend>,
     pub(crate) disable_async: bool,
+    pub(crate) ctrlc: bool,
 }
 
 const THREADS_ACCEPTED: &str = "a whole number from 1 to 4096";
@@ -68,10 +69,18 @@ impl Env {
                 }
             },
         };
+        let ctrlc = match get("CONCERTINA_CTRLC", FLAG_ACCEPTED)? {
+            None => true,
+            Some(s) => match parse_flag(&s) {
+                Some(flag) => flag,
+                None => return Err(ConfigError::env("CONCERTINA_CTRLC", &s, FLAG_ACCEPTED)),
+            },
+        };
         Ok(Env {
             threads,
             backend,
             disable_async,
+            ctrlc,
         })
     }
 }
@@ -84,8 +93,14 @@ fn parse_flag(s: &str) -> Option<bool> {
     }
 }
 
-fn default_builder() -> PoolBuilder {
-    Pool::builder().name("default")
+/// The default pool's builder: named `default`, and installing the Ctrl-C
+/// handler unless `CONCERTINA_CTRLC=0` (or the caller's builder) says not to.
+fn default_builder(caller: PoolBuilder) -> Result<PoolBuilder, Error> {
+    let env = Env::read()?;
+    Ok(Pool::builder()
+        .name("default")
+        .ctrlc(env.ctrlc)
+        .merge(caller))
 }
 
 /// The default pool, built at first use from the environment (or from
@@ -106,14 +121,15 @@ fn default_builder() -> PoolBuilder {
 /// ```
 pub fn default_pool() -> Result<&'static Pool, Error> {
     DEFAULT
-        .get_or_init(|| default_builder().build())
+        .get_or_init(|| default_builder(Pool::builder())?.build())
         .as_ref()
         .map_err(Clone::clone)
 }
 
 /// Configures the default pool before its first use. The builder's name
 /// defaults to `default`; fields left unset come from the environment as
-/// usual.
+/// usual. The default pool installs the Ctrl-C handler unless
+/// `CONCERTINA_CTRLC=0` or the builder says [`ctrlc(false)`](PoolBuilder::ctrlc).
 ///
 /// # Errors
 ///
@@ -135,8 +151,7 @@ pub fn configure(builder: PoolBuilder) -> Result<(), Error> {
     if DEFAULT.get().is_some() {
         return Err(ConfigError::already_initialised().into());
     }
-    let builder = default_builder().merge(builder);
-    let pool = builder.build()?;
+    let pool = default_builder(builder)?.build()?;
     DEFAULT
         .set(Ok(pool))
         .map_err(|_| ConfigError::already_initialised().into())
@@ -214,7 +229,10 @@ mod tests {
     #[test]
     fn unset_and_empty_variables_leave_defaults() {
         let e = env(&[("CONCERTINA_THREADS", " ")]).unwrap();
-        assert_eq!((e.threads, e.backend, e.disable_async), (None, None, false));
+        assert_eq!(
+            (e.threads, e.backend, e.disable_async, e.ctrlc),
+            (None, None, false, true)
+        );
     }
 
     #[test]
@@ -223,8 +241,10 @@ mod tests {
             ("CONCERTINA_THREADS", "3"),
             ("CONCERTINA_BACKEND", "Crossbeam"),
             ("CONCERTINA_DISABLE_ASYNC", "yes"),
+            ("CONCERTINA_CTRLC", "0"),
         ])
         .unwrap();
+        assert!(!e.ctrlc);
         assert_eq!(
             (e.threads, e.backend, e.disable_async),
             (Some(3), Some(Backend::Crossbeam), true)
@@ -239,6 +259,7 @@ mod tests {
             ("CONCERTINA_THREADS", "5000", THREADS_ACCEPTED),
             ("CONCERTINA_BACKEND", "tokio", BACKEND_ACCEPTED),
             ("CONCERTINA_DISABLE_ASYNC", "maybe", FLAG_ACCEPTED),
+            ("CONCERTINA_CTRLC", "no thanks", FLAG_ACCEPTED),
         ] {
             let err = env(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable(), Some(var));

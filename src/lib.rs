@@ -37,6 +37,7 @@ mod error;
 mod future;
 mod global;
 mod instance;
+mod interrupt;
 mod pool;
 mod state;
 mod wait;
@@ -46,6 +47,7 @@ pub use error::{ConfigError, Error};
 pub use future::{Awaiting, Future};
 pub use global::{asynchronous, configure, default_pool, spawn};
 pub use instance::Instance;
+pub use interrupt::{blocked_waits, handles_ctrlc, interrupt, interrupt_waits, on_interrupt};
 pub use pool::{Backend, Pool, PoolBuilder};
 pub use wait::{
     as_completed, as_completed_timeout, join, wait_all, wait_all_timeout, wait_any,

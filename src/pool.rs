@@ -13,6 +13,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::{ConfigError, Error, MAX_THREADS};
 use crate::future::{run_task, Future, Inner};
 use crate::global::{self, Env};
+use crate::interrupt;
 
 /// Where a pool runs its tasks.
 ///
@@ -75,6 +76,7 @@ pub struct PoolBuilder {
     name: Option<String>,
     backend: Option<Backend>,
     stack_size: Option<usize>,
+    ctrlc: Option<bool>,
 }
 
 impl PoolBuilder {
@@ -143,6 +145,24 @@ impl PoolBuilder {
         self
     }
 
+    /// Whether building this pool installs the Ctrl-C handler (once per
+    /// process; never over a SIGINT handler the application already has).
+    /// Unset, the [default pool](crate::default_pool) installs it unless
+    /// `CONCERTINA_CTRLC=0`, and other pools do not. See
+    /// [`interrupt`](crate::interrupt) for what a Ctrl-C then does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // A library that must leave SIGINT alone:
+    /// let pool = concertina::Pool::builder().ctrlc(false).threads(1).build()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn ctrlc(mut self, install: bool) -> Self {
+        self.ctrlc = Some(install);
+        self
+    }
+
     /// `other`'s fields where it has them, else this builder's.
     pub(crate) fn merge(self, other: PoolBuilder) -> PoolBuilder {
         PoolBuilder {
@@ -150,6 +170,7 @@ impl PoolBuilder {
             name: other.name.or(self.name),
             backend: other.backend.or(self.backend),
             stack_size: other.stack_size.or(self.stack_size),
+            ctrlc: other.ctrlc.or(self.ctrlc),
         }
     }
 
@@ -188,7 +209,12 @@ impl PoolBuilder {
                 return Err(ConfigError::stack(bytes, MIN_STACK).into());
             }
         }
-        Shared::start(name, threads, backend, self.stack_size).map(|shared| Pool { shared })
+        let pool =
+            Shared::start(name, threads, backend, self.stack_size).map(|shared| Pool { shared })?;
+        if self.ctrlc == Some(true) {
+            interrupt::install_handler();
+        }
+        Ok(pool)
     }
 }
 

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::cancel::Cancellable;
 use crate::error::{panic_message, Error};
-use crate::future::{block, Future};
+use crate::future::{block, Blocked, Future};
+use crate::interrupt::{self, Wakeable};
 
 /// Told, with its key, when a watched future is published.
 pub(crate) struct Listener {
@@ -38,17 +40,26 @@ impl Listener {
     }
 
     /// The key of the next published future, in publication order; `None`
-    /// when the deadline passed first.
-    fn next(&self, deadline: Option<Instant>) -> Option<u64> {
-        let arrived = block(
-            &self.fired,
-            &self.cond,
-            |fired| !fired.is_empty(),
-            || self.count.load(Ordering::Acquire) > 0,
-            deadline,
-        );
-        if !arrived {
-            return None;
+    /// when the deadline passed first. On a Ctrl-C, `interrupt` cancels
+    /// every watched future (so they all publish) and the wait goes on.
+    fn next(self: &Arc<Self>, deadline: Option<Instant>, interrupt: impl Fn()) -> Option<u64> {
+        loop {
+            let blocked = block(
+                &self.fired,
+                &self.cond,
+                |fired| !fired.is_empty(),
+                || self.count.load(Ordering::Acquire) > 0,
+                deadline,
+                || self.clone(),
+            );
+            match blocked {
+                Blocked::Ready => break,
+                Blocked::TimedOut => return None,
+                Blocked::Interrupted(registration) => {
+                    interrupt();
+                    drop(registration);
+                }
+            }
         }
         let key = self.fired.lock().pop_front()?;
         self.count.fetch_sub(1, Ordering::AcqRel);
@@ -56,8 +67,15 @@ impl Listener {
     }
 }
 
+impl Wakeable for Listener {
+    fn wake(&self) {
+        let _fired = self.fired.lock();
+        self.cond.notify_all();
+    }
+}
+
 /// A future seen by a multi-future wait, whatever its value type.
-pub(crate) trait Watchable: Send + Sync {
+pub(crate) trait Watchable: Cancellable {
     /// Tells `listener` with `key` on publication; true (and nothing
     /// registered) when already published.
     fn watch(&self, listener: &Arc<Listener>, key: u64) -> bool;
@@ -103,9 +121,15 @@ pub fn wait_all<T: Send + 'static>(
 /// ```
 pub fn wait_all_timeout<T: Send + 'static>(futures: &[Future<T>], timeout: Duration) -> bool {
     let deadline = deadline_after(timeout);
-    futures.iter().all(|f| match deadline {
-        None => f.wait_timeout(Duration::MAX),
-        Some(deadline) => f.wait_timeout(deadline.saturating_duration_since(Instant::now())),
+    let began = interrupt::generation();
+    futures.iter().all(|f| {
+        if interrupt::generation() != began {
+            f.inner().interrupt();
+        }
+        match deadline {
+            None => f.wait_timeout(Duration::MAX),
+            Some(deadline) => f.wait_timeout(deadline.saturating_duration_since(Instant::now())),
+        }
     })
 }
 
@@ -162,7 +186,10 @@ fn wait_any_until<T: Send + 'static>(
             break;
         }
     }
-    let found = found.or_else(|| listener.next(deadline).map(|key| key as usize));
+    let found = found.or_else(|| {
+        let interrupt = || futures.iter().for_each(|f| f.inner().interrupt());
+        listener.next(deadline, interrupt).map(|key| key as usize)
+    });
     for f in futures {
         f.inner().unwatch(&listener);
     }
@@ -277,7 +304,9 @@ impl<T: Send + 'static> Iterator for AsCompleted<T> {
         if self.left == 0 {
             return None;
         }
-        let index = self.listener.next(self.deadline.flatten())? as usize;
+        let futures = &self.futures;
+        let interrupt = || futures.iter().flatten().for_each(|f| f.inner().interrupt());
+        let index = self.listener.next(self.deadline.flatten(), interrupt)? as usize;
         let future = self.futures[index].take()?;
         self.left -= 1;
         Some((index, future.result()))
@@ -606,7 +635,9 @@ impl<T: Send + 'static> RequestPool<T> {
             if self.requests.is_empty() {
                 return None;
             }
-            let key = self.listener.next(deadline.flatten())?;
+            let requests = &self.requests;
+            let interrupt = || requests.values().for_each(|r| r.watched.interrupt());
+            let key = self.listener.next(deadline.flatten(), interrupt)?;
             // Keys of requests merged away or already taken are skipped.
             if let Some(request) = self.requests.remove(&key) {
                 return Some((RequestId(key), (request.finish)()));

@@ -68,6 +68,19 @@ fn scenario_runner() {
                 Err(e) => say(format!("other={e}")),
             }
         }
+        "ctrlc" => {
+            say(format!("before={}", concertina::handles_ctrlc()));
+            let r = concertina::configure(Pool::builder().ctrlc(false).threads(1));
+            say(format!(
+                "configure={r:?} handler={}",
+                concertina::handles_ctrlc()
+            ));
+            let _pool = Pool::builder().threads(1).ctrlc(true).build().unwrap();
+            say(format!(
+                "explicit pool handler={}",
+                concertina::handles_ctrlc()
+            ));
+        }
         "builder" => match Pool::builder().build() {
             Ok(pool) => say(format!("backend={:?}", pool.backend())),
             Err(e) => say(format!("error={e}")),
@@ -222,5 +235,24 @@ fn a_refused_configure_leaves_the_default_pool_unconfigured() {
             "bad=thread count 0 is not accepted: expected a whole number from 1 to 4096",
             "retry=Ok(())"
         ]
+    );
+}
+
+#[test]
+fn the_ctrl_c_handler_is_installed_only_where_asked() {
+    let out = child("ctrlc", &[]);
+    assert_eq!(
+        out,
+        [
+            "before=false",
+            "configure=Ok(()) handler=false",
+            "explicit pool handler=true"
+        ],
+        "configure(ctrlc(false)) keeps SIGINT alone; a pool built with ctrlc(true) installs it"
+    );
+    let out = child("spawn", &[("CONCERTINA_CTRLC", "off")]);
+    assert_eq!(
+        out[1], "inline=false",
+        "CONCERTINA_CTRLC is read and accepted"
     );
 }

@@ -1,0 +1,271 @@
+//! Ctrl-C: wakes every thread blocked in a wait of this crate, so that the
+//! wait cancels what it waited on and returns `Err(Interrupted)`; runs the
+//! registered interrupt hooks (emergency stops).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::{Condvar, Mutex};
+
+/// Something a blocked thread waits on: a wake takes its lock and notifies
+/// its condvar, so that the waiter re-checks its condition.
+pub(crate) trait Wakeable: Send + Sync {
+    fn wake(&self);
+}
+
+type Hook = Arc<dyn Fn() + Send + Sync>;
+
+struct Registry {
+    next: u64,
+    /// Token, the generation the wait began in, what it waits on.
+    waiters: Vec<(u64, u64, Arc<dyn Wakeable>)>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    next: 0,
+    waiters: Vec::new(),
+});
+/// Bumped by every interrupt, under the registry lock.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+/// The latest generation whose hooks have all run.
+static HOOKS_DONE: Mutex<u64> = Mutex::new(0);
+static HOOKS_RAN: Condvar = Condvar::new();
+static HANDLER: OnceLock<bool> = OnceLock::new();
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// A blocked wait, known to the interrupt machinery until dropped. Drop it
+/// only once the interrupt, if any, has been handled (the future cancelled).
+pub(crate) struct Registration {
+    token: u64,
+    generation: u64,
+}
+
+/// Registers a wait on `target`.
+pub(crate) fn register(target: Arc<dyn Wakeable>) -> Registration {
+    let mut registry = REGISTRY.lock();
+    let token = registry.next;
+    registry.next += 1;
+    let generation = GENERATION.load(Ordering::Acquire);
+    registry.waiters.push((token, generation, target));
+    Registration { token, generation }
+}
+
+/// The number of interrupts so far: a wait over many futures compares it
+/// before and after to learn that it was interrupted.
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+impl Registration {
+    /// True once an interrupt arrived after this wait began.
+    #[inline]
+    pub(crate) fn interrupted(&self) -> bool {
+        GENERATION.load(Ordering::Acquire) != self.generation
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if self.interrupted() {
+            // An interrupted wait returns only after that interrupt's hooks
+            // (emergency stops) have run, and stays counted as handling it
+            // meanwhile, so that a second Ctrl-C exits.
+            let mut done = HOOKS_DONE.lock();
+            HOOKS_RAN.wait_while(&mut done, |done| *done <= self.generation);
+        }
+        let mut registry = REGISTRY.lock();
+        if let Some(i) = registry
+            .waiters
+            .iter()
+            .position(|(t, _, _)| *t == self.token)
+        {
+            registry.waiters.swap_remove(i);
+        }
+    }
+}
+
+/// Wakes every registered wait; returns the new generation and how many
+/// waits there were, or `None` (waking nothing) when `unless_handling` and a
+/// wait woken by an earlier interrupt is still registered: it is still
+/// handling that one.
+fn wake_waits(unless_handling: bool) -> Option<(u64, usize)> {
+    let (generation, waiters): (u64, Vec<Arc<dyn Wakeable>>) = {
+        let registry = REGISTRY.lock();
+        let now = GENERATION.load(Ordering::Acquire);
+        if unless_handling && registry.waiters.iter().any(|(_, began, _)| *began != now) {
+            return None;
+        }
+        let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
+        (
+            generation,
+            registry.waiters.iter().map(|(_, _, w)| w.clone()).collect(),
+        )
+    };
+    for waiter in &waiters {
+        waiter.wake();
+    }
+    Some((generation, waiters.len()))
+}
+
+/// Runs every hook, then marks the hooks of `generation` done.
+fn run_hooks(generation: u64) {
+    let hooks: Vec<Hook> = HOOKS.lock().clone();
+    for hook in hooks {
+        let _ = catch_unwind(AssertUnwindSafe(|| hook()));
+    }
+    let mut done = HOOKS_DONE.lock();
+    *done = (*done).max(generation);
+    HOOKS_RAN.notify_all();
+}
+
+/// What a Ctrl-C does; the handler this crate installs calls it, and an
+/// application that owns the SIGINT handler itself calls it from there.
+///
+/// * Every thread blocked in a wait of this crate (`result`, `join`,
+///   `wait_timeout`, `wait_all`, `wait_any`, `as_completed`,
+///   `Instance::call`, `RequestPool` waits) wakes, cancels the future it
+///   waited on — its cleanup runs and the task sees
+///   [`cancelled()`](crate::cancelled) — and returns `Err(Interrupted)`.
+/// * Every hook registered with [`on_interrupt`] runs, on a thread of its
+///   own; the interrupted waits return only once the hooks have run, so that
+///   an emergency stop is never cut short by the program ending.
+/// * With nobody waiting, or while the waits woken by an earlier interrupt
+///   are still handling it, the process exits with status 130, as a program
+///   without a handler would: no program becomes unkillable by linking this
+///   library.
+///
+/// Use [`interrupt_waits`] for the first two steps without ever exiting.
+///
+/// # Examples
+///
+/// An application with a SIGINT handler of its own hands Ctrl-C on:
+///
+/// ```no_run
+/// ctrlc::set_handler(|| {
+///     // the application's own work first …
+///     concertina::interrupt();
+/// })
+/// .expect("no other handler yet");
+/// ```
+pub fn interrupt() {
+    match wake_waits(true) {
+        Some((generation, woken)) if woken > 0 => {
+            // The hooks run on a thread of their own, so that this one (the
+            // signal thread) stays free to take a second Ctrl-C even when a
+            // hook hangs.
+            let spawned = std::thread::Builder::new()
+                .name("concertina-interrupt".into())
+                .spawn(move || run_hooks(generation));
+            if spawned.is_err() {
+                run_hooks(generation);
+            }
+        }
+        _ => {
+            run_hooks(GENERATION.load(Ordering::Acquire));
+            exit();
+        }
+    }
+}
+
+/// Wakes and interrupts every wait of this crate and runs the interrupt
+/// hooks, as [`interrupt`] does, but never exits the process. Returns the
+/// number of waits interrupted.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Backend, Error, Pool};
+///
+/// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+/// let motion = pool.spawn(|| while !concertina::cancelled() { std::thread::yield_now() });
+/// let waiter = std::thread::spawn(move || motion.result());
+/// while concertina::interrupt_waits() == 0 { std::thread::yield_now() }
+/// assert_eq!(waiter.join().unwrap(), Err(Error::Interrupted));
+/// # Ok::<(), Error>(())
+/// ```
+pub fn interrupt_waits() -> usize {
+    let (generation, woken) = wake_waits(false).unwrap_or((GENERATION.load(Ordering::Acquire), 0));
+    run_hooks(generation);
+    woken
+}
+
+fn exit() -> ! {
+    // One exit, even when two interrupts race here.
+    if EXITING.swap(true, Ordering::AcqRel) {
+        loop {
+            std::thread::park();
+        }
+    }
+    std::process::exit(130)
+}
+
+/// Registers `hook` to run on every Ctrl-C (Concert's "Ctrl-C stops all
+/// devices"). Hooks run in registration order, on a thread of their own
+/// while interrupted waits handle the interrupt (which return only after the
+/// hooks), or on the signal thread before an exit; a panicking hook does not
+/// stop the others.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let stopped = Arc::new(AtomicBool::new(false));
+/// let flag = stopped.clone();
+/// concertina::on_interrupt(move || flag.store(true, Ordering::SeqCst));
+/// concertina::interrupt_waits();
+/// assert!(stopped.load(Ordering::SeqCst));
+/// ```
+pub fn on_interrupt(hook: impl Fn() + Send + Sync + 'static) {
+    HOOKS.lock().push(Arc::new(hook));
+}
+
+/// Installs this crate's Ctrl-C handler, once per process. Leaves an
+/// existing handler of the application alone: returns false then.
+pub(crate) fn install_handler() -> bool {
+    *HANDLER.get_or_init(|| ctrlc::try_set_handler(interrupt).is_ok())
+}
+
+/// The number of threads blocked right now in a wait of this crate (past
+/// its brief spin): what a Ctrl-C would interrupt. A diagnostic, for
+/// debugging a program that seems stuck.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Backend, Pool};
+///
+/// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+/// let (release, gate) = std::sync::mpsc::channel::<()>();
+/// let f = pool.spawn(move || gate.recv().unwrap());
+/// let waiter = std::thread::spawn(move || f.result());
+/// while concertina::blocked_waits() == 0 { std::thread::yield_now() }
+/// release.send(()).unwrap();
+/// waiter.join().unwrap()?;
+/// # Ok::<(), concertina::Error>(())
+/// ```
+pub fn blocked_waits() -> usize {
+    REGISTRY.lock().waiters.len()
+}
+
+/// True when this crate's Ctrl-C handler is installed; false when it was
+/// never asked for (`CONCERTINA_CTRLC=0`, or no default pool used yet) or
+/// when the application owns the SIGINT handler, which should then call
+/// [`interrupt`].
+///
+/// # Examples
+///
+/// ```
+/// // Building the default pool installs the handler unless told not to.
+/// let _ = concertina::default_pool();
+/// if !concertina::handles_ctrlc() {
+///     // CONCERTINA_CTRLC=0, or the application owns SIGINT: its handler
+///     // should call concertina::interrupt().
+/// }
+/// ```
+pub fn handles_ctrlc() -> bool {
+    HANDLER.get().copied().unwrap_or(false)
+}

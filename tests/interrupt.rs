@@ -1,0 +1,294 @@
+//! Ctrl-C, in real child processes (this test binary re-run with one
+//! scenario) sent a real SIGINT: a blocked wait cancels what it waits on and
+//! returns `Interrupted`, the cleanup runs once, the task sees the flag, the
+//! hooks run; with nobody waiting, or at a second Ctrl-C, the process exits
+//! with status 130; an application's own handler hands over through
+//! `concertina::interrupt()`.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use concertina::{Error, Instance, RequestPool};
+
+const SCENARIO: &str = "CONCERTINA_TEST_SCENARIO";
+
+/// Runs `scenario` in a child; sends SIGINT each time it prints a line
+/// starting with "ready"; returns its lines and exit code.
+fn child(scenario: &str, env: &[(&str, &str)]) -> (Vec<String>, Option<i32>) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "scenario_runner",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(SCENARIO, scenario)
+    .env_remove("CONCERTINA_CTRLC")
+    .env_remove("CONCERTINA_DISABLE_ASYNC")
+    .envs(env.iter().copied())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let mut process = cmd.spawn().unwrap();
+    let pid = process.id().to_string();
+    let mut lines = Vec::new();
+    for line in BufReader::new(process.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let Some((_, said)) = line.split_once("> ") else {
+            continue;
+        };
+        if said.starts_with("ready") {
+            let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+            assert!(sent.success(), "kill -INT failed");
+        }
+        lines.push(said.to_owned());
+    }
+    let status = process.wait().unwrap();
+    (lines, status.code())
+}
+
+fn say(s: impl AsRef<str>) {
+    println!("> {}", s.as_ref());
+}
+
+/// Says `ready: <what>` once this thread (or another) is blocked in a wait,
+/// so that the SIGINT cannot arrive before the wait began.
+fn ready_when_blocked(what: &'static str) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while concertina::blocked_waits() == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        say(format!("ready: {what}"));
+    })
+}
+
+/// A "motor move": runs until cancelled, then reports that it saw the flag.
+fn motor_move(saw_cancel: mpsc::Sender<()>) -> impl FnOnce() -> f64 + Send + 'static {
+    move || {
+        let mut position = 0.0;
+        while !concertina::cancelled() {
+            position += 0.001;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        saw_cancel.send(()).unwrap();
+        position
+    }
+}
+
+/// The child's side: does nothing unless started by `child`.
+#[test]
+fn scenario_runner() {
+    let Ok(scenario) = std::env::var(SCENARIO) else {
+        return;
+    };
+    let stops = Arc::new(AtomicUsize::new(0));
+    let (saw_cancel, task_saw_cancel) = mpsc::channel();
+    match scenario.as_str() {
+        "wait" => {
+            concertina::on_interrupt(|| say("hook ran"));
+            let s = stops.clone();
+            let motion = concertina::spawn(motor_move(saw_cancel)).on_cancel(move || {
+                s.fetch_add(1, Ordering::SeqCst);
+                say("cleanup ran");
+            });
+            say(format!(
+                "handler installed: {}",
+                concertina::handles_ctrlc()
+            ));
+            ready_when_blocked("waiting on the move");
+            say(format!("wait returned {:?}", motion.result()));
+            task_saw_cancel
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap();
+            say("task saw cancellation");
+            say(format!("cleanups: {}", stops.load(Ordering::SeqCst)));
+        }
+        "idle" => {
+            concertina::default_pool().unwrap();
+            concertina::on_interrupt(|| say("hook ran"));
+            say("ready: nobody waits");
+            std::thread::sleep(Duration::from_secs(60));
+            say("still alive after 60 s");
+        }
+        "second" => {
+            let motion = concertina::spawn(motor_move(saw_cancel)).on_cancel(|| {
+                say("ready: cleanup started, slow");
+                std::thread::sleep(Duration::from_secs(60));
+                say("cleanup finished");
+            });
+            ready_when_blocked("waiting on the move");
+            say(format!("wait returned {:?}", motion.result()));
+        }
+        "own_handler" => {
+            ctrlc::set_handler(|| {
+                say("application handler");
+                concertina::interrupt();
+            })
+            .unwrap();
+            let s = stops.clone();
+            let motion = concertina::spawn(motor_move(saw_cancel)).on_cancel(move || {
+                s.fetch_add(1, Ordering::SeqCst);
+            });
+            say(format!(
+                "handler installed: {}",
+                concertina::handles_ctrlc()
+            ));
+            ready_when_blocked("waiting on the move");
+            say(format!("wait returned {:?}", motion.result()));
+            say(format!("cleanups: {}", stops.load(Ordering::SeqCst)));
+        }
+        "many" => {
+            let model = Instance::new(());
+            let (tx2, rx2) = mpsc::channel();
+            let mut requests = RequestPool::new();
+            requests.add(concertina::spawn(motor_move(saw_cancel)));
+            requests.add(concertina::spawn(motor_move(tx2)));
+            let blocker = model.asynchronous(|_| {
+                while !concertina::cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            let announced = ready_when_blocked("waiting on a request pool");
+            let outcomes: Vec<_> = requests.wait_all().into_iter().map(|(_, r)| r).collect();
+            say(format!("request pool returned {outcomes:?}"));
+            announced.join().unwrap();
+            ready_when_blocked("waiting in Instance::call");
+            say(format!("call returned {:?}", model.call(|_| "ran")));
+            drop(blocker);
+            task_saw_cancel
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap();
+            rx2.recv_timeout(Duration::from_secs(30)).unwrap();
+            say("both tasks saw cancellation");
+        }
+        "disabled" => {
+            say(format!(
+                "handler installed: {}",
+                concertina::default_pool()
+                    .map(|_| concertina::handles_ctrlc())
+                    .unwrap()
+            ));
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_wait_cancels_the_task_and_returns_interrupted() {
+    let (lines, code) = child("wait", &[]);
+    // The hook runs on the signal thread, the rest on the waiting thread:
+    // only the order within each thread is fixed.
+    let on_waiting_thread: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| *l != "hook ran")
+        .collect();
+    assert_eq!(
+        on_waiting_thread,
+        [
+            "handler installed: true",
+            "ready: waiting on the move",
+            "cleanup ran",
+            "wait returned Err(Interrupted)",
+            "task saw cancellation",
+            "cleanups: 1",
+        ]
+    );
+    assert_eq!(
+        lines.iter().filter(|l| *l == "hook ran").count(),
+        1,
+        "{lines:?}"
+    );
+    let at = |line: &str| lines.iter().position(|l| l == line);
+    assert!(
+        at("hook ran") > at("ready: waiting on the move"),
+        "{lines:?}"
+    );
+    assert!(
+        at("hook ran") < at("wait returned Err(Interrupted)"),
+        "the wait returns after the hooks: {lines:?}"
+    );
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn ctrl_c_with_nobody_waiting_runs_the_hooks_and_exits_130() {
+    let (lines, code) = child("idle", &[]);
+    assert_eq!(lines, ["ready: nobody waits", "hook ran"]);
+    assert_eq!(code, Some(130));
+}
+
+#[test]
+fn a_second_ctrl_c_while_the_first_is_handled_exits_130() {
+    let (lines, code) = child("second", &[]);
+    assert_eq!(
+        lines,
+        ["ready: waiting on the move", "ready: cleanup started, slow"]
+    );
+    assert_eq!(code, Some(130));
+}
+
+#[test]
+fn an_application_handler_hands_over_through_interrupt() {
+    let (lines, code) = child("own_handler", &[]);
+    assert_eq!(
+        lines,
+        [
+            "handler installed: false",
+            "ready: waiting on the move",
+            "application handler",
+            "wait returned Err(Interrupted)",
+            "cleanups: 1",
+        ]
+    );
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn ctrl_c_interrupts_request_pools_and_instance_calls() {
+    let (lines, code) = child("many", &[]);
+    assert_eq!(
+        lines,
+        [
+            "ready: waiting on a request pool",
+            "request pool returned [Err(Interrupted), Err(Interrupted)]",
+            "ready: waiting in Instance::call",
+            "call returned Err(Interrupted)",
+            "both tasks saw cancellation",
+        ]
+    );
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn concertina_ctrlc_0_leaves_sigint_alone() {
+    let (lines, code) = child("disabled", &[("CONCERTINA_CTRLC", "0")]);
+    assert_eq!(
+        (lines, code),
+        (vec!["handler installed: false".to_owned()], Some(0))
+    );
+}
+
+#[test]
+fn interrupt_waits_interrupts_a_wait_in_this_process_without_exiting() {
+    let pool = concertina::Pool::builder()
+        .threads(1)
+        .backend(concertina::Backend::Crossbeam)
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let motion = pool.spawn(motor_move(tx));
+    // Running, so that the interrupt cancels a task that sees its flag.
+    while !motion.running() {
+        std::thread::yield_now();
+    }
+    let waiter = std::thread::spawn(move || motion.result());
+    while concertina::interrupt_waits() == 0 {
+        std::thread::yield_now();
+    }
+    assert_eq!(waiter.join().unwrap(), Err(Error::Interrupted));
+    rx.recv_timeout(Duration::from_secs(30)).unwrap();
+}
