@@ -38,6 +38,9 @@ pub enum Error {
     /// A call that depended on another future never ran, because that
     /// future failed; the dependency's own error is kept.
     DependencyFailed(Box<Error>),
+    /// A device or parameter operation was refused (soft limits, read-only,
+    /// unknown parameter, lock timeout, …).
+    Device(crate::DeviceError),
     /// A wait from inside a call on an [`Instance`](crate::Instance) for that
     /// same instance's queue, which cannot move until the call returns.
     SelfWait,
@@ -52,6 +55,7 @@ impl fmt::Display for Error {
             Error::Shutdown => f.write_str("pool was shut down before the task ran"),
             Error::Config(err) => fmt::Display::fmt(err, f),
             Error::DependencyFailed(cause) => write!(f, "dependency failed: {cause}"),
+            Error::Device(err) => fmt::Display::fmt(err, f),
             Error::SelfWait => f.write_str(
                 "a call on an instance waited for that instance's own queue, which cannot move until the call returns",
             ),
@@ -70,6 +74,7 @@ impl fmt::Debug for Error {
             Error::DependencyFailed(cause) => {
                 f.debug_tuple("DependencyFailed").field(cause).finish()
             }
+            Error::Device(err) => f.debug_tuple("Device").field(err).finish(),
             Error::SelfWait => f.write_str("SelfWait"),
         }
     }
@@ -79,6 +84,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Config(err) => Some(err),
+            Error::Device(err) => Some(err),
             Error::DependencyFailed(cause) => Some(&**cause),
             _ => None,
         }

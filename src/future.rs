@@ -136,56 +136,76 @@ pub(crate) fn block<S>(
         }
     }
     let registration = interrupt::register(target());
-    let stop = |s: &S| ready(s) || registration.interrupted();
+    // Why the wait ended is decided under the lock: the condition may not
+    // hold any more once the lock is released (a lock taken by another
+    // thread), and the caller re-checks it anyway.
+    let end = |ready_now: bool| {
+        if ready_now {
+            End::Ready
+        } else if registration.interrupted() {
+            End::Interrupted
+        } else {
+            End::TimedOut
+        }
+    };
     let ended = if pool::on_worker() {
         block_helping(
             lock,
             cond,
-            &stop,
-            || quick() || registration.interrupted(),
+            &ready,
+            &quick,
+            &|| registration.interrupted(),
             deadline,
         )
     } else {
         let mut guard = lock.lock();
         loop {
-            if stop(&guard) {
-                break true;
+            if ready(&guard) || registration.interrupted() {
+                break end(ready(&guard));
             }
             match deadline {
                 None => cond.wait(&mut guard),
                 Some(deadline) => {
                     if cond.wait_until(&mut guard, deadline).timed_out() {
-                        break stop(&guard);
+                        break end(ready(&guard));
                     }
                 }
             }
         }
     };
-    if quick() {
-        Blocked::Ready
-    } else if ended && registration.interrupted() {
-        Blocked::Interrupted(registration)
-    } else {
-        Blocked::TimedOut
+    match ended {
+        End::Ready => Blocked::Ready,
+        End::TimedOut => Blocked::TimedOut,
+        End::Interrupted => Blocked::Interrupted(registration),
     }
+}
+
+enum End {
+    Ready,
+    TimedOut,
+    Interrupted,
 }
 
 #[cold]
 fn block_helping<S>(
     lock: &Mutex<S>,
     cond: &Condvar,
-    stop: &impl Fn(&S) -> bool,
-    quick: impl Fn() -> bool,
+    ready: &impl Fn(&S) -> bool,
+    quick: &impl Fn() -> bool,
+    interrupted: &impl Fn() -> bool,
     deadline: Option<Instant>,
-) -> bool {
+) -> End {
     let mut nap = Duration::from_micros(50);
     loop {
         if quick() {
-            return true;
+            return End::Ready;
+        }
+        if interrupted() {
+            return End::Interrupted;
         }
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
-            return false;
+            return End::TimedOut;
         }
         if pool::help_one() {
             nap = Duration::from_micros(50);
@@ -193,8 +213,14 @@ fn block_helping<S>(
         }
         let wake = deadline.map_or(now + nap, |d| d.min(now + nap));
         let mut guard = lock.lock();
-        if !stop(&guard) {
+        if ready(&guard) {
+            return End::Ready;
+        }
+        if !interrupted() {
             let _ = cond.wait_until(&mut guard, wake);
+        }
+        if ready(&guard) {
+            return End::Ready;
         }
         nap = (nap * 2).min(Duration::from_millis(2));
     }
@@ -401,24 +427,17 @@ impl<T: Send + 'static> Watchable for Inner<T> {
 
 /// Runs a task's closure on the current thread: checks that it was not
 /// cancelled while queued, installs its cancellation flag, catches its panic,
-/// and settles its future. The closure is dropped here, exactly once.
-pub(crate) fn run_task<T, F>(inner: Arc<Inner<T>>, f: F)
-where
-    T: Send + 'static,
-    F: FnOnce() -> T,
-{
-    run_task_with(inner, f, |_| ());
-}
-
-/// As [`run_task`], with `before` seeing the outcome before it is published,
-/// so that whatever it records is visible to every waiter.
+/// and settles its future with the closure's outcome (which may be an
+/// [`Error`] of its own). The closure is dropped here, exactly once.
+/// `before` sees the outcome before it is published, so that whatever it
+/// records is visible to every waiter.
 pub(crate) fn run_task_with<T, F>(
     inner: Arc<Inner<T>>,
     f: F,
     before: impl FnOnce(&Result<T, Error>),
 ) where
     T: Send + 'static,
-    F: FnOnce() -> T,
+    F: FnOnce() -> Result<T, Error>,
 {
     if !inner.start() {
         return;
@@ -426,7 +445,7 @@ pub(crate) fn run_task_with<T, F>(
     let outcome = {
         let _current = cancel::enter(inner.clone());
         catch_unwind(AssertUnwindSafe(f))
-            .map_err(|payload| Error::Panicked(panic_message(&*payload)))
+            .unwrap_or_else(|payload| Err(Error::Panicked(panic_message(&*payload))))
     };
     before(&outcome);
     inner.settle(outcome, false);

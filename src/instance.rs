@@ -150,7 +150,11 @@ impl<C: Send + 'static> Instance<C> {
         let (future, inner) = Future::pending();
         let task: Arc<dyn Cancellable> = inner.clone();
         let run: Run<C> = Box::new(move |value: &mut C, poisoned: &AtomicBool| {
-            run_task_with(inner, || f(value), |outcome| note_panic(outcome, poisoned));
+            run_task_with(
+                inner,
+                || Ok(f(value)),
+                |outcome| note_panic(outcome, poisoned),
+            );
         });
         self.submit(Call {
             run,
@@ -197,7 +201,7 @@ impl<C: Send + 'static> Instance<C> {
                 move |value: &mut C, poisoned: &AtomicBool| match taken.lock().take() {
                     Some(Ok(d)) => run_task_with(
                         inner,
-                        || f(value, d),
+                        || Ok(f(value, d)),
                         |outcome| note_panic(outcome, poisoned),
                     ),
                     Some(Err(cause)) => {

@@ -26,6 +26,12 @@
 //! * A panic becomes [`Error::Panicked`] at the handle; the worker survives.
 //! * A wait on a pool worker runs other queued work, so nested waits never
 //!   deadlock, even on a one-thread pool.
+//! * [`Instance`] runs calls on one value in order on the shared pool;
+//!   [`RequestPool`], [`wait_all`], [`wait_any`], [`as_completed`] wait for many.
+//! * Ctrl-C while a thread waits cancels what it waits on and returns
+//!   [`Error::Interrupted`]; [`on_interrupt`] hooks stop the devices.
+//! * [`Device`] and [`Parameter`] give Concert-style devices with soft
+//!   limits, cancel operations and [`lock!`] for exclusive access.
 //! * `CONCERTINA_DISABLE_ASYNC=1` runs everything inline on the calling
 //!   thread, futures still returned — for debugging.
 #![forbid(unsafe_code)]
@@ -33,6 +39,7 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 mod cancel;
+mod device;
 mod error;
 mod future;
 mod global;
@@ -43,6 +50,10 @@ mod state;
 mod wait;
 
 pub use cancel::{cancelled, check_cancelled, CancelHandle};
+pub use device::{
+    lock, try_lock_for, Device, DeviceBuilder, DeviceError, LockGuard, LockTarget, Lockable,
+    Parameter, ParameterBuilder, ParameterRef,
+};
 pub use error::{ConfigError, Error};
 pub use future::{Awaiting, Future};
 pub use global::{asynchronous, configure, default_pool, spawn};

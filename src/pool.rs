@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{ConfigError, Error, MAX_THREADS};
-use crate::future::{run_task, Future, Inner};
+use crate::future::{run_task_with, Future, Inner};
 use crate::global::{self, Env};
 use crate::interrupt;
 
@@ -413,18 +413,13 @@ struct TaskJob<T, F> {
 impl<T, F> Job for TaskJob<T, F>
 where
     T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
 {
     fn run(self) {
-        let discarding = WORKER.with(|w| {
-            w.borrow()
-                .as_ref()
-                .is_some_and(|ctx| ctx.closing.load(Ordering::Acquire) == DISCARDING)
-        });
-        if discarding {
+        if discarding() {
             self.reject();
         } else {
-            run_task(self.inner, self.f);
+            run_task_with(self.inner, self.f, |_| ());
         }
     }
 
@@ -696,17 +691,27 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        self.spawn_try_into(inner, move || Ok(f()));
+    }
+
+    /// Submits `f`, which may fail with an [`Error`] of its own, to settle `inner`.
+    pub(crate) fn spawn_try_into<T, F>(&self, inner: Arc<Inner<T>>, f: F)
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
+    {
+        let job = TaskJob { inner, f };
         if let Exec::Inline = self.shared.exec {
             // Straight to the task: an inline task runs even on a worker of a
             // pool that is being shut down.
             if self.shared.ctx.closing.load(Ordering::Acquire) == OPEN {
-                run_task(inner, f);
+                run_task_with(job.inner, job.f, |_| ());
             } else {
-                TaskJob { inner, f }.reject();
+                job.reject();
             }
             return;
         }
-        self.execute(TaskJob { inner, f });
+        self.execute(job);
     }
 
     /// Turns `f` into a function that runs `f` on this pool and returns a

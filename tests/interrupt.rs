@@ -292,3 +292,47 @@ fn interrupt_waits_interrupts_a_wait_in_this_process_without_exiting() {
     assert_eq!(waiter.join().unwrap(), Err(Error::Interrupted));
     rx.recv_timeout(Duration::from_secs(30)).unwrap();
 }
+
+#[test]
+fn a_lock_wait_is_interrupted_too() {
+    let motor = concertina::Device::builder("lock_wait_motor")
+        .build()
+        .unwrap();
+    let held = motor.clone();
+    let (locked_tx, locked) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _guard = held.lock().unwrap();
+        locked_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+    });
+    locked.recv().unwrap();
+    let waiting = motor.clone();
+    let waiter = std::thread::spawn(move || waiting.lock().map(drop));
+    while concertina::interrupt_waits() == 0 {
+        std::thread::yield_now();
+    }
+    assert_eq!(waiter.join().unwrap(), Err(Error::Interrupted));
+    release.send(()).unwrap();
+    holder.join().unwrap();
+}
+
+#[test]
+fn a_device_stopped_on_interrupt_is_aborted_by_ctrl_c() {
+    let stops = Arc::new(AtomicUsize::new(0));
+    let s = stops.clone();
+    let x = concertina::Parameter::<f64>::builder("x")
+        .setter(|_| {})
+        .on_cancel(move || {
+            s.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    let stage = concertina::Device::builder("interrupt_stage")
+        .parameter(x)
+        .build()
+        .unwrap();
+    stage.stop_on_interrupt();
+    concertina::interrupt_waits();
+    assert!(stops.load(Ordering::SeqCst) >= 1);
+}

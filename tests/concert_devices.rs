@@ -1,0 +1,147 @@
+//! Cases ported from Concert's `concert/tests/unit/test_parameter.py` and
+//! `concert/tests/unit/devices/test_device.py`: accessors return futures,
+//! read-only and write-only parameters, names, soft limits, identity of two
+//! devices, locking a device and a parameter, emergency stop.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use concertina::{Device, Error, Future, Parameter};
+use parking_lot::Mutex;
+
+fn proxy(default: i32) -> Parameter<i32> {
+    let (value, write) = (Arc::new(Mutex::new(default)), Arc::new(Mutex::new(0)));
+    let (r, w) = (value.clone(), value);
+    drop(write);
+    Parameter::builder("foo")
+        .getter(move || *r.lock())
+        .setter(move |v| *w.lock() = v)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn test_func_identity() {
+    let (foo1, foo2) = (proxy(42), proxy(23));
+    foo1.set(15).result().unwrap();
+    assert_eq!(foo1.get().result(), Ok(15));
+    assert_eq!(foo2.get().result(), Ok(23));
+}
+
+#[test]
+fn test_names() {
+    for bad in ["1pm", "current position"] {
+        assert!(
+            Parameter::<i32>::builder(bad).getter(|| 0).build().is_err(),
+            "{bad}"
+        );
+    }
+    for good in ["this-is-correct", "this_too"] {
+        assert!(
+            Parameter::<i32>::builder(good).getter(|| 0).build().is_ok(),
+            "{good}"
+        );
+    }
+}
+
+#[test]
+fn test_read_only_parameter() {
+    let parameter = Parameter::builder("foo").getter(|| 0).build().unwrap();
+    assert!(parameter.is_readable());
+    assert!(!parameter.is_writable());
+    assert_eq!(parameter.get().result(), Ok(0));
+    let err = parameter.set(1).result().unwrap_err();
+    assert_eq!(err.to_string(), "parameter `foo` cannot be written");
+}
+
+#[test]
+fn test_write_only_parameter() {
+    let parameter = Parameter::builder("foo")
+        .setter(|_: i32| {})
+        .build()
+        .unwrap();
+    assert!(parameter.is_writable());
+    assert!(!parameter.is_readable());
+    parameter.set(1).result().unwrap();
+    let err = parameter.get().result().unwrap_err();
+    assert_eq!(err.to_string(), "parameter `foo` cannot be read");
+}
+
+#[test]
+fn test_soft_limit() {
+    let parameter = Parameter::builder("foo")
+        .setter(|_: f64| {})
+        .unit("mm")
+        .limits(2.0, 4.0)
+        .build()
+        .unwrap();
+    parameter.set(2.3).result().unwrap();
+    parameter.set(2.0).result().unwrap();
+    parameter.set(4.0).result().unwrap();
+    assert!(matches!(parameter.set(4.2).result(), Err(Error::Device(_))));
+}
+
+struct MockDevice {
+    device: Device,
+    aborted: Arc<AtomicBool>,
+}
+
+fn mock_device() -> MockDevice {
+    let aborted = Arc::new(AtomicBool::new(false));
+    let a = aborted.clone();
+    let readonly = Parameter::builder("readonly").getter(|| 1).build().unwrap();
+    let writeonly = Parameter::builder("writeonly")
+        .setter(|_: i32| {})
+        .on_cancel(move || a.store(true, Ordering::SeqCst))
+        .build()
+        .unwrap();
+    let device = Device::builder("mock")
+        .parameter(readonly)
+        .parameter(writeonly)
+        .build()
+        .unwrap();
+    MockDevice { device, aborted }
+}
+
+#[test]
+fn test_accessor_functions() {
+    let d = mock_device().device;
+    let got: Future<i32> = d.get("readonly");
+    assert_eq!(got.result(), Ok(1));
+    let set: Future<()> = d.set("writeonly", 0);
+    set.result().unwrap();
+}
+
+#[test]
+fn test_iterable() {
+    let d = mock_device().device;
+    assert!(d.names().all(|n| n == "readonly" || n == "writeonly"));
+    assert_eq!(d.names().count(), 2);
+}
+
+#[test]
+fn test_invalid_parameter() {
+    let d = mock_device().device;
+    assert!(matches!(d.parameter("foo"), Err(Error::Device(_))));
+}
+
+#[test]
+fn test_context_manager() {
+    let d = mock_device().device;
+    let _guard = d.lock().unwrap();
+    assert_eq!(d.get::<i32>("readonly").result(), Ok(1));
+    d.set("writeonly", 2).result().unwrap();
+}
+
+#[test]
+fn test_parameter_lock_acquisition() {
+    let d = mock_device().device;
+    let _guard = concertina::lock!(d.parameter("writeonly").unwrap()).unwrap();
+}
+
+#[test]
+fn test_emergency_stop() {
+    let mock = mock_device();
+    mock.device.emergency_stop();
+    assert!(mock.aborted.load(Ordering::SeqCst));
+}

@@ -1,0 +1,428 @@
+//! Devices and parameters: futures from get and set, soft limits, cancel
+//! operations, abort, and locks (device covers parameters, re-entrant,
+//! timeouts, other threads' operations held off).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use common::Gate;
+use concertina::{Device, Error, Lockable, Parameter};
+use parking_lot::Mutex;
+
+/// A simulated axis: its position, and counters of sets and stops.
+#[derive(Clone, Default)]
+struct Axis {
+    position: Arc<Mutex<f64>>,
+    sets: Arc<AtomicUsize>,
+    stops: Arc<AtomicUsize>,
+}
+
+impl Axis {
+    fn parameter(&self, name: &str) -> Parameter<f64> {
+        let (read, write, sets, stops) = (
+            self.position.clone(),
+            self.position.clone(),
+            self.sets.clone(),
+            self.stops.clone(),
+        );
+        Parameter::builder(name)
+            .getter(move || *read.lock())
+            .setter(move |v| {
+                sets.fetch_add(1, Ordering::SeqCst);
+                *write.lock() = v;
+            })
+            .on_cancel(move || {
+                stops.fetch_add(1, Ordering::SeqCst);
+            })
+            .limits(-100.0, 100.0)
+            .unit("mm")
+            .build()
+            .unwrap()
+    }
+}
+
+#[test]
+fn soft_limits_refuse_the_value_before_the_setter() {
+    let axis = Axis::default();
+    let p = axis.parameter("x");
+    p.set(100.0).result().unwrap();
+    p.set(-100.0).result().unwrap();
+    let err = p.set(100.5).result().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "parameter `x`: 100.5 mm is outside its soft limits [-100.0 mm, 100.0 mm]"
+    );
+    assert!(matches!(err, Error::Device(_)));
+    assert_eq!(
+        axis.sets.load(Ordering::SeqCst),
+        2,
+        "the refused value never reached the setter"
+    );
+    assert_eq!(p.limits(), Some(("-100.0", "100.0")));
+}
+
+#[test]
+fn bad_limits_and_names_are_refused_at_build() {
+    let err = Parameter::<f64>::builder("x")
+        .setter(|_| {})
+        .limits(5.0, 1.0)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "parameter `x`: lower limit 5.0 is above upper limit 1.0"
+    );
+    let err = Parameter::<f64>::builder("x").build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "parameter `x` has neither a getter nor a setter: give it at least one"
+    );
+    let err = Device::builder("2nd-motor").build().unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with("device name \"2nd-motor\" is not accepted"));
+}
+
+#[test]
+fn a_parameter_belongs_to_one_device() {
+    let p = Axis::default().parameter("x");
+    let _stage = Device::builder("stage")
+        .parameter(p.clone())
+        .build()
+        .unwrap();
+    let err = Device::builder("other").parameter(p).build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "parameter `x` already belongs to device `stage`"
+    );
+}
+
+#[test]
+fn by_name_access_names_what_is_wrong() {
+    let motor = Device::builder("motor")
+        .parameter(Axis::default().parameter("position"))
+        .build()
+        .unwrap();
+    let err = motor.get::<f64>("speed").result().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "device `motor` has no parameter `speed` (it has: position)"
+    );
+    let err = motor.set("position", 3u32).result().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "parameter `motor.position (f64)` does not hold u32"
+    );
+    motor.set("position", 3.0).result().unwrap();
+    assert_eq!(motor.typed::<f64>("position").unwrap().get_sync(), Ok(3.0));
+    assert_eq!(
+        format!("{motor:?}"),
+        r#"Device { name: "motor", parameters: ["position"] }"#
+    );
+}
+
+#[test]
+fn cancelling_a_set_in_flight_runs_the_stop_once() {
+    let stops = Arc::new(AtomicUsize::new(0));
+    let s = stops.clone();
+    let (started, release) = (Gate::new(), Gate::new());
+    let (st, r) = (started.clone(), release.clone());
+    let p = Parameter::<f64>::builder("x")
+        .setter(move |_| {
+            st.open();
+            r.wait();
+        })
+        .on_cancel(move || {
+            s.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    let moving = p.set(5.0);
+    started.wait();
+    assert!(moving.cancel());
+    assert!(!moving.cancel());
+    assert_eq!(stops.load(Ordering::SeqCst), 1);
+    assert_eq!(moving.result(), Err(Error::Cancelled));
+    release.open();
+}
+
+#[test]
+fn abort_cancels_operations_in_flight_or_stops_directly() {
+    let (x, y) = (Axis::default(), Axis::default());
+    let (started, release) = (Gate::new(), Gate::new());
+    let (st, r) = (started.clone(), release.clone());
+    let slow = Parameter::<f64>::builder("slow")
+        .setter(move |_| {
+            st.open();
+            r.wait();
+        })
+        .on_cancel({
+            let stops = x.stops.clone();
+            move || {
+                stops.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .build()
+        .unwrap();
+    let stage = Device::builder("stage")
+        .parameter(slow.clone())
+        .parameter(y.parameter("y"))
+        .build()
+        .unwrap();
+    let moving = slow.set(1.0);
+    started.wait();
+    assert_eq!(stage.abort(), 2);
+    assert_eq!(
+        moving.result(),
+        Err(Error::Cancelled),
+        "the move in flight was cancelled"
+    );
+    assert_eq!(
+        x.stops.load(Ordering::SeqCst),
+        1,
+        "its stop ran once, as the cleanup"
+    );
+    assert_eq!(
+        y.stops.load(Ordering::SeqCst),
+        1,
+        "the idle axis was stopped directly"
+    );
+    release.open();
+}
+
+#[test]
+fn set_after_waits_for_its_dependency_and_fails_with_it() {
+    let axis = Axis::default();
+    let p = axis.parameter("x");
+    let release = Gate::new();
+    let r = release.clone();
+    let prior = concertina::spawn(move || r.wait());
+    let chained = p.set_after(prior, 7.0);
+    assert!(
+        !chained.wait_timeout(Duration::from_millis(10)),
+        "the set waits for its dependency"
+    );
+    release.open();
+    chained.result().unwrap();
+    assert_eq!(p.get_sync(), Ok(7.0));
+    let failed = p.set_after(concertina::spawn(|| -> () { panic!("beam lost") }), 8.0);
+    assert_eq!(
+        failed.result(),
+        Err(Error::DependencyFailed(Box::new(Error::Panicked(
+            "beam lost".into()
+        ))))
+    );
+    assert_eq!(p.get_sync(), Ok(7.0), "the set never happened");
+}
+
+/// True when `objects` can be locked by another thread within 20 ms.
+fn lockable_elsewhere(objects: Vec<Box<dyn Lockable + Send>>) -> bool {
+    std::thread::spawn(move || {
+        let refs: Vec<&dyn Lockable> = objects.iter().map(|o| &**o as &dyn Lockable).collect();
+        concertina::try_lock_for(&refs, Duration::from_millis(20)).is_ok()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn a_device_lock_covers_its_parameters_and_the_other_way_round() {
+    let motor = Device::builder("motor")
+        .parameter(Axis::default().parameter("x"))
+        .parameter(Axis::default().parameter("y"))
+        .build()
+        .unwrap();
+    let (x, y) = (motor.parameter("x").unwrap(), motor.parameter("y").unwrap());
+    {
+        let _device = motor.lock().unwrap();
+        assert!(
+            !lockable_elsewhere(vec![Box::new(x.clone())]),
+            "a locked device covers its parameter"
+        );
+        assert!(!lockable_elsewhere(vec![Box::new(motor.clone())]));
+    }
+    {
+        let _param = concertina::lock!(x).unwrap();
+        assert!(
+            !lockable_elsewhere(vec![Box::new(motor.clone())]),
+            "a locked parameter excludes its device"
+        );
+        assert!(
+            lockable_elsewhere(vec![Box::new(y.clone())]),
+            "but not its sibling"
+        );
+    }
+    assert!(
+        lockable_elsewhere(vec![Box::new(motor.clone()), Box::new(x)]),
+        "all released"
+    );
+}
+
+#[test]
+fn locks_are_re_entrant_on_one_thread() {
+    let motor = Device::builder("motor")
+        .parameter(Axis::default().parameter("x"))
+        .build()
+        .unwrap();
+    let x = motor.parameter("x").unwrap();
+    let a = motor.lock().unwrap();
+    let b = concertina::lock!(motor, x).unwrap();
+    let c = motor.lock().unwrap();
+    drop(a);
+    drop(c);
+    assert!(
+        !lockable_elsewhere(vec![Box::new(motor.clone())]),
+        "still held once"
+    );
+    drop(b);
+    assert!(lockable_elsewhere(vec![Box::new(motor.clone())]));
+}
+
+#[test]
+fn a_lock_timeout_names_what_could_not_be_had() {
+    let pump = Device::builder("pump")
+        .parameter(Axis::default().parameter("flow"))
+        .build()
+        .unwrap();
+    let (locked, release) = (Gate::new(), Gate::new());
+    let (l, r, held) = (locked.clone(), release.clone(), pump.clone());
+    let holder = std::thread::spawn(move || {
+        let _guard = held.lock().unwrap();
+        l.open();
+        r.wait();
+    });
+    locked.wait();
+    let flow = pump.parameter("flow").unwrap();
+    let err =
+        concertina::try_lock_for(&[&flow as &dyn Lockable], Duration::from_millis(5)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "could not lock pump.flow within 5ms: held by another thread"
+    );
+    release.open();
+    holder.join().unwrap();
+}
+
+#[test]
+fn operations_of_other_threads_wait_for_the_holder() {
+    let axis = Axis::default();
+    let motor = Device::builder("motor")
+        .parameter(axis.parameter("x"))
+        .build()
+        .unwrap();
+    let x = motor.typed::<f64>("x").unwrap();
+    let guard = motor.lock().unwrap();
+    // The holder's own set goes ahead.
+    x.set(1.0).result().unwrap();
+    // Another thread's set waits until the holder releases.
+    let (tx, rx) = mpsc::channel();
+    let other = x.clone();
+    let setter = std::thread::spawn(move || tx.send(other.set(2.0).result()).unwrap());
+    assert!(
+        rx.recv_timeout(Duration::from_millis(20)).is_err(),
+        "the other set went ahead under the lock"
+    );
+    assert_eq!(*axis.position.lock(), 1.0);
+    drop(guard);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Ok(()));
+    setter.join().unwrap();
+    assert_eq!(*axis.position.lock(), 2.0);
+}
+
+#[test]
+fn the_lock_macro_takes_devices_and_parameters_in_any_order() {
+    let motor = Device::builder("motor")
+        .parameter(Axis::default().parameter("x"))
+        .build()
+        .unwrap();
+    let pump = Device::builder("pump")
+        .parameter(Axis::default().parameter("flow"))
+        .build()
+        .unwrap();
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|i| {
+            let (motor, pump, barrier) = (motor.clone(), pump.clone(), barrier.clone());
+            std::thread::spawn(move || -> Result<usize, Error> {
+                barrier.wait();
+                let mut held = 0;
+                for _ in 0..200 {
+                    let flow = pump.parameter("flow")?;
+                    let _guard = if i == 0 {
+                        concertina::lock!(motor, flow)?
+                    } else {
+                        concertina::lock!(flow, motor)?
+                    };
+                    held += 1;
+                }
+                Ok(held)
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Ok(200));
+    }
+}
+
+#[test]
+fn operations_started_by_the_holder_act_for_it_even_when_nested() {
+    let axis = Axis::default();
+    let motor = Device::builder("motor")
+        .parameter(axis.parameter("x"))
+        .build()
+        .unwrap();
+    let x = motor.typed::<f64>("x").unwrap();
+    // A detector whose reading reads the motor: a nested operation on a pool thread.
+    let counts = Parameter::builder("counts")
+        .getter(move || x.get_sync().unwrap() * 10.0)
+        .build()
+        .unwrap();
+    let _guard = motor.lock().unwrap();
+    motor.set("x", 4.0).result().unwrap();
+    assert_eq!(
+        counts.get().result(),
+        Ok(40.0),
+        "the nested read acted for the holder"
+    );
+}
+
+#[test]
+fn a_lock_waits_for_other_owners_operations_in_flight() {
+    let (started, release) = (Gate::new(), Gate::new());
+    let (st, r) = (started.clone(), release.clone());
+    let p = Parameter::<f64>::builder("slow")
+        .setter(move |_| {
+            st.open();
+            r.wait();
+        })
+        .build()
+        .unwrap();
+    let other = p.clone();
+    let mover = std::thread::spawn(move || other.set(1.0).result());
+    started.wait();
+    let err =
+        concertina::try_lock_for(&[&p as &dyn Lockable], Duration::from_millis(20)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "could not lock slow within 20ms: held by another thread"
+    );
+    release.open();
+    assert_eq!(mover.join().unwrap(), Ok(()));
+    let _guard = concertina::try_lock_for(&[&p as &dyn Lockable], Duration::from_secs(60)).unwrap();
+}
+
+#[test]
+fn a_limit_error_inside_a_device_names_the_device_too() {
+    let motor = Device::builder("motor")
+        .parameter(Axis::default().parameter("x"))
+        .build()
+        .unwrap();
+    let err = motor.set("x", 500.0).result().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "parameter `motor.x`: 500.0 mm is outside its soft limits [-100.0 mm, 100.0 mm]"
+    );
+}
