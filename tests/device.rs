@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use common::Gate;
+use common::{pool, Gate};
+use concertina::Backend;
 use concertina::{Device, Error, Lockable, Parameter};
 use parking_lot::Mutex;
 
@@ -130,6 +131,8 @@ fn cancelling_a_set_in_flight_runs_the_stop_once() {
     let s = stops.clone();
     let (started, release) = (Gate::new(), Gate::new());
     let (st, r) = (started.clone(), release.clone());
+    // Gated work needs real threads, whatever CONCERTINA_DISABLE_ASYNC says.
+    let threads = pool(Backend::Crossbeam, 2);
     let p = Parameter::<f64>::builder("x")
         .setter(move |_| {
             st.open();
@@ -138,6 +141,7 @@ fn cancelling_a_set_in_flight_runs_the_stop_once() {
         .on_cancel(move || {
             s.fetch_add(1, Ordering::SeqCst);
         })
+        .pool(&threads)
         .build()
         .unwrap();
     let moving = p.set(5.0);
@@ -154,6 +158,7 @@ fn abort_cancels_operations_in_flight_or_stops_directly() {
     let (x, y) = (Axis::default(), Axis::default());
     let (started, release) = (Gate::new(), Gate::new());
     let (st, r) = (started.clone(), release.clone());
+    let threads = pool(Backend::Crossbeam, 2);
     let slow = Parameter::<f64>::builder("slow")
         .setter(move |_| {
             st.open();
@@ -165,6 +170,7 @@ fn abort_cancels_operations_in_flight_or_stops_directly() {
                 stops.fetch_add(1, Ordering::SeqCst);
             }
         })
+        .pool(&threads)
         .build()
         .unwrap();
     let stage = Device::builder("stage")
@@ -199,7 +205,8 @@ fn set_after_waits_for_its_dependency_and_fails_with_it() {
     let p = axis.parameter("x");
     let release = Gate::new();
     let r = release.clone();
-    let prior = concertina::spawn(move || r.wait());
+    let threads = pool(Backend::Crossbeam, 1);
+    let prior = threads.spawn(move || r.wait());
     let chained = p.set_after(prior, 7.0);
     assert!(
         !chained.wait_timeout(Duration::from_millis(10)),
@@ -393,11 +400,13 @@ fn operations_started_by_the_holder_act_for_it_even_when_nested() {
 fn a_lock_waits_for_other_owners_operations_in_flight() {
     let (started, release) = (Gate::new(), Gate::new());
     let (st, r) = (started.clone(), release.clone());
+    let threads = pool(Backend::Crossbeam, 1);
     let p = Parameter::<f64>::builder("slow")
         .setter(move |_| {
             st.open();
             r.wait();
         })
+        .pool(&threads)
         .build()
         .unwrap();
     let other = p.clone();
