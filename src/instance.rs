@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::cancel::Cancellable;
 use crate::error::Error;
@@ -320,17 +320,15 @@ impl<C: Send + 'static> Instance<C> {
     fn submit(&self, call: Call<C>) {
         let mut queue = self.shared.queue.lock();
         queue.calls.push_back(call);
-        if queue.active || !queue.calls.front().is_some_and(Call::runnable) {
-            return;
-        }
-        queue.active = true;
-        drop(queue);
-        self.schedule();
+        self.start_if_idle(queue);
     }
 
     /// Starts a drain when none runs and the first call became runnable.
     fn kick(&self) {
-        let mut queue = self.shared.queue.lock();
+        self.start_if_idle(self.shared.queue.lock());
+    }
+
+    fn start_if_idle(&self, mut queue: MutexGuard<'_, Queue<C>>) {
         if queue.active || !queue.calls.front().is_some_and(Call::runnable) {
             return;
         }

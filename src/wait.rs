@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::cancel::Cancellable;
 use crate::error::{panic_message, Error};
-use crate::future::{block, Blocked, Future};
+use crate::future::{block, Blocked, Future, Inner};
 use crate::interrupt::{self, Wakeable};
 
 /// Told, with its key, when a watched future is published.
@@ -359,40 +359,39 @@ where
     let parts: Arc<Mutex<(Option<A>, Option<B>)>> = Arc::new(Mutex::new((None, None)));
     let (parts_b, inner_b) = (parts.clone(), inner.clone());
     a.on_outcome(move |outcome| match outcome {
+        Ok(value) => {
+            parts.lock().0 = Some(value);
+            settle_pair(&parts, &inner);
+        }
         Err(error) => {
             inner.settle(Err(error), false);
         }
-        Ok(value) => {
-            let mut p = parts.lock();
-            p.0 = Some(value);
-            if p.1.is_some() {
-                let (a, b) = (p.0.take(), p.1.take());
-                drop(p);
-                inner.settle(
-                    Ok((a.expect("set above"), b.expect("checked above"))),
-                    false,
-                );
-            }
-        }
     });
     b.on_outcome(move |outcome| match outcome {
+        Ok(value) => {
+            parts_b.lock().1 = Some(value);
+            settle_pair(&parts_b, &inner_b);
+        }
         Err(error) => {
             inner_b.settle(Err(error), false);
         }
-        Ok(value) => {
-            let mut p = parts_b.lock();
-            p.1 = Some(value);
-            if p.0.is_some() {
-                let (a, b) = (p.0.take(), p.1.take());
-                drop(p);
-                inner_b.settle(
-                    Ok((a.expect("checked above"), b.expect("set above"))),
-                    false,
-                );
-            }
-        }
     });
     joined
+}
+
+/// Settles a joined future once both parts are in.
+fn settle_pair<A: Send + 'static, B: Send + 'static>(
+    parts: &Mutex<(Option<A>, Option<B>)>,
+    inner: &Inner<(A, B)>,
+) {
+    let mut p = parts.lock();
+    if let (Some(_), Some(_)) = (&p.0, &p.1) {
+        let both = (p.0.take(), p.1.take());
+        drop(p);
+        if let (Some(a), Some(b)) = both {
+            inner.settle(Ok((a, b)), false);
+        }
+    }
 }
 
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);

@@ -3,42 +3,22 @@
 //! test binary re-run with one scenario), since the default pool is built
 //! once per process.
 
-use std::process::Command;
+mod common;
 
+use common::{said, scenario_command, SCENARIO};
 use concertina::{Backend, Error, Pool};
 
-const SCENARIO: &str = "CONCERTINA_TEST_SCENARIO";
-
 /// Runs `scenario` in a child process with exactly `vars` set among the
-/// `CONCERTINA_*` variables; returns its stdout lines (panics on failure).
+/// `CONCERTINA_*` variables; returns what it said (panics on failure).
 fn child(scenario: &str, vars: &[(&str, &str)]) -> Vec<String> {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        "scenario_runner",
-        "--nocapture",
-        "--test-threads=1",
-    ]);
-    for var in [
-        "CONCERTINA_THREADS",
-        "CONCERTINA_BACKEND",
-        "CONCERTINA_DISABLE_ASYNC",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env(SCENARIO, scenario).envs(vars.iter().copied());
-    let out = cmd.output().unwrap();
+    let out = scenario_command(scenario, vars).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "scenario {scenario} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // libtest may print its own "test scenario_runner ... " before the first line.
-    stdout
-        .lines()
-        .filter_map(|l| l.split_once("> ").map(|(_, said)| said.to_owned()))
-        .collect()
+    stdout.lines().filter_map(said).collect()
 }
 
 /// The child's side: does nothing unless started by `child`.

@@ -45,6 +45,14 @@ impl Axis {
     }
 }
 
+/// A device with one fresh axis.
+fn device_with(name: &str, axis: &str) -> Device {
+    Device::builder(name)
+        .parameter(Axis::default().parameter(axis))
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn soft_limits_refuse_the_value_before_the_setter() {
     let axis = Axis::default();
@@ -103,10 +111,7 @@ fn a_parameter_belongs_to_one_device() {
 
 #[test]
 fn by_name_access_names_what_is_wrong() {
-    let motor = Device::builder("motor")
-        .parameter(Axis::default().parameter("position"))
-        .build()
-        .unwrap();
+    let motor = device_with("motor", "position");
     let err = motor.get::<f64>("speed").result().unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -270,10 +275,7 @@ fn a_device_lock_covers_its_parameters_and_the_other_way_round() {
 
 #[test]
 fn locks_are_re_entrant_on_one_thread() {
-    let motor = Device::builder("motor")
-        .parameter(Axis::default().parameter("x"))
-        .build()
-        .unwrap();
+    let motor = device_with("motor", "x");
     let x = motor.parameter("x").unwrap();
     let a = motor.lock().unwrap();
     let b = concertina::lock!(motor, x).unwrap();
@@ -290,10 +292,7 @@ fn locks_are_re_entrant_on_one_thread() {
 
 #[test]
 fn a_lock_timeout_names_what_could_not_be_had() {
-    let pump = Device::builder("pump")
-        .parameter(Axis::default().parameter("flow"))
-        .build()
-        .unwrap();
+    let pump = device_with("pump", "flow");
     let (locked, release) = (Gate::new(), Gate::new());
     let (l, r, held) = (locked.clone(), release.clone(), pump.clone());
     let holder = std::thread::spawn(move || {
@@ -341,14 +340,8 @@ fn operations_of_other_threads_wait_for_the_holder() {
 
 #[test]
 fn the_lock_macro_takes_devices_and_parameters_in_any_order() {
-    let motor = Device::builder("motor")
-        .parameter(Axis::default().parameter("x"))
-        .build()
-        .unwrap();
-    let pump = Device::builder("pump")
-        .parameter(Axis::default().parameter("flow"))
-        .build()
-        .unwrap();
+    let motor = device_with("motor", "x");
+    let pump = device_with("pump", "flow");
     let barrier = Arc::new(std::sync::Barrier::new(2));
     let threads: Vec<_> = (0..2)
         .map(|i| {
@@ -425,10 +418,7 @@ fn a_lock_waits_for_other_owners_operations_in_flight() {
 
 #[test]
 fn a_limit_error_inside_a_device_names_the_device_too() {
-    let motor = Device::builder("motor")
-        .parameter(Axis::default().parameter("x"))
-        .build()
-        .unwrap();
+    let motor = device_with("motor", "x");
     let err = motor.set("x", 500.0).result().unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -6,45 +6,36 @@
 //! `concertina::interrupt()`.
 #![cfg(unix)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use common::{said, scenario_command, SCENARIO};
 use concertina::{Error, Instance, RequestPool};
 
-const SCENARIO: &str = "CONCERTINA_TEST_SCENARIO";
-
-/// Runs `scenario` in a child; sends SIGINT each time it prints a line
-/// starting with "ready"; returns its lines and exit code.
+/// Runs `scenario` in a child; sends SIGINT each time it says a line
+/// starting with "ready"; returns what it said and its exit code.
 fn child(scenario: &str, env: &[(&str, &str)]) -> (Vec<String>, Option<i32>) {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        "scenario_runner",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(SCENARIO, scenario)
-    .env_remove("CONCERTINA_CTRLC")
-    .env_remove("CONCERTINA_DISABLE_ASYNC")
-    .envs(env.iter().copied())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let mut process = cmd.spawn().unwrap();
+    let mut process = scenario_command(scenario, env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = process.id().to_string();
     let mut lines = Vec::new();
     for line in BufReader::new(process.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let Some((_, said)) = line.split_once("> ") else {
+        let Some(said) = said(&line.unwrap()) else {
             continue;
         };
         if said.starts_with("ready") {
             let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
             assert!(sent.success(), "kill -INT failed");
         }
-        lines.push(said.to_owned());
+        lines.push(said);
     }
     let status = process.wait().unwrap();
     (lines, status.code())

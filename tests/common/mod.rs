@@ -2,6 +2,7 @@
 //! of each threaded backend.
 #![allow(dead_code)]
 
+use std::process::Command;
 use std::sync::Arc;
 
 use concertina::{Backend, Pool};
@@ -42,4 +43,37 @@ impl Gate {
     pub fn is_open(&self) -> bool {
         *self.0 .0.lock()
     }
+}
+
+/// The variable that tells a test binary, re-run as a child, which scenario
+/// its `scenario_runner` test plays.
+pub const SCENARIO: &str = "CONCERTINA_TEST_SCENARIO";
+
+/// This test binary, re-run to play `scenario` in its `scenario_runner`
+/// test, with every `CONCERTINA_*` variable cleared and then `env` set.
+pub fn scenario_command(scenario: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("the test binary's path"));
+    cmd.args([
+        "--exact",
+        "scenario_runner",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(SCENARIO, scenario);
+    for var in [
+        "CONCERTINA_THREADS",
+        "CONCERTINA_BACKEND",
+        "CONCERTINA_DISABLE_ASYNC",
+        "CONCERTINA_CTRLC",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd
+}
+
+/// What a scenario said: its stdout lines after "> " (libtest may print
+/// "test scenario_runner ... " before the first one).
+pub fn said(line: &str) -> Option<String> {
+    line.split_once("> ").map(|(_, said)| said.to_owned())
 }
