@@ -327,3 +327,74 @@ fn a_device_stopped_on_interrupt_is_aborted_by_ctrl_c() {
     concertina::interrupt_waits();
     assert!(stops.load(Ordering::SeqCst) >= 1);
 }
+
+/// A task that runs until cancelled, on `pool`.
+fn endless(pool: &concertina::Pool) -> concertina::Future<()> {
+    pool.spawn(|| {
+        while !concertina::cancelled() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
+
+/// Runs `wait` on another thread and interrupts it; returns what it returned.
+fn interrupted<R: Send + 'static>(wait: impl FnOnce() -> R + Send + 'static) -> R {
+    let waiter = std::thread::spawn(wait);
+    while !waiter.is_finished() {
+        concertina::interrupt_waits();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    waiter.join().unwrap()
+}
+
+#[test]
+fn every_kind_of_wait_is_interrupted() {
+    let pool = concertina::Pool::builder()
+        .threads(3)
+        .backend(concertina::Backend::Crossbeam)
+        .build()
+        .unwrap();
+
+    let f = endless(&pool);
+    assert_eq!(
+        interrupted(move || f.join().map(drop)),
+        Err(Error::Interrupted),
+        "join"
+    );
+
+    let f = endless(&pool);
+    let (done, f) = interrupted(move || (f.wait_timeout(Duration::from_secs(600)), f));
+    assert!(done, "wait_timeout returns with the future finished");
+    assert_eq!(f.result(), Err(Error::Interrupted), "wait_timeout");
+
+    let fs = vec![endless(&pool), endless(&pool)];
+    assert_eq!(
+        interrupted(move || concertina::wait_all(fs)),
+        [Err(Error::Interrupted), Err(Error::Interrupted)]
+    );
+
+    let fs = vec![endless(&pool), endless(&pool)];
+    let (i, fs) = interrupted(move || (concertina::wait_any(&fs), fs));
+    let i = i.expect("wait_any returns a finished future");
+    assert!(
+        fs.into_iter()
+            .all(|f| f.result() == Err(Error::Interrupted)),
+        "wait_any interrupts all it waits on ({i})"
+    );
+
+    let fs = vec![endless(&pool), endless(&pool)];
+    let outcomes: Vec<_> =
+        interrupted(move || concertina::as_completed(fs).map(|(_, r)| r).collect());
+    assert_eq!(
+        outcomes,
+        [Err(Error::Interrupted), Err(Error::Interrupted)],
+        "as_completed"
+    );
+
+    let fs = vec![endless(&pool), endless(&pool)];
+    let all_done = interrupted(move || concertina::wait_all_timeout(&fs, Duration::from_secs(600)));
+    assert!(
+        all_done,
+        "wait_all_timeout: every future finished, interrupted"
+    );
+}
