@@ -56,6 +56,15 @@ fn ready_when_blocked(what: &'static str) -> std::thread::JoinHandle<()> {
     })
 }
 
+/// Waits until `f` runs: a task cancelled while still queued never runs, and
+/// the scenarios want a move that sees the cancellation.
+fn running<T: Send + 'static>(f: concertina::Future<T>) -> concertina::Future<T> {
+    while !f.running() && !f.done() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    f
+}
+
 /// A "motor move": runs until cancelled, then reports that it saw the flag.
 fn motor_move(saw_cancel: mpsc::Sender<()>) -> impl FnOnce() -> f64 + Send + 'static {
     move || {
@@ -81,7 +90,7 @@ fn scenario_runner() {
         "wait" => {
             concertina::on_interrupt(|| say("hook ran"));
             let s = stops.clone();
-            let motion = concertina::spawn(motor_move(saw_cancel)).on_cancel(move || {
+            let motion = running(concertina::spawn(motor_move(saw_cancel))).on_cancel(move || {
                 s.fetch_add(1, Ordering::SeqCst);
                 say("cleanup ran");
             });
@@ -135,8 +144,8 @@ fn scenario_runner() {
             let model = Instance::new(());
             let (tx2, rx2) = mpsc::channel();
             let mut requests = RequestPool::new();
-            requests.add(concertina::spawn(motor_move(saw_cancel)));
-            requests.add(concertina::spawn(motor_move(tx2)));
+            requests.add(running(concertina::spawn(motor_move(saw_cancel))));
+            requests.add(running(concertina::spawn(motor_move(tx2))));
             let blocker = model.asynchronous(|_| {
                 while !concertina::cancelled() {
                     std::thread::sleep(Duration::from_millis(1));
@@ -240,7 +249,7 @@ fn an_application_handler_hands_over_through_interrupt() {
 
 #[test]
 fn ctrl_c_interrupts_request_pools_and_instance_calls() {
-    let (lines, code) = child("many", &[]);
+    let (lines, code) = child("many", &[("CONCERTINA_THREADS", "4")]);
     assert_eq!(
         lines,
         [
