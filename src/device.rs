@@ -507,9 +507,18 @@ fn acquire(
 /// same objects in any order never deadlock. A device lock covers its
 /// parameters: a locker of `motor` excludes a locker of `motor`'s
 /// `position`, and the other way round. A thread may lock again what it
-/// holds (re-entrant). Locks also hold off plain [`Parameter::get`] and
-/// [`Parameter::set`] calls from other threads: those wait until the holder
-/// releases; the holder's own calls go ahead.
+/// holds (re-entrant).
+///
+/// Locks protect the device, not only against other lockers: a
+/// [`Parameter::get`] or [`Parameter::set`] asked for by another thread
+/// waits until the holder releases, and a lock waits until the operations
+/// other threads already have in flight on its objects have finished. The
+/// holder's own operations go ahead, and so do the operations they start in
+/// turn (a detector read that reads the motor position acts for whoever
+/// asked for the read). A task of your own started with
+/// [`spawn`](crate::spawn) does not act for the holder: if it gets or sets a
+/// locked parameter while the holder waits for it, the two wait on each
+/// other. Issue those operations from the holder's thread, or release first.
 ///
 /// Locks taken by *separate* calls nest like any locks: a thread that holds
 /// one object and then waits for another can deadlock with a thread doing
