@@ -641,9 +641,14 @@ impl Pool {
     /// rejects it on this thread when the pool is shut down.
     pub(crate) fn execute<J: Job>(&self, job: J) {
         let shared = &*self.shared;
+        // `close` marks the pool closing before it takes the backend out, and
+        // it needs the write lock for that: a submission that sees the pool
+        // open under the read lock is queued before the drain, and one that
+        // starts after `is_shutdown()` turned true is refused.
+        let open = || shared.ctx.closing.load(Ordering::Acquire) == OPEN;
         let rejected = match &shared.exec {
             Exec::Inline => {
-                if shared.ctx.closing.load(Ordering::Acquire) == OPEN {
+                if open() {
                     job.run();
                     None
                 } else {
@@ -651,14 +656,14 @@ impl Pool {
                 }
             }
             Exec::Rayon(pool) => match &*pool.read() {
-                Some(pool) => {
+                Some(pool) if open() => {
                     pool.spawn(move || run_job(move || job.run()));
                     None
                 }
-                None => Some(job),
+                _ => Some(job),
             },
             Exec::Adopted(pool) => match &*pool.read() {
-                Some(pool) => {
+                Some(pool) if open() => {
                     let ctx = shared.ctx.clone();
                     ctx.add_live();
                     pool.spawn(move || {
@@ -669,15 +674,15 @@ impl Pool {
                     });
                     None
                 }
-                None => Some(job),
+                _ => Some(job),
             },
             Exec::Channel { sender, .. } => match &*sender.read() {
                 // The pool keeps a receiver, so a send cannot fail while the sender lives.
-                Some(sender) => {
+                Some(sender) if open() => {
                     let _ = sender.send(Box::new(move || job.run()));
                     None
                 }
-                None => Some(job),
+                _ => Some(job),
             },
         };
         if let Some(job) = rejected {
@@ -792,7 +797,8 @@ impl Pool {
     }
 
     /// True once [`shutdown`](Pool::shutdown) or
-    /// [`shutdown_now`](Pool::shutdown_now) was called.
+    /// [`shutdown_now`](Pool::shutdown_now) was called; from then on every
+    /// submission fails with [`Error::Shutdown`].
     ///
     /// # Examples
     ///
