@@ -35,7 +35,8 @@ use crate::pool::Pool;
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeviceError {
-    kind: DeviceErrorKind,
+    // Boxed, as `ConfigError`: a small `Error` keeps every outcome slot small.
+    kind: Box<DeviceErrorKind>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -89,14 +90,16 @@ enum DeviceErrorKind {
 
 impl DeviceError {
     fn error(kind: DeviceErrorKind) -> Error {
-        Error::Device(DeviceError { kind })
+        Error::Device(DeviceError {
+            kind: Box::new(kind),
+        })
     }
 }
 
 impl fmt::Display for DeviceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use DeviceErrorKind::*;
-        match &self.kind {
+        match &*self.kind {
             InvalidName { what, name } => write!(
                 f,
                 "{what} name {name:?} is not accepted: expected a letter or `_`, then letters, digits, `_` or `-`"

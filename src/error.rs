@@ -116,7 +116,9 @@ impl From<ConfigError> for Error {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    kind: ConfigErrorKind,
+    // Boxed: a configuration error is rare, and a small `Error` keeps every
+    // future's outcome slot small.
+    kind: Box<ConfigErrorKind>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -140,44 +142,38 @@ enum ConfigErrorKind {
 pub(crate) const MAX_THREADS: usize = 4096;
 
 impl ConfigError {
-    pub(crate) fn threads(n: usize) -> Self {
+    fn of(kind: ConfigErrorKind) -> Self {
         ConfigError {
-            kind: ConfigErrorKind::Threads(n),
+            kind: Box::new(kind),
         }
+    }
+
+    pub(crate) fn threads(n: usize) -> Self {
+        Self::of(ConfigErrorKind::Threads(n))
     }
 
     pub(crate) fn name(name: &str) -> Self {
-        ConfigError {
-            kind: ConfigErrorKind::Name(name.to_owned()),
-        }
+        Self::of(ConfigErrorKind::Name(name.to_owned()))
     }
 
     pub(crate) fn stack(bytes: usize, min: usize) -> Self {
-        ConfigError {
-            kind: ConfigErrorKind::Stack { bytes, min },
-        }
+        Self::of(ConfigErrorKind::Stack { bytes, min })
     }
 
     pub(crate) fn env(var: &'static str, value: &str, accepted: &'static str) -> Self {
-        ConfigError {
-            kind: ConfigErrorKind::Env {
-                var,
-                value: value.to_owned(),
-                accepted,
-            },
-        }
+        Self::of(ConfigErrorKind::Env {
+            var,
+            value: value.to_owned(),
+            accepted,
+        })
     }
 
     pub(crate) fn already_initialised() -> Self {
-        ConfigError {
-            kind: ConfigErrorKind::AlreadyInitialised,
-        }
+        Self::of(ConfigErrorKind::AlreadyInitialised)
     }
 
     pub(crate) fn spawn(err: impl fmt::Display) -> Self {
-        ConfigError {
-            kind: ConfigErrorKind::Spawn(err.to_string()),
-        }
+        Self::of(ConfigErrorKind::Spawn(err.to_string()))
     }
 
     /// The environment variable whose value was refused, if that was the cause.
@@ -193,7 +189,7 @@ impl ConfigError {
     /// }
     /// ```
     pub fn variable(&self) -> Option<&'static str> {
-        match &self.kind {
+        match &*self.kind {
             ConfigErrorKind::Env { var, .. } => Some(var),
             _ => None,
         }
@@ -202,7 +198,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
+        match &*self.kind {
             ConfigErrorKind::Threads(n) => write!(
                 f,
                 "thread count {n} is not accepted: expected a whole number from 1 to {MAX_THREADS}"
