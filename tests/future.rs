@@ -212,3 +212,15 @@ fn handles_and_errors_cross_threads() {
     // A non-Sync value type still gives a Send + Sync handle.
     send_sync::<Future<std::cell::Cell<u8>>>();
 }
+
+#[test]
+fn an_error_stays_small_so_every_outcome_slot_does() {
+    // Every future's shared state holds an `Option<Result<T, Error>>`; the
+    // rare, wordy errors keep their details boxed.
+    assert!(
+        std::mem::size_of::<Error>() <= 32,
+        "Error grew to {} bytes",
+        std::mem::size_of::<Error>()
+    );
+    assert!(std::mem::size_of::<Option<Result<(), Error>>>() <= 32);
+}
