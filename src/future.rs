@@ -61,6 +61,42 @@ struct Slot<T> {
     outcome: Option<Result<T, Error>>,
     /// Allocated only when somebody registers a hook.
     hooks: Option<Box<Hooks<T>>>,
+    /// The closure of a task queued on a pool, until whoever runs it first
+    /// takes it: the queued job, or a worker of the same pool that waits on
+    /// this task (so that a wait runs exactly what it needs).
+    job: Option<Claimable<T>>,
+}
+
+/// A queued task's closure, with the pool whose workers may claim it (kept
+/// in the same box, so that the slot grows by one pointer pair only).
+pub(crate) type Claimable<T> = Box<dyn Claim<T>>;
+
+pub(crate) trait Claim<T>: Send {
+    fn pool(&self) -> usize;
+    fn run(self: Box<Self>) -> Result<T, Error>;
+}
+
+struct Queued<F> {
+    pool: usize,
+    f: F,
+}
+
+impl<T, F: FnOnce() -> Result<T, Error> + Send> Claim<T> for Queued<F> {
+    fn pool(&self) -> usize {
+        self.pool
+    }
+
+    fn run(self: Box<Self>) -> Result<T, Error> {
+        (self.f)()
+    }
+}
+
+/// The closure `f` of a task queued on the pool `pool`.
+pub(crate) fn claimable<T, F>(pool: usize, f: F) -> Claimable<T>
+where
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    Box::new(Queued { pool, f })
 }
 
 type Callback<T> = Box<dyn FnOnce(&Result<T, Error>) + Send>;
@@ -239,6 +275,7 @@ impl<T: Send + 'static> Inner<T> {
             slot: Mutex::new(Slot {
                 outcome,
                 hooks: None,
+                job: None,
             }),
             cond: Condvar::new(),
         })
@@ -342,6 +379,9 @@ impl<T: Send + 'static> Inner<T> {
     /// when published. A Ctrl-C during the wait cancels this task with
     /// `Err(Interrupted)` (its cleanup runs here), unless it finished first.
     fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
+        if !state::is_published(self.phase()) {
+            self.claim();
+        }
         loop {
             let blocked = block(
                 &self.slot,
@@ -359,6 +399,34 @@ impl<T: Send + 'static> Inner<T> {
                     drop(registration);
                 }
             }
+        }
+    }
+
+    /// Stores the closure of a task about to be queued on `pool`.
+    pub(crate) fn put_job(&self, job: Claimable<T>) {
+        self.slot.lock().job = Some(job);
+    }
+
+    /// Takes the closure, if nobody has yet.
+    pub(crate) fn take_job(&self) -> Option<Claimable<T>> {
+        self.slot.lock().job.take()
+    }
+
+    /// On a worker of the pool this task is queued on: takes the task and
+    /// runs it here, instead of waiting for it to come up in the queue.
+    fn claim(self: &Arc<Self>) {
+        let Some(worker_pool) = pool::current_pool_id() else {
+            return;
+        };
+        let job = {
+            let mut slot = self.slot.lock();
+            match &slot.job {
+                Some(job) if job.pool() == worker_pool => slot.job.take(),
+                _ => None,
+            }
+        };
+        if let Some(job) = job {
+            run_claimed(self.clone(), job);
         }
     }
 
@@ -422,6 +490,17 @@ impl<T: Send + 'static> Watchable for Inner<T> {
         if let Some(hooks) = slot.hooks.as_mut() {
             hooks.listeners.retain(|(l, _)| !Arc::ptr_eq(l, listener));
         }
+    }
+}
+
+/// Runs a claimed closure: fails it with `Shutdown` on a pool shut down
+/// with `shutdown_now`, else runs it as [`run_task_with`] does.
+pub(crate) fn run_claimed<T: Send + 'static>(inner: Arc<Inner<T>>, job: Claimable<T>) {
+    if pool::discarding() {
+        drop(job);
+        inner.settle(Err(Error::Shutdown), false);
+    } else {
+        run_task_with(inner, || job.run(), |_| ());
     }
 }
 

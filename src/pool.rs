@@ -1,6 +1,6 @@
 //! Pools of worker threads and their backends.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{ConfigError, Error, MAX_THREADS};
-use crate::future::{run_task_with, Future, Inner};
+use crate::future::{claimable, run_claimed, run_task_with, Future, Inner};
 use crate::global::{self, Env};
 use crate::interrupt;
 
@@ -351,7 +351,16 @@ pub(crate) fn help_one() -> bool {
     let Some(ctx) = current_ctx() else {
         return false;
     };
-    match &ctx.queue {
+    // Helping with unrelated work nests: the job helped may wait and help in
+    // turn. Past this depth a wait parks instead (what it waits on is
+    // running elsewhere: a queued task of this pool is claimed, not helped).
+    const MAX_HELP_DEPTH: usize = 16;
+    let depth = HELP_DEPTH.with(Cell::get);
+    if depth >= MAX_HELP_DEPTH {
+        return false;
+    }
+    HELP_DEPTH.with(|d| d.set(depth + 1));
+    let helped = match &ctx.queue {
         None => matches!(rayon::yield_now(), Some(rayon::Yield::Executed)),
         Some(queue) => match queue.try_recv() {
             Ok(job) => {
@@ -360,7 +369,19 @@ pub(crate) fn help_one() -> bool {
             }
             Err(_) => false,
         },
-    }
+    };
+    HELP_DEPTH.with(|d| d.set(depth));
+    helped
+}
+
+thread_local! {
+    /// How many helped jobs are running nested on this thread.
+    static HELP_DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The identity of the pool whose worker this thread is.
+pub(crate) fn current_pool_id() -> Option<usize> {
+    WORKER.with(|w| w.borrow().as_ref().map(|ctx| Arc::as_ptr(ctx) as usize))
 }
 
 /// Submits the continuation of a `then` to the pool of this worker, or to
@@ -404,29 +425,23 @@ pub(crate) trait Job: Send + 'static {
     fn reject(self);
 }
 
-/// A task on its way to a worker: run it, or fail it with `Shutdown`.
-struct TaskJob<T, F> {
+/// A task on its way to a worker. Its closure waits in the task's state, so
+/// that a worker of this pool waiting on the task may claim and run it
+/// first; the job runs it only if nobody did, or fails it with `Shutdown`.
+struct TaskJob<T> {
     inner: Arc<Inner<T>>,
-    f: F,
 }
 
-impl<T, F> Job for TaskJob<T, F>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-{
+impl<T: Send + 'static> Job for TaskJob<T> {
     fn run(self) {
-        if discarding() {
-            self.reject();
-        } else {
-            run_task_with(self.inner, self.f, |_| ());
+        if let Some(job) = self.inner.take_job() {
+            run_claimed(self.inner, job);
         }
     }
 
     fn reject(self) {
-        let TaskJob { inner, f } = self;
-        drop(f);
-        inner.settle(Err(Error::Shutdown), false);
+        drop(self.inner.take_job());
+        self.inner.settle(Err(Error::Shutdown), false);
     }
 }
 
@@ -705,18 +720,19 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce() -> Result<T, Error> + Send + 'static,
     {
-        let job = TaskJob { inner, f };
         if let Exec::Inline = self.shared.exec {
             // Straight to the task: an inline task runs even on a worker of a
             // pool that is being shut down.
             if self.shared.ctx.closing.load(Ordering::Acquire) == OPEN {
-                run_task_with(job.inner, job.f, |_| ());
+                run_task_with(inner, f, |_| ());
             } else {
-                job.reject();
+                inner.settle(Err(Error::Shutdown), false);
             }
             return;
         }
-        self.execute(job);
+        let pool = Arc::as_ptr(&self.shared.ctx) as usize;
+        inner.put_job(claimable(pool, f));
+        self.execute(TaskJob { inner });
     }
 
     /// Turns `f` into a function that runs `f` on this pool and returns a

@@ -89,3 +89,21 @@ fn deep_chains_of_nested_waits_on_one_thread() {
         );
     }
 }
+
+#[test]
+fn a_long_queue_of_waiting_tasks_does_not_nest_without_bound() {
+    // Each queued task spawns a child and waits on it. A waiting worker runs
+    // its own queued child at once instead of working through the queue
+    // (which would nest one frame per queued task and overflow the stack).
+    for backend in THREADED {
+        let pool = pool(backend, 1);
+        let futures: Vec<_> = (0..20_000u64)
+            .map(|i| {
+                let p = pool.clone();
+                pool.spawn(move || p.spawn(move || i).result().unwrap() + 1)
+            })
+            .collect();
+        let sum: u64 = futures.into_iter().map(|f| f.result().unwrap()).sum();
+        assert_eq!(sum, (1..=20_000).sum::<u64>(), "{backend:?}");
+    }
+}
