@@ -130,25 +130,48 @@ fn by_name_access_names_what_is_wrong() {
     );
 }
 
-#[test]
-fn cancelling_a_set_in_flight_runs_the_stop_once() {
-    let stops = Arc::new(AtomicUsize::new(0));
-    let s = stops.clone();
+/// A parameter whose set opens `started`, then waits for `release`; its
+/// stop counts into `stops`. Gated work needs real threads, whatever
+/// `CONCERTINA_DISABLE_ASYNC` says, so it runs on a pool of its own.
+struct Gated {
+    parameter: Parameter<f64>,
+    started: Gate,
+    release: Gate,
+    _threads: concertina::Pool,
+}
+
+fn gated(name: &str, stops: Arc<AtomicUsize>) -> Gated {
     let (started, release) = (Gate::new(), Gate::new());
     let (st, r) = (started.clone(), release.clone());
-    // Gated work needs real threads, whatever CONCERTINA_DISABLE_ASYNC says.
     let threads = pool(Backend::Crossbeam, 2);
-    let p = Parameter::<f64>::builder("x")
+    let parameter = Parameter::<f64>::builder(name)
         .setter(move |_| {
             st.open();
             r.wait();
         })
         .on_cancel(move || {
-            s.fetch_add(1, Ordering::SeqCst);
+            stops.fetch_add(1, Ordering::SeqCst);
         })
         .pool(&threads)
         .build()
         .unwrap();
+    Gated {
+        parameter,
+        started,
+        release,
+        _threads: threads,
+    }
+}
+
+#[test]
+fn cancelling_a_set_in_flight_runs_the_stop_once() {
+    let stops = Arc::new(AtomicUsize::new(0));
+    let Gated {
+        parameter: p,
+        started,
+        release,
+        _threads,
+    } = gated("x", stops.clone());
     let moving = p.set(5.0);
     started.wait();
     assert!(moving.cancel());
@@ -161,23 +184,12 @@ fn cancelling_a_set_in_flight_runs_the_stop_once() {
 #[test]
 fn abort_cancels_operations_in_flight_or_stops_directly() {
     let (x, y) = (Axis::default(), Axis::default());
-    let (started, release) = (Gate::new(), Gate::new());
-    let (st, r) = (started.clone(), release.clone());
-    let threads = pool(Backend::Crossbeam, 2);
-    let slow = Parameter::<f64>::builder("slow")
-        .setter(move |_| {
-            st.open();
-            r.wait();
-        })
-        .on_cancel({
-            let stops = x.stops.clone();
-            move || {
-                stops.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-        .pool(&threads)
-        .build()
-        .unwrap();
+    let Gated {
+        parameter: slow,
+        started,
+        release,
+        _threads,
+    } = gated("slow", x.stops.clone());
     let stage = Device::builder("stage")
         .parameter(slow.clone())
         .parameter(y.parameter("y"))

@@ -2,6 +2,9 @@
 //! order per instance, and no thread is started beyond the pool's two.
 //! Its own test binary, so that no other test's threads are counted.
 
+mod common;
+
+use common::named_threads;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -17,17 +20,6 @@ fn threads() -> Option<usize> {
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|n| n.trim().parse().ok())
-}
-
-/// The threads of this process whose name starts with `prefix` (Linux).
-fn named(prefix: &str) -> Option<usize> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    Some(
-        tasks
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|name| name.starts_with(prefix))
-            .count(),
-    )
 }
 
 #[derive(Default)]
@@ -53,7 +45,7 @@ fn a_hundred_thousand_instances_share_a_two_thread_pool() {
             .map(|_| pool.instance(Model::default()))
             .collect();
         let runs = Arc::new(AtomicUsize::new(0));
-        let (mut peak, mut peak_named) = (threads(), named(&prefix));
+        let (mut peak, mut peak_named) = (threads(), named_threads(&prefix));
         for i in 0..CALLS {
             for model in &instances {
                 let runs = runs.clone();
@@ -66,7 +58,7 @@ fn a_hundred_thousand_instances_share_a_two_thread_pool() {
                 }));
             }
             peak = peak.max(threads());
-            peak_named = peak_named.max(named(&prefix));
+            peak_named = peak_named.max(named_threads(&prefix));
         }
         let mut finals = RequestPool::new();
         for model in &instances {

@@ -3,6 +3,9 @@
 //! deadlock), and per-object counters prove that no two holders ever
 //! overlapped on one object, a device counting as all its parameters.
 
+mod common;
+
+use common::Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -37,18 +40,6 @@ impl Object {
             Object::Parameter(p, _) => p,
             Object::Free(p, _) => p,
         }
-    }
-}
-
-/// xorshift64*, deterministic per thread.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 }
 

@@ -8,6 +8,9 @@
 //! CI runs a small size; `STRESS_TASKS=1000000 cargo test --release --test stress`
 //! runs the full one.
 
+mod common;
+
+use common::{named_threads, Rng};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -21,29 +24,6 @@ impl Drop for Tracked {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// xorshift64*, deterministic per seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-/// Threads of this process whose name starts with `prefix` (Linux).
-fn named(prefix: &str) -> Option<usize> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    Some(
-        tasks
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|name| name.starts_with(prefix))
-            .count(),
-    )
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -197,7 +177,7 @@ fn tasks_under_random_faults_lose_nothing_and_drop_everything_once() {
         }
     }
     for (pool, prefix, size) in &pools {
-        if let Some(workers) = named(prefix) {
+        if let Some(workers) = named_threads(prefix) {
             assert_eq!(workers, *size, "{prefix}: worker count changed");
         }
         pool.shutdown();
@@ -205,11 +185,11 @@ fn tasks_under_random_faults_lose_nothing_and_drop_everything_once() {
     for (_, prefix, _) in &pools {
         // Joined threads may linger in /proc an instant; give them up to 10 s.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while named(prefix).is_some_and(|n| n > 0) && Instant::now() < deadline {
+        while named_threads(prefix).is_some_and(|n| n > 0) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(
-            named(prefix).unwrap_or(0),
+            named_threads(prefix).unwrap_or(0),
             0,
             "{prefix}: threads left after shutdown"
         );

@@ -77,3 +77,27 @@ pub fn scenario_command(scenario: &str, env: &[(&str, &str)]) -> Command {
 pub fn said(line: &str) -> Option<String> {
     line.split_once("> ").map(|(_, said)| said.to_owned())
 }
+
+/// The threads of this process whose name starts with `prefix`, from
+/// /proc (Linux); `None` elsewhere.
+pub fn named_threads(prefix: &str) -> Option<usize> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    Some(
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with(prefix))
+            .count(),
+    )
+}
+
+/// xorshift64*: a small deterministic generator for randomized tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
