@@ -32,7 +32,9 @@ use crate::interrupt;
 pub enum Backend {
     /// A dedicated rayon thread pool (work stealing). The default.
     Rayon,
-    /// Worker threads sharing one crossbeam channel (strict FIFO start order).
+    /// Worker threads sharing one crossbeam channel: tasks start in
+    /// submission order, except that a worker waiting on a task still queued
+    /// runs it at once.
     Crossbeam,
     /// No threads: every task runs on the submitting thread before `spawn`
     /// returns, and an already finished `Future` is returned (Concert's
