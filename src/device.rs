@@ -409,6 +409,16 @@ impl fmt::Debug for LockGuard {
 /// ```
 pub trait Lockable {
     /// The object to lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Device, Lockable};
+    ///
+    /// let motor = Device::builder("motor").build()?;
+    /// assert_eq!(format!("{:?}", motor.lock_target()), "LockTarget(\"motor\")");
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
     fn lock_target(&self) -> LockTarget;
 }
 

@@ -249,6 +249,16 @@ pub fn as_completed_timeout<T: Send + 'static>(
 }
 
 /// The iterator of [`as_completed`] and [`as_completed_timeout`].
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{AsCompleted, Future};
+///
+/// let mut it: AsCompleted<u8> = concertina::as_completed(vec![Future::ready(1), Future::ready(2)]);
+/// assert_eq!(it.next(), Some((0, Ok(1))));
+/// assert_eq!(it.into_remaining().len(), 1);
+/// ```
 #[must_use = "an AsCompleted yields outcomes only when iterated"]
 pub struct AsCompleted<T: Send + 'static> {
     futures: Vec<Option<Future<T>>>,
