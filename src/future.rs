@@ -196,8 +196,9 @@ pub(crate) fn block<S>(
     } else {
         let mut guard = lock.lock();
         loop {
-            if ready(&guard) || registration.interrupted() {
-                break end(ready(&guard));
+            let ready_now = ready(&guard);
+            if ready_now || registration.interrupted() {
+                break end(ready_now);
             }
             match deadline {
                 None => cond.wait(&mut guard),

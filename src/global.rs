@@ -95,12 +95,11 @@ fn parse_flag(s: &str) -> Option<bool> {
 
 /// The default pool's builder: named `default`, and installing the Ctrl-C
 /// handler unless `CONCERTINA_CTRLC=0` (or the caller's builder) says not to.
-fn default_builder(caller: PoolBuilder) -> Result<PoolBuilder, Error> {
-    let env = Env::read()?;
-    Ok(Pool::builder()
+fn default_builder(caller: PoolBuilder) -> PoolBuilder {
+    Pool::builder()
         .name("default")
-        .ctrlc(env.ctrlc)
-        .merge(caller))
+        .for_default_pool()
+        .merge(caller)
 }
 
 /// The default pool, built at first use from the environment (or from
@@ -121,7 +120,7 @@ fn default_builder(caller: PoolBuilder) -> Result<PoolBuilder, Error> {
 /// ```
 pub fn default_pool() -> Result<&'static Pool, Error> {
     DEFAULT
-        .get_or_init(|| default_builder(Pool::builder())?.build())
+        .get_or_init(|| default_builder(Pool::builder()).build())
         .as_ref()
         .map_err(Clone::clone)
 }
@@ -151,7 +150,7 @@ pub fn configure(builder: PoolBuilder) -> Result<(), Error> {
     if DEFAULT.get().is_some() {
         return Err(ConfigError::already_initialised().into());
     }
-    let pool = default_builder(builder)?.build()?;
+    let pool = default_builder(builder).build()?;
     DEFAULT
         .set(Ok(pool))
         .map_err(|_| ConfigError::already_initialised().into())

@@ -79,6 +79,9 @@ pub struct PoolBuilder {
     backend: Option<Backend>,
     stack_size: Option<usize>,
     ctrlc: Option<bool>,
+    /// Set for the default pool only: an unset `ctrlc` then follows
+    /// `CONCERTINA_CTRLC` (on unless it says 0).
+    default_pool: bool,
 }
 
 impl PoolBuilder {
@@ -173,7 +176,14 @@ impl PoolBuilder {
             backend: other.backend.or(self.backend),
             stack_size: other.stack_size.or(self.stack_size),
             ctrlc: other.ctrlc.or(self.ctrlc),
+            default_pool: self.default_pool || other.default_pool,
         }
+    }
+
+    /// Marks the builder as the default pool's.
+    pub(crate) fn for_default_pool(mut self) -> Self {
+        self.default_pool = true;
+        self
     }
 
     /// Builds the pool and starts its threads.
@@ -213,7 +223,7 @@ impl PoolBuilder {
         }
         let pool =
             Shared::start(name, threads, backend, self.stack_size).map(|shared| Pool { shared })?;
-        if self.ctrlc == Some(true) {
+        if self.ctrlc.unwrap_or(self.default_pool && env.ctrlc) {
             interrupt::install_handler();
         }
         Ok(pool)
@@ -296,6 +306,11 @@ impl Ctx {
             live: Mutex::new(live),
             quiet: Condvar::new(),
         })
+    }
+
+    /// The pool's identity: a worker may claim only its own pool's tasks.
+    fn id(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
     }
 
     fn add_live(&self) {
@@ -383,7 +398,7 @@ thread_local! {
 
 /// The identity of the pool whose worker this thread is.
 pub(crate) fn current_pool_id() -> Option<usize> {
-    WORKER.with(|w| w.borrow().as_ref().map(|ctx| Arc::as_ptr(ctx) as usize))
+    WORKER.with(|w| w.borrow().as_ref().map(Ctx::id))
 }
 
 /// Submits the continuation of a `then` to the pool of this worker, or to
@@ -732,8 +747,7 @@ impl Pool {
             }
             return;
         }
-        let pool = Arc::as_ptr(&self.shared.ctx) as usize;
-        inner.put_job(claimable(pool, f));
+        inner.put_job(claimable(self.shared.ctx.id(), f));
         self.execute(TaskJob { inner });
     }
 

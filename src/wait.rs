@@ -245,7 +245,7 @@ pub fn as_completed_timeout<T: Send + 'static>(
     futures: impl IntoIterator<Item = Future<T>>,
     timeout: Duration,
 ) -> AsCompleted<T> {
-    AsCompleted::new(futures.into_iter().collect(), Some(deadline_after(timeout)))
+    AsCompleted::new(futures.into_iter().collect(), deadline_after(timeout))
 }
 
 /// The iterator of [`as_completed`] and [`as_completed_timeout`].
@@ -264,12 +264,12 @@ pub struct AsCompleted<T: Send + 'static> {
     futures: Vec<Option<Future<T>>>,
     listener: Arc<Listener>,
     left: usize,
-    /// `None`: no deadline; `Some(None)`: a deadline too far to represent.
-    deadline: Option<Option<Instant>>,
+    /// `None`: no deadline (also for a timeout too long to represent).
+    deadline: Option<Instant>,
 }
 
 impl<T: Send + 'static> AsCompleted<T> {
-    fn new(futures: Vec<Future<T>>, deadline: Option<Option<Instant>>) -> Self {
+    fn new(futures: Vec<Future<T>>, deadline: Option<Instant>) -> Self {
         let listener = Listener::new();
         for (i, f) in futures.iter().enumerate() {
             if f.inner().watch(&listener, i as u64) {
@@ -316,7 +316,7 @@ impl<T: Send + 'static> Iterator for AsCompleted<T> {
         }
         let futures = &self.futures;
         let interrupt = || futures.iter().flatten().for_each(|f| f.inner().interrupt());
-        let index = self.listener.next(self.deadline.flatten(), interrupt)? as usize;
+        let index = self.listener.next(self.deadline, interrupt)? as usize;
         let future = self.futures[index].take()?;
         self.left -= 1;
         Some((index, future.result()))
@@ -599,7 +599,7 @@ impl<T: Send + 'static> RequestPool<T> {
     /// assert!(requests.wait_one_timeout(Duration::ZERO).is_none());
     /// ```
     pub fn wait_one_timeout(&mut self, timeout: Duration) -> Option<(RequestId, Result<T, Error>)> {
-        self.take_next(Some(deadline_after(timeout)))
+        self.take_next(deadline_after(timeout))
     }
 
     /// Waits for every request and takes them all, in completion order.
@@ -631,22 +631,19 @@ impl<T: Send + 'static> RequestPool<T> {
     /// ```
     pub fn wait_all_timeout(&mut self, timeout: Duration) -> Vec<(RequestId, Result<T, Error>)> {
         let deadline = deadline_after(timeout);
-        std::iter::from_fn(|| self.take_next(Some(deadline))).collect()
+        std::iter::from_fn(|| self.take_next(deadline)).collect()
     }
 
-    /// `deadline`: `None` waits forever; `Some(None)` is a deadline too far
-    /// to represent, which also waits forever.
-    fn take_next(
-        &mut self,
-        deadline: Option<Option<Instant>>,
-    ) -> Option<(RequestId, Result<T, Error>)> {
+    /// `deadline`: `None` waits forever (also for a timeout too long to
+    /// represent as an instant).
+    fn take_next(&mut self, deadline: Option<Instant>) -> Option<(RequestId, Result<T, Error>)> {
         loop {
             if self.requests.is_empty() {
                 return None;
             }
             let requests = &self.requests;
             let interrupt = || requests.values().for_each(|r| r.watched.interrupt());
-            let key = self.listener.next(deadline.flatten(), interrupt)?;
+            let key = self.listener.next(deadline, interrupt)?;
             // Keys of requests merged away or already taken are skipped.
             if let Some(request) = self.requests.remove(&key) {
                 return Some((RequestId(key), (request.finish)()));
