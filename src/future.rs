@@ -57,14 +57,21 @@ pub(crate) struct Inner<T> {
 }
 
 struct Slot<T> {
-    /// Present from publication until a consumer takes it.
-    outcome: Option<Result<T, Error>>,
+    content: Content<T>,
     /// Allocated only when somebody registers a hook.
     hooks: Option<Box<Hooks<T>>>,
+}
+
+/// What a task's state holds: its queued closure before it runs, its
+/// outcome after publication. The two never coexist, so they share a place.
+enum Content<T> {
+    Empty,
     /// The closure of a task queued on a pool, until whoever runs it first
     /// takes it: the queued job, or a worker of the same pool that waits on
     /// this task (so that a wait runs exactly what it needs).
-    job: Option<Claimable<T>>,
+    Queued(Claimable<T>),
+    /// Present from publication until a consumer takes it.
+    Outcome(Result<T, Error>),
 }
 
 /// A queued task's closure, with the pool whose workers may claim it (kept
@@ -128,6 +135,33 @@ impl<T> Default for Hooks<T> {
 impl<T> Slot<T> {
     fn hooks(&mut self) -> &mut Hooks<T> {
         self.hooks.get_or_insert_with(Box::default)
+    }
+
+    fn outcome(&self) -> Option<&Result<T, Error>> {
+        match &self.content {
+            Content::Outcome(outcome) => Some(outcome),
+            _ => None,
+        }
+    }
+
+    fn take_outcome(&mut self) -> Option<Result<T, Error>> {
+        match std::mem::replace(&mut self.content, Content::Empty) {
+            Content::Outcome(outcome) => Some(outcome),
+            other => {
+                self.content = other;
+                None
+            }
+        }
+    }
+
+    fn take_job(&mut self) -> Option<Claimable<T>> {
+        match std::mem::replace(&mut self.content, Content::Empty) {
+            Content::Queued(job) => Some(job),
+            other => {
+                self.content = other;
+                None
+            }
+        }
     }
 }
 
@@ -270,13 +304,12 @@ fn run_guarded(hook: impl FnOnce()) {
 }
 
 impl<T: Send + 'static> Inner<T> {
-    fn new(phase: u8, outcome: Option<Result<T, Error>>) -> Arc<Self> {
+    fn new(phase: u8, content: Content<T>) -> Arc<Self> {
         Arc::new(Inner {
             phase: AtomicU8::new(phase),
             slot: Mutex::new(Slot {
-                outcome,
+                content,
                 hooks: None,
-                job: None,
             }),
             cond: Condvar::new(),
         })
@@ -352,19 +385,25 @@ impl<T: Send + 'static> Inner<T> {
                 (Err(_), true) => CANCELLED,
                 (Err(_), false) => FAILED,
             };
-            let outcome = match continuation {
+            // A closure still queued (the task was cancelled or refused
+            // before it ran) is dropped after the lock is released.
+            let stale = match continuation {
                 Some(next) => {
+                    let stale = std::mem::replace(&mut slot.content, Content::Empty);
                     self.phase.store(published, Ordering::Release);
                     drop(slot);
                     next(outcome);
-                    break;
+                    stale
                 }
-                None => outcome,
+                None => {
+                    let stale = std::mem::replace(&mut slot.content, Content::Outcome(outcome));
+                    self.phase.store(published, Ordering::Release);
+                    self.cond.notify_all();
+                    drop(slot);
+                    stale
+                }
             };
-            slot.outcome = Some(outcome);
-            self.phase.store(published, Ordering::Release);
-            self.cond.notify_all();
-            drop(slot);
+            drop(stale);
             break;
         }
         if let Some(waker) = waker {
@@ -405,12 +444,13 @@ impl<T: Send + 'static> Inner<T> {
 
     /// Stores the closure of a task about to be queued on `pool`.
     pub(crate) fn put_job(&self, job: Claimable<T>) {
-        self.slot.lock().job = Some(job);
+        self.slot.lock().content = Content::Queued(job);
     }
 
     /// Takes the closure, if nobody has yet.
     pub(crate) fn take_job(&self) -> Option<Claimable<T>> {
-        self.slot.lock().job.take()
+        let job = self.slot.lock().take_job();
+        job
     }
 
     /// On a worker of the pool this task is queued on: takes the task and
@@ -421,8 +461,8 @@ impl<T: Send + 'static> Inner<T> {
         };
         let job = {
             let mut slot = self.slot.lock();
-            match &slot.job {
-                Some(job) if job.pool() == worker_pool => slot.job.take(),
+            match &slot.content {
+                Content::Queued(job) if job.pool() == worker_pool => slot.take_job(),
                 _ => None,
             }
         };
@@ -434,8 +474,7 @@ impl<T: Send + 'static> Inner<T> {
     fn take_outcome(&self) -> Result<T, Error> {
         self.slot
             .lock()
-            .outcome
-            .take()
+            .take_outcome()
             .expect("a published outcome is taken only by the handle that consumes itself")
     }
 }
@@ -534,7 +573,7 @@ pub(crate) fn run_task_with<T, F>(
 impl<T: Send + 'static> Future<T> {
     /// A pending future and the shared state its job will settle.
     pub(crate) fn pending() -> (Self, Arc<Inner<T>>) {
-        let inner = Inner::new(PENDING, None);
+        let inner = Inner::new(PENDING, Content::Empty);
         (
             Future {
                 inner: inner.clone(),
@@ -556,7 +595,7 @@ impl<T: Send + 'static> Future<T> {
     /// ```
     pub fn ready(value: T) -> Self {
         Future {
-            inner: Inner::new(DONE, Some(Ok(value))),
+            inner: Inner::new(DONE, Content::Outcome(Ok(value))),
         }
     }
 
@@ -579,7 +618,7 @@ impl<T: Send + 'static> Future<T> {
             FAILED
         };
         Future {
-            inner: Inner::new(phase, Some(Err(error))),
+            inner: Inner::new(phase, Content::Outcome(Err(error))),
         }
     }
 
@@ -705,10 +744,12 @@ impl<T: Send + 'static> Future<T> {
     pub fn join(self) -> Result<Self, Error> {
         self.inner.wait_until(None);
         let mut slot = self.inner.slot.lock();
-        match slot.outcome.take() {
+        match slot.take_outcome() {
             Some(Err(error)) => Err(error),
-            ok => {
-                slot.outcome = ok;
+            value => {
+                if let Some(value) = value {
+                    slot.content = Content::Outcome(value);
+                }
                 drop(slot);
                 Ok(self)
             }
@@ -830,7 +871,7 @@ impl<T: Send + 'static> Future<T> {
     pub fn on_done(&self, callback: impl FnOnce(&Result<T, Error>) + Send + 'static) {
         let mut slot = self.inner.slot.lock();
         if state::is_published(self.inner.phase()) {
-            if let Some(outcome) = slot.outcome.as_ref() {
+            if let Some(outcome) = slot.outcome() {
                 run_guarded(|| callback(outcome));
             }
         } else {
@@ -904,8 +945,7 @@ impl<T: Send + 'static> Future<T> {
         let mut slot = self.inner.slot.lock();
         if state::is_published(self.inner.phase()) {
             let outcome = slot
-                .outcome
-                .take()
+                .take_outcome()
                 .expect("a published outcome is present until taken");
             drop(slot);
             next(outcome);
