@@ -1,9 +1,11 @@
 //! Latency of one task: submit an empty closure and wait for its result,
-//! measured beside rayon's `spawn` + a crossbeam `bounded(1)` channel (the
-//! handle-less way rayon users get a result back) in the same run.
+//! beside every peer in the same run: rayon's `spawn` + a crossbeam
+//! `bounded(1)` channel (the handle-less way rayon users get a result
+//! back), `threadpool` + a channel, tokio's `spawn_blocking` + `block_on`,
+//! and `std::thread::spawn` + `join`.
 //!
-//! Run: `cargo bench --bench latency`; `benches/summary.py latency` prints
-//! the medians and ratios afterwards.
+//! Run: `cargo bench --bench latency`; `python3 benches/summary.py latency`
+//! prints the medians and ratios afterwards (`benches/report.py` does all).
 
 use concertina::{Backend, Pool};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -12,13 +14,34 @@ fn latency(c: &mut Criterion) {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut group = c.benchmark_group("latency");
 
-    // The peer: rayon's global pool (one thread per core) and a one-shot channel.
+    // rayon's global pool (one thread per core) and a one-shot channel.
     group.bench_function("rayon_spawn+bounded1", |b| {
         b.iter(|| {
             let (tx, rx) = crossbeam_channel::bounded(1);
             rayon::spawn(move || tx.send(()).unwrap());
             rx.recv().unwrap()
         })
+    });
+
+    let threadpool = threadpool::ThreadPool::new(threads);
+    group.bench_function("threadpool+channel", |b| {
+        b.iter(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            threadpool.execute(move || tx.send(()).unwrap());
+            rx.recv().unwrap()
+        })
+    });
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .build()
+        .unwrap();
+    group.bench_function("tokio_spawn_blocking+block_on", |b| {
+        b.iter(|| tokio.block_on(tokio.spawn_blocking(|| ())).unwrap())
+    });
+
+    group.bench_function("std_thread_spawn+join", |b| {
+        b.iter(|| std::thread::spawn(|| ()).join().unwrap())
     });
 
     for backend in [Backend::Rayon, Backend::Crossbeam] {

@@ -23,7 +23,7 @@ pub(crate) trait Cancellable: Send + Sync {
     fn interrupt(&self);
 }
 
-thread_local! {
+crate::sync::task_local! {
     /// The task running on this thread; a nested run (a wait that helps)
     /// stacks its own and restores this one when it ends.
     static CURRENT: RefCell<Option<Arc<dyn Cancellable>>> = const { RefCell::new(None) };

@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock, OnceLock, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use crate::cancel::CancelHandle;
 use crate::error::Error;

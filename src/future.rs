@@ -3,18 +3,17 @@
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex};
 
 use crate::cancel::{self, CancelHandle, Cancellable};
 use crate::error::{panic_message, Error};
 use crate::interrupt::{self, Registration, Wakeable};
 use crate::pool;
 use crate::state::{self, CANCELLED, DONE, FAILED, PENDING, RUNNING, SETTLING};
+use crate::sync::{self, AtomicU8, Condvar, Mutex};
 use crate::wait::{Listener, Watchable};
 
 /// How many rounds of spinning, then yielding, a wait makes before it parks.
@@ -194,6 +193,9 @@ pub(crate) fn block<S>(
         return Blocked::Ready;
     }
     for round in 0..=YIELD_ROUNDS {
+        if !sync::spin_then_yield() {
+            break;
+        }
         if round <= SPIN_ROUNDS {
             for _ in 0..(1u32 << round) {
                 std::hint::spin_loop();

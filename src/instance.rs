@@ -5,16 +5,15 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-use parking_lot::{Mutex, MutexGuard};
 
 use crate::cancel::Cancellable;
 use crate::error::Error;
 use crate::future::{run_task_with, Future};
 use crate::global;
 use crate::pool::{self, Job, Pool};
+use crate::sync::{task_local, AtomicBool, Mutex, MutexGuard};
 
 /// A value whose calls run in submission order, one at a time, on a pool.
 ///
@@ -92,7 +91,7 @@ fn note_panic<R>(outcome: &Result<R, Error>, poisoned: &AtomicBool) {
     }
 }
 
-thread_local! {
+task_local! {
     /// The instances whose queue this thread is running now.
     static DRAINING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }

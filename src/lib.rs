@@ -45,8 +45,11 @@ mod future;
 mod global;
 mod instance;
 mod interrupt;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod pool;
 mod state;
+mod sync;
 mod wait;
 
 pub use cancel::{cancelled, check_cancelled, CancelHandle};

@@ -331,7 +331,7 @@ impl Ctx {
     }
 }
 
-thread_local! {
+crate::sync::task_local! {
     /// The pool whose worker this thread is (while it runs a task, for an adopted pool).
     static WORKER: RefCell<Option<Arc<Ctx>>> = const { RefCell::new(None) };
 }

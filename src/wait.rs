@@ -5,16 +5,15 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex};
 
 use crate::cancel::Cancellable;
 use crate::error::{panic_message, Error};
 use crate::future::{block, Blocked, Future, Inner};
 use crate::interrupt::{self, Wakeable};
+use crate::sync::{AtomicUsize, Condvar, Mutex};
 
 /// Told, with its key, when a watched future is published.
 pub(crate) struct Listener {

@@ -1,0 +1,164 @@
+//! Model-checked interleavings (`RUSTFLAGS="--cfg loom" cargo test --lib
+//! --release loom_`): loom runs each model under every schedule of its
+//! threads up to `LOOM_MAX_PREEMPTIONS` preemptions, with the task state's
+//! mutex, condvar and atomics replaced by loom's (src/sync.rs).
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+
+use loom::sync::atomic::AtomicUsize;
+use loom::thread;
+
+use crate::future::run_task_with;
+use crate::{wait_any, Backend, Error, Future, Pool};
+
+/// A value that counts how many were made and how many dropped.
+struct Counted(Arc<Counts>);
+
+#[derive(Default)]
+struct Counts {
+    made: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+impl Counted {
+    fn new(counts: &Arc<Counts>) -> Self {
+        counts.made.fetch_add(1, SeqCst);
+        Counted(counts.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dropped.fetch_add(1, SeqCst);
+    }
+}
+
+/// A task completing, a cancel from another thread, an `on_done`
+/// registration and a wait, all at once: the cleanup runs exactly when the
+/// cancel wins, the callback runs once, the wait wakes with the value or
+/// with `Cancelled`, and every value made is dropped exactly once.
+#[test]
+fn loom_complete_cancel_wait_and_callback() {
+    loom::model(|| {
+        let counts = Arc::new(Counts::default());
+        let cleanups = Arc::new(AtomicUsize::new(0));
+        let callbacks = Arc::new(AtomicUsize::new(0));
+
+        let (future, inner) = Future::<Counted>::pending();
+        let cleanup = cleanups.clone();
+        let future = future.on_cancel(move || {
+            cleanup.fetch_add(1, SeqCst);
+        });
+        let made = counts.clone();
+        let worker =
+            thread::spawn(move || run_task_with(inner, || Ok(Counted::new(&made)), |_| ()));
+        let handle = future.cancel_handle();
+        let canceller = thread::spawn(move || handle.cancel());
+        let callback = callbacks.clone();
+        future.on_done(move |_| {
+            callback.fetch_add(1, SeqCst);
+        });
+
+        let outcome = future.result();
+        let won = canceller.join().unwrap();
+        worker.join().unwrap();
+        match outcome {
+            Ok(value) => {
+                assert!(!won, "a cancel that won must not deliver the value");
+                drop(value);
+            }
+            Err(Error::Cancelled) => assert!(won, "`Cancelled` without a winning cancel"),
+            Err(other) => panic!("unexpected outcome {other:?}"),
+        }
+        assert_eq!(cleanups.load(SeqCst), usize::from(won));
+        assert_eq!(callbacks.load(SeqCst), 1);
+        assert!(counts.made.load(SeqCst) <= 1);
+        assert_eq!(counts.made.load(SeqCst), counts.dropped.load(SeqCst));
+    });
+}
+
+/// The handle dropped while the task completes and a cancel races it:
+/// nothing leaks and the cleanup runs at most once.
+#[test]
+fn loom_handle_dropped_while_completing() {
+    loom::model(|| {
+        let counts = Arc::new(Counts::default());
+        let cleanups = Arc::new(AtomicUsize::new(0));
+        let (future, inner) = Future::<Counted>::pending();
+        let cleanup = cleanups.clone();
+        let future = future.on_cancel(move || {
+            cleanup.fetch_add(1, SeqCst);
+        });
+        let made = counts.clone();
+        let worker =
+            thread::spawn(move || run_task_with(inner, || Ok(Counted::new(&made)), |_| ()));
+        let handle = future.cancel_handle();
+        drop(future);
+        let won = handle.cancel();
+        worker.join().unwrap();
+        drop(handle);
+        assert_eq!(cleanups.load(SeqCst), usize::from(won));
+        assert_eq!(counts.made.load(SeqCst), counts.dropped.load(SeqCst));
+    });
+}
+
+/// Two threads queue calls on one instance while its queue drains on
+/// whichever caller found it idle (the inline pool runs the drain on the
+/// caller): no call is lost or run twice, each thread's calls keep their
+/// order, and every future completes (a lost wake-up deadlocks the model).
+#[test]
+fn loom_instance_queue_hand_off() {
+    loom::model(|| {
+        let pool = Pool::builder()
+            .backend(Backend::Inline)
+            .ctrlc(false)
+            .build()
+            .unwrap();
+        let model = pool.instance(Vec::<u32>::new());
+        let other = model.clone();
+        let caller = thread::spawn(move || {
+            let first = other.asynchronous(|log| log.push(1));
+            let second = other.asynchronous(|log| log.push(2));
+            (first, second)
+        });
+        let mine = model.asynchronous(|log| log.push(10));
+        let (first, second) = caller.join().unwrap();
+        for call in [first, second, mine] {
+            call.result().unwrap();
+        }
+        let log = model.call(|log| log.clone()).unwrap();
+        let mut sorted = log.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [1, 2, 10], "every call ran exactly once: {log:?}");
+        let at = |n| log.iter().position(|&x| x == n).unwrap();
+        assert!(
+            at(1) < at(2),
+            "calls of one thread kept their order: {log:?}"
+        );
+    });
+}
+
+/// `wait_any` while two tasks complete on two threads and one is cancelled:
+/// it wakes, and the index it returns names a future that is done.
+#[test]
+fn loom_wait_any_wakes_on_the_first() {
+    loom::model(|| {
+        let (a, inner_a) = Future::<u32>::pending();
+        let (b, inner_b) = Future::<u32>::pending();
+        let worker = thread::spawn(move || run_task_with(inner_a, || Ok(1), |_| ()));
+        let handle = b.cancel_handle();
+        let canceller = thread::spawn(move || {
+            handle.cancel();
+            drop(inner_b);
+        });
+        let futures = [a, b];
+        let first = wait_any(&futures).expect("two futures to wait on");
+        assert!(futures[first].done());
+        worker.join().unwrap();
+        canceller.join().unwrap();
+        let [a, b] = futures;
+        assert_eq!(a.result(), Ok(1));
+        assert_eq!(b.result(), Err(Error::Cancelled));
+    });
+}

@@ -1,0 +1,119 @@
+//! The synchronisation primitives of the task state machine, the instance
+//! queue and the many-future waits, in one place: `parking_lot` and `std`
+//! normally, loom's checked models under `--cfg loom` (see
+//! docs/reliability.md). Both sides offer the same (parking_lot-shaped) API.
+
+#[cfg(not(loom))]
+pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
+
+#[cfg(loom)]
+pub(crate) use self::checked::{Condvar, Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
+
+/// `thread_local!`, declared through loom under `--cfg loom` (loom runs its
+/// threads as coroutines of one OS thread, so `std`'s would be shared).
+#[cfg(not(loom))]
+macro_rules! task_local {
+    ($($tokens:tt)+) => { ::std::thread_local! { $($tokens)+ } };
+}
+
+#[cfg(loom)]
+macro_rules! task_local {
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $ty:ty = const { $init:expr } $(;)?) => {
+        ::loom::thread_local! { $(#[$attr])* $vis static $name: $ty = $init; }
+    };
+}
+pub(crate) use task_local;
+
+/// Spins and yields before a wait parks; loom explores the park alone.
+#[inline]
+pub(crate) fn spin_then_yield() -> bool {
+    !cfg!(loom)
+}
+
+#[cfg(loom)]
+mod checked {
+    use std::ops::{Deref, DerefMut};
+    use std::time::Instant;
+
+    /// loom's mutex with parking_lot's API (no poisoning, guard by `&mut`).
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    pub(crate) struct MutexGuard<'a, T>(Option<loom::sync::MutexGuard<'a, T>>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            MutexGuard(Some(self.0.lock().unwrap_or_else(|e| e.into_inner())))
+        }
+
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            self.0.try_lock().ok().map(|held| MutexGuard(Some(held)))
+        }
+    }
+
+    impl<T> Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            self.0
+                .as_ref()
+                .expect("a guard holds its lock until dropped")
+        }
+    }
+
+    impl<T> DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            self.0
+                .as_mut()
+                .expect("a guard holds its lock until dropped")
+        }
+    }
+
+    /// loom's condvar with parking_lot's API. loom has no clock: a timed
+    /// wait is an untimed one (the models wait without deadlines).
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    pub(crate) struct WaitTimeoutResult;
+
+    impl WaitTimeoutResult {
+        pub(crate) fn timed_out(&self) -> bool {
+            false
+        }
+    }
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Condvar(loom::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+            let held = guard
+                .0
+                .take()
+                .expect("a guard holds its lock until dropped");
+            guard.0 = Some(self.0.wait(held).unwrap_or_else(|e| e.into_inner()));
+        }
+
+        pub(crate) fn wait_until<T>(
+            &self,
+            guard: &mut MutexGuard<'_, T>,
+            _deadline: Instant,
+        ) -> WaitTimeoutResult {
+            self.wait(guard);
+            WaitTimeoutResult
+        }
+
+        pub(crate) fn notify_all(&self) -> usize {
+            self.0.notify_all();
+            0
+        }
+    }
+}
