@@ -34,9 +34,10 @@ pub(crate) struct Entered {
     previous: Option<Arc<dyn Cancellable>>,
 }
 
-/// Makes `task` the one [`cancelled`] reports on, until the guard drops.
-pub(crate) fn enter(task: Arc<dyn Cancellable>) -> Entered {
-    let previous = CURRENT.with(|c| c.borrow_mut().replace(task));
+/// Makes `task` the one [`cancelled`] reports on, until the guard drops;
+/// `None` for a task that nobody can cancel while it runs.
+pub(crate) fn enter(task: Option<Arc<dyn Cancellable>>) -> Entered {
+    let previous = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), task));
     Entered { previous }
 }
 

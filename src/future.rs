@@ -351,6 +351,21 @@ impl<T: Send + 'static> Inner<T> {
                 Err(now) => phase = now,
             }
         }
+        let published = match (&outcome, cancelling) {
+            (Ok(_), _) => DONE,
+            (Err(_), true) => CANCELLED,
+            (Err(_), false) => FAILED,
+        };
+        if slot.hooks.is_none() {
+            // Nobody registered a hook, and nobody can while the lock is
+            // held: publish at once.
+            let stale = std::mem::replace(&mut slot.content, Content::Outcome(outcome));
+            self.phase.store(published, Ordering::Release);
+            self.cond.notify_all();
+            drop(slot);
+            drop(stale);
+            return true;
+        }
         let mut hooks = slot.hooks.take();
         drop(slot);
 
@@ -382,11 +397,6 @@ impl<T: Send + 'static> Inner<T> {
                 waker = waker.or(h.waker.take());
                 listeners.append(&mut h.listeners);
             }
-            let published = match (&outcome, cancelling) {
-                (Ok(_), _) => DONE,
-                (Err(_), true) => CANCELLED,
-                (Err(_), false) => FAILED,
-            };
             // A closure still queued (the task was cancelled or refused
             // before it ran) is dropped after the lock is released.
             let stale = match continuation {
@@ -563,13 +573,35 @@ pub(crate) fn run_task_with<T, F>(
     if !inner.start() {
         return;
     }
-    let outcome = {
-        let _current = cancel::enter(inner.clone());
-        catch_unwind(AssertUnwindSafe(f))
-            .unwrap_or_else(|payload| Err(Error::Panicked(panic_message(&*payload))))
-    };
+    let outcome = run_as(Some(inner.clone()), f);
     before(&outcome);
     inner.settle(outcome, false);
+}
+
+/// Runs `f` as `task` (what [`cancel::cancelled`] reports on), turning its
+/// panic into [`Error::Panicked`].
+fn run_as<T>(
+    task: Option<Arc<dyn Cancellable>>,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    let _current = cancel::enter(task);
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|payload| Err(Error::Panicked(panic_message(&*payload))))
+}
+
+/// Runs a task's closure on the current thread before its future exists
+/// (the inline backend): nobody holds a handle that could cancel it, so it
+/// runs as a task that is not cancelled, and its future is made finished.
+pub(crate) fn run_inline<T, F>(f: F) -> Future<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error>,
+{
+    let outcome = run_as(None, f);
+    let phase = if outcome.is_ok() { DONE } else { FAILED };
+    Future {
+        inner: Inner::new(phase, Content::Outcome(outcome)),
+    }
 }
 
 impl<T: Send + 'static> Future<T> {

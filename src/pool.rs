@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{ConfigError, Error, MAX_THREADS};
-use crate::future::{claimable, run_claimed, run_task_with, Future, Inner};
+use crate::future::{claimable, run_claimed, run_inline, run_task_with, Future, Inner};
 use crate::global::{self, Env};
 use crate::interrupt;
 
@@ -664,6 +664,11 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        if let Exec::Inline = self.shared.exec {
+            if self.shared.ctx.closing.load(Ordering::Acquire) == OPEN {
+                return run_inline(move || Ok(f()));
+            }
+        }
         let (future, inner) = Future::pending();
         self.spawn_into(inner, f);
         future

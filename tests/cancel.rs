@@ -8,6 +8,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use common::{pool, Gate, THREADED};
+use concertina::Backend;
 use concertina::{Error, Future};
 
 /// Counts drops of the value it is cloned into.
@@ -274,4 +275,33 @@ fn check_cancelled_lets_a_fallible_task_stop_with_the_question_mark() {
     }
     assert_eq!(concertina::check_cancelled(), Ok(()), "outside a task");
     assert!(!concertina::cancelled());
+}
+
+#[test]
+fn an_inline_task_inside_a_cancelled_task_is_a_task_of_its_own() {
+    for backend in THREADED {
+        let outer_pool = pool(backend, 1);
+        let inline = pool(Backend::Inline, 1);
+        let started = Gate::new();
+        let s = started.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = outer_pool.spawn(move || {
+            s.open();
+            while !concertina::cancelled() {
+                std::thread::yield_now();
+            }
+            // The outer task is cancelled; a task it runs inline is not.
+            let inner = inline.spawn(concertina::cancelled).result();
+            tx.send((concertina::cancelled(), inner)).unwrap();
+        });
+        started.wait();
+        assert!(f.cancel());
+        assert_eq!(f.result(), Err(Error::Cancelled));
+        assert_eq!(
+            rx.recv().unwrap(),
+            (true, Ok(false)),
+            "{backend:?}: the inline task must not report its caller's cancellation"
+        );
+        outer_pool.shutdown();
+    }
 }
