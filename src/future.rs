@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::{self, CancelHandle, Cancellable};
 use crate::error::{panic_message, Error};
+use crate::instance;
 use crate::interrupt::{self, Registration, Wakeable};
 use crate::pool;
 use crate::state::{self, CANCELLED, DONE, FAILED, PENDING, RUNNING, SETTLING};
@@ -71,6 +72,10 @@ enum Content<T> {
     Queued(Claimable<T>),
     /// Present from publication until a consumer takes it.
     Outcome(Result<T, Error>),
+    /// A call queued on the instance with this key (or running on it) until
+    /// published: a wait on it from inside that instance's own calls could
+    /// never end.
+    OnInstance(usize),
 }
 
 /// A queued task's closure, with the pool whose workers may claim it (kept
@@ -454,6 +459,19 @@ impl<T: Send + 'static> Inner<T> {
         }
     }
 
+    /// Marks a call about to be queued on the instance with `key`.
+    pub(crate) fn put_on_instance(&self, key: usize) {
+        self.slot.lock().content = Content::OnInstance(key);
+    }
+
+    /// True when waiting for this task would wait for the queue of an
+    /// instance whose call is running on this thread (it cannot move).
+    fn waits_on_own_instance(&self) -> bool {
+        !state::is_published(self.phase())
+            && matches!(self.slot.lock().content,
+                Content::OnInstance(key) if instance::draining(key))
+    }
+
     /// Stores the closure of a task about to be queued on `pool`.
     pub(crate) fn put_job(&self, job: Claimable<T>) {
         self.slot.lock().content = Content::Queued(job);
@@ -741,7 +759,10 @@ impl<T: Send + 'static> Future<T> {
     /// [`Error::Panicked`] with the panic message when the closure panicked,
     /// [`Error::Cancelled`] when the task was cancelled, [`Error::Shutdown`]
     /// when its pool shut down before it ran, [`Error::Config`] when the
-    /// default pool could not be configured.
+    /// default pool could not be configured, and [`Error::SelfWait`], at
+    /// once, for a call of an [`Instance`](crate::Instance) not yet finished
+    /// when waited on from inside a call on that same instance (it could
+    /// only run after the waiting call returns).
     ///
     /// # Examples
     ///
@@ -750,6 +771,9 @@ impl<T: Send + 'static> Future<T> {
     /// assert_eq!(f.result(), Ok(55));
     /// ```
     pub fn result(self) -> Result<T, Error> {
+        if self.inner.waits_on_own_instance() {
+            return Err(Error::SelfWait);
+        }
         self.inner.wait_until(None);
         self.inner.take_outcome()
     }
@@ -776,6 +800,9 @@ impl<T: Send + 'static> Future<T> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn join(self) -> Result<Self, Error> {
+        if self.inner.waits_on_own_instance() {
+            return Err(Error::SelfWait);
+        }
         self.inner.wait_until(None);
         let mut slot = self.inner.slot.lock();
         match slot.take_outcome() {

@@ -268,4 +268,27 @@ mod tests {
             );
         }
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_value_that_is_not_unicode_is_refused_by_name() {
+        use std::os::unix::ffi::OsStringExt;
+        for var in [
+            "CONCERTINA_THREADS",
+            "CONCERTINA_BACKEND",
+            "CONCERTINA_DISABLE_ASYNC",
+            "CONCERTINA_CTRLC",
+        ] {
+            let err = Env::from_lookup(|asked| {
+                (asked == var).then(|| std::ffi::OsString::from_vec(vec![b'o', 0xff]))
+            })
+            .unwrap_err();
+            assert_eq!(err.variable(), Some(var));
+            assert!(
+                err.to_string()
+                    .starts_with("invalid value \"o\u{fffd}\" for "),
+                "{err}"
+            );
+        }
+    }
 }

@@ -147,6 +147,7 @@ impl<C: Send + 'static> Instance<C> {
         F: FnOnce(&mut C) -> R + Send + 'static,
     {
         let (future, inner) = Future::pending();
+        inner.put_on_instance(self.key());
         let task: Arc<dyn Cancellable> = inner.clone();
         let run: Run<C> = Box::new(move |value: &mut C, poisoned: &AtomicBool| {
             run_task_with(
@@ -191,6 +192,7 @@ impl<C: Send + 'static> Instance<C> {
         F: FnOnce(&mut C, D) -> R + Send + 'static,
     {
         let (future, inner) = Future::pending();
+        inner.put_on_instance(self.key());
         let task: Arc<dyn Cancellable> = inner.clone();
         let gate = Arc::new(AtomicBool::new(false));
         let input: Arc<Mutex<Option<Result<D, Error>>>> = Arc::new(Mutex::new(None));
@@ -312,8 +314,7 @@ impl<C: Send + 'static> Instance<C> {
     }
 
     fn draining_here(&self) -> bool {
-        let key = self.key();
-        DRAINING.with(|d| d.borrow().contains(&key))
+        draining(self.key())
     }
 
     fn submit(&self, call: Call<C>) {
@@ -388,6 +389,11 @@ impl<C: Send + 'static> Instance<C> {
             (call.run)(&mut value, &self.shared.poisoned);
         }
     }
+}
+
+/// True on a thread that runs a call of the instance with `key`.
+pub(crate) fn draining(key: usize) -> bool {
+    DRAINING.with(|d| d.borrow().contains(&key))
 }
 
 /// The job that runs an instance's queue on its pool.

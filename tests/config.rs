@@ -163,6 +163,11 @@ fn a_bad_variable_fails_every_spawn_with_an_error_naming_it() {
             "2",
             "one of 1, 0, true, false, yes, no, on, off",
         ),
+        (
+            "CONCERTINA_CTRLC",
+            "please",
+            "one of 1, 0, true, false, yes, no, on, off",
+        ),
     ] {
         let out = child("spawn", &[(var, value)]);
         assert_eq!(

@@ -157,6 +157,45 @@ fn a_call_waiting_on_its_own_instance_gets_a_clear_error() {
 }
 
 #[test]
+fn a_call_waiting_on_a_later_call_of_its_own_instance_gets_a_clear_error() {
+    for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
+        let pool = pool(backend, 1);
+        let model = pool.instance(Vec::<&str>::new());
+        let first = model.asynchronous(|log| log.push("first"));
+        first.result().unwrap();
+        let finished = model.asynchronous(|log| log.push("finished"));
+        finished.result().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let inner = model.clone();
+        let outer = model.asynchronous(move |log| {
+            log.push("outer");
+            // Queued behind this very call: it can't run before this returns.
+            let later = inner.asynchronous(|log| log.push("later"));
+            let later_again = inner.asynchronous(|log| log.push("later again"));
+            let other = Instance::new(0u8).asynchronous(|n| *n + 1);
+            tx.send(later_again).unwrap();
+            (later.result(), other.result())
+        });
+        assert_eq!(
+            outer.result(),
+            Ok((Err(Error::SelfWait), Ok(1))),
+            "{backend:?}"
+        );
+        let later_again = rx.recv().unwrap();
+        assert_eq!(
+            later_again.join().map(|f| f.done()),
+            Ok(true),
+            "{backend:?}"
+        );
+        assert_eq!(
+            model.call(|log| log.clone()),
+            Ok(vec!["first", "finished", "outer", "later", "later again"]),
+            "{backend:?}: the call waited on still ran, in its place"
+        );
+    }
+}
+
+#[test]
 fn a_call_may_queue_more_calls_on_its_own_instance() {
     for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
         let pool = pool(backend, 1);
