@@ -97,3 +97,18 @@ pub use concertina_macros::asynchronous;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// The guide's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+struct GuideDoctests;
+
+/// The examples of the guide for Concert users, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/from-concert.md")]
+struct FromConcertDoctests;
+
+/// The examples of the guide for AMUSE and OMUSE users, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/from-amuse.md")]
+struct FromAmuseDoctests;
