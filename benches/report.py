@@ -77,11 +77,20 @@ def machine():
 
 
 def table(title, rows, baseline, ratio_label, invert=False):
-    """Markdown table of medians and each row's ratio to `baseline`."""
+    """Markdown table of medians, fastest first, and each row's ratio to `baseline`."""
     out = [f"| {title} | median | {ratio_label} |", "|---|---:|---:|"]
-    for name, ns in rows.items():
+    for name, ns in sorted(rows.items(), key=lambda row: row[1]):
         ratio = rows[baseline] / ns if invert else ns / rows[baseline]
         out.append(f"| {name} | {shown(ns)} | {ratio:.2f}× |")
+    return "\n".join(out)
+
+
+def inline_table(rows):
+    """Each work size: the direct call, the same through an inline pool, and their ratio."""
+    out = ["| work in the task | direct call | through an inline pool | ratio |", "|---|---:|---:|---:|"]
+    for label in ("empty", "0.1us", "1us"):
+        direct, inline = rows[f"direct_call/{label}"], rows[f"concertina_inline/{label}"]
+        out.append(f"| {label.replace('us', ' µs')} | {shown(direct)} | {shown(inline)} | {inline / direct:.2f}× |")
     return "\n".join(out)
 
 
@@ -216,7 +225,11 @@ Medians; every ratio compares figures of this one run.
 
 ### Waiting on many: 10,000 futures
 
-{table("wait", wait, next(iter(wait)), "time ratio to the first row")}
+{table("as_completed", {k.split("/", 1)[1]: v for k, v in wait.items() if k.startswith("as_completed/")},
+       "rayon_spawn+shared_channel", "time ratio to rayon_spawn+shared_channel")}
+
+{table("wait_any", {k.split("/", 1)[1]: v for k, v in wait.items() if k.startswith("wait_any/")},
+       "threadpool+select", "time ratio to threadpool+select")}
 
 ### CPU-bound speed-up: 64 items of about 1 ms each
 
@@ -224,7 +237,7 @@ Medians; every ratio compares figures of this one run.
 
 ### The disabled-async mode against a direct call
 
-{table("inline", inline, "direct_call/empty", "time ratio to an empty direct call")}
+{inline_table(inline)}
 
 ### Footprint and idle CPU
 

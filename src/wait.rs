@@ -31,6 +31,11 @@ impl Listener {
         })
     }
 
+    /// True once a watched future was published and not yet taken.
+    fn has_fired(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
     pub(crate) fn fire(&self, key: u64) {
         let mut fired = self.fired.lock();
         fired.push_back(key);
@@ -47,7 +52,7 @@ impl Listener {
                 &self.fired,
                 &self.cond,
                 |fired| !fired.is_empty(),
-                || self.count.load(Ordering::Acquire) > 0,
+                || self.has_fired(),
                 deadline,
                 || self.clone(),
             );
@@ -179,17 +184,25 @@ fn wait_any_until<T: Send + 'static>(
     }
     let listener = Listener::new();
     let mut found = None;
+    // Registration stops as soon as one watched future is published: the
+    // answer is known, and the rest need not be watched.
+    let mut watched = 0;
     for (i, f) in futures.iter().enumerate() {
         if f.inner().watch(&listener, i as u64) {
             found = Some(i);
             break;
         }
+        watched = i + 1;
+        if listener.has_fired() {
+            break;
+        }
     }
+    let watched = &futures[..watched];
     let found = found.or_else(|| {
-        let interrupt = || futures.iter().for_each(|f| f.inner().interrupt());
+        let interrupt = || watched.iter().for_each(|f| f.inner().interrupt());
         listener.next(deadline, interrupt).map(|key| key as usize)
     });
-    for f in futures {
+    for f in watched {
         f.inner().unwatch(&listener);
     }
     found
