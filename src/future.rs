@@ -45,7 +45,118 @@ const YIELD_ROUNDS: u32 = 10;
 /// ```
 #[must_use = "dropping a Future detaches its task; call result() or join() to see its outcome"]
 pub struct Future<T> {
-    inner: Arc<Inner<T>>,
+    inner: TaskRef<T>,
+}
+
+/// A task's state as its handles hold it. A task queued by
+/// [`Pool::spawn`](crate::Pool::spawn) keeps its closure in the same
+/// allocation as its state ([`TaskCell`]), behind this trait object.
+pub(crate) type TaskRef<T> = Arc<dyn Task<T>>;
+
+/// A task's state ([`Inner`]) and the closure kept beside it.
+pub(crate) trait Task<T>: Cancellable + Wakeable + Watchable + Send + Sync {
+    fn state(&self) -> &Inner<T>;
+
+    /// Runs the closure kept beside the state (for whoever took the task
+    /// out of its queue, see [`Content::Own`]); nothing when it was dropped
+    /// because the task was decided first.
+    fn run_own(self: Arc<Self>);
+}
+
+impl<T> std::ops::Deref for dyn Task<T> {
+    type Target = Inner<T>;
+
+    fn deref(&self) -> &Inner<T> {
+        self.state()
+    }
+}
+
+/// A task's state with the closure it runs, in one allocation.
+struct TaskCell<T, F> {
+    state: Inner<T>,
+    job: Mutex<Option<F>>,
+}
+
+impl<T, F> TaskCell<T, F> {
+    /// Drops the closure once the task is decided without having run it
+    /// (cancelled, refused), so that what it holds is released at once.
+    fn drop_job_if_decided(&self) {
+        if state::is_decided(self.state.phase.load(Ordering::Acquire)) {
+            let job = self.job.lock().take();
+            drop(job);
+        }
+    }
+}
+
+impl<T, F> Task<T> for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    fn state(&self) -> &Inner<T> {
+        &self.state
+    }
+
+    fn run_own(self: Arc<Self>) {
+        let job = self.job.lock().take();
+        if let Some(f) = job {
+            let task: TaskRef<T> = self;
+            if pool::discarding() {
+                drop(f);
+                task.fail(Error::Shutdown);
+            } else {
+                run_task_with(task, f, |_| ());
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static, F: Send> Cancellable for TaskCell<T, F> {
+    fn cancel(&self) -> bool {
+        let won = self.state.cancel();
+        self.drop_job_if_decided();
+        won
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.state.is_cancelled()
+    }
+
+    fn phase(&self) -> u8 {
+        self.state.phase()
+    }
+
+    fn fail(&self, error: Error) {
+        self.state.fail(error);
+        self.drop_job_if_decided();
+    }
+
+    fn interrupt(&self) {
+        self.state.interrupt();
+        self.drop_job_if_decided();
+    }
+}
+
+impl<T: Send + 'static, F: Send> Wakeable for TaskCell<T, F> {
+    fn wake(&self) {
+        self.state.wake();
+    }
+}
+
+impl<T: Send + 'static, F: Send> Watchable for TaskCell<T, F> {
+    fn watch(&self, listener: &Arc<Listener>, key: u64) -> bool {
+        self.state.watch(listener, key)
+    }
+
+    fn unwatch(&self, listener: &Arc<Listener>) {
+        self.state.unwatch(listener);
+    }
+}
+
+/// A queued closure taken out of its task's state by whoever runs it.
+enum Taken<T> {
+    Boxed(Claimable<T>),
+    Own,
 }
 
 /// The state shared by a task, its handle and whoever cancels it.
@@ -72,6 +183,9 @@ enum Content<T> {
     Queued(Claimable<T>),
     /// Present from publication until a consumer takes it.
     Outcome(Result<T, Error>),
+    /// A task queued on the pool with this id, its closure kept beside the
+    /// state (see [`TaskCell`]); taken as [`Content::Queued`] is.
+    Own(usize),
     /// A call queued on the instance with this key (or running on it) until
     /// published: a wait on it from inside that instance's own calls could
     /// never end.
@@ -158,13 +272,18 @@ impl<T> Slot<T> {
         }
     }
 
-    fn take_job(&mut self) -> Option<Claimable<T>> {
+    /// Takes the queued closure, if nobody has yet; with `pool`, only when
+    /// the task is queued on that pool.
+    fn take_queued(&mut self, pool: Option<usize>) -> Option<Taken<T>> {
+        let on = |id: usize| pool.is_none_or(|pool| pool == id);
+        match &self.content {
+            Content::Queued(job) if on(job.pool()) => {}
+            Content::Own(id) if on(*id) => {}
+            _ => return None,
+        }
         match std::mem::replace(&mut self.content, Content::Empty) {
-            Content::Queued(job) => Some(job),
-            other => {
-                self.content = other;
-                None
-            }
+            Content::Queued(job) => Some(Taken::Boxed(job)),
+            _ => Some(Taken::Own),
         }
     }
 }
@@ -311,14 +430,42 @@ fn run_guarded(hook: impl FnOnce()) {
 }
 
 impl<T: Send + 'static> Inner<T> {
-    fn new(phase: u8, content: Content<T>) -> Arc<Self> {
-        Arc::new(Inner {
+    fn with(phase: u8, content: Content<T>) -> Self {
+        Inner {
             phase: AtomicU8::new(phase),
             slot: Mutex::new(Slot {
                 content,
                 hooks: None,
             }),
             cond: Condvar::new(),
+        }
+    }
+
+    /// A task that keeps no closure beside its state.
+    fn task(phase: u8, content: Content<T>) -> TaskRef<T> {
+        fn without_job<T, F>(state: Inner<T>, _type_only: F) -> TaskRef<T>
+        where
+            T: Send + 'static,
+            F: FnOnce() -> Result<T, Error> + Send + 'static,
+        {
+            Arc::new(TaskCell {
+                state,
+                job: Mutex::new(None::<F>),
+            })
+        }
+        // A closure that captures nothing takes no space: the empty job
+        // slot costs these tasks a byte or two of padding, not a pointer.
+        without_job(Inner::with(phase, content), || Err(Error::Cancelled))
+    }
+
+    /// A task queued on the pool with id `pool`, its closure beside its state.
+    pub(crate) fn queued<F>(pool: usize, f: F) -> TaskRef<T>
+    where
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
+    {
+        Arc::new(TaskCell {
+            state: Inner::with(PENDING, Content::Own(pool)),
+            job: Mutex::new(Some(f)),
         })
     }
 
@@ -432,33 +579,6 @@ impl<T: Send + 'static> Inner<T> {
         true
     }
 
-    /// Blocks until the outcome is published or the deadline passes; true
-    /// when published. A Ctrl-C during the wait cancels this task with
-    /// `Err(Interrupted)` (its cleanup runs here), unless it finished first.
-    fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
-        if !state::is_published(self.phase()) {
-            self.claim();
-        }
-        loop {
-            let blocked = block(
-                &self.slot,
-                &self.cond,
-                |_| state::is_published(self.phase()),
-                || state::is_published(self.phase()),
-                deadline,
-                || self.clone(),
-            );
-            match blocked {
-                Blocked::Ready => return true,
-                Blocked::TimedOut => return false,
-                Blocked::Interrupted(registration) => {
-                    self.settle(Err(Error::Interrupted), true);
-                    drop(registration);
-                }
-            }
-        }
-    }
-
     /// Marks a call about to be queued on the instance with `key`.
     pub(crate) fn put_on_instance(&self, key: usize) {
         self.slot.lock().content = Content::OnInstance(key);
@@ -477,10 +597,40 @@ impl<T: Send + 'static> Inner<T> {
         self.slot.lock().content = Content::Queued(job);
     }
 
-    /// Takes the closure, if nobody has yet.
-    pub(crate) fn take_job(&self) -> Option<Claimable<T>> {
-        let job = self.slot.lock().take_job();
-        job
+    fn take_outcome(&self) -> Result<T, Error> {
+        self.slot
+            .lock()
+            .take_outcome()
+            .expect("a published outcome is taken only by the handle that consumes itself")
+    }
+}
+
+impl<T: Send + 'static> dyn Task<T> {
+    /// Blocks until the outcome is published or the deadline passes; true
+    /// when published. A Ctrl-C during the wait cancels this task with
+    /// `Err(Interrupted)` (its cleanup runs here), unless it finished first.
+    pub(crate) fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
+        if !state::is_published(self.phase()) {
+            self.claim();
+        }
+        loop {
+            let blocked = block(
+                &self.slot,
+                &self.cond,
+                |_| state::is_published(self.phase()),
+                || state::is_published(self.phase()),
+                deadline,
+                || self.clone(),
+            );
+            match blocked {
+                Blocked::Ready => return true,
+                Blocked::TimedOut => return false,
+                Blocked::Interrupted(registration) => {
+                    self.interrupt();
+                    drop(registration);
+                }
+            }
+        }
     }
 
     /// On a worker of the pool this task is queued on: takes the task and
@@ -489,23 +639,29 @@ impl<T: Send + 'static> Inner<T> {
         let Some(worker_pool) = pool::current_pool_id() else {
             return;
         };
-        let job = {
-            let mut slot = self.slot.lock();
-            match &slot.content {
-                Content::Queued(job) if job.pool() == worker_pool => slot.take_job(),
-                _ => None,
-            }
-        };
-        if let Some(job) = job {
-            run_claimed(self.clone(), job);
-        }
+        let taken = self.slot.lock().take_queued(Some(worker_pool));
+        run_taken(self.clone(), taken);
     }
+}
 
-    fn take_outcome(&self) -> Result<T, Error> {
-        self.slot
-            .lock()
-            .take_outcome()
-            .expect("a published outcome is taken only by the handle that consumes itself")
+/// Runs a queued task taken out of its queue by the pool's job.
+pub(crate) fn run_queued<T: Send + 'static>(task: TaskRef<T>) {
+    let taken = task.slot.lock().take_queued(None);
+    run_taken(task, taken);
+}
+
+/// Fails a queued task its pool refused with `Shutdown`, dropping its closure.
+pub(crate) fn reject_queued<T: Send + 'static>(task: TaskRef<T>) {
+    let taken = task.slot.lock().take_queued(None);
+    drop(taken);
+    task.fail(Error::Shutdown);
+}
+
+fn run_taken<T: Send + 'static>(task: TaskRef<T>, taken: Option<Taken<T>>) {
+    match taken {
+        Some(Taken::Boxed(job)) => run_claimed(task, job),
+        Some(Taken::Own) => task.run_own(),
+        None => {}
     }
 }
 
@@ -565,10 +721,10 @@ impl<T: Send + 'static> Watchable for Inner<T> {
 
 /// Runs a claimed closure: fails it with `Shutdown` on a pool shut down
 /// with `shutdown_now`, else runs it as [`run_task_with`] does.
-pub(crate) fn run_claimed<T: Send + 'static>(inner: Arc<Inner<T>>, job: Claimable<T>) {
+pub(crate) fn run_claimed<T: Send + 'static>(inner: TaskRef<T>, job: Claimable<T>) {
     if pool::discarding() {
         drop(job);
-        inner.settle(Err(Error::Shutdown), false);
+        inner.fail(Error::Shutdown);
     } else {
         run_task_with(inner, || job.run(), |_| ());
     }
@@ -580,18 +736,16 @@ pub(crate) fn run_claimed<T: Send + 'static>(inner: Arc<Inner<T>>, job: Claimabl
 /// [`Error`] of its own). The closure is dropped here, exactly once.
 /// `before` sees the outcome before it is published, so that whatever it
 /// records is visible to every waiter.
-pub(crate) fn run_task_with<T, F>(
-    inner: Arc<Inner<T>>,
-    f: F,
-    before: impl FnOnce(&Result<T, Error>),
-) where
+pub(crate) fn run_task_with<T, F>(inner: TaskRef<T>, f: F, before: impl FnOnce(&Result<T, Error>))
+where
     T: Send + 'static,
     F: FnOnce() -> Result<T, Error>,
 {
     if !inner.start() {
         return;
     }
-    let outcome = run_as(Some(inner.clone()), f);
+    let task: Arc<dyn Cancellable> = inner.clone();
+    let outcome = run_as(Some(task), f);
     before(&outcome);
     inner.settle(outcome, false);
 }
@@ -618,14 +772,14 @@ where
     let outcome = run_as(None, f);
     let phase = if outcome.is_ok() { DONE } else { FAILED };
     Future {
-        inner: Inner::new(phase, Content::Outcome(outcome)),
+        inner: Inner::task(phase, Content::Outcome(outcome)),
     }
 }
 
 impl<T: Send + 'static> Future<T> {
     /// A pending future and the shared state its job will settle.
-    pub(crate) fn pending() -> (Self, Arc<Inner<T>>) {
-        let inner = Inner::new(PENDING, Content::Empty);
+    pub(crate) fn pending() -> (Self, TaskRef<T>) {
+        let inner = Inner::task(PENDING, Content::Empty);
         (
             Future {
                 inner: inner.clone(),
@@ -647,7 +801,7 @@ impl<T: Send + 'static> Future<T> {
     /// ```
     pub fn ready(value: T) -> Self {
         Future {
-            inner: Inner::new(DONE, Content::Outcome(Ok(value))),
+            inner: Inner::task(DONE, Content::Outcome(Ok(value))),
         }
     }
 
@@ -670,7 +824,7 @@ impl<T: Send + 'static> Future<T> {
             FAILED
         };
         Future {
-            inner: Inner::new(phase, Content::Outcome(Err(error))),
+            inner: Inner::task(phase, Content::Outcome(Err(error))),
         }
     }
 
@@ -1018,8 +1172,13 @@ impl<T: Send + 'static> Future<T> {
 
 impl<T> Future<T> {
     /// The shared state, for the modules that settle or watch futures.
-    pub(crate) fn inner(&self) -> &Arc<Inner<T>> {
+    pub(crate) fn inner(&self) -> &TaskRef<T> {
         &self.inner
+    }
+
+    /// The handle of a task whose state is already made.
+    pub(crate) fn from_shared(inner: TaskRef<T>) -> Self {
+        Future { inner }
     }
 }
 
@@ -1082,7 +1241,7 @@ impl<T> fmt::Debug for Future<T> {
 /// ```
 #[must_use = "an Awaiting does nothing unless polled"]
 pub struct Awaiting<T> {
-    inner: Arc<Inner<T>>,
+    inner: TaskRef<T>,
 }
 
 impl<T: Send + 'static> std::future::IntoFuture for Future<T> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use loom::sync::atomic::AtomicUsize;
 use loom::thread;
 
-use crate::future::run_task_with;
+use crate::future::{run_queued, run_task_with, Inner};
 use crate::{wait_any, Backend, Error, Future, Pool};
 
 /// A value that counts how many were made and how many dropped.
@@ -160,5 +160,46 @@ fn loom_wait_any_wakes_on_the_first() {
         let [a, b] = futures;
         assert_eq!(a.result(), Ok(1));
         assert_eq!(b.result(), Err(Error::Cancelled));
+    });
+}
+
+/// A task whose closure waits beside its state, taken by two runners at
+/// once (the pool's job and a waiting worker claiming it) while a third
+/// thread cancels: the closure runs at most once, is dropped exactly once,
+/// runs not at all when the cancel won before it started, and the wait
+/// wakes with the matching outcome.
+#[test]
+fn loom_queued_closure_claimed_twice_and_cancelled() {
+    loom::model(|| {
+        let counts = Arc::new(Counts::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let captured = Counted::new(&counts);
+        let ran = runs.clone();
+        let task = Inner::queued(0, move || {
+            let _keep = &captured;
+            ran.fetch_add(1, SeqCst);
+            Ok(5_u32)
+        });
+        let future = Future::from_shared(task.clone());
+        let other = task.clone();
+        let job = thread::spawn(move || run_queued(other));
+        let handle = future.cancel_handle();
+        let canceller = thread::spawn(move || handle.cancel());
+        run_queued(task);
+        let outcome = future.result();
+        let won = canceller.join().unwrap();
+        job.join().unwrap();
+        let ran = runs.load(SeqCst);
+        assert!(ran <= 1, "the closure ran {ran} times");
+        match outcome {
+            Ok(5) => assert!(!won && ran == 1),
+            Err(Error::Cancelled) => assert!(won),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+        assert_eq!(
+            counts.dropped.load(SeqCst),
+            1,
+            "the closure was dropped exactly once"
+        );
     });
 }

@@ -11,7 +11,9 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{ConfigError, Error, MAX_THREADS};
-use crate::future::{claimable, run_claimed, run_inline, run_task_with, Future, Inner};
+use crate::future::{
+    claimable, reject_queued, run_inline, run_queued, run_task_with, Future, Inner, TaskRef,
+};
 use crate::global::{self, Env};
 use crate::interrupt;
 
@@ -403,7 +405,7 @@ pub(crate) fn current_pool_id() -> Option<usize> {
 
 /// Submits the continuation of a `then` to the pool of this worker, or to
 /// the default pool when this thread is not a worker.
-pub(crate) fn submit_continuation<T, F>(inner: Arc<Inner<T>>, f: F)
+pub(crate) fn submit_continuation<T, F>(inner: TaskRef<T>, f: F)
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
@@ -446,19 +448,16 @@ pub(crate) trait Job: Send + 'static {
 /// that a worker of this pool waiting on the task may claim and run it
 /// first; the job runs it only if nobody did, or fails it with `Shutdown`.
 struct TaskJob<T> {
-    inner: Arc<Inner<T>>,
+    inner: TaskRef<T>,
 }
 
 impl<T: Send + 'static> Job for TaskJob<T> {
     fn run(self) {
-        if let Some(job) = self.inner.take_job() {
-            run_claimed(self.inner, job);
-        }
+        run_queued(self.inner);
     }
 
     fn reject(self) {
-        drop(self.inner.take_job());
-        self.inner.settle(Err(Error::Shutdown), false);
+        reject_queued(self.inner);
     }
 }
 
@@ -669,9 +668,12 @@ impl Pool {
                 return run_inline(move || Ok(f()));
             }
         }
-        let (future, inner) = Future::pending();
-        self.spawn_into(inner, f);
-        future
+        // The closure waits beside the task's state, in one allocation.
+        let inner = Inner::queued(self.shared.ctx.id(), move || Ok(f()));
+        self.execute(TaskJob {
+            inner: inner.clone(),
+        });
+        Future::from_shared(inner)
     }
 
     /// Runs a job on the pool (on the caller for the inline backend), or
@@ -728,7 +730,7 @@ impl Pool {
     }
 
     /// Submits `f` to settle `inner`.
-    pub(crate) fn spawn_into<T, F>(&self, inner: Arc<Inner<T>>, f: F)
+    pub(crate) fn spawn_into<T, F>(&self, inner: TaskRef<T>, f: F)
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -737,7 +739,7 @@ impl Pool {
     }
 
     /// Submits `f`, which may fail with an [`Error`] of its own, to settle `inner`.
-    pub(crate) fn spawn_try_into<T, F>(&self, inner: Arc<Inner<T>>, f: F)
+    pub(crate) fn spawn_try_into<T, F>(&self, inner: TaskRef<T>, f: F)
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, Error> + Send + 'static,
