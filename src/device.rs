@@ -953,7 +953,6 @@ impl<T: Send + 'static> Parameter<T> {
     }
 
     fn run<R: Send + 'static>(&self, op: impl FnOnce() -> R + Send + 'static) -> Future<R> {
-        let (future, inner) = Future::pending();
         // The operation acts for the thread that asked for it: another
         // owner's lock holds it off, the asker's own lock does not, and the
         // operations it starts in turn act for the asker too.
@@ -974,12 +973,9 @@ impl<T: Send + 'static> Parameter<T> {
             None => global::default_pool(),
         };
         match pool {
-            Ok(pool) => pool.spawn_try_into(inner, task),
-            Err(error) => {
-                inner.settle(Err(error), false);
-            }
+            Ok(pool) => pool.spawn_try(task),
+            Err(error) => Future::failed(error),
         }
-        future
     }
 
     /// Reads the value on the pool.

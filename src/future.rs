@@ -587,7 +587,9 @@ impl<T: Send + 'static> Inner<T> {
     /// True when waiting for this task would wait for the queue of an
     /// instance whose call is running on this thread (it cannot move).
     fn waits_on_own_instance(&self) -> bool {
+        // Outside every instance's calls (the common case) no lock is taken.
         !state::is_published(self.phase())
+            && instance::draining_any()
             && matches!(self.slot.lock().content,
                 Content::OnInstance(key) if instance::draining(key))
     }

@@ -396,6 +396,11 @@ pub(crate) fn draining(key: usize) -> bool {
     DRAINING.with(|d| d.borrow().contains(&key))
 }
 
+/// True on a thread that runs a call of any instance.
+pub(crate) fn draining_any() -> bool {
+    DRAINING.with(|d| !d.borrow().is_empty())
+}
+
 /// The job that runs an instance's queue on its pool.
 struct Drain<C>(Instance<C>);
 

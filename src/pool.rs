@@ -663,13 +663,22 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        self.spawn_try(move || Ok(f()))
+    }
+
+    /// Submits `f`, which may fail with an [`Error`] of its own.
+    pub(crate) fn spawn_try<T, F>(&self, f: F) -> Future<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
+    {
         if let Exec::Inline = self.shared.exec {
             if self.shared.ctx.closing.load(Ordering::Acquire) == OPEN {
-                return run_inline(move || Ok(f()));
+                return run_inline(f);
             }
         }
         // The closure waits beside the task's state, in one allocation.
-        let inner = Inner::queued(self.shared.ctx.id(), move || Ok(f()));
+        let inner = Inner::queued(self.shared.ctx.id(), f);
         self.execute(TaskJob {
             inner: inner.clone(),
         });
