@@ -5,19 +5,15 @@
 //! Run: `cargo bench --bench instance`; `python3 benches/summary.py instance spawn`
 //! prints the medians and ratios afterwards.
 
-use concertina::{Backend, Future, Pool};
+mod common;
+
+use concertina::{Backend, Future};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const N: u64 = 10_000;
 
 fn instance(c: &mut Criterion) {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pool = Pool::builder()
-        .threads(threads)
-        .backend(Backend::Rayon)
-        .name("bench")
-        .build()
-        .unwrap();
+    let pool = common::pool(Backend::Rayon);
     let model = pool.instance(0u64);
     let models: Vec<_> = (0..1000).map(|_| pool.instance(0u64)).collect();
 

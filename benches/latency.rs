@@ -7,11 +7,13 @@
 //! Run: `cargo bench --bench latency`; `python3 benches/summary.py latency`
 //! prints the medians and ratios afterwards (`benches/report.py` does all).
 
-use concertina::{Backend, Pool};
+mod common;
+
+use concertina::Backend;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn latency(c: &mut Criterion) {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = common::cores();
     let mut group = c.benchmark_group("latency");
 
     // rayon's global pool (one thread per core) and a one-shot channel.
@@ -45,17 +47,12 @@ fn latency(c: &mut Criterion) {
     });
 
     for backend in [Backend::Rayon, Backend::Crossbeam] {
-        let pool = Pool::builder()
-            .threads(threads)
-            .backend(backend)
-            .name("bench")
-            .build()
-            .unwrap();
+        let pool = common::pool(backend);
         let id = format!("concertina_{}", format!("{backend:?}").to_lowercase());
         group.bench_function(id, |b| b.iter(|| pool.spawn(|| ()).result().unwrap()));
     }
 
-    let inline = Pool::builder().backend(Backend::Inline).build().unwrap();
+    let inline = common::inline();
     group.bench_function("concertina_inline", |b| {
         b.iter(|| inline.spawn(|| ()).result().unwrap())
     });

@@ -12,9 +12,11 @@
 //! `python3 benches/summary.py speedup sequential` and
 //! `python3 benches/summary.py inline`.
 
+mod common;
+
 use std::hint::black_box;
 
-use concertina::{Backend, Future, Pool};
+use concertina::{Backend, Future};
 use criterion::{criterion_group, criterion_main, Criterion};
 use rayon::prelude::*;
 
@@ -32,7 +34,6 @@ fn work(rounds: u64) -> u64 {
 }
 
 fn speedup(c: &mut Criterion) {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     // About 1 ms of work per item on this machine class.
     const ROUNDS: u64 = 1_000_000;
     let mut group = c.benchmark_group("speedup");
@@ -48,12 +49,7 @@ fn speedup(c: &mut Criterion) {
                 .reduce(|| 0, u64::wrapping_add)
         })
     });
-    let pool = Pool::builder()
-        .threads(threads)
-        .backend(Backend::Rayon)
-        .name("bench")
-        .build()
-        .unwrap();
+    let pool = common::pool(Backend::Rayon);
     group.bench_function("concertina", |b| {
         b.iter(|| {
             let futures: Vec<Future<u64>> =
@@ -66,7 +62,7 @@ fn speedup(c: &mut Criterion) {
     });
     group.finish();
 
-    let inline = Pool::builder().backend(Backend::Inline).build().unwrap();
+    let inline = common::inline();
     let mut group = c.benchmark_group("inline");
     for (label, rounds) in [("empty", 0), ("0.1us", 40), ("1us", 400)] {
         group.bench_function(format!("direct_call/{label}"), |b| {

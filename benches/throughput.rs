@@ -7,7 +7,9 @@
 //! Run: `cargo bench --bench throughput` (`THROUGHPUT_TASKS=N` to change the
 //! count); `python3 benches/summary.py throughput rayon_spawn+oneshot`.
 
-use concertina::{Backend, Future, Pool};
+mod common;
+
+use concertina::{Backend, Future};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn tasks() -> usize {
@@ -19,7 +21,7 @@ fn tasks() -> usize {
 
 fn throughput(c: &mut Criterion) {
     let n = tasks();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = common::cores();
     let mut group = c.benchmark_group("throughput");
     group.sample_size(10);
     group.throughput(Throughput::Elements(n as u64));
@@ -67,12 +69,7 @@ fn throughput(c: &mut Criterion) {
     });
 
     for backend in [Backend::Rayon, Backend::Crossbeam] {
-        let pool = Pool::builder()
-            .threads(threads)
-            .backend(backend)
-            .name("bench")
-            .build()
-            .unwrap();
+        let pool = common::pool(backend);
         let id = format!("concertina_{}", format!("{backend:?}").to_lowercase());
         group.bench_function(id, |b| {
             b.iter(|| {

@@ -12,13 +12,14 @@
 //!
 //! Run: `cargo bench --bench wait`; `python3 benches/summary.py wait`.
 
+mod common;
+
 use concertina::{as_completed, wait_any, Backend, Future, Pool};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const N: usize = 10_000;
 
 fn wait(c: &mut Criterion) {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut group = c.benchmark_group("wait");
     group.throughput(Throughput::Elements(N as u64));
 
@@ -32,12 +33,7 @@ fn wait(c: &mut Criterion) {
             (0..N).map(|_| rx.recv().unwrap()).sum::<usize>()
         })
     });
-    let pool = Pool::builder()
-        .threads(threads)
-        .backend(Backend::Rayon)
-        .name("bench")
-        .build()
-        .unwrap();
+    let pool = common::pool(Backend::Rayon);
     group.bench_function("as_completed/concertina", |b| {
         b.iter(|| {
             let futures: Vec<Future<usize>> = (0..N).map(|i| pool.spawn(move || i)).collect();
@@ -56,7 +52,9 @@ fn wait(c: &mut Criterion) {
                 let receivers: Vec<_> = (0..N)
                     .map(|_| {
                         let (tx, rx) = crossbeam_channel::bounded(1);
-                        pool.execute(move || tx.send(()).unwrap());
+                        pool.execute(move || {
+                            let _ = tx.send(()); // the receiver may be gone by then
+                        });
                         rx
                     })
                     .collect();
