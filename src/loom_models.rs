@@ -34,6 +34,33 @@ impl Drop for Counted {
     }
 }
 
+/// A pending task with a counted cleanup, completed by a thread of its own
+/// with a counted value.
+struct Racing {
+    future: Future<Counted>,
+    worker: thread::JoinHandle<()>,
+    counts: Arc<Counts>,
+    cleanups: Arc<AtomicUsize>,
+}
+
+fn racing_task() -> Racing {
+    let counts = Arc::new(Counts::default());
+    let cleanups = Arc::new(AtomicUsize::new(0));
+    let (future, inner) = Future::<Counted>::pending();
+    let cleanup = cleanups.clone();
+    let future = future.on_cancel(move || {
+        cleanup.fetch_add(1, SeqCst);
+    });
+    let made = counts.clone();
+    let worker = thread::spawn(move || run_task_with(inner, || Ok(Counted::new(&made)), |_| ()));
+    Racing {
+        future,
+        worker,
+        counts,
+        cleanups,
+    }
+}
+
 /// A task completing, a cancel from another thread, an `on_done`
 /// registration and a wait, all at once: the cleanup runs exactly when the
 /// cancel wins, the callback runs once, the wait wakes with the value or
@@ -41,18 +68,13 @@ impl Drop for Counted {
 #[test]
 fn loom_complete_cancel_wait_and_callback() {
     loom::model(|| {
-        let counts = Arc::new(Counts::default());
-        let cleanups = Arc::new(AtomicUsize::new(0));
+        let Racing {
+            future,
+            worker,
+            counts,
+            cleanups,
+        } = racing_task();
         let callbacks = Arc::new(AtomicUsize::new(0));
-
-        let (future, inner) = Future::<Counted>::pending();
-        let cleanup = cleanups.clone();
-        let future = future.on_cancel(move || {
-            cleanup.fetch_add(1, SeqCst);
-        });
-        let made = counts.clone();
-        let worker =
-            thread::spawn(move || run_task_with(inner, || Ok(Counted::new(&made)), |_| ()));
         let handle = future.cancel_handle();
         let canceller = thread::spawn(move || handle.cancel());
         let callback = callbacks.clone();
@@ -83,16 +105,12 @@ fn loom_complete_cancel_wait_and_callback() {
 #[test]
 fn loom_handle_dropped_while_completing() {
     loom::model(|| {
-        let counts = Arc::new(Counts::default());
-        let cleanups = Arc::new(AtomicUsize::new(0));
-        let (future, inner) = Future::<Counted>::pending();
-        let cleanup = cleanups.clone();
-        let future = future.on_cancel(move || {
-            cleanup.fetch_add(1, SeqCst);
-        });
-        let made = counts.clone();
-        let worker =
-            thread::spawn(move || run_task_with(inner, || Ok(Counted::new(&made)), |_| ()));
+        let Racing {
+            future,
+            worker,
+            counts,
+            cleanups,
+        } = racing_task();
         let handle = future.cancel_handle();
         drop(future);
         let won = handle.cancel();
