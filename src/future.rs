@@ -81,7 +81,11 @@ impl<T, F> TaskCell<T, F> {
     /// Drops the closure once the task is decided without having run it
     /// (cancelled, refused), so that what it holds is released at once.
     fn drop_job_if_decided(&self) {
-        if state::is_decided(self.state.phase.load(Ordering::Acquire)) {
+        // A closure without drop glue (one that captures nothing to drop,
+        // or a task that keeps none) has nothing to release early.
+        if std::mem::needs_drop::<F>()
+            && state::is_decided(self.state.phase.load(Ordering::Acquire))
+        {
             let job = self.job.lock().take();
             drop(job);
         }
