@@ -738,32 +738,24 @@ impl Pool {
         }
     }
 
-    /// Submits `f` to settle `inner`.
+    /// Submits `f` to settle `inner`, a task made before its closure was
+    /// known (a `then` continuation): the closure is boxed into the state.
     pub(crate) fn spawn_into<T, F>(&self, inner: TaskRef<T>, f: F)
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        self.spawn_try_into(inner, move || Ok(f()));
-    }
-
-    /// Submits `f`, which may fail with an [`Error`] of its own, to settle `inner`.
-    pub(crate) fn spawn_try_into<T, F>(&self, inner: TaskRef<T>, f: F)
-    where
-        T: Send + 'static,
-        F: FnOnce() -> Result<T, Error> + Send + 'static,
-    {
         if let Exec::Inline = self.shared.exec {
             // Straight to the task: an inline task runs even on a worker of a
             // pool that is being shut down.
             if self.shared.ctx.closing.load(Ordering::Acquire) == OPEN {
-                run_task_with(inner, f, |_| ());
+                run_task_with(inner, move || Ok(f()), |_| ());
             } else {
                 inner.settle(Err(Error::Shutdown), false);
             }
             return;
         }
-        inner.put_job(claimable(self.shared.ctx.id(), f));
+        inner.put_job(claimable(self.shared.ctx.id(), move || Ok(f())));
         self.execute(TaskJob { inner });
     }
 

@@ -46,6 +46,16 @@ impl Axis {
 }
 
 /// A device with one fresh axis.
+/// A motor with one axis `x`, and that axis to look at.
+fn motor_with_axis() -> (Axis, Device) {
+    let axis = Axis::default();
+    let motor = Device::builder("motor")
+        .parameter(axis.parameter("x"))
+        .build()
+        .unwrap();
+    (axis, motor)
+}
+
 fn device_with(name: &str, axis: &str) -> Device {
     Device::builder(name)
         .parameter(Axis::default().parameter(axis))
@@ -326,11 +336,7 @@ fn a_lock_timeout_names_what_could_not_be_had() {
 
 #[test]
 fn operations_of_other_threads_wait_for_the_holder() {
-    let axis = Axis::default();
-    let motor = Device::builder("motor")
-        .parameter(axis.parameter("x"))
-        .build()
-        .unwrap();
+    let (axis, motor) = motor_with_axis();
     let x = motor.typed::<f64>("x").unwrap();
     let guard = motor.lock().unwrap();
     // The holder's own set goes ahead.
@@ -381,11 +387,7 @@ fn the_lock_macro_takes_devices_and_parameters_in_any_order() {
 
 #[test]
 fn operations_started_by_the_holder_act_for_it_even_when_nested() {
-    let axis = Axis::default();
-    let motor = Device::builder("motor")
-        .parameter(axis.parameter("x"))
-        .build()
-        .unwrap();
+    let (_axis, motor) = motor_with_axis();
     let x = motor.typed::<f64>("x").unwrap();
     // A detector whose reading reads the motor: a nested operation on a pool thread.
     let counts = Parameter::builder("counts")
