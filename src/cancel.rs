@@ -1,51 +1,29 @@
 //! Cancellation: the flag a running task checks, and handles that cancel
 //! from another thread.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::state;
+use crate::park;
 
 /// A task's state as seen by whoever cancels it, whatever its value type.
 pub(crate) trait Cancellable: Send + Sync {
     /// Cancels; true when this call won. Runs the cleanup on this thread.
     fn cancel(&self) -> bool;
-    /// True once a cancellation of the running task was decided.
-    fn is_cancelled(&self) -> bool;
-    /// The current phase (see [`crate::state`]).
+    /// The current phase (see [`crate::task::phase`]).
     fn phase(&self) -> u8;
+    /// True once the outcome is published.
+    fn is_done(&self) -> bool;
+    /// True once published as cancelled.
+    fn is_cancelled_and_done(&self) -> bool;
+    /// The name of the current phase, for `Debug`.
+    fn phase_name(&self) -> &'static str;
     /// Fails the task with `error` unless its outcome is already decided.
     fn fail(&self, error: Error);
     /// Cancels the task because the wait on it was interrupted: its waiters
     /// see `Err(Interrupted)`.
     fn interrupt(&self);
-}
-
-crate::sync::task_local! {
-    /// The task running on this thread; a nested run (a wait that helps)
-    /// stacks its own and restores this one when it ends.
-    static CURRENT: RefCell<Option<Arc<dyn Cancellable>>> = const { RefCell::new(None) };
-}
-
-/// Restores the previously running task when dropped.
-pub(crate) struct Entered {
-    previous: Option<Arc<dyn Cancellable>>,
-}
-
-/// Makes `task` the one [`cancelled`] reports on, until the guard drops;
-/// `None` for a task that nobody can cancel while it runs.
-pub(crate) fn enter(task: Option<Arc<dyn Cancellable>>) -> Entered {
-    let previous = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), task));
-    Entered { previous }
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        CURRENT.with(|c| *c.borrow_mut() = previous);
-    }
 }
 
 /// Inside a task: true once the task has been cancelled. Outside any task:
@@ -76,7 +54,7 @@ impl Drop for Entered {
 /// # Ok::<(), Error>(())
 /// ```
 pub fn cancelled() -> bool {
-    CURRENT.with(|c| c.borrow().as_ref().is_some_and(|task| task.is_cancelled()))
+    park::frame_cancelled()
 }
 
 /// Inside a task: `Err(Error::Cancelled)` once the task has been cancelled,
@@ -156,7 +134,7 @@ impl CancelHandle {
     /// assert!(f.cancel_handle().cancelled());
     /// ```
     pub fn cancelled(&self) -> bool {
-        self.task.phase() == state::CANCELLED
+        self.task.is_cancelled_and_done()
     }
 
     /// True once the task has finished in any way.
@@ -167,14 +145,14 @@ impl CancelHandle {
     /// assert!(concertina::Future::ready(()).cancel_handle().done());
     /// ```
     pub fn done(&self) -> bool {
-        state::is_published(self.task.phase())
+        self.task.is_done()
     }
 }
 
 impl fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelHandle")
-            .field("state", &state::name(self.task.phase()))
+            .field("state", &self.task.phase_name())
             .finish()
     }
 }

@@ -15,130 +15,12 @@ use std::time::{Duration, Instant};
 use crate::sync::{Condvar, Mutex};
 
 use crate::cancel::CancelHandle;
-use crate::error::Error;
-use crate::future::{block, Blocked, Future};
+use crate::error::{DeviceError, DeviceErrorKind, Error};
+use crate::future::Future;
 use crate::global;
 use crate::interrupt::{self, Wakeable};
+use crate::park::{block, Blocked};
 use crate::pool::Pool;
-
-/// Why a device or parameter operation was refused.
-///
-/// # Examples
-///
-/// ```
-/// use concertina::{Error, Parameter};
-///
-/// let gap = Parameter::<f64>::builder("gap").setter(|_| {}).limits(0.0, 5.0).unit("mm").build()?;
-/// let err = gap.set(7.5).result().unwrap_err();
-/// assert_eq!(err.to_string(), "parameter `gap`: 7.5 mm is outside its soft limits [0.0 mm, 5.0 mm]");
-/// # Ok::<(), Error>(())
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct DeviceError {
-    // Boxed, as `ConfigError`: a small `Error` keeps every outcome slot small.
-    kind: Box<DeviceErrorKind>,
-}
-
-#[derive(Clone, PartialEq, Eq, Debug)]
-enum DeviceErrorKind {
-    InvalidName {
-        what: &'static str,
-        name: String,
-    },
-    NotReadable {
-        parameter: String,
-    },
-    NotWritable {
-        parameter: String,
-    },
-    NoAccess {
-        parameter: String,
-    },
-    SoftLimit {
-        parameter: String,
-        value: String,
-        lower: String,
-        upper: String,
-    },
-    BadLimits {
-        parameter: String,
-        lower: String,
-        upper: String,
-    },
-    UnknownParameter {
-        device: String,
-        name: String,
-        known: Vec<String>,
-    },
-    WrongType {
-        parameter: String,
-        expected: &'static str,
-    },
-    Duplicate {
-        device: String,
-        name: String,
-    },
-    AlreadyOwned {
-        parameter: String,
-        owner: String,
-    },
-    LockTimeout {
-        names: Vec<String>,
-        timeout: Duration,
-    },
-}
-
-impl DeviceError {
-    fn error(kind: DeviceErrorKind) -> Error {
-        Error::Device(DeviceError {
-            kind: Box::new(kind),
-        })
-    }
-}
-
-impl fmt::Display for DeviceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use DeviceErrorKind::*;
-        match &*self.kind {
-            InvalidName { what, name } => write!(
-                f,
-                "{what} name {name:?} is not accepted: expected a letter or `_`, then letters, digits, `_` or `-`"
-            ),
-            NotReadable { parameter } => write!(f, "parameter `{parameter}` cannot be read"),
-            NotWritable { parameter } => write!(f, "parameter `{parameter}` cannot be written"),
-            NoAccess { parameter } => {
-                write!(f, "parameter `{parameter}` has neither a getter nor a setter: give it at least one")
-            }
-            SoftLimit { parameter, value, lower, upper } => {
-                write!(f, "parameter `{parameter}`: {value} is outside its soft limits [{lower}, {upper}]")
-            }
-            BadLimits { parameter, lower, upper } => {
-                write!(f, "parameter `{parameter}`: lower limit {lower} is above upper limit {upper}")
-            }
-            UnknownParameter { device, name, known } => {
-                write!(f, "device `{device}` has no parameter `{name}` (it has: {})", known.join(", "))
-            }
-            WrongType { parameter, expected } => write!(f, "parameter `{parameter}` does not hold {expected}"),
-            Duplicate { device, name } => write!(f, "device `{device}` has two parameters named `{name}`"),
-            AlreadyOwned { parameter, owner } => {
-                write!(f, "parameter `{parameter}` already belongs to device `{owner}`")
-            }
-            LockTimeout { names, timeout } => write!(
-                f,
-                "could not lock {} within {timeout:?}: held by another thread",
-                names.join(", ")
-            ),
-        }
-    }
-}
-
-impl fmt::Debug for DeviceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.kind, f)
-    }
-}
-
-impl std::error::Error for DeviceError {}
 
 fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
     let mut chars = name.chars();
@@ -496,6 +378,7 @@ fn acquire(
             quick,
             deadline,
             || table.clone() as Arc<dyn Wakeable>,
+            None,
         ) {
             Blocked::Ready => continue,
             Blocked::TimedOut => {
@@ -510,6 +393,8 @@ fn acquire(
                 drop(registration);
                 return Err(Error::Interrupted);
             }
+            // Lock waits are not in the wait graph: nothing is detected.
+            Blocked::Deadlock(error) => return Err(error),
         }
     }
 }

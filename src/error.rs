@@ -1,6 +1,7 @@
 //! Why a task, a wait or a configuration failed.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Why a [`Future`](crate::Future) did not deliver its value, or why a pool
 /// could not be built.
@@ -40,10 +41,20 @@ pub enum Error {
     DependencyFailed(Box<Error>),
     /// A device or parameter operation was refused (soft limits, read-only,
     /// unknown parameter, lock timeout, …).
-    Device(crate::DeviceError),
-    /// A wait from inside a call on an [`Instance`](crate::Instance) for that
-    /// same instance's queue, which cannot move until the call returns.
+    Device(DeviceError),
+    /// No longer returned: a call on an [`Instance`](crate::Instance) that
+    /// waits for that same instance's queue closes a cycle, reported as
+    /// [`Error::Deadlock`].
+    #[deprecated(
+        note = "a wait on the caller's own instance queue is reported as Error::Deadlock"
+    )]
     SelfWait,
+    /// The wait could never end: it closes a cycle of tasks, instance calls
+    /// and derived futures waiting on each other. The [`Cycle`] names them,
+    /// beginning with the task that waited. Every waiter of the future that
+    /// closed the cycle receives this error, and that future's task sees
+    /// [`cancelled()`](crate::cancelled) turn true.
+    Deadlock(Cycle),
 }
 
 impl fmt::Display for Error {
@@ -56,9 +67,11 @@ impl fmt::Display for Error {
             Error::Config(err) => fmt::Display::fmt(err, f),
             Error::DependencyFailed(cause) => write!(f, "dependency failed: {cause}"),
             Error::Device(err) => fmt::Display::fmt(err, f),
+            #[allow(deprecated)]
             Error::SelfWait => f.write_str(
                 "a call on an instance waited for that instance's own queue, which cannot move until the call returns",
             ),
+            Error::Deadlock(cycle) => fmt::Display::fmt(cycle, f),
         }
     }
 }
@@ -75,7 +88,9 @@ impl fmt::Debug for Error {
                 f.debug_tuple("DependencyFailed").field(cause).finish()
             }
             Error::Device(err) => f.debug_tuple("Device").field(err).finish(),
+            #[allow(deprecated)]
             Error::SelfWait => f.write_str("SelfWait"),
+            Error::Deadlock(cycle) => f.debug_tuple("Deadlock").field(cycle).finish(),
         }
     }
 }
@@ -136,6 +151,8 @@ enum ConfigErrorKind {
     },
     AlreadyInitialised,
     Spawn(String),
+    Spares(usize),
+    KeepAlive(Duration),
 }
 
 /// The largest pool accepted by the builder and by `CONCERTINA_THREADS`.
@@ -170,6 +187,14 @@ impl ConfigError {
 
     pub(crate) fn already_initialised() -> Self {
         Self::of(ConfigErrorKind::AlreadyInitialised)
+    }
+
+    pub(crate) fn spares(n: usize) -> Self {
+        Self::of(ConfigErrorKind::Spares(n))
+    }
+
+    pub(crate) fn keep_alive(d: Duration) -> Self {
+        Self::of(ConfigErrorKind::KeepAlive(d))
     }
 
     pub(crate) fn spawn(err: impl fmt::Display) -> Self {
@@ -218,6 +243,14 @@ impl fmt::Display for ConfigError {
                 "the default pool is already initialised: configure() must be called once, before its first use",
             ),
             ConfigErrorKind::Spawn(err) => write!(f, "could not start the pool's threads: {err}"),
+            ConfigErrorKind::Spares(n) => write!(
+                f,
+                "spare thread count {n} is not accepted: expected a whole number from 0 to {MAX_THREADS}"
+            ),
+            ConfigErrorKind::KeepAlive(d) => write!(
+                f,
+                "spare keep-alive {d:?} is not accepted: expected from 1ms to 3600s"
+            ),
         }
     }
 }
@@ -229,6 +262,205 @@ impl fmt::Debug for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The tasks of a deadlock, in the order they wait on each other: the first
+/// waits on the second, …, and the last on the first.
+///
+/// # Examples
+///
+/// Two tasks that wait on each other: the wait that closes the cycle
+/// returns the error instead of hanging.
+///
+/// ```
+/// use concertina::{Backend, Error, Future, Pool};
+/// use std::sync::mpsc;
+///
+/// let pool = Pool::builder().threads(2).backend(Backend::Crossbeam).build()?;
+/// let (to_a, from_b) = mpsc::channel::<Future<Result<(), Error>>>();
+/// let a = pool.spawn(move || from_b.recv().unwrap().result().and_then(|inner| inner));
+/// let a_done = a.when_done();
+/// let b = pool.spawn(move || a_done.result());
+/// to_a.send(b).unwrap();
+/// match a.result()? {
+///     Err(Error::Deadlock(cycle)) => {
+///         assert!(cycle.to_string().starts_with("deadlock: "));
+///         assert!(cycle.tasks().len() >= 2);
+///     }
+///     other => panic!("expected a deadlock, got {other:?}"),
+/// }
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Cycle {
+    // Boxed: a deadlock is rare, and a small `Error` keeps outcome slots small.
+    tasks: Box<[String]>,
+}
+
+impl Cycle {
+    pub(crate) fn new(tasks: Vec<String>) -> Self {
+        Cycle {
+            tasks: tasks.into_boxed_slice(),
+        }
+    }
+
+    /// What waits on what: the first entry waits on the second, and so on;
+    /// the last waits on the first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn report(cycle: &concertina::Cycle) {
+    /// for task in cycle.tasks() {
+    ///     eprintln!("  {task}");
+    /// }
+    /// # }
+    /// ```
+    pub fn tasks(&self) -> &[String] {
+        &self.tasks
+    }
+}
+
+impl fmt::Display for Cycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadlock: ")?;
+        for (i, task) in self.tasks.iter().enumerate() {
+            if i == 0 {
+                write!(f, "{task} waits on ")?;
+            } else {
+                write!(f, "{task}, which waits on ")?;
+            }
+        }
+        match self.tasks.first() {
+            Some(first) => write!(f, "{first}"),
+            None => f.write_str("itself"),
+        }
+    }
+}
+
+impl fmt::Debug for Cycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.tasks.iter()).finish()
+    }
+}
+
+/// Why a device or parameter operation was refused.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Error, Parameter};
+///
+/// let gap = Parameter::<f64>::builder("gap").setter(|_| {}).limits(0.0, 5.0).unit("mm").build()?;
+/// let err = gap.set(7.5).result().unwrap_err();
+/// assert_eq!(err.to_string(), "parameter `gap`: 7.5 mm is outside its soft limits [0.0 mm, 5.0 mm]");
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceError {
+    // Boxed, as `ConfigError`: a small `Error` keeps every outcome slot small.
+    kind: Box<DeviceErrorKind>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) enum DeviceErrorKind {
+    InvalidName {
+        what: &'static str,
+        name: String,
+    },
+    NotReadable {
+        parameter: String,
+    },
+    NotWritable {
+        parameter: String,
+    },
+    NoAccess {
+        parameter: String,
+    },
+    SoftLimit {
+        parameter: String,
+        value: String,
+        lower: String,
+        upper: String,
+    },
+    BadLimits {
+        parameter: String,
+        lower: String,
+        upper: String,
+    },
+    UnknownParameter {
+        device: String,
+        name: String,
+        known: Vec<String>,
+    },
+    WrongType {
+        parameter: String,
+        expected: &'static str,
+    },
+    Duplicate {
+        device: String,
+        name: String,
+    },
+    AlreadyOwned {
+        parameter: String,
+        owner: String,
+    },
+    LockTimeout {
+        names: Vec<String>,
+        timeout: Duration,
+    },
+}
+
+impl DeviceError {
+    pub(crate) fn error(kind: DeviceErrorKind) -> Error {
+        Error::Device(DeviceError {
+            kind: Box::new(kind),
+        })
+    }
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use DeviceErrorKind::*;
+        match &*self.kind {
+            InvalidName { what, name } => write!(
+                f,
+                "{what} name {name:?} is not accepted: expected a letter or `_`, then letters, digits, `_` or `-`"
+            ),
+            NotReadable { parameter } => write!(f, "parameter `{parameter}` cannot be read"),
+            NotWritable { parameter } => write!(f, "parameter `{parameter}` cannot be written"),
+            NoAccess { parameter } => {
+                write!(f, "parameter `{parameter}` has neither a getter nor a setter: give it at least one")
+            }
+            SoftLimit { parameter, value, lower, upper } => {
+                write!(f, "parameter `{parameter}`: {value} is outside its soft limits [{lower}, {upper}]")
+            }
+            BadLimits { parameter, lower, upper } => {
+                write!(f, "parameter `{parameter}`: lower limit {lower} is above upper limit {upper}")
+            }
+            UnknownParameter { device, name, known } => {
+                write!(f, "device `{device}` has no parameter `{name}` (it has: {})", known.join(", "))
+            }
+            WrongType { parameter, expected } => write!(f, "parameter `{parameter}` does not hold {expected}"),
+            Duplicate { device, name } => write!(f, "device `{device}` has two parameters named `{name}`"),
+            AlreadyOwned { parameter, owner } => {
+                write!(f, "parameter `{parameter}` already belongs to device `{owner}`")
+            }
+            LockTimeout { names, timeout } => write!(
+                f,
+                "could not lock {} within {timeout:?}: held by another thread",
+                names.join(", ")
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.kind, f)
+    }
+}
+
+impl std::error::Error for DeviceError {}
 
 /// Turns a panic payload into the message carried by [`Error::Panicked`].
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

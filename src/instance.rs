@@ -2,18 +2,18 @@
 //! on a shared pool, without a thread of their own (OMUSE's asynchronous
 //! calls on a code instance).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use crate::cancel::Cancellable;
 use crate::error::Error;
-use crate::future::{run_task_with, Future};
+use crate::future::Future;
 use crate::global;
-use crate::pool::{self, Job, Pool};
-use crate::sync::{task_local, AtomicBool, Mutex, MutexGuard};
+use crate::park::{Node, Waits};
+use crate::pool::{Pool, Work};
+use crate::sync::{AtomicBool, Mutex, MutexGuard};
+use crate::task::{phase, run_task_with, Content, Queue as CallQueue, Watchable};
 
 /// A value whose calls run in submission order, one at a time, on a pool.
 ///
@@ -61,8 +61,13 @@ struct Shared<C> {
 
 struct Queue<C> {
     calls: VecDeque<Call<C>>,
-    /// A drain job is scheduled or running; it alone pops calls.
-    active: bool,
+    /// A drain job is on the pool and has not started yet.
+    scheduled: bool,
+    /// Somebody runs the calls now (the drain job, or a wait that claimed
+    /// the queue); only they pop calls.
+    draining: bool,
+    /// The call running now, for the deadlock detection.
+    running: Option<Arc<dyn Node>>,
 }
 
 type Run<C> = Box<dyn FnOnce(&mut C, &AtomicBool) + Send>;
@@ -70,16 +75,26 @@ type Run<C> = Box<dyn FnOnce(&mut C, &AtomicBool) + Send>;
 struct Call<C> {
     /// Runs the call on the value, setting the flag when it panics.
     run: Run<C>,
-    task: Arc<dyn Cancellable>,
-    /// Not runnable until set (a dependency not finished yet).
-    gate: Option<Arc<AtomicBool>>,
+    task: Arc<dyn Watchable>,
+    /// Not runnable until set (a dependency not finished yet), with the
+    /// dependency (for the deadlock detection).
+    gate: Option<(Arc<AtomicBool>, Weak<dyn Watchable>)>,
 }
 
 impl<C> Call<C> {
     /// A call may leave the queue when its dependency finished, or when it
     /// was cancelled (it is then skipped).
     fn runnable(&self) -> bool {
-        self.gate.as_ref().is_none_or(|g| g.load(Ordering::Acquire)) || self.task.is_cancelled()
+        // Acquire: pairs with the Release store made once the dependency's
+        // outcome was stored for this call.
+        self.gate
+            .as_ref()
+            .is_none_or(|(g, _)| g.load(Ordering::Acquire))
+            || phase::is_decided(self.task.phase())
+    }
+
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.task) as *const () as usize
     }
 }
 
@@ -89,11 +104,6 @@ fn note_panic<R>(outcome: &Result<R, Error>, poisoned: &AtomicBool) {
     if matches!(outcome, Err(Error::Panicked(_))) {
         poisoned.store(true, Ordering::Release);
     }
-}
-
-task_local! {
-    /// The instances whose queue this thread is running now.
-    static DRAINING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<C: Send + 'static> Instance<C> {
@@ -120,7 +130,9 @@ impl<C: Send + 'static> Instance<C> {
                 pool,
                 queue: Mutex::new(Queue {
                     calls: VecDeque::new(),
-                    active: false,
+                    scheduled: false,
+                    draining: false,
+                    running: None,
                 }),
                 value: Mutex::new(value),
                 poisoned: AtomicBool::new(false),
@@ -147,8 +159,8 @@ impl<C: Send + 'static> Instance<C> {
         F: FnOnce(&mut C) -> R + Send + 'static,
     {
         let (future, inner) = Future::pending();
-        inner.put_on_instance(self.key());
-        let task: Arc<dyn Cancellable> = inner.clone();
+        inner.put(Content::OnInstance(self.queue_ref()));
+        let task: Arc<dyn Watchable> = inner.clone();
         let run: Run<C> = Box::new(move |value: &mut C, poisoned: &AtomicBool| {
             run_task_with(
                 inner,
@@ -192,9 +204,10 @@ impl<C: Send + 'static> Instance<C> {
         F: FnOnce(&mut C, D) -> R + Send + 'static,
     {
         let (future, inner) = Future::pending();
-        inner.put_on_instance(self.key());
-        let task: Arc<dyn Cancellable> = inner.clone();
+        inner.put(Content::OnInstance(self.queue_ref()));
+        let task: Arc<dyn Watchable> = inner.clone();
         let gate = Arc::new(AtomicBool::new(false));
+        let waited: Arc<dyn Watchable> = dependency.inner().clone();
         let input: Arc<Mutex<Option<Result<D, Error>>>> = Arc::new(Mutex::new(None));
         let taken = input.clone();
         let run: Run<C> =
@@ -215,8 +228,9 @@ impl<C: Send + 'static> Instance<C> {
         self.submit(Call {
             run,
             task,
-            gate: Some(gate.clone()),
+            gate: Some((gate.clone(), Arc::downgrade(&waited))),
         });
+        drop(waited);
         // A cancelled call must not hold the queue until its dependency ends.
         let on_cancel = self.clone();
         future.on_done(move |_| on_cancel.kick());
@@ -234,9 +248,11 @@ impl<C: Send + 'static> Instance<C> {
     ///
     /// # Errors
     ///
-    /// The failure of `f` itself ([`Error::Panicked`], …), and
-    /// [`Error::SelfWait`] when called from inside a call on this same
-    /// instance, where waiting could never end.
+    /// The failure of `f` itself ([`Error::Panicked`], …);
+    /// [`Error::Shutdown`] when the instance's pool is shut down; and
+    /// [`Error::Deadlock`] when called from inside a call on this same
+    /// instance (or from a task such a call waits on), where waiting could
+    /// never end.
     ///
     /// # Examples
     ///
@@ -251,9 +267,6 @@ impl<C: Send + 'static> Instance<C> {
         R: Send + 'static,
         F: FnOnce(&mut C) -> R + Send + 'static,
     {
-        if self.draining_here() {
-            return Err(Error::SelfWait);
-        }
         self.asynchronous(f).result()
     }
 
@@ -261,7 +274,7 @@ impl<C: Send + 'static> Instance<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::SelfWait`] from inside a call on this instance; the errors of
+    /// [`Error::Deadlock`] from inside a call on this instance; the errors of
     /// the pool ([`Error::Shutdown`], [`Error::Config`]). Failures of the
     /// calls themselves are reported at their own futures, not here.
     ///
@@ -309,38 +322,46 @@ impl<C: Send + 'static> Instance<C> {
         self.shared.queue.lock().calls.len()
     }
 
-    fn key(&self) -> usize {
-        Arc::as_ptr(&self.shared) as *const () as usize
+    /// The queue as its pending calls see it.
+    fn queue_ref(&self) -> Weak<dyn CallQueue> {
+        let shared: Arc<dyn CallQueue> = self.shared.clone();
+        Arc::downgrade(&shared)
     }
 
-    fn draining_here(&self) -> bool {
-        draining(self.key())
-    }
-
+    /// Queues a call, or fails it at once when the pool is shut down (a
+    /// queue that kept accepting calls could keep `shutdown()` waiting).
     fn submit(&self, call: Call<C>) {
+        if let Ok(pool) = &self.shared.pool {
+            if pool.is_shutdown() {
+                call.task.fail(Error::Shutdown);
+                return;
+            }
+        }
         let mut queue = self.shared.queue.lock();
         queue.calls.push_back(call);
-        self.start_if_idle(queue);
+        self.shared.start_if_idle(queue);
     }
 
     /// Starts a drain when none runs and the first call became runnable.
     fn kick(&self) {
-        self.start_if_idle(self.shared.queue.lock());
+        self.shared.start_if_idle(self.shared.queue.lock());
     }
+}
 
-    fn start_if_idle(&self, mut queue: MutexGuard<'_, Queue<C>>) {
-        if queue.active || !queue.calls.front().is_some_and(Call::runnable) {
+impl<C: Send + 'static> Shared<C> {
+    fn start_if_idle(self: &Arc<Self>, mut queue: MutexGuard<'_, Queue<C>>) {
+        if queue.scheduled || queue.draining || !queue.calls.front().is_some_and(Call::runnable) {
             return;
         }
-        queue.active = true;
+        queue.scheduled = true;
         drop(queue);
         self.schedule();
     }
 
     /// Puts a drain job on the pool; when the pool refuses it, every queued
     /// call fails with the pool's error.
-    fn schedule(&self) {
-        match &self.shared.pool {
+    fn schedule(self: &Arc<Self>) {
+        match &self.pool {
             Ok(pool) => pool.execute(Drain(self.clone())),
             Err(error) => self.fail_all(error.clone()),
         }
@@ -348,8 +369,8 @@ impl<C: Send + 'static> Instance<C> {
 
     fn fail_all(&self, error: Error) {
         let calls = {
-            let mut queue = self.shared.queue.lock();
-            queue.active = false;
+            let mut queue = self.queue.lock();
+            queue.scheduled = false;
             std::mem::take(&mut queue.calls)
         };
         for call in calls {
@@ -357,56 +378,100 @@ impl<C: Send + 'static> Instance<C> {
         }
     }
 
-    /// Runs queued calls back to back until the queue is empty or its first
-    /// call waits on a dependency.
-    fn drain(&self) {
-        if pool::discarding() {
-            self.fail_all(Error::Shutdown);
-            return;
-        }
-        let key = self.key();
-        DRAINING.with(|d| d.borrow_mut().push(key));
-        struct Leave;
-        impl Drop for Leave {
-            fn drop(&mut self) {
-                DRAINING.with(|d| d.borrow_mut().pop());
+    /// The drain job: runs the queue unless a wait that claimed it does.
+    fn drain_scheduled(self: &Arc<Self>) {
+        {
+            let mut queue = self.queue.lock();
+            queue.scheduled = false;
+            if queue.draining {
+                // The claimer schedules another drain if calls remain.
+                return;
             }
+            queue.draining = true;
         }
-        let _leave = Leave;
+        self.drain(None);
+    }
+
+    /// Runs queued calls back to back until the queue is empty, its first
+    /// call waits on a dependency, or (with `until`) that call has run.
+    /// The caller has set `draining`.
+    fn drain(self: &Arc<Self>, until: Option<usize>) {
         loop {
+            if self.pool.as_ref().is_ok_and(Pool::is_discarding) {
+                self.queue.lock().draining = false;
+                self.fail_all(Error::Shutdown);
+                return;
+            }
             let call = {
-                let mut queue = self.shared.queue.lock();
+                let mut queue = self.queue.lock();
                 match queue.calls.front() {
-                    Some(call) if call.runnable() => queue.calls.pop_front(),
-                    _ => {
-                        queue.active = false;
-                        return;
+                    Some(call) if call.runnable() => {
+                        let call = queue.calls.pop_front();
+                        queue.running = call.as_ref().map(|c| c.task.clone() as Arc<dyn Node>);
+                        call
                     }
+                    _ => None,
                 }
             };
-            let Some(call) = call else { return };
-            let mut value = self.shared.value.lock();
-            (call.run)(&mut value, &self.shared.poisoned);
+            let Some(call) = call else { break };
+            let key = call.key();
+            {
+                let mut value = self.value.lock();
+                (call.run)(&mut value, &self.poisoned);
+            }
+            self.queue.lock().running = None;
+            if until == Some(key) {
+                break;
+            }
         }
+        let mut queue = self.queue.lock();
+        queue.draining = false;
+        self.start_if_idle(queue);
     }
 }
 
-/// True on a thread that runs a call of the instance with `key`.
-pub(crate) fn draining(key: usize) -> bool {
-    DRAINING.with(|d| d.borrow().contains(&key))
-}
+impl<C: Send + 'static> CallQueue for Shared<C> {
+    fn blocker(&self, call: usize) -> Waits {
+        let queue = self.queue.lock();
+        if let Some(running) = &queue.running {
+            if Arc::as_ptr(running) as *const () as usize != call {
+                return Waits::All(vec![running.clone()]);
+            }
+        }
+        match queue.calls.front() {
+            Some(Call {
+                gate: Some((gate, dependency)),
+                ..
+            }) if !gate.load(Ordering::Acquire) => dependency
+                .upgrade()
+                .map_or(Waits::Nothing, |d| Waits::All(vec![d as Arc<dyn Node>])),
+            _ => Waits::Nothing,
+        }
+    }
 
-/// True on a thread that runs a call of any instance.
-pub(crate) fn draining_any() -> bool {
-    DRAINING.with(|d| !d.borrow().is_empty())
+    fn claim(self: Arc<Self>, call: usize) -> bool {
+        {
+            let mut queue = self.queue.lock();
+            if queue.draining || !queue.calls.iter().any(|c| c.key() == call) {
+                return false;
+            }
+            queue.draining = true;
+        }
+        self.drain(Some(call));
+        true
+    }
+
+    fn describe(&self) -> String {
+        format!("instance `Instance<{}>`", std::any::type_name::<C>())
+    }
 }
 
 /// The job that runs an instance's queue on its pool.
-struct Drain<C>(Instance<C>);
+struct Drain<C>(Arc<Shared<C>>);
 
-impl<C: Send + 'static> Job for Drain<C> {
+impl<C: Send + 'static> Work for Drain<C> {
     fn run(self) {
-        self.0.drain();
+        self.0.drain_scheduled();
     }
 
     fn reject(self) {

@@ -3,7 +3,7 @@
 //! registered interrupt hooks (emergency stops).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Condvar, Mutex};
@@ -22,11 +22,18 @@ struct Registry {
     waiters: Vec<(u64, u64, Arc<dyn Wakeable>)>,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    next: 0,
-    waiters: Vec::new(),
-});
-/// Bumped by every interrupt, under the registry lock.
+/// How many parts the registry of blocked waits is split into: a wait
+/// registers in its thread's part, so that threads blocking at the same
+/// time rarely meet on one lock.
+const SHARDS: usize = 32;
+
+static REGISTRY: [Mutex<Registry>; SHARDS] = [const {
+    Mutex::new(Registry {
+        next: 0,
+        waiters: Vec::new(),
+    })
+}; SHARDS];
+/// Bumped by every interrupt while it holds every part of the registry.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
 /// The latest generation whose hooks have all run.
@@ -34,22 +41,37 @@ static HOOKS_DONE: Mutex<u64> = Mutex::new(0);
 static HOOKS_RAN: Condvar = Condvar::new();
 static HANDLER: OnceLock<bool> = OnceLock::new();
 static EXITING: AtomicBool = AtomicBool::new(false);
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// The part of the registry this thread's waits register in.
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
 
 /// A blocked wait, known to the interrupt machinery until dropped. Drop it
 /// only once the interrupt, if any, has been handled (the future cancelled).
 pub(crate) struct Registration {
+    shard: usize,
     token: u64,
     generation: u64,
 }
 
 /// Registers a wait on `target`.
 pub(crate) fn register(target: Arc<dyn Wakeable>) -> Registration {
-    let mut registry = REGISTRY.lock();
+    let shard = SHARD.with(|s| *s);
+    let mut registry = REGISTRY[shard].lock();
     let token = registry.next;
     registry.next += 1;
+    // Read under the part's lock: an interrupt bumps the generation while
+    // it holds every part, so this wait is either woken by it or begins
+    // after it.
     let generation = GENERATION.load(Ordering::Acquire);
     registry.waiters.push((token, generation, target));
-    Registration { token, generation }
+    Registration {
+        shard,
+        token,
+        generation,
+    }
 }
 
 /// The number of interrupts so far: a wait over many futures compares it
@@ -75,7 +97,7 @@ impl Drop for Registration {
             let mut done = HOOKS_DONE.lock();
             HOOKS_RAN.wait_while(&mut done, |done| *done <= self.generation);
         }
-        let mut registry = REGISTRY.lock();
+        let mut registry = REGISTRY[self.shard].lock();
         if let Some(i) = registry
             .waiters
             .iter()
@@ -92,16 +114,15 @@ impl Drop for Registration {
 /// handling that one.
 fn wake_waits(unless_handling: bool) -> Option<(u64, usize)> {
     let (generation, waiters): (u64, Vec<Arc<dyn Wakeable>>) = {
-        let registry = REGISTRY.lock();
+        // Every part, always in the same order.
+        let parts: Vec<_> = REGISTRY.iter().map(|part| part.lock()).collect();
         let now = GENERATION.load(Ordering::Acquire);
-        if unless_handling && registry.waiters.iter().any(|(_, began, _)| *began != now) {
+        let all = || parts.iter().flat_map(|part| part.waiters.iter());
+        if unless_handling && all().any(|(_, began, _)| *began != now) {
             return None;
         }
         let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
-        (
-            generation,
-            registry.waiters.iter().map(|(_, _, w)| w.clone()).collect(),
-        )
+        (generation, all().map(|(_, _, w)| w.clone()).collect())
     };
     for waiter in &waiters {
         waiter.wake();
@@ -248,7 +269,7 @@ pub(crate) fn install_handler() -> bool {
 /// # Ok::<(), concertina::Error>(())
 /// ```
 pub fn blocked_waits() -> usize {
-    REGISTRY.lock().waiters.len()
+    REGISTRY.iter().map(|part| part.lock().waiters.len()).sum()
 }
 
 /// True when this crate's Ctrl-C handler is installed; false when it was

@@ -24,8 +24,10 @@
 //!   sees [`cancelled()`] turn true, and the cleanup registered with
 //!   [`Future::on_cancel`] runs at once.
 //! * A panic becomes [`Error::Panicked`] at the handle; the worker survives.
-//! * A wait on a pool worker runs other queued work, so nested waits never
-//!   deadlock, even on a one-thread pool.
+//! * A wait runs nothing but the task it waits on (when still queued); a
+//!   worker blocked in a wait is compensated by a spare thread, so nested
+//!   and cross-pool waits finish, even on one-thread pools, and a real
+//!   cycle of waits is reported as [`Error::Deadlock`] instead of hanging.
 //! * [`Instance`] runs calls on one value in order on the shared pool;
 //!   [`RequestPool`], [`wait_all`], [`wait_any`], [`as_completed`] wait for many.
 //! * Ctrl-C while a thread waits cancels what it waits on and returns
@@ -38,7 +40,10 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+// In dependency order: each module uses only those listed above it.
+mod awaiting;
 mod cancel;
+mod combine;
 mod device;
 mod error;
 mod future;
@@ -47,25 +52,31 @@ mod instance;
 mod interrupt;
 #[cfg(all(test, loom))]
 mod loom_models;
+mod park;
 mod pool;
-mod state;
+mod request_pool;
 mod sync;
+mod task;
 mod wait;
+mod worker;
 
+pub use awaiting::Awaiting;
 pub use cancel::{cancelled, check_cancelled, CancelHandle};
+pub use combine::join;
 pub use device::{
-    lock, try_lock_for, Device, DeviceBuilder, DeviceError, LockGuard, LockTarget, Lockable,
-    Parameter, ParameterBuilder, ParameterRef,
+    lock, try_lock_for, Device, DeviceBuilder, LockGuard, LockTarget, Lockable, Parameter,
+    ParameterBuilder, ParameterRef,
 };
-pub use error::{ConfigError, Error};
-pub use future::{Awaiting, Future};
+pub use error::{ConfigError, Cycle, DeviceError, Error};
+pub use future::Future;
 pub use global::{asynchronous, configure, default_pool, spawn};
 pub use instance::Instance;
 pub use interrupt::{blocked_waits, handles_ctrlc, interrupt, interrupt_waits, on_interrupt};
 pub use pool::{Backend, Pool, PoolBuilder};
+pub use request_pool::{RequestId, RequestPool};
 pub use wait::{
-    as_completed, as_completed_timeout, join, wait_all, wait_all_timeout, wait_any,
-    wait_any_timeout, AsCompleted, RequestId, RequestPool,
+    as_completed, as_completed_timeout, wait_all, wait_all_timeout, wait_any, wait_any_timeout,
+    AsCompleted,
 };
 
 /// Makes a function return a [`Future`] of its result: calling it runs the

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use loom::sync::atomic::AtomicUsize;
 use loom::thread;
 
-use crate::future::{run_queued, run_task_with, Inner};
+use crate::task::{queued, run_queued, run_task_with};
 use crate::{wait_any, Backend, Error, Future, Pool};
 
 /// A value that counts how many were made and how many dropped.
@@ -193,7 +193,7 @@ fn loom_queued_closure_claimed_twice_and_cancelled() {
         let runs = Arc::new(AtomicUsize::new(0));
         let captured = Counted::new(&counts);
         let ran = runs.clone();
-        let task = Inner::queued(0, move || {
+        let task = queued(move || {
             let _keep = &captured;
             ran.fetch_add(1, SeqCst);
             Ok(5_u32)

@@ -1,93 +1,17 @@
-//! Waiting for many futures: `wait_all`, `wait_any`, `as_completed`, `join`
-//! and the `RequestPool`. Every helper reports every outcome; none stops at
-//! the first failure and leaves the rest unobserved.
+//! Waiting for many futures: `wait_all`, `wait_any`, `as_completed`. Every
+//! helper reports every outcome; none stops at the first failure and leaves
+//! the rest unobserved.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cancel::Cancellable;
-use crate::error::{panic_message, Error};
-use crate::future::{block, Blocked, Future, Inner};
-use crate::interrupt::{self, Wakeable};
-use crate::sync::{AtomicUsize, Condvar, Mutex};
+use crate::error::Error;
+use crate::future::Future;
+use crate::interrupt;
+use crate::task::{Listener, Watchable};
 
-/// Told, with its key, when a watched future is published.
-pub(crate) struct Listener {
-    fired: Mutex<VecDeque<u64>>,
-    count: AtomicUsize,
-    cond: Condvar,
-}
-
-impl Listener {
-    pub(crate) fn new() -> Arc<Listener> {
-        Arc::new(Listener {
-            fired: Mutex::new(VecDeque::new()),
-            count: AtomicUsize::new(0),
-            cond: Condvar::new(),
-        })
-    }
-
-    /// True once a watched future was published and not yet taken.
-    fn has_fired(&self) -> bool {
-        self.count.load(Ordering::Acquire) > 0
-    }
-
-    pub(crate) fn fire(&self, key: u64) {
-        let mut fired = self.fired.lock();
-        fired.push_back(key);
-        self.count.fetch_add(1, Ordering::Release);
-        self.cond.notify_all();
-    }
-
-    /// The key of the next published future, in publication order; `None`
-    /// when the deadline passed first. On a Ctrl-C, `interrupt` cancels
-    /// every watched future (so they all publish) and the wait goes on.
-    fn next(self: &Arc<Self>, deadline: Option<Instant>, interrupt: impl Fn()) -> Option<u64> {
-        loop {
-            let blocked = block(
-                &self.fired,
-                &self.cond,
-                |fired| !fired.is_empty(),
-                || self.has_fired(),
-                deadline,
-                || self.clone(),
-            );
-            match blocked {
-                Blocked::Ready => break,
-                Blocked::TimedOut => return None,
-                Blocked::Interrupted(registration) => {
-                    interrupt();
-                    drop(registration);
-                }
-            }
-        }
-        let key = self.fired.lock().pop_front()?;
-        self.count.fetch_sub(1, Ordering::AcqRel);
-        Some(key)
-    }
-}
-
-impl Wakeable for Listener {
-    fn wake(&self) {
-        let _fired = self.fired.lock();
-        self.cond.notify_all();
-    }
-}
-
-/// A future seen by a multi-future wait, whatever its value type.
-pub(crate) trait Watchable: Cancellable {
-    /// Tells `listener` with `key` on publication; true (and nothing
-    /// registered) when already published.
-    fn watch(&self, listener: &Arc<Listener>, key: u64) -> bool;
-    /// Forgets `listener`.
-    fn unwatch(&self, listener: &Arc<Listener>);
-}
-
-fn deadline_after(timeout: Duration) -> Option<Instant> {
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
@@ -108,7 +32,22 @@ fn deadline_after(timeout: Duration) -> Option<Instant> {
 pub fn wait_all<T: Send + 'static>(
     futures: impl IntoIterator<Item = Future<T>>,
 ) -> Vec<Result<T, Error>> {
+    let futures: Vec<Future<T>> = futures.into_iter().collect();
+    wait_each(&futures, None);
     futures.into_iter().map(Future::result).collect()
+}
+
+/// Waits on each future in turn until the deadline; true when all are
+/// done. One Ctrl-C interrupts them all: once a wait was interrupted, every
+/// later future is interrupted too instead of waited on.
+fn wait_each<T: Send + 'static>(futures: &[Future<T>], deadline: Option<Instant>) -> bool {
+    let began = interrupt::generation();
+    futures.iter().all(|f| {
+        if interrupt::generation() != began {
+            f.inner().interrupt();
+        }
+        f.inner().wait_until(deadline)
+    })
 }
 
 /// Waits at most `timeout` for every future to finish; true when all have.
@@ -124,17 +63,7 @@ pub fn wait_all<T: Send + 'static>(
 /// assert!(futures.iter().all(concertina::Future::done));
 /// ```
 pub fn wait_all_timeout<T: Send + 'static>(futures: &[Future<T>], timeout: Duration) -> bool {
-    let deadline = deadline_after(timeout);
-    let began = interrupt::generation();
-    futures.iter().all(|f| {
-        if interrupt::generation() != began {
-            f.inner().interrupt();
-        }
-        match deadline {
-            None => f.wait_timeout(Duration::MAX),
-            Some(deadline) => f.wait_timeout(deadline.saturating_duration_since(Instant::now())),
-        }
-    })
+    wait_each(futures, deadline_after(timeout))
 }
 
 /// Waits until one of the futures has finished and returns its index (the
@@ -199,8 +128,13 @@ fn wait_any_until<T: Send + 'static>(
     }
     let watched = &futures[..watched];
     let found = found.or_else(|| {
-        let interrupt = || watched.iter().for_each(|f| f.inner().interrupt());
-        listener.next(deadline, interrupt).map(|key| key as usize)
+        let targets = || {
+            watched
+                .iter()
+                .map(|f| f.inner().clone() as Arc<dyn Watchable>)
+                .collect()
+        };
+        listener.next(deadline, targets).map(|key| key as usize)
     });
     for f in watched {
         f.inner().unwatch(&listener);
@@ -327,8 +261,14 @@ impl<T: Send + 'static> Iterator for AsCompleted<T> {
             return None;
         }
         let futures = &self.futures;
-        let interrupt = || futures.iter().flatten().for_each(|f| f.inner().interrupt());
-        let index = self.listener.next(self.deadline, interrupt)? as usize;
+        let targets = || {
+            futures
+                .iter()
+                .flatten()
+                .map(|f| f.inner().clone() as Arc<dyn Watchable>)
+                .collect()
+        };
+        let index = self.listener.next(self.deadline, targets)? as usize;
         let future = self.futures[index].take()?;
         self.left -= 1;
         Some((index, future.result()))
@@ -351,331 +291,6 @@ impl<T: Send + 'static> fmt::Debug for AsCompleted<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsCompleted")
             .field("left", &self.left)
-            .finish()
-    }
-}
-
-/// One future of both results: done when both are, failed as soon as either
-/// fails (with that failure). Cancelling it cancels both.
-///
-/// # Examples
-///
-/// ```
-/// let position = concertina::spawn(|| 12.5_f64);
-/// let frame = concertina::spawn(|| vec![0u16; 4]);
-/// let (x, image) = concertina::join(position, frame).result()?;
-/// assert_eq!((x, image.len()), (12.5, 4));
-/// # Ok::<(), concertina::Error>(())
-/// ```
-pub fn join<A, B>(a: Future<A>, b: Future<B>) -> Future<(A, B)>
-where
-    A: Send + 'static,
-    B: Send + 'static,
-{
-    let (joined, inner) = Future::<(A, B)>::pending();
-    let (cancel_a, cancel_b) = (a.cancel_handle(), b.cancel_handle());
-    let joined = joined.on_cancel(move || {
-        cancel_a.cancel();
-        cancel_b.cancel();
-    });
-    let parts: Arc<Mutex<(Option<A>, Option<B>)>> = Arc::new(Mutex::new((None, None)));
-    let (parts_b, inner_b) = (parts.clone(), inner.clone());
-    a.on_outcome(move |outcome| match outcome {
-        Ok(value) => {
-            parts.lock().0 = Some(value);
-            settle_pair(&parts, &inner);
-        }
-        Err(error) => {
-            inner.settle(Err(error), false);
-        }
-    });
-    b.on_outcome(move |outcome| match outcome {
-        Ok(value) => {
-            parts_b.lock().1 = Some(value);
-            settle_pair(&parts_b, &inner_b);
-        }
-        Err(error) => {
-            inner_b.settle(Err(error), false);
-        }
-    });
-    joined
-}
-
-/// Settles a joined future once both parts are in.
-fn settle_pair<A: Send + 'static, B: Send + 'static>(
-    parts: &Mutex<(Option<A>, Option<B>)>,
-    inner: &Inner<(A, B)>,
-) {
-    let mut p = parts.lock();
-    if let (Some(_), Some(_)) = (&p.0, &p.1) {
-        let both = (p.0.take(), p.1.take());
-        drop(p);
-        if let (Some(a), Some(b)) = both {
-            inner.settle(Ok((a, b)), false);
-        }
-    }
-}
-
-static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
-
-/// The identifier of a request in a [`RequestPool`], unique in the process.
-///
-/// # Examples
-///
-/// ```
-/// let mut requests = concertina::RequestPool::new();
-/// let a = requests.add(concertina::Future::ready(1));
-/// let b = requests.add(concertina::Future::ready(2));
-/// assert_ne!(a, b);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RequestId(u64);
-
-struct Request<T> {
-    watched: Arc<dyn Watchable>,
-    finish: Box<dyn FnOnce() -> Result<T, Error> + Send>,
-}
-
-/// Waits for many requests at once (AMUSE's `AsyncRequestsPool`): add
-/// futures, optionally each with a handler that turns its outcome into the
-/// pool's item type, then take them one at a time as they finish or all at
-/// once. Every outcome is reported: a failed request is an `Err` among the
-/// others, never an early exit.
-///
-/// # Examples
-///
-/// ```
-/// use concertina::RequestPool;
-///
-/// let mut requests = RequestPool::new();
-/// requests.add(concertina::spawn(|| 1.5_f64));
-/// // A request of another type joins through a handler.
-/// requests.add_with(concertina::spawn(|| "7.25".to_owned()), |outcome| {
-///     outcome.map(|text| text.parse::<f64>().unwrap_or(f64::NAN))
-/// });
-/// assert_eq!(requests.len(), 2);
-/// let mut values: Vec<f64> = requests.wait_all().into_iter().map(|(_, r)| r.unwrap()).collect();
-/// values.sort_by(f64::total_cmp);
-/// assert_eq!(values, [1.5, 7.25]);
-/// assert!(requests.is_empty());
-/// ```
-#[must_use = "a RequestPool reports outcomes only when waited on"]
-pub struct RequestPool<T = ()> {
-    listener: Arc<Listener>,
-    requests: BTreeMap<u64, Request<T>>,
-}
-
-impl<T: Send + 'static> Default for RequestPool<T> {
-    fn default() -> Self {
-        RequestPool {
-            listener: Listener::new(),
-            requests: BTreeMap::new(),
-        }
-    }
-}
-
-impl<T: Send + 'static> RequestPool<T> {
-    /// An empty pool.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let requests: concertina::RequestPool<u32> = concertina::RequestPool::new();
-    /// assert!(requests.is_empty());
-    /// ```
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a future whose outcome is reported as it is.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mut requests = concertina::RequestPool::new();
-    /// let id = requests.add(concertina::spawn(|| 3));
-    /// assert_eq!(requests.wait_one(), Some((id, Ok(3))));
-    /// ```
-    pub fn add(&mut self, future: Future<T>) -> RequestId {
-        self.add_with(future, |outcome| outcome)
-    }
-
-    /// Adds a future with a handler that receives its outcome, once, on the
-    /// thread that waits, and returns the pool's item. A panic in the handler
-    /// is reported as that request's [`Error::Panicked`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mut requests: concertina::RequestPool<String> = concertina::RequestPool::new();
-    /// requests.add_with(concertina::spawn(|| 273.15_f64), |kelvin| Ok(format!("{:.1} K", kelvin?)));
-    /// let (_, text) = requests.wait_one().unwrap();
-    /// assert_eq!(text.unwrap(), "273.1 K");
-    /// ```
-    pub fn add_with<U, H>(&mut self, future: Future<U>, handler: H) -> RequestId
-    where
-        U: Send + 'static,
-        H: FnOnce(Result<U, Error>) -> Result<T, Error> + Send + 'static,
-    {
-        let key = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
-        let watched: Arc<dyn Watchable> = future.inner().clone();
-        if watched.watch(&self.listener, key) {
-            self.listener.fire(key);
-        }
-        let finish = Box::new(move || {
-            let outcome = future.result();
-            catch_unwind(AssertUnwindSafe(move || handler(outcome)))
-                .unwrap_or_else(|payload| Err(Error::Panicked(panic_message(&*payload))))
-        });
-        self.requests.insert(key, Request { watched, finish });
-        RequestId(key)
-    }
-
-    /// Moves every request of `other` into this pool (AMUSE's `join` of two
-    /// request pools). Their ids stay the same.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use concertina::{Future, RequestPool};
-    ///
-    /// let mut first = RequestPool::new();
-    /// first.add(Future::ready(1));
-    /// let mut second = RequestPool::new();
-    /// second.add(Future::ready(2));
-    /// first.merge(second);
-    /// assert_eq!(first.len(), 2);
-    /// ```
-    pub fn merge(&mut self, mut other: RequestPool<T>) {
-        for (key, request) in std::mem::take(&mut other.requests) {
-            request.watched.unwatch(&other.listener);
-            if request.watched.watch(&self.listener, key) {
-                self.listener.fire(key);
-            }
-            self.requests.insert(key, request);
-        }
-    }
-
-    /// The number of requests not yet taken.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mut requests = concertina::RequestPool::new();
-    /// requests.add(concertina::Future::ready(()));
-    /// assert_eq!(requests.len(), 1);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.requests.len()
-    }
-
-    /// True when no request is left.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(concertina::RequestPool::<()>::new().is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.requests.is_empty()
-    }
-
-    /// Waits for the next request to finish and takes it: its id and its
-    /// outcome (after its handler). `None` when the pool is empty.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mut requests = concertina::RequestPool::new();
-    /// let id = requests.add(concertina::spawn(|| -> u8 { panic!("diverged") }));
-    /// let (done, outcome) = requests.wait_one().unwrap();
-    /// assert_eq!(done, id);
-    /// assert!(outcome.is_err());
-    /// assert_eq!(requests.wait_one(), None);
-    /// ```
-    pub fn wait_one(&mut self) -> Option<(RequestId, Result<T, Error>)> {
-        self.take_next(None)
-    }
-
-    /// As [`wait_one`](RequestPool::wait_one), waiting at most `timeout`;
-    /// `None` when nothing finished in time (the requests stay in the pool).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let mut requests = concertina::RequestPool::new();
-    /// requests.add(concertina::Future::ready(5));
-    /// assert!(requests.wait_one_timeout(Duration::ZERO).is_some());
-    /// assert!(requests.wait_one_timeout(Duration::ZERO).is_none());
-    /// ```
-    pub fn wait_one_timeout(&mut self, timeout: Duration) -> Option<(RequestId, Result<T, Error>)> {
-        self.take_next(deadline_after(timeout))
-    }
-
-    /// Waits for every request and takes them all, in completion order.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mut requests = concertina::RequestPool::new();
-    /// for i in 0..3 { requests.add(concertina::spawn(move || i)); }
-    /// let mut values: Vec<i32> = requests.wait_all().into_iter().map(|(_, r)| r.unwrap()).collect();
-    /// values.sort();
-    /// assert_eq!(values, [0, 1, 2]);
-    /// ```
-    pub fn wait_all(&mut self) -> Vec<(RequestId, Result<T, Error>)> {
-        std::iter::from_fn(|| self.take_next(None)).collect()
-    }
-
-    /// Takes every request that finishes within `timeout`, in completion
-    /// order; the others stay in the pool.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let mut requests = concertina::RequestPool::new();
-    /// requests.add(concertina::Future::ready(1));
-    /// assert_eq!(requests.wait_all_timeout(Duration::from_secs(1)).len(), 1);
-    /// ```
-    pub fn wait_all_timeout(&mut self, timeout: Duration) -> Vec<(RequestId, Result<T, Error>)> {
-        let deadline = deadline_after(timeout);
-        std::iter::from_fn(|| self.take_next(deadline)).collect()
-    }
-
-    /// `deadline`: `None` waits forever (also for a timeout too long to
-    /// represent as an instant).
-    fn take_next(&mut self, deadline: Option<Instant>) -> Option<(RequestId, Result<T, Error>)> {
-        loop {
-            if self.requests.is_empty() {
-                return None;
-            }
-            let requests = &self.requests;
-            let interrupt = || requests.values().for_each(|r| r.watched.interrupt());
-            let key = self.listener.next(deadline, interrupt)?;
-            // Keys of requests merged away or already taken are skipped.
-            if let Some(request) = self.requests.remove(&key) {
-                return Some((RequestId(key), (request.finish)()));
-            }
-        }
-    }
-}
-
-impl<T> Drop for RequestPool<T> {
-    fn drop(&mut self) {
-        for request in self.requests.values() {
-            request.watched.unwatch(&self.listener);
-        }
-    }
-}
-
-impl<T> fmt::Debug for RequestPool<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestPool")
-            .field("len", &self.requests.len())
             .finish()
     }
 }

@@ -19,8 +19,16 @@
 //! | CANCELLED  | never ran, or its result is discarded | `Err(Cancelled)` | released | loses |
 //!
 //! The phase lives in an atomic so that `done()` and the first check of every
-//! wait cost one load; every transition is made while holding the future's
-//! mutex, so the mutex-protected slot and the phase never disagree.
+//! wait cost one load. Every transition but one is made while holding the
+//! task's slot mutex, so that the slot and a decided phase never disagree:
+//! PENDING → RUNNING is a compare-and-swap without the lock (the runner
+//! claims the closure's right to run; the slot does not change), and
+//! `settle` therefore decides with a compare-and-swap loop under the lock.
+//!
+//! Memory ordering: a published phase is stored with `Release` after the
+//! outcome is written to the slot, and read with `Acquire` by the lock-free
+//! checks (`done()`, the first check of a wait), which pairs them: whoever
+//! sees DONE also sees the outcome (and takes it under the lock anyway).
 
 /// Queued; the closure has not started. The only phase from which `start` succeeds.
 pub(crate) const PENDING: u8 = 0;

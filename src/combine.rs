@@ -1,0 +1,179 @@
+//! Futures made from futures: `then`, `when_done` and `join`. This is the
+//! only code that picks a pool for a continuation.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::future::Future;
+use crate::global;
+use crate::pool::{self, Pool};
+use crate::sync::Mutex;
+use crate::task::phase as state;
+use crate::task::{detached, Content, Inner, TaskRef, Watchable};
+
+/// The pool a continuation runs on: the pool of this worker thread, or the
+/// default pool on a thread that is not a worker. `Err(Shutdown)` when this
+/// worker's pool is shutting down (it refuses new work), so that a
+/// continuation never lands on another pool by surprise.
+fn continuation_pool() -> Result<Pool, Error> {
+    match pool::current() {
+        Some(Some(pool)) if !pool.is_shutdown() => Ok(pool),
+        Some(_) => Err(Error::Shutdown),
+        None => global::default_pool().cloned(),
+    }
+}
+
+impl<T: Send + 'static> Future<T> {
+    /// A pending future settled by its sources, which the deadlock
+    /// detection and claiming follow.
+    pub(crate) fn derived(sources: &[Arc<dyn Watchable>]) -> (Self, TaskRef<T>) {
+        let sources = sources.iter().map(Arc::downgrade).collect();
+        let inner = detached(state::PENDING, Content::After(sources));
+        (Future::from_shared(inner.clone()), inner)
+    }
+
+    /// Runs `next` with the value once this task succeeds, and returns the
+    /// future of its result. A failure of this task (panic, cancellation,
+    /// shutdown) becomes the failure of the returned future, and `next` never
+    /// runs.
+    ///
+    /// `next` is submitted to the pool of the worker that finished this task;
+    /// when that thread is not a pool worker (an inline pool, or a task that
+    /// had already finished), it goes to the [default pool](crate::spawn).
+    /// When that worker's pool is shutting down, the returned future fails
+    /// with [`Error::Shutdown`]. Cancelling the returned future cancels this
+    /// one too; when this one is cancelled, so is the returned one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::Pool;
+    ///
+    /// let pool = Pool::builder().threads(2).build()?;
+    /// let counts = pool.spawn(|| vec![3, 4, 5]);
+    /// let total = counts.then(|v| v.iter().sum::<u32>());
+    /// assert_eq!(total.result()?, 12);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn then<U, G>(self, next: G) -> Future<U>
+    where
+        U: Send + 'static,
+        G: FnOnce(T) -> U + Send + 'static,
+    {
+        let (derived, derived_inner) = Future::<U>::derived(&[self.inner().clone()]);
+        let source = self.cancel_handle();
+        let derived = derived.on_cancel(move || {
+            source.cancel();
+        });
+        self.on_outcome(move |outcome| match outcome {
+            Ok(value) => match continuation_pool() {
+                Ok(pool) => pool.spawn_into(derived_inner, move || next(value)),
+                Err(error) => {
+                    derived_inner.settle(Err(error), false);
+                }
+            },
+            Err(error) => {
+                derived_inner.settle(Err(error), false);
+            }
+        });
+        derived
+    }
+
+    /// A future that finishes when this one does, without taking its value:
+    /// `Ok(())` when this one succeeded, else the same error. Useful to make
+    /// other work wait for this future while its owner keeps it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reading = concertina::spawn(|| 4.2_f64);
+    /// let finished = reading.when_done();
+    /// assert_eq!(finished.result(), Ok(()));
+    /// assert_eq!(reading.result(), Ok(4.2), "the value is still there");
+    /// ```
+    pub fn when_done(&self) -> Future<()> {
+        let (signal, inner) = Future::<()>::derived(&[self.inner().clone()]);
+        self.on_done(move |outcome| {
+            inner.settle(outcome.as_ref().map(|_| ()).map_err(Clone::clone), false);
+        });
+        signal
+    }
+
+    /// Hands the outcome, by value, to `next` once published: on the thread
+    /// that settles it, or at once on this thread when already published.
+    pub(crate) fn on_outcome(self, next: impl FnOnce(Result<T, Error>) + Send + 'static) {
+        let inner = self.into_inner();
+        let mut slot = inner.slot.lock();
+        if state::is_published(inner.phase()) {
+            let outcome = slot
+                .take_outcome()
+                .expect("a published outcome is present until taken");
+            drop(slot);
+            next(outcome);
+        } else {
+            slot.hooks().continuation = Some(Box::new(next));
+        }
+    }
+}
+
+/// One future of both results: done when both are, failed as soon as either
+/// fails (with that failure). Cancelling it cancels both.
+///
+/// # Examples
+///
+/// ```
+/// let position = concertina::spawn(|| 12.5_f64);
+/// let frame = concertina::spawn(|| vec![0u16; 4]);
+/// let (x, image) = concertina::join(position, frame).result()?;
+/// assert_eq!((x, image.len()), (12.5, 4));
+/// # Ok::<(), concertina::Error>(())
+/// ```
+pub fn join<A, B>(a: Future<A>, b: Future<B>) -> Future<(A, B)>
+where
+    A: Send + 'static,
+    B: Send + 'static,
+{
+    let sources: [Arc<dyn Watchable>; 2] = [a.inner().clone(), b.inner().clone()];
+    let (joined, inner) = Future::<(A, B)>::derived(&sources);
+    let (cancel_a, cancel_b) = (a.cancel_handle(), b.cancel_handle());
+    let joined = joined.on_cancel(move || {
+        cancel_a.cancel();
+        cancel_b.cancel();
+    });
+    let parts: Arc<Mutex<(Option<A>, Option<B>)>> = Arc::new(Mutex::new((None, None)));
+    let (parts_b, inner_b) = (parts.clone(), inner.clone());
+    a.on_outcome(move |outcome| match outcome {
+        Ok(value) => {
+            parts.lock().0 = Some(value);
+            settle_pair(&parts, &inner);
+        }
+        Err(error) => {
+            inner.settle(Err(error), false);
+        }
+    });
+    b.on_outcome(move |outcome| match outcome {
+        Ok(value) => {
+            parts_b.lock().1 = Some(value);
+            settle_pair(&parts_b, &inner_b);
+        }
+        Err(error) => {
+            inner_b.settle(Err(error), false);
+        }
+    });
+    joined
+}
+
+/// Settles a joined future once both parts are in.
+fn settle_pair<A: Send + 'static, B: Send + 'static>(
+    parts: &Mutex<(Option<A>, Option<B>)>,
+    inner: &Inner<(A, B)>,
+) {
+    let mut p = parts.lock();
+    if let (Some(_), Some(_)) = (&p.0, &p.1) {
+        let both = (p.0.take(), p.1.take());
+        drop(p);
+        if let (Some(a), Some(b)) = both {
+            inner.settle(Ok((a, b)), false);
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! Configuring a pool: [`PoolBuilder`], the [`Backend`]s, and the
+//! `CONCERTINA_*` environment variables the unset fields follow.
+
+use std::time::Duration;
+
+use crate::error::{ConfigError, Error, MAX_THREADS};
+use crate::interrupt;
+use crate::pool::spare::SpareConfig;
+use crate::pool::Pool;
+
+/// Where a pool runs its tasks.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Backend, Pool};
+///
+/// let pool = Pool::builder().backend(Backend::Inline).build()?;
+/// let f = pool.spawn(|| std::thread::current().id());
+/// assert_eq!(f.result()?, std::thread::current().id(), "inline runs on the caller");
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// A dedicated rayon thread pool (work stealing). The default.
+    Rayon,
+    /// Worker threads sharing one crossbeam channel: tasks start in
+    /// submission order, except that a worker waiting on a task still queued
+    /// runs it at once.
+    Crossbeam,
+    /// No threads: every task runs on the submitting thread before `spawn`
+    /// returns, and an already finished `Future` is returned (Concert's
+    /// `ENABLE_ASYNC = False`, for debugging).
+    Inline,
+}
+
+impl Backend {
+    pub(crate) fn parse(s: &str) -> Option<Backend> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rayon" => Some(Backend::Rayon),
+            "crossbeam" => Some(Backend::Crossbeam),
+            "inline" => Some(Backend::Inline),
+            _ => None,
+        }
+    }
+}
+
+/// Configures a [`Pool`]. Fields left unset come from the environment
+/// (`CONCERTINA_THREADS`, `CONCERTINA_BACKEND`, `CONCERTINA_DISABLE_ASYNC`),
+/// then from the machine: one thread per core, the rayon backend.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Backend, Pool};
+///
+/// let pool = Pool::builder()
+///     .threads(4)
+///     .name("detector")
+///     .backend(Backend::Crossbeam)
+///     .build()?;
+/// assert_eq!(pool.threads(), 4);
+/// assert_eq!(pool.name(), "detector");
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct PoolBuilder {
+    threads: Option<usize>,
+    name: Option<String>,
+    backend: Option<Backend>,
+    stack_size: Option<usize>,
+    max_spare_threads: Option<usize>,
+    spare_keep_alive: Option<Duration>,
+    ctrlc: Option<bool>,
+    /// Set for the default pool only: an unset `ctrlc` then follows
+    /// `CONCERTINA_CTRLC` (on unless it says 0).
+    default_pool: bool,
+}
+
+impl PoolBuilder {
+    /// The number of worker threads, from 1 to 4096. Ignored by the inline
+    /// backend, which has none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().threads(2).build()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// The pool's name: its threads are called `concertina-<name>-<n>`.
+    /// 1 to 64 characters, no NUL. Defaults to `pool`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().name("motors").threads(1).build()?;
+    /// # #[cfg(not(miri))]
+    /// # if pool.backend() != concertina::Backend::Inline {
+    /// let thread = pool.spawn(|| std::thread::current().name().map(String::from)).result()?;
+    /// assert_eq!(thread.as_deref(), Some("concertina-motors-0"));
+    /// # }
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Which backend runs the tasks. When unset, `CONCERTINA_DISABLE_ASYNC=1`
+    /// selects [`Backend::Inline`], else `CONCERTINA_BACKEND`, else
+    /// [`Backend::Rayon`]. An explicit backend always wins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Backend, Pool};
+    ///
+    /// let pool = Pool::builder().backend(Backend::Crossbeam).threads(1).build()?;
+    /// assert_eq!(pool.backend(), Backend::Crossbeam);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The stack size of each worker thread, in bytes (at least 16 KiB).
+    /// Defaults to the platform's default for spawned threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().stack_size(8 << 20).threads(1).build()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// The most spare threads the pool starts to compensate workers blocked
+    /// in waits (see [`Pool`]): 0 to 4096, 256 by default. With 0, a blocked
+    /// worker is not compensated (waits still claim what they wait on).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().threads(2).max_spare_threads(16).build()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn max_spare_threads(mut self, spares: usize) -> Self {
+        self.max_spare_threads = Some(spares);
+        self
+    }
+
+    /// How long an idle spare thread waits for work before it exits: 1 ms to
+    /// 1 hour, 5 s by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = concertina::Pool::builder().spare_keep_alive(Duration::from_millis(100)).build()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn spare_keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.spare_keep_alive = Some(keep_alive);
+        self
+    }
+
+    /// Whether building this pool installs the Ctrl-C handler (once per
+    /// process; never over a SIGINT handler the application already has).
+    /// Unset, the [default pool](crate::default_pool) installs it unless
+    /// `CONCERTINA_CTRLC=0`, and other pools do not. See
+    /// [`interrupt`](crate::interrupt) for what a Ctrl-C then does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // A library that must leave SIGINT alone:
+    /// let pool = concertina::Pool::builder().ctrlc(false).threads(1).build()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn ctrlc(mut self, install: bool) -> Self {
+        self.ctrlc = Some(install);
+        self
+    }
+
+    /// `other`'s fields where it has them, else this builder's.
+    pub(crate) fn merge(self, other: PoolBuilder) -> PoolBuilder {
+        PoolBuilder {
+            threads: other.threads.or(self.threads),
+            name: other.name.or(self.name),
+            backend: other.backend.or(self.backend),
+            stack_size: other.stack_size.or(self.stack_size),
+            max_spare_threads: other.max_spare_threads.or(self.max_spare_threads),
+            spare_keep_alive: other.spare_keep_alive.or(self.spare_keep_alive),
+            ctrlc: other.ctrlc.or(self.ctrlc),
+            default_pool: self.default_pool || other.default_pool,
+        }
+    }
+
+    /// Marks the builder as the default pool's.
+    pub(crate) fn for_default_pool(mut self) -> Self {
+        self.default_pool = true;
+        self
+    }
+
+    /// Builds the pool and starts its threads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a value is out of range (0 threads, an empty
+    /// name, a tiny stack), when a `CONCERTINA_*` environment variable holds a
+    /// value that is not accepted, or when the threads cannot be started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = concertina::Pool::builder().name("").build().unwrap_err();
+    /// assert!(err.to_string().contains("pool name"));
+    /// ```
+    pub fn build(self) -> Result<Pool, Error> {
+        let env = Env::read()?;
+        let backend = match self.backend {
+            Some(backend) => backend,
+            None if env.disable_async => Backend::Inline,
+            None => env.backend.unwrap_or(Backend::Rayon),
+        };
+        let threads = match self.threads.or(env.threads) {
+            Some(n) if (1..=MAX_THREADS).contains(&n) => n,
+            Some(n) => return Err(ConfigError::threads(n).into()),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let name = self.name.unwrap_or_else(|| "pool".to_owned());
+        if name.is_empty() || name.chars().count() > 64 || name.contains('\0') {
+            return Err(ConfigError::name(&name).into());
+        }
+        if let Some(bytes) = self.stack_size {
+            if bytes < MIN_STACK {
+                return Err(ConfigError::stack(bytes, MIN_STACK).into());
+            }
+        }
+        let max_spare = self.max_spare_threads.unwrap_or(DEFAULT_SPARES);
+        if max_spare > MAX_THREADS {
+            return Err(ConfigError::spares(max_spare).into());
+        }
+        let keep_alive = self.spare_keep_alive.unwrap_or(DEFAULT_KEEP_ALIVE);
+        if !(MIN_KEEP_ALIVE..=MAX_KEEP_ALIVE).contains(&keep_alive) {
+            return Err(ConfigError::keep_alive(keep_alive).into());
+        }
+        let spares = SpareConfig {
+            name: name.clone(),
+            threads,
+            stack_size: self.stack_size,
+            max: max_spare,
+            keep_alive,
+        };
+        let pool = Pool::start(name, backend, spares)?;
+        if self.ctrlc.unwrap_or(self.default_pool && env.ctrlc) {
+            interrupt::install_handler();
+        }
+        Ok(pool)
+    }
+}
+
+const MIN_STACK: usize = 16 << 10;
+pub(crate) const DEFAULT_SPARES: usize = 256;
+pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
+pub(crate) const MIN_KEEP_ALIVE: Duration = Duration::from_millis(1);
+pub(crate) const MAX_KEEP_ALIVE: Duration = Duration::from_secs(3600);
+
+/// The `CONCERTINA_*` environment variables, validated.
+#[derive(Debug)]
+pub(crate) struct Env {
+    pub(crate) threads: Option<usize>,
+    pub(crate) backend: Option<Backend>,
+    pub(crate) disable_async: bool,
+    pub(crate) ctrlc: bool,
+}
+
+const THREADS_ACCEPTED: &str = "a whole number from 1 to 4096";
+const BACKEND_ACCEPTED: &str = "one of rayon, crossbeam, inline";
+const FLAG_ACCEPTED: &str = "one of 1, 0, true, false, yes, no, on, off";
+
+impl Env {
+    /// Reads and validates every variable; an empty value counts as unset.
+    pub(crate) fn read() -> Result<Env, ConfigError> {
+        Env::from_lookup(|var| std::env::var_os(var))
+    }
+
+    fn from_lookup(
+        lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Env, ConfigError> {
+        let get =
+            |var: &'static str, accepted: &'static str| -> Result<Option<String>, ConfigError> {
+                match lookup(var) {
+                    None => Ok(None),
+                    Some(value) => match value.into_string() {
+                        Ok(s) if s.trim().is_empty() => Ok(None),
+                        Ok(s) => Ok(Some(s)),
+                        Err(raw) => Err(ConfigError::env(var, &raw.to_string_lossy(), accepted)),
+                    },
+                }
+            };
+        let threads = match get("CONCERTINA_THREADS", THREADS_ACCEPTED)? {
+            None => None,
+            Some(s) => match s.trim().parse::<usize>() {
+                Ok(n) if (1..=MAX_THREADS).contains(&n) => Some(n),
+                _ => return Err(ConfigError::env("CONCERTINA_THREADS", &s, THREADS_ACCEPTED)),
+            },
+        };
+        let backend = match get("CONCERTINA_BACKEND", BACKEND_ACCEPTED)? {
+            None => None,
+            Some(s) => match Backend::parse(&s) {
+                Some(backend) => Some(backend),
+                None => return Err(ConfigError::env("CONCERTINA_BACKEND", &s, BACKEND_ACCEPTED)),
+            },
+        };
+        let disable_async = match get("CONCERTINA_DISABLE_ASYNC", FLAG_ACCEPTED)? {
+            None => false,
+            Some(s) => match parse_flag(&s) {
+                Some(flag) => flag,
+                None => {
+                    return Err(ConfigError::env(
+                        "CONCERTINA_DISABLE_ASYNC",
+                        &s,
+                        FLAG_ACCEPTED,
+                    ))
+                }
+            },
+        };
+        let ctrlc = match get("CONCERTINA_CTRLC", FLAG_ACCEPTED)? {
+            None => true,
+            Some(s) => match parse_flag(&s) {
+                Some(flag) => flag,
+                None => return Err(ConfigError::env("CONCERTINA_CTRLC", &s, FLAG_ACCEPTED)),
+            },
+        };
+        Ok(Env {
+            threads,
+            backend,
+            disable_async,
+            ctrlc,
+        })
+    }
+}
+
+fn parse_flag(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<Env, ConfigError> {
+        let pairs: Vec<(String, OsString)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        Env::from_lookup(move |var| pairs.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn unset_and_empty_variables_leave_defaults() {
+        let e = env(&[("CONCERTINA_THREADS", " ")]).unwrap();
+        assert_eq!(
+            (e.threads, e.backend, e.disable_async, e.ctrlc),
+            (None, None, false, true)
+        );
+    }
+
+    #[test]
+    fn accepted_values_are_read() {
+        let e = env(&[
+            ("CONCERTINA_THREADS", "3"),
+            ("CONCERTINA_BACKEND", "Crossbeam"),
+            ("CONCERTINA_DISABLE_ASYNC", "yes"),
+            ("CONCERTINA_CTRLC", "0"),
+        ])
+        .unwrap();
+        assert!(!e.ctrlc);
+        assert_eq!(
+            (e.threads, e.backend, e.disable_async),
+            (Some(3), Some(Backend::Crossbeam), true)
+        );
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable_and_the_accepted_values() {
+        for (var, value, accepted) in [
+            ("CONCERTINA_THREADS", "0", THREADS_ACCEPTED),
+            ("CONCERTINA_THREADS", "four", THREADS_ACCEPTED),
+            ("CONCERTINA_THREADS", "5000", THREADS_ACCEPTED),
+            ("CONCERTINA_BACKEND", "tokio", BACKEND_ACCEPTED),
+            ("CONCERTINA_DISABLE_ASYNC", "maybe", FLAG_ACCEPTED),
+            ("CONCERTINA_CTRLC", "no thanks", FLAG_ACCEPTED),
+        ] {
+            let err = env(&[(var, value)]).unwrap_err();
+            assert_eq!(err.variable(), Some(var));
+            assert_eq!(
+                err.to_string(),
+                format!("invalid value {value:?} for {var}: expected {accepted}")
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_value_that_is_not_unicode_is_refused_by_name() {
+        use std::os::unix::ffi::OsStringExt;
+        for var in [
+            "CONCERTINA_THREADS",
+            "CONCERTINA_BACKEND",
+            "CONCERTINA_DISABLE_ASYNC",
+            "CONCERTINA_CTRLC",
+        ] {
+            let err = Env::from_lookup(|asked| {
+                (asked == var).then(|| std::ffi::OsString::from_vec(vec![b'o', 0xff]))
+            })
+            .unwrap_err();
+            assert_eq!(err.variable(), Some(var));
+            assert!(
+                err.to_string()
+                    .starts_with("invalid value \"o\u{fffd}\" for "),
+                "{err}"
+            );
+        }
+    }
+}

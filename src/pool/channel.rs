@@ -1,0 +1,46 @@
+//! The crossbeam backend: our own worker threads sharing one channel, in
+//! submission order. Spare threads (compensation) take from the same channel.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Receiver;
+
+use crate::error::{ConfigError, Error};
+use crate::pool::{enter_thread, leave_thread, spare, Ctx};
+use crate::worker::{self, Job};
+
+/// Starts `threads` workers on `receiver`; returns their handles.
+pub(super) fn start(
+    ctx: &Arc<Ctx>,
+    name: &str,
+    threads: usize,
+    stack_size: Option<usize>,
+    receiver: Receiver<Job>,
+) -> Result<Vec<JoinHandle<()>>, Error> {
+    let mut handles = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let mut builder = std::thread::Builder::new().name(format!("concertina-{name}-{i}"));
+        if let Some(bytes) = stack_size {
+            builder = builder.stack_size(bytes);
+        }
+        let (ctx, receiver) = (ctx.clone(), receiver.clone());
+        match builder.spawn(move || work(&ctx, &receiver)) {
+            Ok(handle) => handles.push(handle),
+            Err(err) => {
+                // The workers started so far see the channel close and exit
+                // once the caller drops the sender.
+                return Err(ConfigError::spawn(err).into());
+            }
+        }
+    }
+    Ok(handles)
+}
+
+fn work(ctx: &Arc<Ctx>, receiver: &Receiver<Job>) {
+    enter_thread(ctx, worker::stack_position());
+    while let Ok(job) = receiver.recv() {
+        spare::run(job);
+    }
+    leave_thread();
+}

@@ -1,0 +1,692 @@
+//! Pools of worker threads: the [`Pool`] handle, the worker side each
+//! backend installs on its threads, and submission. One file per backend
+//! ([`rayon`](self::rayon), [`channel`]); compensation in [`spare`]; the
+//! builder and the environment in [`builder`].
+
+mod builder;
+mod channel;
+mod rayon;
+pub(crate) mod spare;
+
+pub use builder::{Backend, PoolBuilder};
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::Error;
+use crate::future::Future;
+use crate::park;
+use crate::pool::spare::{SpareConfig, Spares};
+use crate::task::{queued, reject_queued, run_inline, run_queued, run_task_with, Content, TaskRef};
+use crate::worker::{self, Job, Worker};
+
+/// A pool of worker threads running blocking closures; every submission
+/// returns a [`Future`].
+///
+/// A `Pool` is a cheap, cloneable handle. When the last handle is dropped
+/// the pool drains: queued tasks still run, then the threads are joined
+/// (see [`Pool::shutdown`]). A panicking task never kills a worker.
+///
+/// **Waits inside tasks.** A task may wait on other futures. A wait runs
+/// nothing but the very task it waits on, when that is still queued (on any
+/// pool): it never nests unrelated work on the waiting stack, so a mutex or
+/// a device lock held across a wait stays exclusive. A worker that sleeps in
+/// a wait is *compensated*: a spare thread (named like the workers) takes
+/// queued work, so the configured number of running tasks is kept, up to
+/// [`max_spare_threads`](PoolBuilder::max_spare_threads) spares; idle spares
+/// retire after [`spare_keep_alive`](PoolBuilder::spare_keep_alive). A
+/// one-thread pool still starts one task at a time. Nested and cross-pool
+/// waits without a cycle always finish; a cycle is reported as
+/// [`Error::Deadlock`].
+///
+/// # Examples
+///
+/// ```
+/// use concertina::Pool;
+///
+/// let pool = Pool::builder().threads(2).name("sim").build()?;
+/// let steps: Vec<_> = (0..4).map(|i| pool.spawn(move || i * i)).collect();
+/// let squares: Vec<u64> = steps.into_iter().map(|f| f.result()).collect::<Result<_, _>>()?;
+/// assert_eq!(squares, [0, 1, 4, 9]);
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: String,
+    /// Configured workers (0 for the inline backend).
+    threads: usize,
+    backend: Backend,
+    ctx: Arc<Ctx>,
+    exec: Exec,
+}
+
+enum Exec {
+    Rayon {
+        /// `None` once shut down.
+        pool: RwLock<Option<Arc<::rayon::ThreadPool>>>,
+        /// The pool's queue: each submission goes here, and a token job on
+        /// rayon takes one job from it (see [`rayon`](self::rayon));
+        /// `None` once shut down.
+        queue: RwLock<Option<Sender<Job>>>,
+        /// Our threads (empty for an adopted pool, whose threads are not ours).
+        handles: Mutex<Vec<JoinHandle<()>>>,
+        /// False for a pool adopted with [`Pool::from_rayon`].
+        owned: bool,
+    },
+    /// Our own workers over one channel; the sender is dropped at shutdown.
+    Channel {
+        sender: RwLock<Option<Sender<Job>>>,
+        handles: Mutex<Vec<JoinHandle<()>>>,
+    },
+    Inline,
+}
+
+/// Accepting submissions.
+const OPEN: u8 = 0;
+/// Shut down: new submissions fail; queued tasks still run.
+const DRAINING: u8 = 1;
+/// Shut down now: new submissions fail; queued tasks fail with `Shutdown`.
+const DISCARDING: u8 = 2;
+
+/// What a worker thread knows of its pool. It holds no strong reference to
+/// the pool itself, so that dropping the last `Pool` shuts the pool down.
+pub(crate) struct Ctx {
+    /// OPEN, DRAINING or DISCARDING; only ever raised.
+    closing: AtomicU8,
+    pool: OnceLock<Weak<Shared>>,
+    /// Compensation for blocked workers (`None` for the inline backend).
+    spares: Option<Arc<Spares>>,
+    stack_size: Option<usize>,
+    /// Tasks in flight on an adopted rayon pool.
+    live: Mutex<usize>,
+    quiet: Condvar,
+}
+
+impl Ctx {
+    fn new(spares: Option<Arc<Spares>>, stack_size: Option<usize>) -> Arc<Ctx> {
+        let ctx = Arc::new(Ctx {
+            closing: AtomicU8::new(OPEN),
+            pool: OnceLock::new(),
+            spares,
+            stack_size,
+            live: Mutex::new(0),
+            quiet: Condvar::new(),
+        });
+        if let Some(spares) = &ctx.spares {
+            let weak = Arc::downgrade(&ctx);
+            spares.set_enter(Arc::new(move |base| {
+                if let Some(ctx) = weak.upgrade() {
+                    enter_thread(&ctx, base);
+                }
+            }));
+        }
+        ctx
+    }
+
+    fn closing(&self) -> u8 {
+        // Acquire: pairs with the AcqRel `fetch_max` in `close`.
+        self.closing.load(Ordering::Acquire)
+    }
+
+    fn add_live(&self) {
+        *self.live.lock() += 1;
+    }
+
+    fn sub_live(&self) {
+        let mut live = self.live.lock();
+        *live -= 1;
+        if *live == 0 {
+            self.quiet.notify_all();
+        }
+    }
+
+    fn wait_quiet(&self) {
+        let mut live = self.live.lock();
+        self.quiet.wait_while(&mut live, |live| *live > 0);
+    }
+}
+
+impl Ctx {
+    /// Runs one job of the pool's queue, if any is left (a rayon token).
+    fn run_one(&self) {
+        if let Some(job) = self.spares.as_ref().and_then(|s| s.try_take()) {
+            spare::run(job);
+        }
+    }
+}
+
+impl Worker for Ctx {
+    fn blocked(&self) {
+        if let Some(spares) = &self.spares {
+            spares.blocked();
+        }
+    }
+
+    fn unblocked(&self) {
+        if let Some(spares) = &self.spares {
+            spares.unblocked();
+        }
+    }
+
+    fn dispatch(&self, job: Job) {
+        match &self.spares {
+            Some(spares) => spares.dispatch(job),
+            None => job(),
+        }
+    }
+}
+
+thread_local! {
+    /// The pool whose worker this thread is (while it runs a task, for an
+    /// adopted rayon pool).
+    static CTX: RefCell<Option<Arc<Ctx>>> = const { RefCell::new(None) };
+}
+
+/// Makes this thread a worker of `ctx`; `base` is where its stack began.
+fn enter_thread(ctx: &Arc<Ctx>, base: usize) {
+    worker::install(ctx.clone(), base, ctx.stack_size);
+    CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
+}
+
+fn leave_thread() {
+    worker::uninstall();
+    CTX.with(|c| c.borrow_mut().take());
+}
+
+/// On a pool worker: `Some(pool)`, or `Some(None)` when the pool is gone
+/// (its last handle dropped); `None` on other threads.
+pub(crate) fn current() -> Option<Option<Pool>> {
+    CTX.with(|c| {
+        c.borrow().as_ref().map(|ctx| {
+            ctx.pool
+                .get()
+                .and_then(Weak::upgrade)
+                .map(|shared| Pool { shared })
+        })
+    })
+}
+
+/// True on a worker of a pool shut down with `shutdown_now`: queued work
+/// must fail with `Shutdown` instead of running.
+fn discarding() -> bool {
+    CTX.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|ctx| ctx.closing() == DISCARDING)
+    })
+}
+
+/// Work on its way to a worker: it runs there, or, when the pool is shut
+/// down, it is rejected and fails what waits on it. Never just dropped.
+pub(crate) trait Work: Send + 'static {
+    fn run(self);
+    fn reject(self);
+}
+
+/// A task on its way to a worker. Its closure waits in the task's state, so
+/// that a wait on the task may claim and run it first; the job runs it only
+/// if nobody did, or fails it with `Shutdown` after `shutdown_now`.
+struct TaskJob<T> {
+    task: TaskRef<T>,
+}
+
+impl<T: Send + 'static> Work for TaskJob<T> {
+    fn run(self) {
+        if discarding() {
+            reject_queued(self.task);
+        } else {
+            run_queued(self.task);
+        }
+    }
+
+    fn reject(self) {
+        reject_queued(self.task);
+    }
+}
+
+impl Shared {
+    /// True when the calling thread is one of this pool's workers.
+    fn on_own_worker(&self) -> bool {
+        CTX.with(|c| {
+            c.borrow()
+                .as_ref()
+                .is_some_and(|ctx| Arc::ptr_eq(ctx, &self.ctx))
+        })
+    }
+
+    /// Stops accepting work; with `mode == DISCARDING`, queued tasks fail
+    /// with `Shutdown` instead of running. Then, with `wait`, waits until
+    /// every thread (spares too) has finished — unless called from one of
+    /// them, which cannot wait for itself.
+    fn close(&self, mode: u8, wait: bool) {
+        // AcqRel: a submission that reads the raised value refuses; the
+        // backend below is taken out under its write lock.
+        self.ctx.closing.fetch_max(mode, Ordering::AcqRel);
+        let handles = match &self.exec {
+            Exec::Inline => Vec::new(),
+            Exec::Rayon {
+                pool,
+                queue,
+                handles,
+                ..
+            } => {
+                // Dropping rayon's pool lets its threads finish queued work
+                // (the tokens) and exit.
+                let pool = pool.write().take();
+                drop(pool);
+                let queue = queue.write().take();
+                drop(queue);
+                std::mem::take(&mut *handles.lock())
+            }
+            Exec::Channel { sender, handles } => {
+                let sender = sender.write().take();
+                drop(sender);
+                std::mem::take(&mut *handles.lock())
+            }
+        };
+        if let Some(spares) = &self.ctx.spares {
+            spares.close();
+        }
+        if !wait || self.on_own_worker() {
+            return;
+        }
+        self.ctx.wait_quiet();
+        for handle in handles {
+            let _ = handle.join();
+        }
+        if let Some(spares) = &self.ctx.spares {
+            spares.join();
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Inside a task, a task of this pool may be waiting on this one:
+        // joining could never end. The threads drain and exit on their own.
+        let in_task = worker::on_worker() || park::frame().is_some();
+        self.close(DRAINING, !in_task);
+    }
+}
+
+impl Pool {
+    /// Starts the threads of a new pool.
+    fn start(name: String, backend: Backend, spares: SpareConfig) -> Result<Pool, Error> {
+        let threads = spares.threads;
+        let stack_size = spares.stack_size;
+        let (ctx, exec, threads) = match backend {
+            Backend::Inline => (Ctx::new(None, None), Exec::Inline, 0),
+            Backend::Rayon => {
+                let (queue, receiver) = crossbeam_channel::unbounded::<Job>();
+                let ctx = Ctx::new(Some(Spares::new(spares, receiver)), stack_size);
+                let (pool, handles) = rayon::start(&ctx, &name, threads, stack_size)?;
+                let exec = Exec::Rayon {
+                    pool: RwLock::new(Some(Arc::new(pool))),
+                    queue: RwLock::new(Some(queue)),
+                    handles: Mutex::new(handles),
+                    owned: true,
+                };
+                (ctx, exec, threads)
+            }
+            Backend::Crossbeam => {
+                let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
+                let ctx = Ctx::new(Some(Spares::new(spares, receiver.clone())), stack_size);
+                let handles = channel::start(&ctx, &name, threads, stack_size, receiver)?;
+                let exec = Exec::Channel {
+                    sender: RwLock::new(Some(sender)),
+                    handles: Mutex::new(handles),
+                };
+                (ctx, exec, threads)
+            }
+        };
+        Ok(Pool::assemble(name, threads, backend, ctx, exec))
+    }
+
+    fn assemble(name: String, threads: usize, backend: Backend, ctx: Arc<Ctx>, exec: Exec) -> Pool {
+        let shared = Arc::new(Shared {
+            name,
+            threads,
+            backend,
+            ctx,
+            exec,
+        });
+        let _ = shared.ctx.pool.set(Arc::downgrade(&shared));
+        Pool { shared }
+    }
+
+    /// A builder for a new pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().threads(2).build()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// Runs tasks on a rayon pool the application already has. Shutting this
+    /// `Pool` down stops its submissions and waits for its tasks, but leaves
+    /// the rayon pool running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let rayon_pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap());
+    /// let pool = concertina::Pool::from_rayon(rayon_pool.clone(), "shared");
+    /// assert_eq!(pool.spawn(|| rayon::current_thread_index().is_some()).result(), Ok(true));
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn from_rayon(pool: Arc<::rayon::ThreadPool>, name: impl Into<String>) -> Pool {
+        let name = name.into();
+        let threads = pool.current_num_threads();
+        let (queue, receiver) = crossbeam_channel::unbounded::<Job>();
+        let spares = SpareConfig {
+            name: name.clone(),
+            threads,
+            stack_size: None,
+            max: builder::DEFAULT_SPARES,
+            keep_alive: builder::DEFAULT_KEEP_ALIVE,
+        };
+        let ctx = Ctx::new(Some(Spares::new(spares, receiver)), None);
+        let exec = Exec::Rayon {
+            pool: RwLock::new(Some(pool)),
+            queue: RwLock::new(Some(queue)),
+            handles: Mutex::new(Vec::new()),
+            owned: false,
+        };
+        Pool::assemble(name, threads, Backend::Rayon, ctx, exec)
+    }
+
+    /// Submits `f` and returns the handle of its result.
+    ///
+    /// With the inline backend, `f` runs before this returns. After
+    /// [`shutdown`](Pool::shutdown), the returned future has failed with
+    /// [`Error::Shutdown`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().threads(1).build()?;
+    /// let reading = pool.spawn(|| 21.5_f64);
+    /// assert_eq!(reading.result()?, 21.5);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn spawn<T, F>(&self, f: F) -> Future<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.spawn_try(move || Ok(f()))
+    }
+
+    /// Submits `f`, which may fail with an [`Error`] of its own.
+    pub(crate) fn spawn_try<T, F>(&self, f: F) -> Future<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
+    {
+        if let Exec::Inline = self.shared.exec {
+            if self.shared.ctx.closing() == OPEN {
+                return Future::from_shared(run_inline(f));
+            }
+        }
+        // The closure waits beside the task's state, in one allocation.
+        let task = queued(f);
+        self.execute(TaskJob { task: task.clone() });
+        Future::from_shared(task)
+    }
+
+    /// Submits `f` to settle `task`, a task made before its closure was
+    /// known (a `then` continuation): the closure is boxed into the state.
+    /// Nothing when the task was decided meanwhile (cancelled).
+    pub(crate) fn spawn_into<T, F>(&self, task: TaskRef<T>, f: F)
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        if let Exec::Inline = self.shared.exec {
+            // Straight to the task: an inline task runs even on a worker of a
+            // pool that is being shut down.
+            if self.shared.ctx.closing() == OPEN {
+                run_task_with(task, move || Ok(f()), |_| ());
+            } else {
+                task.settle(Err(Error::Shutdown), false);
+            }
+            return;
+        }
+        if task.put(Content::Queued(Box::new(move || Ok(f())))) {
+            self.execute(TaskJob { task });
+        }
+    }
+
+    /// Runs work on the pool (on the caller for the inline backend), or
+    /// rejects it on this thread when the pool is shut down.
+    pub(crate) fn execute<W: Work>(&self, work: W) {
+        let shared = &*self.shared;
+        // `close` marks the pool closing before it takes the backend out, and
+        // it needs the write lock for that: a submission that sees the pool
+        // open under the read lock is queued before the drain, and one that
+        // starts after `is_shutdown()` turned true is refused.
+        let open = || shared.ctx.closing() == OPEN;
+        let rejected = match &shared.exec {
+            Exec::Inline => {
+                if open() {
+                    work.run();
+                    None
+                } else {
+                    Some(work)
+                }
+            }
+            Exec::Rayon {
+                pool, queue, owned, ..
+            } => match (&*pool.read(), &*queue.read()) {
+                (Some(pool), Some(queue)) if open() => {
+                    // The pool keeps a receiver, so a send cannot fail while the sender lives.
+                    let _ = queue.send(Box::new(move || work.run()));
+                    if *owned {
+                        rayon::spawn_token(pool);
+                    } else {
+                        rayon::spawn_adopted(pool, &shared.ctx);
+                    }
+                    None
+                }
+                _ => Some(work),
+            },
+            Exec::Channel { sender, .. } => match &*sender.read() {
+                // The pool keeps a receiver, so a send cannot fail while the sender lives.
+                Some(sender) if open() => {
+                    let _ = sender.send(Box::new(move || work.run()));
+                    None
+                }
+                _ => Some(work),
+            },
+        };
+        if let Some(work) = rejected {
+            work.reject();
+        }
+    }
+
+    /// Turns `f` into a function that runs `f` on this pool and returns a
+    /// `Future` (Concert's `@async`). Several arguments travel as a tuple.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().threads(2).build()?;
+    /// let read_channel = pool.asynchronous(|channel: u8| f64::from(channel) * 0.5);
+    /// let readings: Vec<_> = (0..3).map(|c| read_channel(c)).collect();
+    /// assert_eq!(readings.into_iter().map(|f| f.result().unwrap()).collect::<Vec<_>>(), [0.0, 0.5, 1.0]);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn asynchronous<A, T, F>(
+        &self,
+        f: F,
+    ) -> impl Fn(A) -> Future<T> + Clone + Send + Sync + 'static
+    where
+        A: Send + 'static,
+        T: Send + 'static,
+        F: Fn(A) -> T + Send + Sync + 'static,
+    {
+        let pool = self.clone();
+        let f = Arc::new(f);
+        move |arg| {
+            let f = f.clone();
+            pool.spawn(move || f(arg))
+        }
+    }
+
+    /// Shuts the pool down, draining: new submissions fail with
+    /// [`Error::Shutdown`], every task already queued still runs, and this
+    /// call returns when all of them have finished and the threads have
+    /// exited (spare threads too). Called from one of the pool's own tasks,
+    /// it does not wait. Dropping the last `Pool` handle does the same, but
+    /// waits only on a thread that runs no task: dropped inside a task (which
+    /// a task of this pool may be waiting on), it lets the threads finish and
+    /// exit on their own. Calling it again is harmless.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Error, Pool};
+    ///
+    /// let pool = Pool::builder().threads(1).build()?;
+    /// let queued = pool.spawn(|| "ran");
+    /// pool.shutdown();
+    /// assert_eq!(queued.result(), Ok("ran"));
+    /// assert_eq!(pool.spawn(|| "late").result(), Err(Error::Shutdown));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn shutdown(&self) {
+        self.shared.close(DRAINING, true);
+    }
+
+    /// Shuts the pool down, discarding: new submissions and every task still
+    /// queued fail with [`Error::Shutdown`] without running; running tasks
+    /// finish. Returns when the threads have exited (Python's
+    /// `shutdown(cancel_futures=True)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Backend, Error, Pool};
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+    /// let (started_tx, started) = mpsc::channel();
+    /// let running = pool.spawn(move || { started_tx.send(()).unwrap(); 1 });
+    /// started.recv().unwrap();
+    /// let queued = pool.spawn(|| 2);
+    /// pool.shutdown_now();
+    /// assert_eq!(running.result(), Ok(1));
+    /// assert!(matches!(queued.result(), Ok(2) | Err(Error::Shutdown)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn shutdown_now(&self) {
+        self.shared.close(DISCARDING, true);
+    }
+
+    /// True after [`shutdown_now`](Pool::shutdown_now): queued work fails
+    /// with `Shutdown` instead of running.
+    pub(crate) fn is_discarding(&self) -> bool {
+        self.shared.ctx.closing() == DISCARDING
+    }
+
+    /// True once [`shutdown`](Pool::shutdown) or
+    /// [`shutdown_now`](Pool::shutdown_now) was called; from then on every
+    /// submission fails with [`Error::Shutdown`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().threads(1).build()?;
+    /// assert!(!pool.is_shutdown());
+    /// pool.shutdown();
+    /// assert!(pool.is_shutdown());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.shared.ctx.closing() != OPEN
+    }
+
+    /// The number of spare threads alive now (compensating blocked workers,
+    /// or idle until their keep-alive ends).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().threads(1).build()?;
+    /// assert_eq!(pool.spare_threads(), 0, "nothing is blocked");
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn spare_threads(&self) -> usize {
+        self.shared.ctx.spares.as_ref().map_or(0, |s| s.live())
+    }
+
+    /// The pool's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().name("camera").build()?;
+    /// assert_eq!(pool.name(), "camera");
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The number of worker threads (0 for the inline backend).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Backend, Pool};
+    ///
+    /// assert_eq!(Pool::builder().backend(Backend::Inline).build()?.threads(), 0);
+    /// assert_eq!(Pool::builder().backend(Backend::Rayon).threads(3).build()?.threads(), 3);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn threads(&self) -> usize {
+        self.shared.threads
+    }
+
+    /// The backend the pool runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Backend, Pool};
+    ///
+    /// let pool = Pool::builder().backend(Backend::Crossbeam).threads(1).build()?;
+    /// assert_eq!(pool.backend(), Backend::Crossbeam);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn backend(&self) -> Backend {
+        self.shared.backend
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.shared.name)
+            .field("backend", &self.shared.backend)
+            .field("threads", &self.shared.threads)
+            .field("shutdown", &self.is_shutdown())
+            .finish()
+    }
+}

@@ -1,0 +1,278 @@
+//! Compensation: spare threads that keep a pool's configured number of
+//! tasks running while some of its workers are blocked in waits.
+//!
+//! A worker that is about to sleep in a wait tells the pool
+//! ([`Spares::blocked`]); the pool then owes one running thread more. A spare
+//! thread that is owed ("entitled") takes queued work from the pool's lane
+//! (the pool's own queue, which the workers take from too). When
+//! the blocked worker wakes it goes on at once — waiting for a free slot
+//! could deadlock on a mutex the waking task holds — so for a moment the
+//! pool may run one task more than configured; a spare that is no longer
+//! owed finishes its task and takes no new one. Idle spares retire after the
+//! pool's keep-alive.
+//!
+//! The number of spares is capped (`PoolBuilder::max_spare_threads`); at the
+//! cap, blocked workers are not compensated. A claimed task too deep for
+//! its claimer's stack ([`Spares::dispatch`]) always gets a thread.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use parking_lot::{Condvar, Mutex};
+
+use crate::worker::{self, Job};
+
+/// How a pool's spare threads are made.
+#[derive(Clone, Debug)]
+pub(crate) struct SpareConfig {
+    /// The pool's name: spares are called `concertina-<name>-<n>` too,
+    /// numbered after the configured workers.
+    pub(crate) name: String,
+    /// The configured number of workers (the first spare's number).
+    pub(crate) threads: usize,
+    pub(crate) stack_size: Option<usize>,
+    /// At most this many spares at once.
+    pub(crate) max: usize,
+    /// An idle spare retires after this long.
+    pub(crate) keep_alive: Duration,
+}
+
+pub(crate) struct Spares {
+    config: SpareConfig,
+    state: Mutex<State>,
+    /// Spares that are not owed a slot sleep here.
+    gate: Condvar,
+    /// Where spares take queued work from.
+    lane: Receiver<Job>,
+    /// Live and finished spare threads, joined at shutdown.
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    /// Makes a new spare thread a worker of the pool (given where its
+    /// stack began).
+    enter: Mutex<Option<Enter>>,
+}
+
+type Enter = Arc<dyn Fn(usize) + Send + Sync>;
+
+#[derive(Default)]
+struct State {
+    /// Threads of this pool (workers and spares) blocked in a wait.
+    blocked: usize,
+    /// Spares owed a slot: waiting on the lane, or running a task (and not
+    /// blocked). At most `blocked`, except for a moment after a wake.
+    entitled: usize,
+    /// Spares waiting at the gate.
+    gated: usize,
+    /// Live spare threads.
+    spares: usize,
+    /// Numbers spares after the workers.
+    next_index: usize,
+    /// Claimed tasks handed over by a deep stack, for the next free spare.
+    dispatched: VecDeque<Job>,
+    /// Set at shutdown: spares that are not owed retire.
+    closed: bool,
+}
+
+thread_local! {
+    /// True on a spare thread.
+    static SPARE: Cell<bool> = const { Cell::new(false) };
+}
+
+impl Spares {
+    pub(crate) fn new(config: SpareConfig, lane: Receiver<Job>) -> Arc<Spares> {
+        Arc::new(Spares {
+            config,
+            state: Mutex::new(State::default()),
+            gate: Condvar::new(),
+            lane,
+            handles: Mutex::new(Vec::new()),
+            enter: Mutex::new(None),
+        })
+    }
+
+    /// What makes a spare thread a worker of the pool.
+    pub(crate) fn set_enter(&self, enter: Enter) {
+        *self.enter.lock() = Some(enter);
+    }
+
+    /// True when a spare is owed a slot.
+    fn owed(&self, state: &State) -> bool {
+        state.entitled < state.blocked
+    }
+
+    /// Takes one job from the pool's queue without waiting (a rayon token).
+    #[inline]
+    pub(crate) fn try_take(&self) -> Option<Job> {
+        self.lane.try_recv().ok()
+    }
+
+    /// A thread of this pool is about to sleep in a wait.
+    pub(crate) fn blocked(self: &Arc<Self>) {
+        let mut state = self.state.lock();
+        state.blocked += 1;
+        if SPARE.with(Cell::get) {
+            state.entitled -= 1;
+        }
+        if self.owed(&state) {
+            if state.gated > 0 {
+                self.gate.notify_one();
+            } else if state.spares < self.config.max && !state.closed {
+                self.spawn(&mut state, None);
+            }
+        }
+    }
+
+    /// The wait announced by [`Spares::blocked`] is over; the thread goes on
+    /// at once.
+    pub(crate) fn unblocked(&self) {
+        let mut state = self.state.lock();
+        state.blocked -= 1;
+        if SPARE.with(Cell::get) {
+            state.entitled += 1;
+        }
+    }
+
+    /// Runs `job` on a spare thread at once (a free one, else a new one).
+    pub(crate) fn dispatch(self: &Arc<Self>, job: Job) {
+        let mut state = self.state.lock();
+        if state.gated > 0 {
+            state.dispatched.push_back(job);
+            self.gate.notify_one();
+        } else {
+            state.entitled += 1;
+            self.spawn(&mut state, Some(job));
+        }
+    }
+
+    /// Spare threads that are not owed retire; the others finish what they
+    /// do and retire when the lane is closed and empty.
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
+        self.gate.notify_all();
+    }
+
+    /// Waits until every spare thread has exited.
+    pub(crate) fn join(&self) {
+        loop {
+            let handles = std::mem::take(&mut *self.handles.lock());
+            if handles.is_empty() {
+                if self.state.lock().spares == 0 {
+                    return;
+                }
+                // A spare being started has not stored its handle yet.
+                std::thread::yield_now();
+                continue;
+            }
+            for handle in handles {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// The number of live spare threads.
+    pub(crate) fn live(&self) -> usize {
+        self.state.lock().spares
+    }
+
+    fn spawn(self: &Arc<Self>, state: &mut State, first: Option<Job>) {
+        let index = self.config.threads + state.next_index;
+        let mut builder =
+            std::thread::Builder::new().name(format!("concertina-{}-{index}", self.config.name));
+        if let Some(bytes) = self.config.stack_size {
+            builder = builder.stack_size(bytes);
+        }
+        let spares = self.clone();
+        let (first, returned) = match first {
+            Some(job) => {
+                let shared = Arc::new(Mutex::new(Some(job)));
+                (Some(shared.clone()), Some(shared))
+            }
+            None => (None, None),
+        };
+        match builder.spawn(move || spares.main(first.and_then(|f| f.lock().take()))) {
+            Ok(handle) => {
+                state.spares += 1;
+                state.next_index += 1;
+                let mut handles = self.handles.lock();
+                handles.retain(|h| !h.is_finished());
+                handles.push(handle);
+            }
+            Err(_) => {
+                // No thread: a dispatched job runs on the caller instead
+                // (deeper, but it runs); a compensation is simply not made.
+                if let Some(job) = returned.and_then(|r| r.lock().take()) {
+                    state.entitled -= 1;
+                    job();
+                }
+            }
+        }
+    }
+
+    fn main(self: Arc<Self>, first: Option<Job>) {
+        let base = worker::stack_position();
+        let enter = self.enter.lock().clone();
+        if let Some(enter) = enter {
+            enter(base);
+        }
+        SPARE.with(|s| s.set(true));
+        if let Some(job) = first {
+            run(job);
+            self.state.lock().entitled -= 1;
+        }
+        while self.serve() {}
+        self.state.lock().spares -= 1;
+        worker::uninstall();
+    }
+
+    /// Waits to be owed a slot, then runs one job; false when the spare
+    /// should retire.
+    fn serve(&self) -> bool {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(job) = state.dispatched.pop_front() {
+                state.entitled += 1;
+                drop(state);
+                run(job);
+                self.state.lock().entitled -= 1;
+                return true;
+            }
+            if self.owed(&state) {
+                state.entitled += 1;
+                break;
+            }
+            if state.closed {
+                return false;
+            }
+            state.gated += 1;
+            let timed_out = self
+                .gate
+                .wait_for(&mut state, self.config.keep_alive)
+                .timed_out();
+            state.gated -= 1;
+            if timed_out && state.dispatched.is_empty() && !self.owed(&state) {
+                return false;
+            }
+        }
+        drop(state);
+        let job = self.lane.recv_timeout(self.config.keep_alive);
+        let go_on = match job {
+            Ok(job) => {
+                run(job);
+                true
+            }
+            // Idle for the keep-alive: retire unless a worker is still blocked.
+            Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Disconnected) => false,
+        };
+        self.state.lock().entitled -= 1;
+        go_on
+    }
+}
+
+/// Runs a job, keeping any panic (from a value's `Drop`, say) off the thread.
+pub(crate) fn run(job: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+}

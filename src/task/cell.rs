@@ -1,0 +1,329 @@
+//! A task as its handles hold it: the shared state with the closure kept
+//! beside it in one allocation, erased behind [`Task`]; and claiming, the
+//! one way a wait runs anything: the very task it waits on, while that is
+//! still queued.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::cancel::Cancellable;
+use crate::error::Error;
+use crate::interrupt::Wakeable;
+use crate::park::{self, Node, Waits};
+use crate::sync::Mutex;
+use crate::task::inner::{Content, Inner};
+use crate::task::listener::{Listener, Watchable};
+use crate::task::phase::{self, PENDING};
+use crate::task::run::run_task_with;
+use crate::worker::{self, Job};
+
+use std::sync::atomic::Ordering;
+
+/// A task's state as its handles hold it.
+pub(crate) type TaskRef<T> = Arc<dyn Task<T>>;
+
+/// A task's state ([`Inner`]) and the closure kept beside it.
+pub(crate) trait Task<T>: Watchable + Wakeable + Send + Sync {
+    fn state(&self) -> &Inner<T>;
+
+    /// Runs the closure kept beside the state on this thread (for whoever
+    /// took the task out of its queue, see [`Content::Own`]); nothing when
+    /// it was dropped because the task was decided first.
+    fn run_own(self: Arc<Self>);
+
+    /// The closure kept beside the state, as a job that runs it (for a
+    /// claim handed to a spare thread).
+    fn own_job(self: Arc<Self>) -> Option<Job>;
+}
+
+impl<T> Deref for dyn Task<T> {
+    type Target = Inner<T>;
+
+    fn deref(&self) -> &Inner<T> {
+        self.state()
+    }
+}
+
+/// A task's state with the closure it runs, in one allocation.
+struct TaskCell<T, F> {
+    state: Inner<T>,
+    /// The closure until whoever runs it takes it; dropped at once when the
+    /// task is decided before it ran.
+    job: Mutex<Option<F>>,
+}
+
+/// A task queued on a pool, its closure beside its state.
+pub(crate) fn queued<T, F>(f: F) -> TaskRef<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    Arc::new(TaskCell {
+        state: Inner::with(PENDING, Content::Own),
+        job: Mutex::new(Some(f)),
+    })
+}
+
+/// A task that keeps no closure beside its state (a finished future, a
+/// derived one, an instance call).
+pub(crate) fn detached<T: Send + 'static>(phase: u8, content: Content<T>) -> TaskRef<T> {
+    fn no_job<T, F>(state: Inner<T>, _type_only: F) -> TaskRef<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
+    {
+        Arc::new(TaskCell {
+            state,
+            job: Mutex::new(None::<F>),
+        })
+    }
+    // A closure that captures nothing takes no space: the empty job slot
+    // costs these tasks a byte or two of padding, not a pointer.
+    no_job(Inner::with(phase, content), || Err(Error::Cancelled))
+}
+
+impl<T, F> TaskCell<T, F> {
+    /// Drops the closure once the task is decided without having run it
+    /// (cancelled, refused), so that what it holds is released at once.
+    fn drop_job_if_decided(&self) {
+        // A closure without drop glue (one that captures nothing to drop,
+        // or a task that keeps none) has nothing to release early.
+        if std::mem::needs_drop::<F>()
+            && phase::is_decided(self.state.phase.load(Ordering::Acquire))
+        {
+            let job = self.job.lock().take();
+            drop(job);
+        }
+    }
+
+    fn key(&self) -> usize {
+        self as *const Self as *const () as usize
+    }
+}
+
+impl<T, F> Task<T> for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    fn state(&self) -> &Inner<T> {
+        &self.state
+    }
+
+    fn run_own(self: Arc<Self>) {
+        let job = self.job.lock().take();
+        if let Some(f) = job {
+            run_task_with(self, f, |_| ());
+        }
+    }
+
+    fn own_job(self: Arc<Self>) -> Option<Job> {
+        let f = self.job.lock().take()?;
+        Some(Box::new(move || run_task_with(self, f, |_| ())))
+    }
+}
+
+impl<T: Send + 'static, F: Send> Cancellable for TaskCell<T, F> {
+    fn cancel(&self) -> bool {
+        let won = self.state.cancel();
+        self.drop_job_if_decided();
+        won
+    }
+
+    fn phase(&self) -> u8 {
+        self.state.phase()
+    }
+
+    fn is_done(&self) -> bool {
+        phase::is_published(self.state.phase())
+    }
+
+    fn is_cancelled_and_done(&self) -> bool {
+        self.state.phase() == phase::CANCELLED
+    }
+
+    fn phase_name(&self) -> &'static str {
+        phase::name(self.state.phase())
+    }
+
+    fn fail(&self, error: Error) {
+        self.state.fail(error);
+        self.drop_job_if_decided();
+    }
+
+    fn interrupt(&self) {
+        self.state.interrupt();
+        self.drop_job_if_decided();
+    }
+}
+
+impl<T: Send + 'static, F: Send> Wakeable for TaskCell<T, F> {
+    fn wake(&self) {
+        self.state.wake();
+    }
+}
+
+impl<T: Send + 'static, F: Send> Node for TaskCell<T, F> {
+    fn waits(&self) -> Waits {
+        self.state.waits(self.key())
+    }
+
+    fn describe(&self) -> String {
+        let name = std::any::type_name::<F>();
+        match self.state.kind() {
+            Some(kind) => kind,
+            None if name.contains("::no_job") => "a task".to_owned(),
+            None => format!("task `{name}`"),
+        }
+    }
+
+    fn set_waiting(&self, waits: Option<Waits>) {
+        self.state.set_waiting(waits);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.state.is_cancelled()
+    }
+}
+
+impl<T, F> Watchable for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    fn watch(&self, listener: &Arc<Listener>, key: u64) -> bool {
+        self.state.watch(listener, key)
+    }
+
+    fn unwatch(&self, listener: &Arc<Listener>) {
+        self.state.unwatch(listener);
+    }
+
+    fn claim(self: Arc<Self>, here: bool) -> bool {
+        let task: TaskRef<T> = self;
+        task.claim_queued(here)
+    }
+}
+
+/// What a claim took out of a task's slot.
+enum Claimed<T> {
+    Own,
+    Boxed(crate::task::inner::Boxed<T>),
+    Call(Arc<dyn crate::task::inner::Queue>),
+    Sources(Vec<Arc<dyn Watchable>>),
+}
+
+impl<T: Send + 'static> dyn Task<T> {
+    /// On a pool worker, runs this task when it is still queued: here, as
+    /// part of the wait (the waiting task's frame records that it waits on
+    /// it), or, when this stack is more than half used, on a spare thread of
+    /// the worker's pool. An instance call is claimed by running its queue
+    /// up to it; a derived future by claiming its sources. True when
+    /// something was claimed.
+    ///
+    /// Nothing else is ever run inside a wait. A wait with a deadline
+    /// passes `here = false`: it hands what it claims to a spare thread, so
+    /// that it can still return at its deadline.
+    pub(crate) fn claim_queued(self: &Arc<Self>, here: bool) -> bool {
+        if self.phase() != PENDING || !worker::on_worker() {
+            return false;
+        }
+        let claimed = {
+            let mut slot = self.slot.lock();
+            match &slot.content {
+                Content::Own | Content::Queued(_) => {
+                    match std::mem::replace(&mut slot.content, Content::Empty) {
+                        Content::Queued(f) => Claimed::Boxed(f),
+                        _ => Claimed::Own,
+                    }
+                }
+                Content::OnInstance(queue) => match queue.upgrade() {
+                    Some(queue) => Claimed::Call(queue),
+                    None => return false,
+                },
+                Content::After(sources) => {
+                    Claimed::Sources(sources.iter().filter_map(|s| s.upgrade()).collect())
+                }
+                _ => return false,
+            }
+        };
+        let here = here && worker::stack_room();
+        let node: Arc<dyn Node> = self.clone();
+        let me = self.clone();
+        let job: Job = match claimed {
+            Claimed::Sources(sources) => return sources.into_iter().any(|s| s.claim(here)),
+            Claimed::Own if here => {
+                let _waiting = park::record(|| Waits::All(vec![node]));
+                me.run_own();
+                return true;
+            }
+            Claimed::Own => match me.own_job() {
+                Some(job) => job,
+                None => return true,
+            },
+            Claimed::Boxed(f) if here => {
+                let _waiting = park::record(|| Waits::All(vec![node]));
+                run_task_with(me, f, |_| ());
+                return true;
+            }
+            Claimed::Boxed(f) => Box::new(move || run_task_with(me, f, |_| ())),
+            Claimed::Call(queue) if here => {
+                let _waiting = park::record(|| Waits::All(vec![node]));
+                return queue.claim(key_of(self));
+            }
+            Claimed::Call(queue) => {
+                let key = key_of(self);
+                Box::new(move || {
+                    queue.claim(key);
+                })
+            }
+        };
+        match worker::current() {
+            Some(worker) => worker.dispatch(job),
+            None => job(),
+        }
+        true
+    }
+}
+
+/// The identity of a task in the wait graph (as [`park`] computes it).
+pub(crate) fn key_of<T>(task: &TaskRef<T>) -> usize {
+    Arc::as_ptr(task) as *const () as usize
+}
+
+impl<T: Send + 'static> dyn Task<T> {
+    /// Blocks until the outcome is published or the deadline passes; true
+    /// when published. Claims the task first when it is still queued (see
+    /// [`claim_queued`](Self::claim_queued)). A Ctrl-C during the wait cancels this task
+    /// with `Err(Interrupted)` (its cleanup runs here), unless it finished
+    /// first; a wait that closes a deadlock fails it with `Err(Deadlock)`.
+    pub(crate) fn wait_until(self: &Arc<Self>, deadline: Option<std::time::Instant>) -> bool {
+        if phase::is_published(self.phase()) {
+            return true;
+        }
+        // A wait with a deadline does not run the task here (it could keep
+        // the wait far past its deadline): a spare thread runs it.
+        self.claim_queued(deadline.is_none());
+        let waits = || Waits::All(vec![self.clone() as Arc<dyn Node>]);
+        loop {
+            let blocked = park::block(
+                &self.slot,
+                &self.cond,
+                |_| phase::is_published(self.phase()),
+                || phase::is_published(self.phase()),
+                deadline,
+                || self.clone(),
+                Some(&waits),
+            );
+            match blocked {
+                park::Blocked::Ready => return true,
+                park::Blocked::TimedOut => return false,
+                park::Blocked::Interrupted(registration) => {
+                    self.interrupt();
+                    drop(registration);
+                }
+                park::Blocked::Deadlock(error) => self.fail(error),
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Waiting for the first of many tasks: a [`Listener`] is told, with a key,
+//! when a task it watches is published.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cancel::Cancellable;
+use crate::interrupt::Wakeable;
+use crate::park::{block, Blocked, Node, Waits};
+use crate::sync::{AtomicUsize, Condvar, Mutex};
+
+use std::sync::atomic::Ordering;
+
+/// A task seen by a multi-future wait, whatever its value type.
+pub(crate) trait Watchable: Cancellable + Node {
+    /// Tells `listener` with `key` on publication; true (and nothing
+    /// registered) when already published.
+    fn watch(&self, listener: &Arc<Listener>, key: u64) -> bool;
+    /// Forgets `listener`.
+    fn unwatch(&self, listener: &Arc<Listener>);
+    /// Runs the task when it is still queued and this thread is a pool
+    /// worker: here when `here` and the stack has room, else on a spare
+    /// thread of this worker's pool; true when it did.
+    fn claim(self: Arc<Self>, here: bool) -> bool;
+}
+
+/// Told, with its key, when a watched task is published.
+pub(crate) struct Listener {
+    /// Keys of published tasks not yet taken, in publication order.
+    fired: Mutex<VecDeque<u64>>,
+    /// The length of `fired`, read without the lock by the quick check.
+    count: AtomicUsize,
+    cond: Condvar,
+}
+
+impl Listener {
+    pub(crate) fn new() -> Arc<Listener> {
+        Arc::new(Listener {
+            fired: Mutex::new(VecDeque::new()),
+            count: AtomicUsize::new(0),
+            cond: Condvar::new(),
+        })
+    }
+
+    /// True once a watched task was published and not yet taken.
+    pub(crate) fn has_fired(&self) -> bool {
+        // Acquire: pairs with the Release increment in `fire`, made after
+        // the key was queued (and after the task's outcome was published).
+        self.count.load(Ordering::Acquire) > 0
+    }
+
+    pub(crate) fn fire(&self, key: u64) {
+        let mut fired = self.fired.lock();
+        fired.push_back(key);
+        self.count.fetch_add(1, Ordering::Release);
+        self.cond.notify_all();
+    }
+
+    /// The key of the next published task, in publication order; `None`
+    /// when the deadline passed first.
+    ///
+    /// `watched` lists the tasks still watched: before sleeping, the wait
+    /// claims one of them that is still queued (see `Task::claim`); on a Ctrl-C it interrupts
+    /// every one of them, and when the wait closes a deadlock it fails every
+    /// one of them with it (so that they all publish), and goes on.
+    pub(crate) fn next(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        watched: impl Fn() -> Vec<Arc<dyn Watchable>>,
+    ) -> Option<u64> {
+        let mut claimed = false;
+        loop {
+            if !claimed && !self.has_fired() {
+                // Only a pool worker claims, and the first it can.
+                let here = deadline.is_none();
+                claimed =
+                    crate::worker::on_worker() && watched().into_iter().any(|t| t.claim(here));
+                if claimed {
+                    continue;
+                }
+            }
+            let waits = || {
+                let nodes = watched().into_iter().map(|t| t as Arc<dyn Node>);
+                Waits::Any(nodes.collect())
+            };
+            let blocked = block(
+                &self.fired,
+                &self.cond,
+                |fired| !fired.is_empty(),
+                || self.has_fired(),
+                deadline,
+                || self.clone(),
+                Some(&waits),
+            );
+            match blocked {
+                Blocked::Ready => break,
+                Blocked::TimedOut => return None,
+                Blocked::Interrupted(registration) => {
+                    watched().iter().for_each(|t| t.interrupt());
+                    drop(registration);
+                }
+                Blocked::Deadlock(error) => {
+                    watched().iter().for_each(|t| t.fail(error.clone()));
+                }
+            }
+        }
+        let key = self.fired.lock().pop_front()?;
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        Some(key)
+    }
+}
+
+impl Wakeable for Listener {
+    fn wake(&self) {
+        let _fired = self.fired.lock();
+        self.cond.notify_all();
+    }
+}

@@ -1,0 +1,118 @@
+//! What the running thread is, as the layers above the pools see it: a
+//! small [`Worker`] trait that each pool backend implements and installs on
+//! its threads, and how much stack the thread has left for running a task it
+//! waits on.
+//!
+//! The task layer never names a pool: it asks this trait to compensate a
+//! blocked worker, or to run a claimed task on a fresh stack.
+
+use std::cell::{Cell, RefCell};
+use std::sync::{Arc, OnceLock};
+
+/// A closure handed to a spare thread.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// A pool, as seen from one of its threads.
+pub(crate) trait Worker: Send + Sync {
+    /// This thread is about to sleep in a wait: the pool may let a spare
+    /// thread run queued work meanwhile, so that its configured number of
+    /// running tasks is kept.
+    fn blocked(&self);
+    /// The wait that [`Worker::blocked`] announced is over.
+    fn unblocked(&self);
+    /// Runs `job` on a spare thread of this pool, at once: the task a wait
+    /// claimed when this stack has no room left to run it.
+    fn dispatch(&self, job: Job);
+}
+
+/// The stack of a worker thread: where it began and how large it is.
+#[derive(Clone, Copy)]
+struct Stack {
+    base: usize,
+    size: usize,
+}
+
+thread_local! {
+    /// The pool this thread works for; `None` on other threads.
+    static WORKER: RefCell<Option<Arc<dyn Worker>>> = const { RefCell::new(None) };
+    static STACK: Cell<Option<Stack>> = const { Cell::new(None) };
+}
+
+/// Makes this thread a worker of `worker`, whose stack began at about
+/// `stack_base` ([`stack_position`] at the top of the thread's function)
+/// and holds `stack_size` bytes (`None`: the platform's default for spawned
+/// threads). For the thread's whole life.
+pub(crate) fn install(worker: Arc<dyn Worker>, stack_base: usize, stack_size: Option<usize>) {
+    let size = stack_size.unwrap_or_else(default_stack_size);
+    STACK.with(|s| {
+        s.set(Some(Stack {
+            base: stack_base,
+            size,
+        }))
+    });
+    WORKER.with(|w| *w.borrow_mut() = Some(worker));
+}
+
+/// Forgets what [`install`] set (a thread leaving its pool).
+pub(crate) fn uninstall() {
+    WORKER.with(|w| w.borrow_mut().take());
+    STACK.with(|s| s.set(None));
+}
+
+/// The address of a local of the caller: how deep its stack is, roughly.
+#[inline(never)]
+pub(crate) fn stack_position() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// The default stack size of spawned threads: `RUST_MIN_STACK` when set,
+/// else 2 MiB (what `std::thread` uses).
+fn default_stack_size() -> usize {
+    static SIZE: OnceLock<usize> = OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::env::var("RUST_MIN_STACK")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(2 << 20)
+    })
+}
+
+/// True on a pool's worker thread.
+pub(crate) fn on_worker() -> bool {
+    WORKER.with(|w| w.borrow().is_some())
+}
+
+/// The pool this thread works for.
+pub(crate) fn current() -> Option<Arc<dyn Worker>> {
+    WORKER.with(|w| w.borrow().clone())
+}
+
+/// True when this worker thread has used less than half of its stack: it
+/// may run a task it waits on here (each such claim nests one task deeper).
+pub(crate) fn stack_room() -> bool {
+    STACK.with(Cell::get).is_some_and(|stack| {
+        let used = stack.base.abs_diff(stack_position());
+        used < stack.size / 2
+    })
+}
+
+/// Tells this thread's pool that the thread blocks, until the guard drops.
+/// Nothing on other threads.
+pub(crate) struct Blocked(Option<Arc<dyn Worker>>);
+
+pub(crate) fn block() -> Blocked {
+    let worker = current();
+    if let Some(worker) = &worker {
+        worker.blocked();
+    }
+    Blocked(worker)
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        if let Some(worker) = self.0.take() {
+            worker.unblocked();
+        }
+    }
+}

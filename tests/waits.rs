@@ -1,0 +1,265 @@
+//! A wait never runs unrelated work: pipelines and acyclic graphs across
+//! one-thread pools finish, a mutex or a device lock held across a wait
+//! stays exclusive, and a blocked worker is compensated by a spare thread.
+//! Every scenario runs under a watchdog, so a hang fails the test.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{pool, within, Gate, THREADED};
+use concertina::{Backend, Device, Future, Parameter, Pool};
+
+/// A slow read on another pool, finished when the gate opens.
+fn slow_read(elsewhere: &Pool, gate: &Gate) -> Future<u32> {
+    let g = gate.clone();
+    elsewhere.spawn(move || {
+        g.wait();
+        7
+    })
+}
+
+#[test]
+fn a_pipeline_on_a_one_thread_pool_finishes() {
+    for backend in THREADED {
+        within(60, move || {
+            let stages = pool(backend, 1);
+            let reader = common::pool(Backend::Crossbeam, 1);
+            let gate = Gate::new();
+            let read = slow_read(&reader, &gate);
+            // Stage 1 waits on the read; stage 2, queued behind it, waits on stage 1.
+            let stage1 = stages.spawn(move || read.result().unwrap() * 2);
+            let done = stage1.when_done();
+            let stage2 = stages.spawn(move || done.result().is_ok());
+            gate.open();
+            assert_eq!(stage2.result(), Ok(true), "{backend:?}");
+            assert_eq!(stage1.result(), Ok(14), "{backend:?}");
+        });
+    }
+}
+
+#[test]
+fn an_acyclic_graph_across_two_one_thread_pools_finishes() {
+    for backend in THREADED {
+        within(60, move || {
+            let (p, q) = (pool(backend, 1), pool(backend, 1));
+            let gate = Gate::new();
+            let g = gate.clone();
+            // q2 waits on the gate; p2 waits on q2; q1 waits on p2; p1 waits on q1.
+            let q2 = q.spawn(move || {
+                g.wait();
+                1
+            });
+            let p2 = p.spawn(move || q2.result().unwrap() + 1);
+            let q1 = q.spawn(move || p2.result().unwrap() + 1);
+            let p1 = p.spawn(move || q1.result().unwrap() + 1);
+            gate.open();
+            assert_eq!(p1.result(), Ok(4), "{backend:?}");
+        });
+    }
+}
+
+#[test]
+fn a_mutex_held_across_a_wait_stays_exclusive() {
+    for backend in THREADED {
+        within(60, move || {
+            let workers = pool(backend, 1);
+            let reader = common::pool(Backend::Crossbeam, 1);
+            let gate = Gate::new();
+            let read = slow_read(&reader, &gate);
+            let shared = Arc::new(Mutex::new(Vec::new()));
+            let (held, queued) = (shared.clone(), shared.clone());
+            let (started_tx, started) = std::sync::mpsc::channel();
+            let holder = workers.spawn(move || {
+                let mut log = held.lock().unwrap();
+                log.push("holder in");
+                started_tx.send(()).unwrap();
+                let value = read.result().unwrap();
+                log.push("holder out");
+                value
+            });
+            started.recv().unwrap();
+            // Queued behind the holder; wants the same mutex.
+            let other = workers.spawn(move || queued.lock().unwrap().push("other"));
+            gate.open();
+            assert_eq!(holder.result(), Ok(7), "{backend:?}");
+            other.result().unwrap();
+            assert_eq!(
+                *shared.lock().unwrap(),
+                ["holder in", "holder out", "other"],
+                "{backend:?}"
+            );
+        });
+    }
+}
+
+#[test]
+fn a_device_lock_held_across_a_wait_stays_exclusive() {
+    for backend in THREADED {
+        within(60, move || {
+            let workers = pool(backend, 1);
+            let reader = common::pool(Backend::Crossbeam, 1);
+            let position = Parameter::<f64>::builder("position")
+                .setter(|_| {})
+                .build()
+                .unwrap();
+            let motor = Device::builder("motor")
+                .parameter(position)
+                .build()
+                .unwrap();
+            let gate = Gate::new();
+            let read = slow_read(&reader, &gate);
+            let in_section = Arc::new(AtomicBool::new(false));
+            let (flag, seen) = (in_section.clone(), in_section.clone());
+            let (m1, m2) = (motor.clone(), motor.clone());
+            let (started_tx, started) = std::sync::mpsc::channel();
+            let holder = workers.spawn(move || {
+                let _guard = concertina::lock!(m1).unwrap();
+                flag.store(true, Ordering::SeqCst);
+                started_tx.send(()).unwrap();
+                let value = read.result().unwrap();
+                flag.store(false, Ordering::SeqCst);
+                value
+            });
+            started.recv().unwrap();
+            let other = workers.spawn(move || {
+                let _guard = concertina::lock!(m2).unwrap();
+                seen.load(Ordering::SeqCst)
+            });
+            gate.open();
+            assert_eq!(holder.result(), Ok(7), "{backend:?}");
+            assert_eq!(
+                other.result(),
+                Ok(false),
+                "{backend:?}: the second locker never entered the holder's section"
+            );
+        });
+    }
+}
+
+#[test]
+fn a_task_spawned_from_an_instance_call_may_call_that_instance() {
+    for backend in THREADED {
+        within(60, move || {
+            let workers = pool(backend, 1);
+            let model = workers.instance(5u32);
+            let (inner, p) = (model.clone(), workers.clone());
+            let spawned = model
+                .asynchronous(move |n| {
+                    *n += 1;
+                    let again = inner.clone();
+                    p.spawn(move || again.call(|n| *n * 10))
+                })
+                .result()
+                .unwrap();
+            assert_eq!(spawned.result(), Ok(Ok(60)), "{backend:?}");
+        });
+    }
+}
+
+fn ping(here: Pool, there: Pool, depth: u32) -> u32 {
+    if depth == 0 {
+        return 0;
+    }
+    let (a, b) = (here.clone(), there.clone());
+    there.spawn(move || ping(b, a, depth - 1)).result().unwrap() + 1
+}
+
+#[test]
+fn ping_pong_between_two_one_thread_pools_goes_ten_thousand_deep() {
+    for backend in THREADED {
+        within(300, move || {
+            let (p, q) = (pool(backend, 1), pool(backend, 1));
+            let (a, b) = (p.clone(), q.clone());
+            assert_eq!(
+                p.spawn(move || ping(a, b, 10_000)).result(),
+                Ok(10_000),
+                "{backend:?}"
+            );
+        });
+    }
+}
+
+#[test]
+fn a_blocked_worker_is_compensated_by_a_named_spare_thread_that_retires() {
+    for backend in THREADED {
+        within(60, move || {
+            let workers = Pool::builder()
+                .threads(1)
+                .backend(backend)
+                .name("comp")
+                .spare_keep_alive(Duration::from_millis(20))
+                .build()
+                .unwrap();
+            let reader = common::pool(Backend::Crossbeam, 1);
+            let gate = Gate::new();
+            let read = slow_read(&reader, &gate);
+            // Running on the reader already: the worker cannot claim it, it blocks.
+            while !read.running() {
+                std::thread::yield_now();
+            }
+            let (started_tx, started) = std::sync::mpsc::channel();
+            let blocked = workers.spawn(move || {
+                started_tx.send(()).unwrap();
+                read.result().unwrap()
+            });
+            started.recv().unwrap();
+            // Runs while the only worker is blocked, on a spare thread.
+            let name = workers.spawn(|| std::thread::current().name().map(String::from));
+            let name = name.result().unwrap().unwrap();
+            assert!(name.starts_with("concertina-comp-"), "{backend:?}: {name}");
+            assert_ne!(name, "concertina-comp-0", "{backend:?}");
+            gate.open();
+            assert_eq!(blocked.result(), Ok(7));
+            while workers.spare_threads() > 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+    }
+}
+
+#[test]
+fn a_one_thread_pool_starts_one_task_at_a_time() {
+    for backend in THREADED {
+        let workers = pool(backend, 1);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (running, most) = (running.clone(), most.clone());
+                workers.spawn(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(1));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        concertina::wait_all(tasks);
+        assert_eq!(most.load(Ordering::SeqCst), 1, "{backend:?}");
+    }
+}
+
+#[test]
+fn dropping_a_pools_last_handle_inside_a_task_it_waits_on_does_not_hang() {
+    for backend in THREADED {
+        within(60, move || {
+            let a = pool(backend, 1);
+            let b = pool(backend, 1);
+            let last = a.clone();
+            let gate = Gate::new();
+            let g = gate.clone();
+            let b1 = b.spawn(move || {
+                g.wait();
+                drop(last);
+                "dropped"
+            });
+            let a1 = a.spawn(move || b1.result());
+            drop(a);
+            gate.open();
+            assert_eq!(a1.result(), Ok(Ok("dropped")), "{backend:?}");
+        });
+    }
+}
