@@ -305,3 +305,50 @@ fn an_inline_task_inside_a_cancelled_task_is_a_task_of_its_own() {
         outer_pool.shutdown();
     }
 }
+
+#[test]
+fn then_racing_cancel_never_panics_and_reports_one_outcome() {
+    for backend in THREADED {
+        let workers = pool(backend, 2);
+        for i in 0..2_000u32 {
+            let derived = workers.spawn(move || i).then(|v| v + 1);
+            let handle = derived.cancel_handle();
+            let canceller = std::thread::spawn(move || handle.cancel());
+            let outcome = derived.result();
+            let won = canceller.join().unwrap();
+            match outcome {
+                Ok(v) => assert!(!won && v == i + 1, "{backend:?}"),
+                Err(Error::Cancelled) => assert!(won, "{backend:?}"),
+                other => panic!("{backend:?}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn futures_derived_from_a_cancelled_future_report_cancelled() {
+    for backend in THREADED {
+        let workers = pool(backend, 1);
+        let gate = Gate::new();
+        let g = gate.clone();
+        let blocker = workers.spawn(move || g.wait());
+        let source = workers.spawn(|| 1u8);
+        let (done, then, joined) = (
+            source.when_done(),
+            source.cancel_handle(),
+            concertina::join(workers.spawn(|| 2u8), Future::ready(3u8)),
+        );
+        let derived = workers.spawn(|| 4u8).then(|v| v);
+        assert!(derived.cancel());
+        assert!(then.cancel());
+        assert!(done.cancelled(), "{backend:?}: when_done");
+        assert!(derived.cancelled(), "{backend:?}: then");
+        assert_eq!(done.result(), Err(Error::Cancelled));
+        let after = source.then(|v| v);
+        assert!(after.cancelled(), "{backend:?}: then on a cancelled source");
+        assert_eq!(after.result(), Err(Error::Cancelled));
+        gate.open();
+        blocker.result().unwrap();
+        assert_eq!(joined.result(), Ok((2, 3)));
+    }
+}

@@ -312,3 +312,53 @@ fn an_instance_is_a_cheap_handle_and_debug_shows_its_queue() {
         "Instance { queued: 0, poisoned: false }"
     );
 }
+
+#[test]
+fn shutdown_now_fails_the_calls_queued_behind_a_running_call() {
+    for backend in THREADED {
+        let workers = pool(backend, 1);
+        let model = workers.instance(0u8);
+        let gate = Gate::new();
+        let g = gate.clone();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let running = model.asynchronous(move |n| {
+            started_tx.send(()).unwrap();
+            g.wait();
+            *n += 1;
+        });
+        started.recv().unwrap();
+        let queued = model.asynchronous(|n| *n += 10);
+        let closer = {
+            let workers = workers.clone();
+            std::thread::spawn(move || workers.shutdown_now())
+        };
+        while !workers.is_shutdown() {
+            std::thread::yield_now();
+        }
+        gate.open();
+        closer.join().unwrap();
+        assert_eq!(
+            running.result(),
+            Ok(()),
+            "{backend:?}: the running call finishes"
+        );
+        assert_eq!(queued.result(), Err(Error::Shutdown), "{backend:?}");
+    }
+}
+
+#[test]
+fn a_call_submitted_after_shutdown_fails_with_shutdown() {
+    for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
+        let workers = pool(backend, 1);
+        let model = workers.instance(0u8);
+        model.wait().unwrap();
+        workers.shutdown();
+        assert!(workers.is_shutdown());
+        assert_eq!(
+            model.asynchronous(|n| *n).result(),
+            Err(Error::Shutdown),
+            "{backend:?}"
+        );
+        assert_eq!(model.call(|n| *n), Err(Error::Shutdown), "{backend:?}");
+    }
+}

@@ -266,3 +266,28 @@ fn pool_asynchronous_returns_futures_from_the_pool() {
     assert_eq!(value, 81);
     assert!(thread.unwrap().starts_with("concertina-crossbeam-"));
 }
+
+#[test]
+fn shutdown_returns_after_every_thread_of_either_backend_has_exited() {
+    for backend in THREADED {
+        let name = format!("x{}", u8::from(backend == Backend::Rayon));
+        let workers = Pool::builder()
+            .threads(3)
+            .backend(backend)
+            .name(&name)
+            .build()
+            .unwrap();
+        let prefix = format!("concertina-{name}");
+        workers.spawn(|| ()).result().unwrap();
+        // Threads name themselves once they run.
+        while common::named_threads(&prefix) != Some(3) {
+            std::thread::yield_now();
+        }
+        workers.shutdown();
+        assert_eq!(
+            common::named_threads(&prefix),
+            Some(0),
+            "{backend:?}: joined, not just told"
+        );
+    }
+}

@@ -173,7 +173,7 @@ impl<T: Send + 'static, F: Send> Node for TaskCell<T, F> {
         match self.state.kind() {
             Some(kind) => kind,
             None if name.contains("::no_job") => "a task".to_owned(),
-            None => format!("task `{name}`"),
+            None => format!("task `{}`", closure_name(name)),
         }
     }
 
@@ -284,6 +284,42 @@ impl<T: Send + 'static> dyn Task<T> {
         }
         true
     }
+}
+
+/// The user's closure in a closure type's name: the last type argument of
+/// this crate's wrappers (`concertina::pool::Pool::spawn<T, F>::{{closure}}`
+/// names `F`), with nested `::{{closure}}` suffixes said once.
+fn closure_name(name: &str) -> String {
+    let mut name = name;
+    while name.starts_with("concertina::") {
+        let Some(open) = name.find('<') else { break };
+        let mut depth = 0;
+        let mut last_arg = open + 1;
+        let mut close = None;
+        for (i, c) in name.char_indices().skip(open) {
+            match c {
+                '<' => depth += 1,
+                '>' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(i);
+                        break;
+                    }
+                }
+                ',' if depth == 1 => last_arg = i + 1,
+                _ => {}
+            }
+        }
+        match close {
+            Some(close) => name = name[last_arg..close].trim(),
+            None => break,
+        }
+    }
+    let mut short = name.to_owned();
+    while short.contains("::{{closure}}::{{closure}}") {
+        short = short.replace("::{{closure}}::{{closure}}", "::{{closure}}");
+    }
+    short
 }
 
 /// The identity of a task in the wait graph (as [`park`] computes it).
