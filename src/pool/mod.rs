@@ -12,7 +12,7 @@ pub use builder::{Backend, PoolBuilder};
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 
@@ -109,11 +109,15 @@ pub(crate) struct Ctx {
     stack_size: Option<usize>,
     /// Tasks in flight on an adopted rayon pool.
     live: Mutex<usize>,
+    /// Rayon backend: tokens on rayon now (at most `threads`).
+    tokens: AtomicUsize,
+    /// Rayon backend: the most tokens at once, one per rayon thread.
+    token_limit: usize,
     quiet: Condvar,
 }
 
 impl Ctx {
-    fn new(spares: Option<Arc<Spares>>, stack_size: Option<usize>) -> Arc<Ctx> {
+    fn new(spares: Option<Arc<Spares>>, stack_size: Option<usize>, threads: usize) -> Arc<Ctx> {
         let ctx = Arc::new(Ctx {
             closing: AtomicU8::new(OPEN),
             pool: OnceLock::new(),
@@ -121,6 +125,8 @@ impl Ctx {
             stack_size,
             live: Mutex::new(0),
             quiet: Condvar::new(),
+            tokens: AtomicUsize::new(0),
+            token_limit: threads,
         });
         if let Some(spares) = &ctx.spares {
             let weak = Arc::downgrade(&ctx);
@@ -157,10 +163,31 @@ impl Ctx {
 }
 
 impl Ctx {
-    /// Runs one job of the pool's queue, if any is left (a rayon token).
-    fn run_one(&self) {
-        if let Some(job) = self.spares.as_ref().and_then(|s| s.try_take()) {
-            spare::run(job);
+    /// True when a new token is wanted on rayon (fewer tokens than rayon
+    /// threads); counts it.
+    fn want_token(&self) -> bool {
+        // SeqCst, with the one in `run_tokens`: either a submitter that sent
+        // a job sees a token leaving and starts a new one, or the leaving
+        // token sees the job in the queue.
+        if self.tokens.fetch_add(1, Ordering::SeqCst) < self.token_limit {
+            true
+        } else {
+            self.tokens.fetch_sub(1, Ordering::SeqCst);
+            false
+        }
+    }
+
+    /// A rayon token: runs jobs of the pool's queue until it is empty.
+    fn run_tokens(&self) {
+        let Some(spares) = &self.spares else { return };
+        loop {
+            while let Some(job) = spares.try_take() {
+                spare::run(job);
+            }
+            self.tokens.fetch_sub(1, Ordering::SeqCst);
+            if spares.queue_is_empty() || !self.want_token() {
+                return;
+            }
         }
     }
 }
@@ -325,10 +352,10 @@ impl Pool {
         let threads = spares.threads;
         let stack_size = spares.stack_size;
         let (ctx, exec, threads) = match backend {
-            Backend::Inline => (Ctx::new(None, None), Exec::Inline, 0),
+            Backend::Inline => (Ctx::new(None, None, 0), Exec::Inline, 0),
             Backend::Rayon => {
                 let (queue, receiver) = crossbeam_channel::unbounded::<Job>();
-                let ctx = Ctx::new(Some(Spares::new(spares, receiver)), stack_size);
+                let ctx = Ctx::new(Some(Spares::new(spares, receiver)), stack_size, threads);
                 let (pool, handles) = rayon::start(&ctx, &name, threads, stack_size)?;
                 let exec = Exec::Rayon {
                     pool: RwLock::new(Some(Arc::new(pool))),
@@ -340,7 +367,11 @@ impl Pool {
             }
             Backend::Crossbeam => {
                 let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
-                let ctx = Ctx::new(Some(Spares::new(spares, receiver.clone())), stack_size);
+                let ctx = Ctx::new(
+                    Some(Spares::new(spares, receiver.clone())),
+                    stack_size,
+                    threads,
+                );
                 let handles = channel::start(&ctx, &name, threads, stack_size, receiver)?;
                 let exec = Exec::Channel {
                     sender: RwLock::new(Some(sender)),
@@ -401,7 +432,7 @@ impl Pool {
             max: builder::DEFAULT_SPARES,
             keep_alive: builder::DEFAULT_KEEP_ALIVE,
         };
-        let ctx = Ctx::new(Some(Spares::new(spares, receiver)), None);
+        let ctx = Ctx::new(Some(Spares::new(spares, receiver)), None, threads);
         let exec = Exec::Rayon {
             pool: RwLock::new(Some(pool)),
             queue: RwLock::new(Some(queue)),
@@ -497,7 +528,10 @@ impl Pool {
                 (Some(pool), Some(queue)) if open() => {
                     // The pool keeps a receiver, so a send cannot fail while the sender lives.
                     let _ = queue.send(Box::new(move || work.run()));
-                    if *owned {
+                    if !shared.ctx.want_token() {
+                        // Every rayon thread already runs a token: one of
+                        // them takes this job.
+                    } else if *owned {
                         rayon::spawn_token(pool);
                     } else {
                         rayon::spawn_adopted(pool, &shared.ctx);

@@ -69,14 +69,14 @@ pub(super) fn start(
     }
 }
 
-/// Puts a token on one of our rayon pools: it runs one job of the queue of
-/// the worker that takes it.
+/// Puts a token on one of our rayon pools: it runs jobs of the queue of the
+/// worker that takes it until the queue is empty.
 #[inline]
 pub(super) fn spawn_token(pool: &::rayon::ThreadPool) {
     pool.spawn(|| {
         CTX.with(|c| {
             if let Some(ctx) = c.borrow().as_ref() {
-                ctx.run_one();
+                ctx.run_tokens();
             }
         })
     });
@@ -89,7 +89,7 @@ pub(super) fn spawn_adopted(pool: &::rayon::ThreadPool, ctx: &Arc<Ctx>) {
     ctx.add_live();
     pool.spawn(move || {
         enter_thread(&ctx, worker::stack_position());
-        ctx.run_one();
+        ctx.run_tokens();
         leave_thread();
         ctx.sub_live();
     });

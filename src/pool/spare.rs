@@ -109,6 +109,11 @@ impl Spares {
         self.lane.try_recv().ok()
     }
 
+    /// True when the pool's queue holds no job.
+    pub(crate) fn queue_is_empty(&self) -> bool {
+        self.lane.is_empty()
+    }
+
     /// A thread of this pool is about to sleep in a wait.
     pub(crate) fn blocked(self: &Arc<Self>) {
         let mut state = self.state.lock();
