@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use concertina::{Backend, Future, Pool};
 
 fn env(var: &str, default: usize) -> usize {
-    std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -23,7 +26,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Wake-to-return of every thread in one round, for concertina futures.
 fn concertina_round(threads: usize) -> Vec<Duration> {
-    let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build().unwrap();
+    let pool = Pool::builder()
+        .threads(1)
+        .backend(Backend::Crossbeam)
+        .build()
+        .unwrap();
     let (release, gate) = mpsc::channel::<()>();
     let source = pool.spawn(move || gate.recv().unwrap());
     let futures: Vec<Future<()>> = (0..threads).map(|_| source.when_done()).collect();

@@ -11,10 +11,11 @@ use crate::error::Error;
 use crate::interrupt::Wakeable;
 use crate::park::{self, Node, Waits};
 use crate::sync::Mutex;
+use crate::task::inner::published_phase;
 use crate::task::inner::{Content, Inner};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, PENDING};
-use crate::task::run::run_task_with;
+use crate::task::run::{run_bare, run_task_in};
 use crate::worker::{self, Job};
 
 use std::sync::atomic::Ordering;
@@ -320,6 +321,61 @@ fn closure_name(name: &str) -> String {
         short = short.replace("::{{closure}}::{{closure}}", "::{{closure}}");
     }
     short
+}
+
+/// Runs a task's closure on the current thread (see [`run_task_in`]).
+pub(crate) fn run_task_with<T, F>(task: TaskRef<T>, f: F, before: impl FnOnce(&Result<T, Error>))
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error>,
+{
+    run_task_in(&task, || task.clone(), f, before);
+}
+
+/// Runs a queued task taken out of its queue by the pool's job: nothing
+/// when a wait claimed it first, or when it was decided meanwhile.
+pub(crate) fn run_queued<T: Send + 'static>(task: TaskRef<T>) {
+    let taken = {
+        let mut slot = task.slot.lock();
+        match &slot.content {
+            Content::Own | Content::Queued(_) => {
+                Some(std::mem::replace(&mut slot.content, Content::Empty))
+            }
+            _ => None,
+        }
+    };
+    match taken {
+        Some(Content::Own) => task.run_own(),
+        Some(Content::Queued(f)) => run_task_with(task, f, |_| ()),
+        _ => {}
+    }
+}
+
+/// Fails a queued task its pool refused with `Shutdown`, dropping its closure.
+pub(crate) fn reject_queued<T: Send + 'static>(task: TaskRef<T>) {
+    let taken = {
+        let mut slot = task.slot.lock();
+        match &slot.content {
+            Content::Queued(_) => Some(std::mem::replace(&mut slot.content, Content::Empty)),
+            _ => None,
+        }
+    };
+    drop(taken);
+    task.fail(Error::Shutdown);
+}
+
+/// Runs a task's closure on the current thread before its future exists
+/// (the inline backend): nobody holds a handle that could cancel it, so
+/// [`crate::cancelled`] is false inside it, and it acts for the task this
+/// thread runs (which cannot go on before it returns). Its future is made
+/// finished.
+pub(crate) fn run_inline<T, F>(f: F) -> TaskRef<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error>,
+{
+    let outcome = run_bare(f);
+    detached(published_phase(&outcome, false), Content::Outcome(outcome))
 }
 
 /// The identity of a task in the wait graph (as [`park`] computes it).
