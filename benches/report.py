@@ -241,7 +241,7 @@ Medians; every ratio compares figures of this one run.
 
 ### Nested waits on one-thread pools: time per level, depth {depth:,}
 
-{table("nested (time per level)", per_level, "std_thread_chain", "time ratio to std_thread_chain")}
+{table("nested (time per level)", per_level, "rayon_join_chain", "time ratio to rayon_join_chain")}
 
 ### The disabled-async mode against a direct call
 

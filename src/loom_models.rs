@@ -221,3 +221,42 @@ fn loom_queued_closure_claimed_twice_and_cancelled() {
         );
     });
 }
+
+/// A submission racing the pool's shutdown (`src/pool/intake.rs`): a
+/// submission accepted is in what the shutdown drains, a refused one is
+/// not, and one that begins after `is_shutdown()` turned true is refused.
+#[test]
+fn loom_close_versus_submit() {
+    use crate::pool::intake::{Intake, OPEN};
+    use crate::sync::{AtomicU8, Mutex};
+
+    loom::model(|| {
+        let closing = Arc::new(AtomicU8::new(OPEN));
+        let queue = Arc::new(Mutex::new(Vec::new()));
+        let intake = Arc::new(Intake::new(queue));
+        let (c, i) = (closing.clone(), intake.clone());
+        let submitter = thread::spawn(move || {
+            let saw_closed = c.load(SeqCst) != OPEN;
+            let accepted = i
+                .submit(&c, 7_u32, |queue, work| queue.lock().push(work))
+                .is_ok();
+            (saw_closed, accepted)
+        });
+        // The drain: what the backend held when the shutdown took it out.
+        let drained: Vec<u32> = intake
+            .close(&closing, 1)
+            .map(|queue| queue.lock().clone())
+            .unwrap_or_default();
+        let (saw_closed, accepted) = submitter.join().unwrap();
+        assert!(
+            !(saw_closed && accepted),
+            "accepted after is_shutdown() was true"
+        );
+        assert_eq!(
+            accepted,
+            drained == [7],
+            "accepted exactly when drained (drained: {drained:?})"
+        );
+        assert!(intake.close(&closing, 2).is_none(), "taken out once");
+    });
+}

@@ -1,15 +1,15 @@
 //! The synchronisation primitives of the task state machine, the instance
-//! queue and the many-future waits, in one place: `parking_lot` and `std`
+//! queue, the many-future waits and the pool's intake, in one place: `parking_lot` and `std`
 //! normally, loom's checked models under `--cfg loom` (see
 //! docs/reliability.md). Both sides offer the same (parking_lot-shaped) API.
 
 #[cfg(not(loom))]
-pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
+pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 
 #[cfg(loom)]
-pub(crate) use self::checked::{Condvar, Mutex, MutexGuard};
+pub(crate) use self::checked::{Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 
@@ -73,6 +73,24 @@ mod checked {
             self.0
                 .as_mut()
                 .expect("a guard holds its lock until dropped")
+        }
+    }
+
+    /// loom's read-write lock with parking_lot's API (no poisoning).
+    #[derive(Debug)]
+    pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            RwLock(loom::sync::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> loom::sync::RwLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(|e| e.into_inner())
+        }
+
+        pub(crate) fn write(&self) -> loom::sync::RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(|e| e.into_inner())
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod builder;
 mod channel;
+pub(crate) mod intake;
 mod rayon;
 pub(crate) mod spare;
 
@@ -12,16 +13,17 @@ pub use builder::{Backend, PoolBuilder};
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::Error;
 use crate::future::Future;
 use crate::park;
+use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
 use crate::task::{queued, reject_queued, run_inline, run_queued, run_task_with, Content, TaskRef};
 use crate::worker::{self, Job, Worker};
@@ -72,12 +74,9 @@ struct Shared {
 
 enum Exec {
     Rayon {
-        /// `None` once shut down.
-        pool: RwLock<Option<Arc<::rayon::ThreadPool>>>,
-        /// The pool's queue: each submission goes here, and a token job on
-        /// rayon takes one job from it (see [`rayon`](self::rayon));
-        /// `None` once shut down.
-        queue: RwLock<Option<Sender<Job>>>,
+        /// The rayon pool and the pool's queue: each submission goes to the
+        /// queue, and tokens on rayon run it (see [`rayon`](self::rayon)).
+        intake: Intake<(Arc<::rayon::ThreadPool>, Sender<Job>)>,
         /// Our threads (empty for an adopted pool, whose threads are not ours).
         handles: Mutex<Vec<JoinHandle<()>>>,
         /// False for a pool adopted with [`Pool::from_rayon`].
@@ -85,14 +84,12 @@ enum Exec {
     },
     /// Our own workers over one channel; the sender is dropped at shutdown.
     Channel {
-        sender: RwLock<Option<Sender<Job>>>,
+        intake: Intake<Sender<Job>>,
         handles: Mutex<Vec<JoinHandle<()>>>,
     },
     Inline,
 }
 
-/// Accepting submissions.
-const OPEN: u8 = 0;
 /// Shut down: new submissions fail; queued tasks still run.
 const DRAINING: u8 = 1;
 /// Shut down now: new submissions fail; queued tasks fail with `Shutdown`.
@@ -101,8 +98,8 @@ const DISCARDING: u8 = 2;
 /// What a worker thread knows of its pool. It holds no strong reference to
 /// the pool itself, so that dropping the last `Pool` shuts the pool down.
 pub(crate) struct Ctx {
-    /// OPEN, DRAINING or DISCARDING; only ever raised.
-    closing: AtomicU8,
+    /// OPEN, DRAINING or DISCARDING; only ever raised (see [`intake`]).
+    closing: crate::sync::AtomicU8,
     pool: OnceLock<Weak<Shared>>,
     /// Compensation for blocked workers (`None` for the inline backend).
     spares: Option<Arc<Spares>>,
@@ -119,7 +116,7 @@ pub(crate) struct Ctx {
 impl Ctx {
     fn new(spares: Option<Arc<Spares>>, stack_size: Option<usize>, threads: usize) -> Arc<Ctx> {
         let ctx = Arc::new(Ctx {
-            closing: AtomicU8::new(OPEN),
+            closing: crate::sync::AtomicU8::new(OPEN),
             pool: OnceLock::new(),
             spares,
             stack_size,
@@ -296,28 +293,23 @@ impl Shared {
     /// every thread (spares too) has finished — unless called from one of
     /// them, which cannot wait for itself.
     fn close(&self, mode: u8, wait: bool) {
-        // AcqRel: a submission that reads the raised value refuses; the
-        // backend below is taken out under its write lock.
-        self.ctx.closing.fetch_max(mode, Ordering::AcqRel);
+        let closing = &self.ctx.closing;
         let handles = match &self.exec {
-            Exec::Inline => Vec::new(),
+            Exec::Inline => {
+                // AcqRel: a submission that reads the raised value refuses.
+                closing.fetch_max(mode, Ordering::AcqRel);
+                Vec::new()
+            }
             Exec::Rayon {
-                pool,
-                queue,
-                handles,
-                ..
+                intake, handles, ..
             } => {
                 // Dropping rayon's pool lets its threads finish queued work
                 // (the tokens) and exit.
-                let pool = pool.write().take();
-                drop(pool);
-                let queue = queue.write().take();
-                drop(queue);
+                drop(intake.close(closing, mode));
                 std::mem::take(&mut *handles.lock())
             }
-            Exec::Channel { sender, handles } => {
-                let sender = sender.write().take();
-                drop(sender);
+            Exec::Channel { intake, handles } => {
+                drop(intake.close(closing, mode));
                 std::mem::take(&mut *handles.lock())
             }
         };
@@ -358,8 +350,7 @@ impl Pool {
                 let ctx = Ctx::new(Some(Spares::new(spares, receiver)), stack_size, threads);
                 let (pool, handles) = rayon::start(&ctx, &name, threads, stack_size)?;
                 let exec = Exec::Rayon {
-                    pool: RwLock::new(Some(Arc::new(pool))),
-                    queue: RwLock::new(Some(queue)),
+                    intake: Intake::new((Arc::new(pool), queue)),
                     handles: Mutex::new(handles),
                     owned: true,
                 };
@@ -374,7 +365,7 @@ impl Pool {
                 );
                 let handles = channel::start(&ctx, &name, threads, stack_size, receiver)?;
                 let exec = Exec::Channel {
-                    sender: RwLock::new(Some(sender)),
+                    intake: Intake::new(sender),
                     handles: Mutex::new(handles),
                 };
                 (ctx, exec, threads)
@@ -434,8 +425,7 @@ impl Pool {
         };
         let ctx = Ctx::new(Some(Spares::new(spares, receiver)), None, threads);
         let exec = Exec::Rayon {
-            pool: RwLock::new(Some(pool)),
-            queue: RwLock::new(Some(queue)),
+            intake: Intake::new((pool, queue)),
             handles: Mutex::new(Vec::new()),
             owned: false,
         };
@@ -508,24 +498,21 @@ impl Pool {
     /// rejects it on this thread when the pool is shut down.
     pub(crate) fn execute<W: Work>(&self, work: W) {
         let shared = &*self.shared;
-        // `close` marks the pool closing before it takes the backend out, and
-        // it needs the write lock for that: a submission that sees the pool
-        // open under the read lock is queued before the drain, and one that
-        // starts after `is_shutdown()` turned true is refused.
-        let open = || shared.ctx.closing() == OPEN;
+        // See `intake`: a submission that sees the pool open is handed over
+        // before the backend is taken out; one that starts after
+        // `is_shutdown()` turned true is refused.
+        let closing = &shared.ctx.closing;
         let rejected = match &shared.exec {
             Exec::Inline => {
-                if open() {
+                if shared.ctx.closing() == OPEN {
                     work.run();
                     None
                 } else {
                     Some(work)
                 }
             }
-            Exec::Rayon {
-                pool, queue, owned, ..
-            } => match (&*pool.read(), &*queue.read()) {
-                (Some(pool), Some(queue)) if open() => {
+            Exec::Rayon { intake, owned, .. } => intake
+                .submit(closing, work, |(pool, queue), work| {
                     // The pool keeps a receiver, so a send cannot fail while the sender lives.
                     let _ = queue.send(Box::new(move || work.run()));
                     if !shared.ctx.want_token() {
@@ -536,18 +523,14 @@ impl Pool {
                     } else {
                         rayon::spawn_adopted(pool, &shared.ctx);
                     }
-                    None
-                }
-                _ => Some(work),
-            },
-            Exec::Channel { sender, .. } => match &*sender.read() {
-                // The pool keeps a receiver, so a send cannot fail while the sender lives.
-                Some(sender) if open() => {
+                })
+                .err(),
+            Exec::Channel { intake, .. } => intake
+                .submit(closing, work, |sender, work| {
+                    // The pool keeps a receiver, so a send cannot fail while the sender lives.
                     let _ = sender.send(Box::new(move || work.run()));
-                    None
-                }
-                _ => Some(work),
-            },
+                })
+                .err(),
         };
         if let Some(work) = rejected {
             work.reject();
