@@ -163,9 +163,15 @@ impl Ctx {
     /// True when a new token is wanted on rayon (fewer tokens than rayon
     /// threads); counts it.
     fn want_token(&self) -> bool {
-        // SeqCst, with the one in `run_tokens`: either a submitter that sent
-        // a job sees a token leaving and starts a new one, or the leaving
-        // token sees the job in the queue.
+        // The job was sent before this: with the fence in `run_tokens`,
+        // either this sees a token leaving and starts a new one, or the
+        // leaving token sees the job in the queue. A plain load first: in a
+        // burst every rayon thread runs a token, and a read-modify-write
+        // per task on this shared counter would cost more than the task.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.tokens.load(Ordering::Relaxed) >= self.token_limit {
+            return false;
+        }
         if self.tokens.fetch_add(1, Ordering::SeqCst) < self.token_limit {
             true
         } else {
@@ -182,6 +188,8 @@ impl Ctx {
                 spare::run(job);
             }
             self.tokens.fetch_sub(1, Ordering::SeqCst);
+            // Pairs with the fence in `want_token` (see there).
+            std::sync::atomic::fence(Ordering::SeqCst);
             if spares.queue_is_empty() || !self.want_token() {
                 return;
             }
