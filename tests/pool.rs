@@ -268,25 +268,37 @@ fn pool_asynchronous_returns_futures_from_the_pool() {
 }
 
 #[test]
-fn shutdown_returns_after_every_thread_of_either_backend_has_exited() {
-    for backend in THREADED {
-        let name = format!("x{}", u8::from(backend == Backend::Rayon));
-        let workers = Pool::builder()
-            .threads(3)
-            .backend(backend)
-            .name(&name)
-            .build()
-            .unwrap();
-        let prefix = format!("concertina-{name}");
-        workers.spawn(|| ()).result().unwrap();
-        // Threads name themselves once they run.
-        while common::named_threads(&prefix) != Some(3) {
-            std::thread::yield_now();
+fn shutdown_returns_after_every_worker_thread_has_exited() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+    static DROPPED: AtomicUsize = AtomicUsize::new(0);
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            // A slow destructor: a shutdown that does not join returns first.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            DROPPED.fetch_add(1, Ordering::SeqCst);
         }
+    }
+    thread_local! {
+        static GUARD: Guard = {
+            MADE.fetch_add(1, Ordering::SeqCst);
+            Guard
+        };
+    }
+    for backend in THREADED {
+        let workers = pool(backend, 3);
+        let touched: Vec<_> = (0..64)
+            .map(|_| workers.spawn(|| GUARD.with(|_| ())))
+            .collect();
+        concertina::wait_all(touched);
         workers.shutdown();
+        // A thread's locals are destroyed before it exits: the join waited
+        // for every one of them.
         assert_eq!(
-            common::named_threads(&prefix),
-            Some(0),
+            DROPPED.load(Ordering::SeqCst),
+            MADE.load(Ordering::SeqCst),
             "{backend:?}: joined, not just told"
         );
     }

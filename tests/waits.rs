@@ -263,3 +263,78 @@ fn dropping_a_pools_last_handle_inside_a_task_it_waits_on_does_not_hang() {
         });
     }
 }
+
+#[test]
+fn shutdown_while_a_worker_waits_joins_the_spares_too() {
+    for backend in THREADED {
+        within(60, move || {
+            let workers = Pool::builder()
+                .threads(1)
+                .backend(backend)
+                .name(format!("sd{}", u8::from(backend == Backend::Rayon)))
+                .build()
+                .unwrap();
+            let reader = common::pool(Backend::Crossbeam, 1);
+            let gate = Gate::new();
+            let read = slow_read(&reader, &gate);
+            while !read.running() {
+                std::thread::yield_now();
+            }
+            let blocked = workers.spawn(move || read.result().unwrap());
+            // A task behind the blocked one runs on a spare.
+            workers.spawn(|| ()).result().unwrap();
+            assert!(workers.spare_threads() >= 1, "{backend:?}");
+            let closer = {
+                let workers = workers.clone();
+                std::thread::spawn(move || workers.shutdown())
+            };
+            gate.open();
+            closer.join().unwrap();
+            assert_eq!(blocked.result(), Ok(7), "{backend:?}");
+            assert_eq!(workers.spare_threads(), 0, "{backend:?}");
+        });
+    }
+}
+
+#[test]
+fn a_cancel_racing_a_claim_settles_once_and_never_hangs() {
+    for backend in THREADED {
+        within(120, move || {
+            let workers = pool(backend, 1);
+            for _ in 0..500 {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let p = workers.clone();
+                let parent = workers.spawn(move || {
+                    let child = p.spawn(|| 5u8);
+                    tx.send(child.cancel_handle()).unwrap();
+                    child.result()
+                });
+                let handle = rx.recv().unwrap();
+                let won = handle.cancel();
+                match parent.result().unwrap() {
+                    Ok(5) => assert!(!won, "{backend:?}"),
+                    Err(concertina::Error::Cancelled) => assert!(won, "{backend:?}"),
+                    other => panic!("{backend:?}: {other:?}"),
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn without_spare_threads_a_wait_still_claims_what_it_waits_on() {
+    for backend in THREADED {
+        within(60, move || {
+            let workers = Pool::builder()
+                .threads(1)
+                .backend(backend)
+                .max_spare_threads(0)
+                .build()
+                .unwrap();
+            let p = workers.clone();
+            let parent = workers.spawn(move || p.spawn(|| 20).result().unwrap() + 1);
+            assert_eq!(parent.result(), Ok(21), "{backend:?}");
+            assert_eq!(workers.spare_threads(), 0, "{backend:?}");
+        });
+    }
+}
