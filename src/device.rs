@@ -51,6 +51,7 @@ struct LockNode {
 impl LockNode {
     fn new(name: &str) -> Arc<LockNode> {
         Arc::new(LockNode {
+            // Relaxed: a unique number, ordering nothing else.
             id: NEXT_NODE.fetch_add(1, Ordering::Relaxed),
             name: name.to_owned(),
             device: OnceLock::new(),

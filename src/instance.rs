@@ -102,6 +102,8 @@ impl<C> Call<C> {
 /// published, so that whoever sees the failure also sees the mark.
 fn note_panic<R>(outcome: &Result<R, Error>, poisoned: &AtomicBool) {
     if matches!(outcome, Err(Error::Panicked(_))) {
+        // Release: pairs with the Acquire in `poisoned()`; published before
+        // the failed call's outcome, whose waiters then see the mark.
         poisoned.store(true, Ordering::Release);
     }
 }
@@ -237,6 +239,8 @@ impl<C: Send + 'static> Instance<C> {
         let on_ready = self.clone();
         dependency.on_outcome(move |outcome| {
             *input.lock() = Some(outcome);
+            // Release: the input stored above is seen by the drain that
+            // reads the gate with Acquire.
             gate.store(true, Ordering::Release);
             on_ready.kick();
         });
@@ -305,6 +309,7 @@ impl<C: Send + 'static> Instance<C> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn poisoned(&self) -> bool {
+        // Acquire: pairs with the Release in `note_panic`.
         self.shared.poisoned.load(Ordering::Acquire)
     }
 
@@ -442,6 +447,7 @@ impl<C: Send + 'static> CallQueue for Shared<C> {
             Some(Call {
                 gate: Some((gate, dependency)),
                 ..
+            // Acquire: as in `Call::runnable`.
             }) if !gate.load(Ordering::Acquire) => dependency
                 .upgrade()
                 .map_or(Waits::Nothing, |d| Waits::All(vec![d as Arc<dyn Node>])),

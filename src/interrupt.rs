@@ -34,6 +34,9 @@ static REGISTRY: [Mutex<Registry>; SHARDS] = [const {
     })
 }; SHARDS];
 /// Bumped by every interrupt while it holds every part of the registry.
+/// Memory ordering: the bump is AcqRel and every read Acquire, so a wait
+/// that sees a new generation also sees what the interrupting thread did
+/// before (the hooks it registered); the registry locks order the rest.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
 /// The latest generation whose hooks have all run.
@@ -45,6 +48,7 @@ static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// The part of the registry this thread's waits register in.
+    // Relaxed: spreads threads over the parts; any value is correct.
     static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
 }
 

@@ -114,6 +114,7 @@ impl<T: Send + 'static> RequestPool<T> {
         U: Send + 'static,
         H: FnOnce(Result<U, Error>) -> Result<T, Error> + Send + 'static,
     {
+        // Relaxed: a unique number, ordering nothing else.
         let key = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
         let watched: Arc<dyn Watchable> = future.inner().clone();
         if watched.watch(&self.listener, key) {

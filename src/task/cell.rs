@@ -89,6 +89,8 @@ impl<T, F> TaskCell<T, F> {
     fn drop_job_if_decided(&self) {
         // A closure without drop glue (one that captures nothing to drop,
         // or a task that keeps none) has nothing to release early.
+        // Acquire: pairs with the phase change made under the slot lock by
+        // whoever decided the task.
         if std::mem::needs_drop::<F>()
             && phase::is_decided(self.state.phase.load(Ordering::Acquire))
         {

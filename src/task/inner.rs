@@ -182,6 +182,8 @@ impl<T: Send + 'static> Inner<T> {
     /// The phase published is [`published_phase`].
     pub(crate) fn settle(&self, outcome: Result<T, Error>, cancelling: bool) -> bool {
         let mut slot = self.slot.lock();
+        // Acquire loads and AcqRel CAS: only PENDING → RUNNING happens
+        // without the lock, and the CAS below orders this decision after it.
         let mut phase = self.phase.load(Ordering::Acquire);
         loop {
             if phase::is_decided(phase) {
@@ -247,6 +249,7 @@ impl<T: Send + 'static> Inner<T> {
             let stale = match continuation {
                 Some(next) => {
                     let stale = std::mem::replace(&mut slot.content, Content::Empty);
+                    // Release: as on the fast path above.
                     self.phase.store(published, Ordering::Release);
                     drop(slot);
                     next(outcome);
@@ -254,6 +257,7 @@ impl<T: Send + 'static> Inner<T> {
                 }
                 None => {
                     let stale = std::mem::replace(&mut slot.content, Content::Outcome(outcome));
+                    // Release: as on the fast path above.
                     self.phase.store(published, Ordering::Release);
                     self.cond.notify_all();
                     drop(slot);

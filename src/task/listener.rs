@@ -106,6 +106,8 @@ impl Listener {
             }
         }
         let key = self.fired.lock().pop_front()?;
+        // AcqRel: the count follows the queue, which the lock orders; the
+        // quick check only needs to see it drop after the key was taken.
         self.count.fetch_sub(1, Ordering::AcqRel);
         Some(key)
     }
