@@ -34,7 +34,7 @@ impl<T: Send + 'static> std::future::IntoFuture for Future<T> {
 
     fn into_future(self) -> Awaiting<T> {
         Awaiting {
-            inner: self.into_inner(),
+            inner: self.into_task(),
         }
     }
 }

@@ -60,12 +60,15 @@ impl<T: Send + 'static> Future<T> {
         U: Send + 'static,
         G: FnOnce(T) -> U + Send + 'static,
     {
-        let (derived, derived_inner) = Future::<U>::derived(&[self.inner().clone()]);
-        let source = self.cancel_handle();
+        let source = self.into_task();
+        let (derived, derived_inner) =
+            Future::<U>::derived(&[source.clone() as Arc<dyn Watchable>]);
+        let this = Future::from_shared(source);
+        let source = this.cancel_handle();
         let derived = derived.on_cancel(move || {
             source.cancel();
         });
-        self.on_outcome(move |outcome| match outcome {
+        this.on_outcome(move |outcome| match outcome {
             Ok(value) => match continuation_pool() {
                 Ok(pool) => pool.spawn_into(derived_inner, move || next(value)),
                 Err(error) => {
@@ -92,7 +95,12 @@ impl<T: Send + 'static> Future<T> {
     /// assert_eq!(reading.result(), Ok(4.2), "the value is still there");
     /// ```
     pub fn when_done(&self) -> Future<()> {
-        let (signal, inner) = Future::<()>::derived(&[self.inner().clone()]);
+        let Some(task) = self.task() else {
+            return Future::finished(
+                self.with_ready(|outcome| outcome.as_ref().map(|_| ()).map_err(Clone::clone)),
+            );
+        };
+        let (signal, inner) = Future::<()>::derived(&[task.clone() as Arc<dyn Watchable>]);
         self.on_done(move |outcome| {
             inner.settle(outcome.as_ref().map(|_| ()).map_err(Clone::clone), false);
         });
@@ -102,7 +110,10 @@ impl<T: Send + 'static> Future<T> {
     /// Hands the outcome, by value, to `next` once published: on the thread
     /// that settles it, or at once on this thread when already published.
     pub(crate) fn on_outcome(self, next: impl FnOnce(Result<T, Error>) + Send + 'static) {
-        let inner = self.into_inner();
+        let inner = match self.into_parts() {
+            Ok(task) => task,
+            Err(outcome) => return next(outcome),
+        };
         let mut slot = inner.slot.lock();
         if state::is_published(inner.phase()) {
             let outcome = slot
@@ -133,7 +144,9 @@ where
     A: Send + 'static,
     B: Send + 'static,
 {
-    let sources: [Arc<dyn Watchable>; 2] = [a.inner().clone(), b.inner().clone()];
+    let (a, b) = (a.into_task(), b.into_task());
+    let sources: [Arc<dyn Watchable>; 2] = [a.clone(), b.clone()];
+    let (a, b) = (Future::from_shared(a), Future::from_shared(b));
     let (joined, inner) = Future::<(A, B)>::derived(&sources);
     let (cancel_a, cancel_b) = (a.cancel_handle(), b.cancel_handle());
     let joined = joined.on_cancel(move || {

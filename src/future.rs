@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::{CancelHandle, Cancellable};
 use crate::error::Error;
-use crate::task::phase::{self as state, CANCELLED, DONE, PENDING, RUNNING};
+use crate::sync::Mutex;
+use crate::task::inner::published_phase;
+use crate::task::phase::{self as state, CANCELLED, PENDING, RUNNING};
 use crate::task::{detached, run_guarded, Content, TaskRef};
 
 /// The handle of a task submitted to a pool: wait for it, take its value,
@@ -30,19 +32,23 @@ use crate::task::{detached, run_guarded, Content, TaskRef};
 /// ```
 #[must_use = "dropping a Future detaches its task; call result() or join() to see its outcome"]
 pub struct Future<T> {
-    inner: TaskRef<T>,
+    repr: Repr<T>,
+}
+
+/// A task's handle, or a finished outcome that needed no task (an inline
+/// task, `Future::ready`, `Future::failed`): those cost no allocation.
+enum Repr<T> {
+    Task(TaskRef<T>),
+    /// The outcome, with its published phase. The mutex keeps the handle
+    /// `Sync` whatever `T`; only `on_done` and `when_done` lock it.
+    Ready(u8, Mutex<Result<T, Error>>),
 }
 
 impl<T: Send + 'static> Future<T> {
     /// A pending future and the shared state its job will settle.
     pub(crate) fn pending() -> (Self, TaskRef<T>) {
         let inner = detached(PENDING, Content::Empty);
-        (
-            Future {
-                inner: inner.clone(),
-            },
-            inner,
-        )
+        (Future::from_shared(inner.clone()), inner)
     }
 
     /// A future that is already done with `value`.
@@ -57,9 +63,7 @@ impl<T: Send + 'static> Future<T> {
     /// assert_eq!(f.result(), Ok("calibrated"));
     /// ```
     pub fn ready(value: T) -> Self {
-        Future {
-            inner: detached(DONE, Content::Outcome(Ok(value))),
-        }
+        Future::finished(Ok(value))
     }
 
     /// A future that has already failed with `error`: useful where a
@@ -75,10 +79,7 @@ impl<T: Send + 'static> Future<T> {
     /// assert_eq!(f.result(), Err(Error::Shutdown));
     /// ```
     pub fn failed(error: Error) -> Self {
-        let phase = crate::task::inner::published_phase::<T>(&Err(error.clone()), false);
-        Future {
-            inner: detached(phase, Content::Outcome(Err(error))),
-        }
+        Future::finished(Err(error))
     }
 
     /// True once the task has finished: with a value, a failure, or a
@@ -93,7 +94,10 @@ impl<T: Send + 'static> Future<T> {
     /// ```
     #[inline]
     pub fn done(&self) -> bool {
-        state::is_published(self.inner.phase())
+        match &self.repr {
+            Repr::Task(task) => state::is_published(task.phase()),
+            Repr::Ready(..) => true,
+        }
     }
 
     /// True while the closure runs (and not yet cancelled).
@@ -119,7 +123,7 @@ impl<T: Send + 'static> Future<T> {
     /// ```
     #[inline]
     pub fn running(&self) -> bool {
-        self.inner.phase() == RUNNING
+        self.phase() == RUNNING
     }
 
     /// True when the task was cancelled (or its wait interrupted).
@@ -134,7 +138,7 @@ impl<T: Send + 'static> Future<T> {
     /// ```
     #[inline]
     pub fn cancelled(&self) -> bool {
-        self.inner.phase() == CANCELLED
+        self.phase() == CANCELLED
     }
 
     /// Waits at most `timeout` for the task to finish; true when it has.
@@ -155,9 +159,14 @@ impl<T: Send + 'static> Future<T> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        // An unrepresentable deadline means "forever".
-        let deadline = Instant::now().checked_add(timeout);
-        self.inner.wait_until(deadline)
+        match &self.repr {
+            Repr::Task(task) => {
+                // An unrepresentable deadline means "forever".
+                let deadline = Instant::now().checked_add(timeout);
+                task.wait_until(deadline)
+            }
+            Repr::Ready(..) => true,
+        }
     }
 
     /// Waits for the task and returns its value.
@@ -182,8 +191,13 @@ impl<T: Send + 'static> Future<T> {
     /// assert_eq!(f.result(), Ok(55));
     /// ```
     pub fn result(self) -> Result<T, Error> {
-        self.inner.wait_until(None);
-        self.inner.take_outcome()
+        match self.repr {
+            Repr::Task(task) => {
+                task.wait_until(None);
+                task.take_outcome()
+            }
+            Repr::Ready(_, outcome) => outcome.into_inner(),
+        }
     }
 
     /// Waits for the task and surfaces its failure, giving the finished
@@ -208,8 +222,13 @@ impl<T: Send + 'static> Future<T> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn join(self) -> Result<Self, Error> {
-        self.inner.wait_until(None);
-        let mut slot = self.inner.slot.lock();
+        let task = match &self.repr {
+            Repr::Task(task) => task,
+            Repr::Ready(state::DONE, _) => return Ok(self),
+            Repr::Ready(..) => return self.result().map(Future::ready),
+        };
+        task.wait_until(None);
+        let mut slot = task.slot.lock();
         match slot.take_outcome() {
             Some(Err(error)) => Err(error),
             value => {
@@ -251,7 +270,10 @@ impl<T: Send + 'static> Future<T> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn cancel(&self) -> bool {
-        Cancellable::cancel(&*self.inner)
+        match &self.repr {
+            Repr::Task(task) => Cancellable::cancel(&**task),
+            Repr::Ready(..) => false,
+        }
     }
 
     /// A handle that can cancel this task from another thread while this
@@ -270,7 +292,11 @@ impl<T: Send + 'static> Future<T> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn cancel_handle(&self) -> CancelHandle {
-        CancelHandle::new(self.inner.clone())
+        match &self.repr {
+            Repr::Task(task) => CancelHandle::new(task.clone()),
+            // A handle on a finished task: it reports, it cannot cancel.
+            Repr::Ready(phase, _) => CancelHandle::new(detached::<()>(*phase, Content::Empty)),
+        }
     }
 
     /// Registers the cleanup that a winning [`cancel`](Future::cancel) runs
@@ -300,8 +326,12 @@ impl<T: Send + 'static> Future<T> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn on_cancel(self, cleanup: impl FnOnce() + Send + 'static) -> Self {
-        let mut slot = self.inner.slot.lock();
-        if !state::is_decided(self.inner.phase()) {
+        let Repr::Task(task) = &self.repr else {
+            // Finished: the cleanup can never run.
+            return self;
+        };
+        let mut slot = task.slot.lock();
+        if !state::is_decided(task.phase()) {
             let hooks = slot.hooks();
             hooks.cleanup = Some(match hooks.cleanup.take() {
                 None => Box::new(cleanup),
@@ -335,8 +365,16 @@ impl<T: Send + 'static> Future<T> {
     /// assert_eq!(rx.recv().unwrap(), 5);
     /// ```
     pub fn on_done(&self, callback: impl FnOnce(&Result<T, Error>) + Send + 'static) {
-        let mut slot = self.inner.slot.lock();
-        if state::is_published(self.inner.phase()) {
+        let task = match &self.repr {
+            Repr::Task(task) => task,
+            Repr::Ready(_, outcome) => {
+                let outcome = outcome.lock();
+                run_guarded(|| callback(&outcome));
+                return;
+            }
+        };
+        let mut slot = task.slot.lock();
+        if state::is_published(task.phase()) {
             if let Some(outcome) = slot.outcome() {
                 run_guarded(|| callback(outcome));
             }
@@ -347,19 +385,67 @@ impl<T: Send + 'static> Future<T> {
 }
 
 impl<T> Future<T> {
-    /// The shared state, for the modules that settle or watch futures.
-    pub(crate) fn inner(&self) -> &TaskRef<T> {
-        &self.inner
+    /// The task behind the handle; `None` for a finished outcome that
+    /// needed none (it is done: nothing to wait for, watch or cancel).
+    pub(crate) fn task(&self) -> Option<&TaskRef<T>> {
+        match &self.repr {
+            Repr::Task(task) => Some(task),
+            Repr::Ready(..) => None,
+        }
     }
 
     /// The handle of a task whose state is already made.
     pub(crate) fn from_shared(inner: TaskRef<T>) -> Self {
-        Future { inner }
+        Future {
+            repr: Repr::Task(inner),
+        }
     }
 
-    /// The shared state, giving the handle up.
-    pub(crate) fn into_inner(self) -> TaskRef<T> {
-        self.inner
+    /// The current phase (see [`crate::task::phase`]).
+    fn phase(&self) -> u8 {
+        match &self.repr {
+            Repr::Task(task) => task.phase(),
+            Repr::Ready(phase, _) => *phase,
+        }
+    }
+}
+
+impl<T: Send + 'static> Future<T> {
+    /// A finished future of `outcome`, with no task behind it.
+    pub(crate) fn finished(outcome: Result<T, Error>) -> Self {
+        let phase = published_phase(&outcome, false);
+        Future {
+            repr: Repr::Ready(phase, Mutex::new(outcome)),
+        }
+    }
+
+    /// The task behind the handle, made for a finished outcome (which then
+    /// costs an allocation): for the waits that watch tasks.
+    pub(crate) fn into_task(self) -> TaskRef<T> {
+        match self.repr {
+            Repr::Task(task) => task,
+            Repr::Ready(phase, outcome) => detached(phase, Content::Outcome(outcome.into_inner())),
+        }
+    }
+
+    /// `with` applied to the outcome of a finished future that has no task.
+    ///
+    /// # Panics
+    ///
+    /// On a future with a task: callers check [`Future::task`] first.
+    pub(crate) fn with_ready<R>(&self, with: impl FnOnce(&Result<T, Error>) -> R) -> R {
+        match &self.repr {
+            Repr::Ready(_, outcome) => with(&outcome.lock()),
+            Repr::Task(_) => unreachable!("with_ready on a future with a task"),
+        }
+    }
+
+    /// Either the task, or the finished outcome.
+    pub(crate) fn into_parts(self) -> Result<TaskRef<T>, Result<T, Error>> {
+        match self.repr {
+            Repr::Task(task) => Ok(task),
+            Repr::Ready(_, outcome) => Err(outcome.into_inner()),
+        }
     }
 }
 
@@ -398,7 +484,7 @@ where
 impl<T> fmt::Debug for Future<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Future")
-            .field("state", &state::name(self.inner.phase()))
+            .field("state", &state::name(self.phase()))
             .finish()
     }
 }

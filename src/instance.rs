@@ -209,7 +209,9 @@ impl<C: Send + 'static> Instance<C> {
         inner.put(Content::OnInstance(self.queue_ref()));
         let task: Arc<dyn Watchable> = inner.clone();
         let gate = Arc::new(AtomicBool::new(false));
-        let waited: Arc<dyn Watchable> = dependency.inner().clone();
+        let dependency = dependency.into_task();
+        let waited: Arc<dyn Watchable> = dependency.clone();
+        let dependency = Future::from_shared(dependency);
         let input: Arc<Mutex<Option<Result<D, Error>>>> = Arc::new(Mutex::new(None));
         let taken = input.clone();
         let run: Run<C> =

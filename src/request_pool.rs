@@ -116,7 +116,9 @@ impl<T: Send + 'static> RequestPool<T> {
     {
         // Relaxed: a unique number, ordering nothing else.
         let key = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
-        let watched: Arc<dyn Watchable> = future.inner().clone();
+        let task = future.into_task();
+        let watched: Arc<dyn Watchable> = task.clone();
+        let future = Future::from_shared(task);
         if watched.watch(&self.listener, key) {
             self.listener.fire(key);
         }

@@ -42,11 +42,11 @@ pub fn wait_all<T: Send + 'static>(
 /// later future is interrupted too instead of waited on.
 fn wait_each<T: Send + 'static>(futures: &[Future<T>], deadline: Option<Instant>) -> bool {
     let began = interrupt::generation();
-    futures.iter().all(|f| {
+    futures.iter().filter_map(Future::task).all(|task| {
         if interrupt::generation() != began {
-            f.inner().interrupt();
+            task.interrupt();
         }
-        f.inner().wait_until(deadline)
+        task.wait_until(deadline)
     })
 }
 
@@ -117,7 +117,8 @@ fn wait_any_until<T: Send + 'static>(
     // answer is known, and the rest need not be watched.
     let mut watched = 0;
     for (i, f) in futures.iter().enumerate() {
-        if f.inner().watch(&listener, i as u64) {
+        // None is done yet (checked above), so every one has a task.
+        if f.task().is_none_or(|task| task.watch(&listener, i as u64)) {
             found = Some(i);
             break;
         }
@@ -131,13 +132,13 @@ fn wait_any_until<T: Send + 'static>(
         let targets = || {
             watched
                 .iter()
-                .map(|f| f.inner().clone() as Arc<dyn Watchable>)
+                .filter_map(|f| f.task().map(|t| t.clone() as Arc<dyn Watchable>))
                 .collect()
         };
         listener.next(deadline, targets).map(|key| key as usize)
     });
-    for f in watched {
-        f.inner().unwatch(&listener);
+    for task in watched.iter().filter_map(Future::task) {
+        task.unwatch(&listener);
     }
     found
 }
@@ -218,7 +219,7 @@ impl<T: Send + 'static> AsCompleted<T> {
     fn new(futures: Vec<Future<T>>, deadline: Option<Instant>) -> Self {
         let listener = Listener::new();
         for (i, f) in futures.iter().enumerate() {
-            if f.inner().watch(&listener, i as u64) {
+            if f.task().is_none_or(|task| task.watch(&listener, i as u64)) {
                 listener.fire(i as u64);
             }
         }
@@ -246,8 +247,8 @@ impl<T: Send + 'static> AsCompleted<T> {
             .enumerate()
             .filter_map(|(i, f)| Some((i, f.take()?)))
             .collect();
-        for (_, f) in &remaining {
-            f.inner().unwatch(&self.listener);
+        for task in remaining.iter().filter_map(|(_, f)| f.task()) {
+            task.unwatch(&self.listener);
         }
         remaining
     }
@@ -265,7 +266,7 @@ impl<T: Send + 'static> Iterator for AsCompleted<T> {
             futures
                 .iter()
                 .flatten()
-                .map(|f| f.inner().clone() as Arc<dyn Watchable>)
+                .filter_map(|f| f.task().map(|t| t.clone() as Arc<dyn Watchable>))
                 .collect()
         };
         let index = self.listener.next(self.deadline, targets)? as usize;
@@ -281,8 +282,8 @@ impl<T: Send + 'static> Iterator for AsCompleted<T> {
 
 impl<T: Send + 'static> Drop for AsCompleted<T> {
     fn drop(&mut self) {
-        for f in self.futures.iter().flatten() {
-            f.inner().unwatch(&self.listener);
+        for task in self.futures.iter().flatten().filter_map(Future::task) {
+            task.unwatch(&self.listener);
         }
     }
 }

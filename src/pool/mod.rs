@@ -25,7 +25,8 @@ use crate::future::Future;
 use crate::park;
 use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
-use crate::task::{queued, reject_queued, run_inline, run_queued, run_task_with, Content, TaskRef};
+use crate::task::run::run_bare;
+use crate::task::{queued, reject_queued, run_queued, run_task_with, Content, TaskRef};
 use crate::worker::{self, Job, Worker};
 
 /// A pool of worker threads running blocking closures; every submission
@@ -470,7 +471,8 @@ impl Pool {
     {
         if let Exec::Inline = self.shared.exec {
             if self.shared.ctx.closing() == OPEN {
-                return Future::from_shared(run_inline(f));
+                // Before the future exists: a finished one, no task, no allocation.
+                return Future::finished(run_bare(f));
             }
         }
         // The closure waits beside the task's state, in one allocation.

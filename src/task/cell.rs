@@ -11,11 +11,10 @@ use crate::error::Error;
 use crate::interrupt::Wakeable;
 use crate::park::{self, Node, Waits};
 use crate::sync::Mutex;
-use crate::task::inner::published_phase;
 use crate::task::inner::{Content, Inner};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, PENDING};
-use crate::task::run::{run_bare, run_task_in};
+use crate::task::run::run_task_in;
 use crate::worker::{self, Job};
 
 use std::sync::atomic::Ordering;
@@ -364,20 +363,6 @@ pub(crate) fn reject_queued<T: Send + 'static>(task: TaskRef<T>) {
     };
     drop(taken);
     task.fail(Error::Shutdown);
-}
-
-/// Runs a task's closure on the current thread before its future exists
-/// (the inline backend): nobody holds a handle that could cancel it, so
-/// [`crate::cancelled`] is false inside it, and it acts for the task this
-/// thread runs (which cannot go on before it returns). Its future is made
-/// finished.
-pub(crate) fn run_inline<T, F>(f: F) -> TaskRef<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, Error>,
-{
-    let outcome = run_bare(f);
-    detached(published_phase(&outcome, false), Content::Outcome(outcome))
 }
 
 /// The identity of a task in the wait graph (as [`park`] computes it).

@@ -9,8 +9,6 @@ pub(crate) mod listener;
 pub(crate) mod phase;
 pub(crate) mod run;
 
-pub(crate) use cell::{
-    detached, queued, reject_queued, run_inline, run_queued, run_task_with, TaskRef,
-};
+pub(crate) use cell::{detached, queued, reject_queued, run_queued, run_task_with, TaskRef};
 pub(crate) use inner::{run_guarded, Content, Inner, Queue};
 pub(crate) use listener::{Listener, Watchable};

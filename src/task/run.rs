@@ -37,9 +37,10 @@ pub(crate) fn run_task_in<T, F>(
     task.settle(outcome, false);
 }
 
-/// Runs `f` with no frame of its own (an inline task, see
-/// [`crate::task::cell::run_inline`]): it acts for the task this thread
-/// runs, and [`crate::cancelled`] is false inside it.
+/// Runs `f` with no frame of its own (an inline task, run before its
+/// future exists, which is then a finished one): it acts for the task this
+/// thread runs, and [`crate::cancelled`] is false inside it (nobody holds a
+/// handle that could cancel it).
 pub(crate) fn run_bare<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     let _inline = park::enter_inline();
     catch(f)
