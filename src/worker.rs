@@ -12,6 +12,30 @@ use std::sync::{Arc, OnceLock};
 /// A closure handed to a spare thread.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
+/// A task that can run from a pool's queue: the queue holds the task's own
+/// shared state, so queuing it costs no allocation of its own.
+pub(crate) trait Runnable: Send + Sync {
+    /// Runs the task taken from the queue (nothing when a wait claimed it
+    /// first); fails it with `Shutdown` on a pool shut down with
+    /// `shutdown_now`.
+    fn run_from_queue(self: Arc<Self>);
+}
+
+/// What a pool's queue holds.
+pub(crate) enum Queued {
+    Task(Arc<dyn Runnable>),
+    Job(Job),
+}
+
+impl Queued {
+    pub(crate) fn run(self) {
+        match self {
+            Queued::Task(task) => task.run_from_queue(),
+            Queued::Job(job) => job(),
+        }
+    }
+}
+
 /// A pool, as seen from one of its threads.
 pub(crate) trait Worker: Send + Sync {
     /// This thread is about to sleep in a wait: the pool may let a spare
@@ -23,6 +47,9 @@ pub(crate) trait Worker: Send + Sync {
     /// Runs `job` on a spare thread of this pool, at once: the task a wait
     /// claimed when this stack has no room left to run it.
     fn dispatch(&self, job: Job);
+    /// True once the pool was shut down with `shutdown_now`: queued work
+    /// fails with `Shutdown` instead of running.
+    fn discarding(&self) -> bool;
 }
 
 /// The stack of a worker thread: where it began and how large it is.
@@ -76,6 +103,11 @@ fn default_stack_size() -> usize {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(2 << 20)
     })
+}
+
+/// True on a worker of a pool shut down with `shutdown_now`.
+pub(crate) fn discarding() -> bool {
+    WORKER.with(|w| w.borrow().as_ref().is_some_and(|w| w.discarding()))
 }
 
 /// True on a pool's worker thread.

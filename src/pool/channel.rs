@@ -8,7 +8,7 @@ use crossbeam_channel::Receiver;
 
 use crate::error::{ConfigError, Error};
 use crate::pool::{enter_thread, leave_thread, spare, Ctx};
-use crate::worker::{self, Job};
+use crate::worker::{self, Queued};
 
 /// Starts `threads` workers on `receiver`; returns their handles.
 pub(super) fn start(
@@ -16,7 +16,7 @@ pub(super) fn start(
     name: &str,
     threads: usize,
     stack_size: Option<usize>,
-    receiver: Receiver<Job>,
+    receiver: Receiver<Queued>,
 ) -> Result<Vec<JoinHandle<()>>, Error> {
     let mut handles = Vec::with_capacity(threads);
     for i in 0..threads {
@@ -37,10 +37,10 @@ pub(super) fn start(
     Ok(handles)
 }
 
-fn work(ctx: &Arc<Ctx>, receiver: &Receiver<Job>) {
+fn work(ctx: &Arc<Ctx>, receiver: &Receiver<Queued>) {
     enter_thread(ctx, worker::stack_position());
     while let Ok(job) = receiver.recv() {
-        spare::run(job);
+        spare::run(|| job.run());
     }
     leave_thread();
 }

@@ -27,7 +27,7 @@ use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
 use crate::task::run::run_bare;
 use crate::task::{queued, reject_queued, run_queued, run_task_with, Content, TaskRef};
-use crate::worker::{self, Job, Worker};
+use crate::worker::{self, Job, Queued, Worker};
 
 /// A pool of worker threads running blocking closures; every submission
 /// returns a [`Future`].
@@ -77,7 +77,7 @@ enum Exec {
     Rayon {
         /// The rayon pool and the pool's queue: each submission goes to the
         /// queue, and tokens on rayon run it (see [`rayon`](self::rayon)).
-        intake: Intake<(Arc<::rayon::ThreadPool>, Sender<Job>)>,
+        intake: Intake<(Arc<::rayon::ThreadPool>, Sender<Queued>)>,
         /// Our threads (empty for an adopted pool, whose threads are not ours).
         handles: Mutex<Vec<JoinHandle<()>>>,
         /// False for a pool adopted with [`Pool::from_rayon`].
@@ -85,7 +85,7 @@ enum Exec {
     },
     /// Our own workers over one channel; the sender is dropped at shutdown.
     Channel {
-        intake: Intake<Sender<Job>>,
+        intake: Intake<Sender<Queued>>,
         handles: Mutex<Vec<JoinHandle<()>>>,
     },
     Inline,
@@ -186,7 +186,7 @@ impl Ctx {
         let Some(spares) = &self.spares else { return };
         loop {
             while let Some(job) = spares.try_take() {
-                spare::run(job);
+                spare::run(|| job.run());
             }
             self.tokens.fetch_sub(1, Ordering::SeqCst);
             // Pairs with the fence in `want_token` (see there).
@@ -216,6 +216,10 @@ impl Worker for Ctx {
             Some(spares) => spares.dispatch(job),
             None => job(),
         }
+    }
+
+    fn discarding(&self) -> bool {
+        self.closing() == DISCARDING
     }
 }
 
@@ -261,9 +265,13 @@ fn discarding() -> bool {
 
 /// Work on its way to a worker: it runs there, or, when the pool is shut
 /// down, it is rejected and fails what waits on it. Never just dropped.
-pub(crate) trait Work: Send + 'static {
+pub(crate) trait Work: Send + 'static + Sized {
     fn run(self);
     fn reject(self);
+    /// What goes into the pool's queue for it.
+    fn into_queued(self) -> Queued {
+        Queued::Job(Box::new(move || self.run()))
+    }
 }
 
 /// A task on its way to a worker. Its closure waits in the task's state, so
@@ -284,6 +292,11 @@ impl<T: Send + 'static> Work for TaskJob<T> {
 
     fn reject(self) {
         reject_queued(self.task);
+    }
+
+    fn into_queued(self) -> Queued {
+        // The task itself goes into the queue: no allocation of its own.
+        Queued::Task(self.task)
     }
 }
 
@@ -355,7 +368,7 @@ impl Pool {
         let (ctx, exec, threads) = match backend {
             Backend::Inline => (Ctx::new(None, None, 0), Exec::Inline, 0),
             Backend::Rayon => {
-                let (queue, receiver) = crossbeam_channel::unbounded::<Job>();
+                let (queue, receiver) = crossbeam_channel::unbounded::<Queued>();
                 let ctx = Ctx::new(Some(Spares::new(spares, receiver)), stack_size, threads);
                 let (pool, handles) = rayon::start(&ctx, &name, threads, stack_size)?;
                 let exec = Exec::Rayon {
@@ -366,7 +379,7 @@ impl Pool {
                 (ctx, exec, threads)
             }
             Backend::Crossbeam => {
-                let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
+                let (sender, receiver) = crossbeam_channel::unbounded::<Queued>();
                 let ctx = Ctx::new(
                     Some(Spares::new(spares, receiver.clone())),
                     stack_size,
@@ -424,7 +437,7 @@ impl Pool {
     pub fn from_rayon(pool: Arc<::rayon::ThreadPool>, name: impl Into<String>) -> Pool {
         let name = name.into();
         let threads = pool.current_num_threads();
-        let (queue, receiver) = crossbeam_channel::unbounded::<Job>();
+        let (queue, receiver) = crossbeam_channel::unbounded::<Queued>();
         let spares = SpareConfig {
             name: name.clone(),
             threads,
@@ -524,7 +537,7 @@ impl Pool {
             Exec::Rayon { intake, owned, .. } => intake
                 .submit(closing, work, |(pool, queue), work| {
                     // The pool keeps a receiver, so a send cannot fail while the sender lives.
-                    let _ = queue.send(Box::new(move || work.run()));
+                    let _ = queue.send(work.into_queued());
                     if !shared.ctx.want_token() {
                         // Every rayon thread already runs a token: one of
                         // them takes this job.
@@ -538,7 +551,7 @@ impl Pool {
             Exec::Channel { intake, .. } => intake
                 .submit(closing, work, |sender, work| {
                     // The pool keeps a receiver, so a send cannot fail while the sender lives.
-                    let _ = sender.send(Box::new(move || work.run()));
+                    let _ = sender.send(work.into_queued());
                 })
                 .err(),
         };

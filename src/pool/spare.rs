@@ -24,7 +24,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::{Condvar, Mutex};
 
-use crate::worker::{self, Job};
+use crate::worker::{self, Job, Queued};
 
 /// How a pool's spare threads are made.
 #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ pub(crate) struct Spares {
     /// Spares that are not owed a slot sleep here.
     gate: Condvar,
     /// Where spares take queued work from.
-    lane: Receiver<Job>,
+    lane: Receiver<Queued>,
     /// Live and finished spare threads, joined at shutdown.
     handles: Mutex<Vec<JoinHandle<()>>>,
     /// Makes a new spare thread a worker of the pool (given where its
@@ -82,7 +82,7 @@ thread_local! {
 }
 
 impl Spares {
-    pub(crate) fn new(config: SpareConfig, lane: Receiver<Job>) -> Arc<Spares> {
+    pub(crate) fn new(config: SpareConfig, lane: Receiver<Queued>) -> Arc<Spares> {
         Arc::new(Spares {
             config,
             state: Mutex::new(State::default()),
@@ -105,7 +105,7 @@ impl Spares {
 
     /// Takes one job from the pool's queue without waiting (a rayon token).
     #[inline]
-    pub(crate) fn try_take(&self) -> Option<Job> {
+    pub(crate) fn try_take(&self) -> Option<Queued> {
         self.lane.try_recv().ok()
     }
 
@@ -265,7 +265,7 @@ impl Spares {
         let job = self.lane.recv_timeout(self.config.keep_alive);
         let go_on = match job {
             Ok(job) => {
-                run(job);
+                run(|| job.run());
                 true
             }
             // Idle for the keep-alive: retire unless a worker is still blocked.

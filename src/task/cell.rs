@@ -15,7 +15,7 @@ use crate::task::inner::{Content, Inner};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, PENDING};
 use crate::task::run::run_task_in;
-use crate::worker::{self, Job};
+use crate::worker::{self, Job, Runnable};
 
 use std::sync::atomic::Ordering;
 
@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 pub(crate) type TaskRef<T> = Arc<dyn Task<T>>;
 
 /// A task's state ([`Inner`]) and the closure kept beside it.
-pub(crate) trait Task<T>: Watchable + Wakeable + Send + Sync {
+pub(crate) trait Task<T>: Watchable + Wakeable + Runnable + Send + Sync {
     fn state(&self) -> &Inner<T>;
 
     /// Runs the closure kept beside the state on this thread (for whoever
@@ -156,6 +156,21 @@ impl<T: Send + 'static, F: Send> Cancellable for TaskCell<T, F> {
     fn interrupt(&self) {
         self.state.interrupt();
         self.drop_job_if_decided();
+    }
+}
+
+impl<T, F> Runnable for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    fn run_from_queue(self: Arc<Self>) {
+        let task: TaskRef<T> = self;
+        if worker::discarding() {
+            reject_queued(task);
+        } else {
+            run_queued(task);
+        }
     }
 }
 
