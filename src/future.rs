@@ -5,10 +5,12 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::{CancelHandle, Cancellable};
 use crate::error::Error;
-use crate::sync::Mutex;
+// A finished outcome is only read in place or moved out whole, never raced
+// for: nothing for the loom models to check.
 use crate::task::inner::published_phase;
 use crate::task::phase::{self as state, CANCELLED, PENDING, RUNNING};
 use crate::task::{detached, run_guarded, Content, TaskRef};
+use parking_lot::Mutex;
 
 /// The handle of a task submitted to a pool: wait for it, take its value,
 /// cancel it, or chain more work after it.
