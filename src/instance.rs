@@ -13,7 +13,8 @@ use crate::global;
 use crate::park::{Node, Waits};
 use crate::pool::{Pool, Work};
 use crate::sync::{AtomicBool, Mutex, MutexGuard};
-use crate::task::{phase, run_task_with, Content, Queue as CallQueue, Watchable};
+use crate::task::{detached, phase, run_task_with, Content, Queue as CallQueue, Watchable};
+use crate::worker::{Queued, Runnable};
 
 /// A value whose calls run in submission order, one at a time, on a pool.
 ///
@@ -160,8 +161,8 @@ impl<C: Send + 'static> Instance<C> {
         R: Send + 'static,
         F: FnOnce(&mut C) -> R + Send + 'static,
     {
-        let (future, inner) = Future::pending();
-        inner.put(Content::OnInstance(self.queue_ref()));
+        let inner = detached(phase::PENDING, Content::OnInstance(self.queue_ref()));
+        let future = Future::from_shared(inner.clone());
         let task: Arc<dyn Watchable> = inner.clone();
         let run: Run<C> = Box::new(move |value: &mut C, poisoned: &AtomicBool| {
             run_task_with(
@@ -205,8 +206,8 @@ impl<C: Send + 'static> Instance<C> {
         R: Send + 'static,
         F: FnOnce(&mut C, D) -> R + Send + 'static,
     {
-        let (future, inner) = Future::pending();
-        inner.put(Content::OnInstance(self.queue_ref()));
+        let inner = detached(phase::PENDING, Content::OnInstance(self.queue_ref()));
+        let future = Future::from_shared(inner.clone());
         let task: Arc<dyn Watchable> = inner.clone();
         let gate = Arc::new(AtomicBool::new(false));
         let dependency = dependency.into_task();
@@ -331,8 +332,7 @@ impl<C: Send + 'static> Instance<C> {
 
     /// The queue as its pending calls see it.
     fn queue_ref(&self) -> Weak<dyn CallQueue> {
-        let shared: Arc<dyn CallQueue> = self.shared.clone();
-        Arc::downgrade(&shared)
+        Arc::downgrade(&self.shared) as Weak<dyn CallQueue>
     }
 
     /// Queues a call, or fails it at once when the pool is shut down (a
@@ -484,6 +484,18 @@ impl<C: Send + 'static> Work for Drain<C> {
 
     fn reject(self) {
         self.0.fail_all(Error::Shutdown);
+    }
+
+    fn into_queued(self) -> Queued {
+        // The instance itself goes into the queue: no allocation of its own.
+        Queued::Task(self.0)
+    }
+}
+
+impl<C: Send + 'static> Runnable for Shared<C> {
+    fn run_from_queue(self: Arc<Self>) {
+        // `drain` fails the queue itself after `shutdown_now`.
+        self.drain_scheduled();
     }
 }
 
