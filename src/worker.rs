@@ -131,17 +131,17 @@ pub(crate) fn stack_room() -> bool {
 
 /// Tells this thread's pool that the thread blocks, until the guard drops.
 /// Nothing on other threads.
-pub(crate) struct Blocked(Option<Arc<dyn Worker>>);
+pub(crate) struct Compensated(Option<Arc<dyn Worker>>);
 
-pub(crate) fn block() -> Blocked {
+pub(crate) fn block() -> Compensated {
     let worker = current();
     if let Some(worker) = &worker {
         worker.blocked();
     }
-    Blocked(worker)
+    Compensated(worker)
 }
 
-impl Drop for Blocked {
+impl Drop for Compensated {
     fn drop(&mut self) {
         if let Some(worker) = self.0.take() {
             worker.unblocked();

@@ -1,7 +1,8 @@
 //! Pools of worker threads: the [`Pool`] handle, the worker side each
 //! backend installs on its threads, and submission. One file per backend
-//! ([`rayon`](self::rayon), [`channel`]); compensation in [`spare`]; the
-//! builder and the environment in [`builder`].
+//! ([`rayon`](self::rayon), [`channel`]); submission against shutdown in
+//! [`intake`]; compensation in [`spare`]; the builder and the environment
+//! in [`builder`].
 
 mod builder;
 mod channel;
