@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,46 +61,62 @@ fn an_acyclic_graph_across_two_one_thread_pools_finishes() {
     }
 }
 
+/// Runs a body while holding something exclusive.
+type Hold = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
+
+/// On a one-thread pool: a task holds `hold` across a wait on a slow read
+/// from another pool; a task queued behind it wants `hold` too. Returns the
+/// order in which they were inside.
+fn held_across_a_wait(backend: Backend, hold: Hold) -> Vec<&'static str> {
+    let workers = pool(backend, 1);
+    let reader = common::pool(Backend::Crossbeam, 1);
+    let gate = Gate::new();
+    let read = slow_read(&reader, &gate);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (holder_log, other_log) = (log.clone(), log.clone());
+    let (holder_hold, other_hold) = (hold.clone(), hold);
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let holder = workers.spawn(move || {
+        let mut read = Some(read);
+        holder_hold(&mut || {
+            holder_log.lock().unwrap().push("holder in");
+            started_tx.send(()).unwrap();
+            assert_eq!(read.take().map(Future::result), Some(Ok(7)));
+            holder_log.lock().unwrap().push("holder out");
+        });
+    });
+    started.recv().unwrap();
+    let other = workers.spawn(move || {
+        other_hold(&mut || other_log.lock().unwrap().push("other"));
+    });
+    gate.open();
+    holder.result().unwrap();
+    other.result().unwrap();
+    let order = log.lock().unwrap().clone();
+    order
+}
+
 #[test]
 fn a_mutex_held_across_a_wait_stays_exclusive() {
     for backend in THREADED {
-        within(60, move || {
-            let workers = pool(backend, 1);
-            let reader = common::pool(Backend::Crossbeam, 1);
-            let gate = Gate::new();
-            let read = slow_read(&reader, &gate);
-            let shared = Arc::new(Mutex::new(Vec::new()));
-            let (held, queued) = (shared.clone(), shared.clone());
-            let (started_tx, started) = std::sync::mpsc::channel();
-            let holder = workers.spawn(move || {
-                let mut log = held.lock().unwrap();
-                log.push("holder in");
-                started_tx.send(()).unwrap();
-                let value = read.result().unwrap();
-                log.push("holder out");
-                value
-            });
-            started.recv().unwrap();
-            // Queued behind the holder; wants the same mutex.
-            let other = workers.spawn(move || queued.lock().unwrap().push("other"));
-            gate.open();
-            assert_eq!(holder.result(), Ok(7), "{backend:?}");
-            other.result().unwrap();
-            assert_eq!(
-                *shared.lock().unwrap(),
-                ["holder in", "holder out", "other"],
-                "{backend:?}"
-            );
+        let order = within(60, move || {
+            let mutex = Arc::new(Mutex::new(()));
+            held_across_a_wait(
+                backend,
+                Arc::new(move |body| {
+                    let _held = mutex.lock().unwrap();
+                    body();
+                }),
+            )
         });
+        assert_eq!(order, ["holder in", "holder out", "other"], "{backend:?}");
     }
 }
 
 #[test]
 fn a_device_lock_held_across_a_wait_stays_exclusive() {
     for backend in THREADED {
-        within(60, move || {
-            let workers = pool(backend, 1);
-            let reader = common::pool(Backend::Crossbeam, 1);
+        let order = within(60, move || {
             let position = Parameter::<f64>::builder("position")
                 .setter(|_| {})
                 .build()
@@ -109,33 +125,19 @@ fn a_device_lock_held_across_a_wait_stays_exclusive() {
                 .parameter(position)
                 .build()
                 .unwrap();
-            let gate = Gate::new();
-            let read = slow_read(&reader, &gate);
-            let in_section = Arc::new(AtomicBool::new(false));
-            let (flag, seen) = (in_section.clone(), in_section.clone());
-            let (m1, m2) = (motor.clone(), motor.clone());
-            let (started_tx, started) = std::sync::mpsc::channel();
-            let holder = workers.spawn(move || {
-                let _guard = concertina::lock!(m1).unwrap();
-                flag.store(true, Ordering::SeqCst);
-                started_tx.send(()).unwrap();
-                let value = read.result().unwrap();
-                flag.store(false, Ordering::SeqCst);
-                value
-            });
-            started.recv().unwrap();
-            let other = workers.spawn(move || {
-                let _guard = concertina::lock!(m2).unwrap();
-                seen.load(Ordering::SeqCst)
-            });
-            gate.open();
-            assert_eq!(holder.result(), Ok(7), "{backend:?}");
-            assert_eq!(
-                other.result(),
-                Ok(false),
-                "{backend:?}: the second locker never entered the holder's section"
-            );
+            held_across_a_wait(
+                backend,
+                Arc::new(move |body| {
+                    let _held = concertina::lock!(motor).unwrap();
+                    body();
+                }),
+            )
         });
+        assert_eq!(
+            order,
+            ["holder in", "holder out", "other"],
+            "{backend:?}: the second locker never entered the holder's section"
+        );
     }
 }
 
