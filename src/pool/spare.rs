@@ -125,7 +125,8 @@ impl Spares {
             if state.gated > 0 {
                 self.gate.notify_one();
             } else if state.spares < self.config.max && !state.closed {
-                self.spawn(&mut state, None);
+                // Without a thread, this compensation is simply not made.
+                self.spawn(&mut state);
             }
         }
     }
@@ -143,12 +144,17 @@ impl Spares {
     /// Runs `job` on a spare thread at once (a free one, else a new one).
     pub(crate) fn dispatch(self: &Arc<Self>, job: Job) {
         let mut state = self.state.lock();
+        state.dispatched.push_back(job);
         if state.gated > 0 {
-            state.dispatched.push_back(job);
             self.gate.notify_one();
-        } else {
-            state.entitled += 1;
-            self.spawn(&mut state, Some(job));
+        } else if !self.spawn(&mut state) {
+            // No thread: the job runs on the caller instead (deeper, but it
+            // runs), after the lock is released.
+            let job = state.dispatched.pop_back();
+            drop(state);
+            if let Some(job) = job {
+                job();
+            }
         }
     }
 
@@ -182,7 +188,8 @@ impl Spares {
         self.state.lock().spares
     }
 
-    fn spawn(self: &Arc<Self>, state: &mut State, first: Option<Job>) {
+    /// Starts a spare thread; false when the system refused one.
+    fn spawn(self: &Arc<Self>, state: &mut State) -> bool {
         let index = self.config.threads + state.next_index;
         let mut builder =
             std::thread::Builder::new().name(format!("concertina-{}-{index}", self.config.name));
@@ -190,43 +197,26 @@ impl Spares {
             builder = builder.stack_size(bytes);
         }
         let spares = self.clone();
-        let (first, returned) = match first {
-            Some(job) => {
-                let shared = Arc::new(Mutex::new(Some(job)));
-                (Some(shared.clone()), Some(shared))
-            }
-            None => (None, None),
-        };
-        match builder.spawn(move || spares.main(first.and_then(|f| f.lock().take()))) {
+        match builder.spawn(move || spares.main()) {
             Ok(handle) => {
                 state.spares += 1;
                 state.next_index += 1;
                 let mut handles = self.handles.lock();
                 handles.retain(|h| !h.is_finished());
                 handles.push(handle);
+                true
             }
-            Err(_) => {
-                // No thread: a dispatched job runs on the caller instead
-                // (deeper, but it runs); a compensation is simply not made.
-                if let Some(job) = returned.and_then(|r| r.lock().take()) {
-                    state.entitled -= 1;
-                    job();
-                }
-            }
+            Err(_) => false,
         }
     }
 
-    fn main(self: Arc<Self>, first: Option<Job>) {
+    fn main(self: Arc<Self>) {
         let base = worker::stack_position();
         let enter = self.enter.lock().clone();
         if let Some(enter) = enter {
             enter(base);
         }
         SPARE.with(|s| s.set(true));
-        if let Some(job) = first {
-            run(job);
-            self.state.lock().entitled -= 1;
-        }
         while self.serve() {}
         self.state.lock().spares -= 1;
         worker::uninstall();
