@@ -226,7 +226,7 @@ impl<T: Send + 'static> Future<T> {
     pub fn join(self) -> Result<Self, Error> {
         let task = match &self.repr {
             Repr::Task(task) => task,
-            Repr::Ready(state::DONE, _) => return Ok(self),
+            // Finished without a task: a failure surfaces, a value stays.
             Repr::Ready(..) => return self.result().map(Future::ready),
         };
         task.wait_until(None);

@@ -12,6 +12,16 @@ use std::time::Duration;
 use common::{pool, within, Gate, THREADED};
 use concertina::{Backend, Device, Future, Parameter, Pool};
 
+/// A slow read already running on another pool (so that a wait on it
+/// cannot claim it: it blocks), finished when the gate opens.
+fn running_read(elsewhere: &Pool, gate: &Gate) -> Future<u32> {
+    let read = slow_read(elsewhere, gate);
+    while !read.running() {
+        std::thread::yield_now();
+    }
+    read
+}
+
 /// A slow read on another pool, finished when the gate opens.
 fn slow_read(elsewhere: &Pool, gate: &Gate) -> Future<u32> {
     let g = gate.clone();
@@ -197,11 +207,7 @@ fn a_blocked_worker_is_compensated_by_a_named_spare_thread_that_retires() {
                 .unwrap();
             let reader = common::pool(Backend::Crossbeam, 1);
             let gate = Gate::new();
-            let read = slow_read(&reader, &gate);
-            // Running on the reader already: the worker cannot claim it, it blocks.
-            while !read.running() {
-                std::thread::yield_now();
-            }
+            let read = running_read(&reader, &gate);
             let (started_tx, started) = std::sync::mpsc::channel();
             let blocked = workers.spawn(move || {
                 started_tx.send(()).unwrap();
@@ -278,10 +284,7 @@ fn shutdown_while_a_worker_waits_joins_the_spares_too() {
                 .unwrap();
             let reader = common::pool(Backend::Crossbeam, 1);
             let gate = Gate::new();
-            let read = slow_read(&reader, &gate);
-            while !read.running() {
-                std::thread::yield_now();
-            }
+            let read = running_read(&reader, &gate);
             let blocked = workers.spawn(move || read.result().unwrap());
             // A task behind the blocked one runs on a spare.
             workers.spawn(|| ()).result().unwrap();
