@@ -264,36 +264,37 @@ impl<T: Send + 'static> dyn Task<T> {
                 _ => return false,
             }
         };
-        let here = here && worker::stack_room();
-        let node: Arc<dyn Node> = self.clone();
+        if let Claimed::Sources(sources) = claimed {
+            return sources.into_iter().any(|s| s.claim(here));
+        }
+        let key = key_of(self);
         let me = self.clone();
+        if here && worker::stack_room() {
+            // The waiting frame cannot go on before this returns.
+            let _waiting = park::record(|| Waits::All(vec![self.clone() as Arc<dyn Node>]));
+            return match claimed {
+                Claimed::Own => {
+                    me.run_own();
+                    true
+                }
+                Claimed::Boxed(f) => {
+                    run_task_with(me, f, |_| ());
+                    true
+                }
+                Claimed::Call(queue) => queue.claim(key),
+                Claimed::Sources(_) => false,
+            };
+        }
         let job: Job = match claimed {
-            Claimed::Sources(sources) => return sources.into_iter().any(|s| s.claim(here)),
-            Claimed::Own if here => {
-                let _waiting = park::record(|| Waits::All(vec![node]));
-                me.run_own();
-                return true;
-            }
             Claimed::Own => match me.own_job() {
                 Some(job) => job,
                 None => return true,
             },
-            Claimed::Boxed(f) if here => {
-                let _waiting = park::record(|| Waits::All(vec![node]));
-                run_task_with(me, f, |_| ());
-                return true;
-            }
             Claimed::Boxed(f) => Box::new(move || run_task_with(me, f, |_| ())),
-            Claimed::Call(queue) if here => {
-                let _waiting = park::record(|| Waits::All(vec![node]));
-                return queue.claim(key_of(self));
-            }
-            Claimed::Call(queue) => {
-                let key = key_of(self);
-                Box::new(move || {
-                    queue.claim(key);
-                })
-            }
+            Claimed::Call(queue) => Box::new(move || {
+                queue.claim(key);
+            }),
+            Claimed::Sources(_) => return false,
         };
         match worker::current() {
             Some(worker) => worker.dispatch(job),
