@@ -64,7 +64,7 @@ fn pump() -> Result<Device, Error> {
 }
 
 fn detector(motor: &Device) -> Result<Device, Error> {
-    let position = motor.typed::<f64>("position")?;
+    let position = motor.parameter::<f64>("position")?;
     let counts = Parameter::builder("counts")
         .getter(move || {
             std::thread::sleep(Duration::from_millis(20)); // exposure
@@ -92,9 +92,9 @@ fn main() -> Result<(), Error> {
     );
 
     println!("2. a scan with the motor and the pump's flow locked");
-    let flow = pump.typed::<f64>("flow")?;
+    let flow = pump.parameter::<f64>("flow")?;
     {
-        let _guard = concertina::lock!(motor, pump.parameter("flow")?)?;
+        let _guard = concertina::lock!(motor, pump.parameter_ref("flow")?)?;
         let other = flow.clone();
         let meddler = std::thread::spawn(move || {
             let asked = Instant::now();

@@ -1,6 +1,7 @@
 //! Why a task, a wait or a configuration failed.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a [`Future`](crate::Future) did not deliver its value, or why a pool
@@ -99,7 +100,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Config(err) => Some(err),
-            Error::Device(err) => Some(err),
+            // The device error's text is this error's own: its source is
+            // the getter's or setter's error, when there is one.
+            Error::Device(err) => err.source(),
             Error::DependencyFailed(cause) => Some(&**cause),
             _ => None,
         }
@@ -394,7 +397,18 @@ pub(crate) enum DeviceErrorKind {
     },
     WrongType {
         parameter: String,
+        held: &'static str,
         expected: &'static str,
+    },
+    UnorderedLimits {
+        parameter: String,
+        lower: String,
+        upper: String,
+    },
+    Failed {
+        parameter: String,
+        operation: &'static str,
+        source: Source,
     },
     Duplicate {
         device: String,
@@ -410,11 +424,60 @@ pub(crate) enum DeviceErrorKind {
     },
 }
 
+/// The error a fallible getter or setter returned, compared by identity.
+#[derive(Clone)]
+pub(crate) struct Source(pub(crate) Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Source {}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
 impl DeviceError {
     pub(crate) fn error(kind: DeviceErrorKind) -> Error {
         Error::Device(DeviceError {
             kind: Box::new(kind),
         })
+    }
+
+    /// The error returned by a fallible getter or setter
+    /// ([`try_getter`](crate::ParameterBuilder::try_getter),
+    /// [`try_setter`](crate::ParameterBuilder::try_setter)) as its own type,
+    /// when that is `E`. [`std::error::Error::source`] gives it too, on this
+    /// error and on the [`Error`] that carries it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Error, Parameter};
+    ///
+    /// #[derive(Debug)]
+    /// struct Timeout;
+    /// impl std::fmt::Display for Timeout {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("no answer from the controller") }
+    /// }
+    /// impl std::error::Error for Timeout {}
+    ///
+    /// let counts = Parameter::<u32>::builder("counts").try_getter(|| Err(Timeout)).build()?;
+    /// let Err(Error::Device(err)) = counts.get().result() else { panic!("expected a device error") };
+    /// assert!(err.downcast_ref::<Timeout>().is_some());
+    /// assert_eq!(err.to_string(), "parameter `counts`: read failed: no answer from the controller");
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match &*self.kind {
+            DeviceErrorKind::Failed { source, .. } => source.0.downcast_ref::<E>(),
+            _ => None,
+        }
     }
 }
 
@@ -440,14 +503,28 @@ impl fmt::Display for DeviceError {
             UnknownParameter { device, name, known } => {
                 write!(f, "device `{device}` has no parameter `{name}` (it has: {})", known.join(", "))
             }
-            WrongType { parameter, expected } => write!(f, "parameter `{parameter}` does not hold {expected}"),
+            WrongType { parameter, held, expected } => {
+                write!(f, "parameter `{parameter}` holds {held}, not {expected}")?;
+                if *expected == "()" {
+                    // What an unannotated `device.get("x")` infers.
+                    write!(f, ": name the type, as in `device.parameter::<{held}>(..)`")?;
+                }
+                Ok(())
+            }
+            UnorderedLimits { parameter, lower, upper } => write!(
+                f,
+                "parameter `{parameter}`: limits {lower} and {upper} cannot be compared (is one NaN?): expected lower <= upper"
+            ),
+            Failed { parameter, operation, source } => {
+                write!(f, "parameter `{parameter}`: {operation} failed: {}", source.0)
+            }
             Duplicate { device, name } => write!(f, "device `{device}` has two parameters named `{name}`"),
             AlreadyOwned { parameter, owner } => {
                 write!(f, "parameter `{parameter}` already belongs to device `{owner}`")
             }
             LockTimeout { names, timeout } => write!(
                 f,
-                "could not lock {} within {timeout:?}: held by another thread",
+                "could not lock {} within {timeout:?}: held by another task or thread",
                 names.join(", ")
             ),
         }
@@ -460,7 +537,14 @@ impl fmt::Debug for DeviceError {
     }
 }
 
-impl std::error::Error for DeviceError {}
+impl std::error::Error for DeviceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.kind {
+            DeviceErrorKind::Failed { source, .. } => Some(&*source.0),
+            _ => None,
+        }
+    }
+}
 
 /// Turns a panic payload into the message carried by [`Error::Panicked`].
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

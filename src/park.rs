@@ -6,14 +6,16 @@
 //! 2. **Spin, then yield**, re-checking: a hand-off within the spin costs well
 //!    under a microsecond, a park/unpark round trip 10–40 µs.
 //! 3. **Register** with the interrupt machinery, so that Ctrl-C wakes it.
-//! 4. **Detect deadlock.** When the waiting thread runs a task (its *frame*)
-//!    and the wait has no deadline, the wait records what it waits on in the
-//!    task, then follows what the targets wait on in turn. When that leads
-//!    back to this task, nothing can ever wake it: the wait returns
-//!    [`Blocked::Deadlock`] with the cycle instead of sleeping. The wait that
-//!    closes a cycle is the one that finds it, since each wait records itself
-//!    before it looks (two waits closing one cycle at the same instant may
-//!    both find it).
+//! 4. **Detect deadlock.** The wait records what it waits on in its
+//!    *owner* — the task the thread runs (its frame), or the thread itself
+//!    — then, when it has no deadline, follows what the targets wait on in
+//!    turn. When that leads back to the owner, nothing can ever wake it: the
+//!    wait returns [`Blocked::Deadlock`] with the cycle instead of sleeping.
+//!    The wait that closes a cycle is the one that finds it, since each wait
+//!    records itself before it looks; two that close one cycle at the same
+//!    instant look again one at a time, and only the first reports it.
+//!    Recording also serves the locks: what an owner waits on acts for it
+//!    (see [`reaches`]), and a new record wakes the waits for a lock.
 //! 5. **Tell the pool** (compensation, see [`crate::worker`]) and park on the
 //!    condvar, re-checking the condition in a loop.
 //!
@@ -23,11 +25,13 @@
 //! what its current wait waits on; a queued instance call waits on the call
 //! running on its instance; a derived future (`then`, `when_done`, `join`)
 //! waits on its sources. A wait on many futures (`wait_any`, …) is stuck
-//! only when every one of them is. Not seen: waits with a deadline, waits of
-//! threads that run no task (nobody can wait on them), blocking outside this
-//! crate (a mutex, a channel), and chains longer than [`MAX_DEPTH`].
+//! only when every one of them is; a wait for a lock waits on the lock's
+//! holders. Not seen: cycles closed by a wait with a deadline, blocking
+//! outside this crate (a mutex, a channel), and chains longer than
+//! [`MAX_DEPTH`].
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,6 +62,11 @@ pub(crate) trait Node: Send + Sync {
     fn is_cancelled(&self) -> bool {
         false
     }
+    /// False for a wait on a lock: a holder that waits for a lock does not
+    /// lend its own locks to the lock's holder (see [`reaches`]).
+    fn lends(&self) -> bool {
+        true
+    }
 }
 
 /// What a [`Node`] waits on.
@@ -72,9 +81,126 @@ pub(crate) enum Waits {
     Any(Vec<Arc<dyn Node>>),
 }
 
+impl Waits {
+    /// True when a wait on these would lend its locks to them: a wait on a
+    /// future (not on a lock).
+    fn lends(&self) -> bool {
+        match self {
+            Waits::Nothing => false,
+            Waits::All(nodes) | Waits::Any(nodes) => nodes.iter().any(|n| n.lends()),
+        }
+    }
+}
+
 /// A node's identity: the address of its shared state.
-fn key(node: &Arc<dyn Node>) -> usize {
+pub(crate) fn key(node: &Arc<dyn Node>) -> usize {
     Arc::as_ptr(node) as *const () as usize
+}
+
+/// A thread that runs no task, as the wait graph sees it: it may hold
+/// locks, and what it waits on decides to whom it lends them.
+struct ThreadNode {
+    name: String,
+    waiting: Mutex<Waits>,
+}
+
+impl Node for ThreadNode {
+    fn waits(&self) -> Waits {
+        self.waiting.lock().clone()
+    }
+
+    fn describe(&self) -> String {
+        format!("thread `{}`", self.name)
+    }
+
+    fn set_waiting(&self, waits: Option<Waits>) {
+        *self.waiting.lock() = waits.unwrap_or_default();
+    }
+}
+
+task_local! {
+    static THREAD_NODE: RefCell<Option<Arc<dyn Node>>> = const { RefCell::new(None) };
+}
+
+/// Who this thread acts for: the task it runs (its frame), or else the
+/// thread itself. Locks belong to it.
+pub(crate) fn owner() -> Arc<dyn Node> {
+    frame().unwrap_or_else(thread_node)
+}
+
+fn thread_node() -> Arc<dyn Node> {
+    THREAD_NODE.with(|n| {
+        n.borrow_mut()
+            .get_or_insert_with(|| {
+                let thread = std::thread::current();
+                let name = thread
+                    .name()
+                    .map_or_else(|| format!("{:?}", thread.id()), str::to_owned);
+                Arc::new(ThreadNode {
+                    name,
+                    waiting: Mutex::new(Waits::Nothing),
+                })
+            })
+            .clone()
+    })
+}
+
+/// True when `from` waits on the node `target`, directly or through the
+/// tasks, calls and derived futures it waits on, not through locks: then
+/// `target` acts for `from` and may use its locks.
+pub(crate) fn reaches(from: &Arc<dyn Node>, target: usize) -> bool {
+    fn walk(waits: &Waits, target: usize, seen: &mut Vec<usize>, depth: usize) -> bool {
+        let (Waits::All(nodes) | Waits::Any(nodes)) = waits else {
+            return false;
+        };
+        nodes.iter().filter(|n| n.lends()).any(|n| {
+            let k = key(n);
+            if k == target {
+                return true;
+            }
+            if depth >= MAX_DEPTH || seen.contains(&k) {
+                return false;
+            }
+            seen.push(k);
+            walk(&n.waits(), target, seen, depth + 1)
+        })
+    }
+    walk(&from.waits(), target, &mut vec![key(from)], 0)
+}
+
+/// How many waits for a lock (or operations held off by one) want to hear
+/// when a new wait is recorded: it may lend them a lock.
+static WATCHERS: AtomicUsize = AtomicUsize::new(0);
+/// Held while a wait that found a cycle looks again and withdraws.
+static RESOLVING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+/// What hears it (the lock table).
+static ON_WAIT: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Makes every wait recorded while the guard lives call `hook`.
+pub(crate) struct Watching(());
+
+pub(crate) fn watch_waits(hook: fn()) -> Watching {
+    ON_WAIT.get_or_init(|| hook);
+    // SeqCst, here and in `recorded`: the watcher counts itself before it
+    // reads what others wait on, a recorder records before it reads the
+    // count, so one of them sees the other.
+    WATCHERS.fetch_add(1, Ordering::SeqCst);
+    Watching(())
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        WATCHERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Called once `waits` was recorded for a frame or a thread.
+fn tell_watchers(waits: &Waits) {
+    if WATCHERS.load(Ordering::SeqCst) > 0 && waits.lends() {
+        if let Some(hook) = ON_WAIT.get() {
+            hook();
+        }
+    }
 }
 
 task_local! {
@@ -142,7 +268,9 @@ pub(crate) struct Recorded(Arc<dyn Node>);
 /// before it returns).
 pub(crate) fn record(waits: impl FnOnce() -> Waits) -> Option<Recorded> {
     let frame = frame()?;
-    frame.set_waiting(Some(waits()));
+    let waits = waits();
+    frame.set_waiting(Some(waits.clone()));
+    tell_watchers(&waits);
     Some(Recorded(frame))
 }
 
@@ -198,9 +326,9 @@ pub(crate) fn block<S>(
         }
     }
     let registration = interrupt::register(target());
-    let _recorded = match (deadline, waits) {
-        (None, Some(waits)) => match detect(waits) {
-            Ok(recorded) => recorded,
+    let _recorded = match waits {
+        Some(waits) => match detect(waits, deadline.is_none()) {
+            Ok(recorded) => Some(recorded),
             Err(cycle) => {
                 return if quick() {
                     Blocked::Ready
@@ -209,7 +337,7 @@ pub(crate) fn block<S>(
                 };
             }
         },
-        _ => None,
+        None => None,
     };
     let _blocked = worker::block();
     let mut guard = lock.lock();
@@ -241,25 +369,32 @@ pub(crate) fn block<S>(
     }
 }
 
-/// Records what the frame's wait waits on and looks for a cycle back to the
-/// frame. `Ok(None)` for a thread that runs no task.
+/// Records what the wait of this thread's owner (its frame, or the thread
+/// itself) waits on, and, with `check`, looks for a cycle back to it.
 #[cold]
-fn detect(waits: &dyn Fn() -> Waits) -> Result<Option<Recorded>, Cycle> {
-    let Some(frame) = frame() else {
-        return Ok(None);
-    };
+fn detect(waits: &dyn Fn() -> Waits, check: bool) -> Result<Recorded, Cycle> {
+    let frame = owner();
     let waits = waits();
     frame.set_waiting(Some(waits.clone()));
     let recorded = Recorded(frame.clone());
+    tell_watchers(&waits);
     let mut path = Vec::new();
-    if stuck(&waits, key(&frame), &mut path, 0) {
+    if check && stuck(&waits, key(&frame), &mut path, 0) {
+        // Two waits closing one cycle at the same instant both find it:
+        // one at a time, each looks again, and the first withdraws its
+        // wait before the other looks.
+        let _one = RESOLVING.lock();
+        path.clear();
+        if !stuck(&waits, key(&frame), &mut path, 0) {
+            return Ok(recorded);
+        }
         drop(recorded);
         let mut names = Vec::with_capacity(path.len() + 1);
         names.push(frame.describe());
         names.extend(path.iter().map(|n| n.describe()));
         return Err(Cycle::new(names));
     }
-    Ok(Some(recorded))
+    Ok(recorded)
 }
 
 /// True when `waits` can only end once the node `me` goes on: `path` then

@@ -122,7 +122,7 @@ fn test_iterable() {
 #[test]
 fn test_invalid_parameter() {
     let d = mock_device().device;
-    assert!(matches!(d.parameter("foo"), Err(Error::Device(_))));
+    assert!(matches!(d.parameter_ref("foo"), Err(Error::Device(_))));
 }
 
 #[test]
@@ -136,7 +136,7 @@ fn test_context_manager() {
 #[test]
 fn test_parameter_lock_acquisition() {
     let d = mock_device().device;
-    let _guard = concertina::lock!(d.parameter("writeonly").unwrap()).unwrap();
+    let _guard = concertina::lock!(d.parameter_ref("writeonly").unwrap()).unwrap();
 }
 
 #[test]

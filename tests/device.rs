@@ -130,10 +130,13 @@ fn by_name_access_names_what_is_wrong() {
     let err = motor.set("position", 3u32).result().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "parameter `motor.position (f64)` does not hold u32"
+        "parameter `motor.position` holds f64, not u32"
     );
     motor.set("position", 3.0).result().unwrap();
-    assert_eq!(motor.typed::<f64>("position").unwrap().get_sync(), Ok(3.0));
+    assert_eq!(
+        motor.parameter::<f64>("position").unwrap().get_sync(),
+        Ok(3.0)
+    );
     assert_eq!(
         format!("{motor:?}"),
         r#"Device { name: "motor", parameters: ["position"] }"#
@@ -269,7 +272,10 @@ fn a_device_lock_covers_its_parameters_and_the_other_way_round() {
         .parameter(Axis::default().parameter("y"))
         .build()
         .unwrap();
-    let (x, y) = (motor.parameter("x").unwrap(), motor.parameter("y").unwrap());
+    let (x, y) = (
+        motor.parameter_ref("x").unwrap(),
+        motor.parameter_ref("y").unwrap(),
+    );
     {
         let _device = motor.lock().unwrap();
         assert!(
@@ -298,7 +304,7 @@ fn a_device_lock_covers_its_parameters_and_the_other_way_round() {
 #[test]
 fn locks_are_re_entrant_on_one_thread() {
     let motor = device_with("motor", "x");
-    let x = motor.parameter("x").unwrap();
+    let x = motor.parameter_ref("x").unwrap();
     let a = motor.lock().unwrap();
     let b = concertina::lock!(motor, x).unwrap();
     let c = motor.lock().unwrap();
@@ -323,12 +329,12 @@ fn a_lock_timeout_names_what_could_not_be_had() {
         r.wait();
     });
     locked.wait();
-    let flow = pump.parameter("flow").unwrap();
+    let flow = pump.parameter_ref("flow").unwrap();
     let err =
         concertina::try_lock_for(&[&flow as &dyn Lockable], Duration::from_millis(5)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "could not lock pump.flow within 5ms: held by another thread"
+        "could not lock pump.flow within 5ms: held by another task or thread"
     );
     release.open();
     holder.join().unwrap();
@@ -337,7 +343,7 @@ fn a_lock_timeout_names_what_could_not_be_had() {
 #[test]
 fn operations_of_other_threads_wait_for_the_holder() {
     let (axis, motor) = motor_with_axis();
-    let x = motor.typed::<f64>("x").unwrap();
+    let x = motor.parameter::<f64>("x").unwrap();
     let guard = motor.lock().unwrap();
     // The holder's own set goes ahead.
     x.set(1.0).result().unwrap();
@@ -368,7 +374,7 @@ fn the_lock_macro_takes_devices_and_parameters_in_any_order() {
                 barrier.wait();
                 let mut held = 0;
                 for _ in 0..200 {
-                    let flow = pump.parameter("flow")?;
+                    let flow = pump.parameter_ref("flow")?;
                     let _guard = if i == 0 {
                         concertina::lock!(motor, flow)?
                     } else {
@@ -388,7 +394,7 @@ fn the_lock_macro_takes_devices_and_parameters_in_any_order() {
 #[test]
 fn operations_started_by_the_holder_act_for_it_even_when_nested() {
     let (_axis, motor) = motor_with_axis();
-    let x = motor.typed::<f64>("x").unwrap();
+    let x = motor.parameter::<f64>("x").unwrap();
     // A detector whose reading reads the motor: a nested operation on a pool thread.
     let counts = Parameter::builder("counts")
         .getter(move || x.get_sync().unwrap() * 10.0)
@@ -423,7 +429,7 @@ fn a_lock_waits_for_other_owners_operations_in_flight() {
         concertina::try_lock_for(&[&p as &dyn Lockable], Duration::from_millis(20)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "could not lock slow within 20ms: held by another thread"
+        "could not lock slow within 20ms: held by another task or thread"
     );
     release.open();
     assert_eq!(mover.join().unwrap(), Ok(()));

@@ -57,10 +57,10 @@ fn random_subsets_in_random_orders_never_deadlock_or_overlap() {
         .unwrap();
     let objects = vec![
         Object::Device(a.clone(), vec![0, 1]),
-        Object::Parameter(a.parameter("x").unwrap(), 0),
-        Object::Parameter(a.parameter("y").unwrap(), 1),
+        Object::Parameter(a.parameter_ref("x").unwrap(), 0),
+        Object::Parameter(a.parameter_ref("y").unwrap(), 1),
         Object::Device(b.clone(), vec![2]),
-        Object::Parameter(b.parameter("z").unwrap(), 2),
+        Object::Parameter(b.parameter_ref("z").unwrap(), 2),
         Object::Free(parameter("free"), 3),
     ];
     let in_use: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());

@@ -1,0 +1,683 @@
+//! Locks for exclusive access to devices and parameters: one table for the
+//! process, owned by tasks (or threads that run none), lent to what their
+//! owner waits on, and part of the wait graph so that a lock cycle is
+//! reported as [`Error::Deadlock`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use crate::error::{DeviceError, DeviceErrorKind, Error};
+use crate::interrupt::Wakeable;
+use crate::park::{self, block, Blocked, Node, Waits};
+use crate::sync::{Condvar, Mutex};
+
+static NEXT_NODE: AtomicU64 = AtomicU64::new(1);
+
+/// One lockable object: a device, or a parameter (whose device, once it has
+/// one, covers it).
+pub(crate) struct LockNode {
+    id: u64,
+    pub(crate) name: String,
+    pub(crate) device: OnceLock<(Arc<LockNode>, String)>,
+}
+
+impl LockNode {
+    pub(crate) fn new(name: &str) -> Arc<LockNode> {
+        Arc::new(LockNode {
+            // Relaxed: a unique number, ordering nothing else.
+            id: NEXT_NODE.fetch_add(1, Ordering::Relaxed),
+            name: name.to_owned(),
+            device: OnceLock::new(),
+        })
+    }
+
+    fn device(&self) -> Option<&Arc<LockNode>> {
+        self.device.get().map(|(node, _)| node)
+    }
+
+    /// `device.parameter`, or the bare name.
+    pub(crate) fn full_name(&self) -> String {
+        match self.device.get() {
+            Some((_, device)) => format!("{device}.{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// Who holds a lock: a task, or a thread that runs none (see
+/// [`park::owner`]).
+#[derive(Clone)]
+pub(crate) struct Owner(Arc<dyn Node>);
+
+impl Owner {
+    /// Whoever this thread acts for.
+    pub(crate) fn current() -> Owner {
+        Owner(park::owner())
+    }
+
+    pub(crate) fn of(node: Arc<dyn Node>) -> Owner {
+        Owner(node)
+    }
+
+    fn key(&self) -> usize {
+        park::key(&self.0)
+    }
+
+    /// True when this owner waits on `other` (through futures, not locks):
+    /// `other` then acts for it and may use its locks.
+    fn lends_to(&self, other: &Owner) -> bool {
+        park::reaches(&self.0, other.key())
+    }
+}
+
+impl PartialEq for Owner {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+/// How many holds each owner has.
+#[derive(Default)]
+struct Counts(Vec<(Owner, usize)>);
+
+impl Counts {
+    fn add(&mut self, owner: &Owner) {
+        match self.0.iter_mut().find(|(o, _)| o == owner) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((owner.clone(), 1)),
+        }
+    }
+
+    fn remove(&mut self, owner: &Owner) {
+        if let Some(i) = self.0.iter().position(|(o, _)| o == owner) {
+            self.0[i].1 -= 1;
+            if self.0[i].1 == 0 {
+                self.0.swap_remove(i);
+            }
+        }
+    }
+
+    fn others<'a>(&'a self, me: &'a Owner) -> impl Iterator<Item = &'a Owner> + 'a {
+        self.0.iter().map(|(o, _)| o).filter(move |o| *o != me)
+    }
+}
+
+/// Locks are exclusive; operations (a get or a set) take shared holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    Exclusive,
+    Operation,
+}
+
+/// Who holds what. Locks are taken at the pace of people and motors, not in
+/// hot loops: one table for the process.
+#[derive(Default)]
+struct Locks {
+    /// Node → exclusive owner and its re-entry depth.
+    held: HashMap<u64, (Owner, usize)>,
+    /// Device → exclusive holds on its parameters.
+    intents: HashMap<u64, Counts>,
+    /// Node → operations in flight on it (for a device: on its parameters).
+    operations: HashMap<u64, Counts>,
+    /// Bumped whenever a hold is released or a wait is recorded that may
+    /// lend a lock: waits for a lock re-examine then.
+    generation: u64,
+    /// Parameters whose queued operations wait for a lock: told at the next
+    /// generation.
+    held_off: Vec<(Weak<dyn Kick>, park::Watching)>,
+}
+
+/// A parameter's queue, told to look again at the operations a lock held off.
+pub(crate) trait Kick: Send + Sync {
+    fn kick(self: Arc<Self>);
+}
+
+impl Locks {
+    /// The other owners whose holds keep `me` from taking `hold` on `node`.
+    fn blockers(&self, node: &LockNode, me: &Owner, hold: Hold, out: &mut Vec<Owner>) {
+        let mut add = |o: &Owner| {
+            if o != me && !out.contains(o) {
+                out.push(o.clone());
+            }
+        };
+        if let Some((o, _)) = self.held.get(&node.id) {
+            add(o);
+        }
+        if let Some((o, _)) = node.device().and_then(|d| self.held.get(&d.id)) {
+            add(o);
+        }
+        if hold == Hold::Exclusive {
+            // A lock also waits for other owners' operations in flight and,
+            // on a device, for other owners' locks on its parameters.
+            if let Some(c) = self.operations.get(&node.id) {
+                c.others(me).for_each(&mut add);
+            }
+            if node.device().is_none() {
+                if let Some(c) = self.intents.get(&node.id) {
+                    c.others(me).for_each(&mut add);
+                }
+            }
+        }
+    }
+
+    /// Takes `hold` on `node` for `me`. An exclusive hold on a node already
+    /// held (by an owner that lent it to `me`) re-enters it as that owner.
+    fn take(&mut self, node: &LockNode, me: &Owner, hold: Hold) -> Owner {
+        match hold {
+            Hold::Exclusive => {
+                let entry = self.held.entry(node.id).or_insert((me.clone(), 0));
+                entry.1 += 1;
+                let owner = entry.0.clone();
+                if let Some(device) = node.device() {
+                    self.intents.entry(device.id).or_default().add(&owner);
+                }
+                owner
+            }
+            Hold::Operation => {
+                self.operations.entry(node.id).or_default().add(me);
+                if let Some(device) = node.device() {
+                    self.operations.entry(device.id).or_default().add(me);
+                }
+                me.clone()
+            }
+        }
+    }
+
+    fn release(&mut self, node: &LockNode, owner: &Owner, hold: Hold) {
+        fn remove(map: &mut HashMap<u64, Counts>, id: u64, owner: &Owner) {
+            if let Some(counts) = map.get_mut(&id) {
+                counts.remove(owner);
+                if counts.0.is_empty() {
+                    map.remove(&id);
+                }
+            }
+        }
+        match hold {
+            Hold::Exclusive => {
+                if let Some((_, depth)) = self.held.get_mut(&node.id) {
+                    *depth -= 1;
+                    if *depth == 0 {
+                        self.held.remove(&node.id);
+                    }
+                }
+                if let Some(device) = node.device() {
+                    remove(&mut self.intents, device.id, owner);
+                }
+            }
+            Hold::Operation => {
+                remove(&mut self.operations, node.id, owner);
+                if let Some(device) = node.device() {
+                    remove(&mut self.operations, device.id, owner);
+                }
+            }
+        }
+    }
+}
+
+struct LockTable {
+    locks: Mutex<Locks>,
+    released: Condvar,
+}
+
+impl Wakeable for LockTable {
+    fn wake(&self) {
+        let _locks = self.locks.lock();
+        self.released.notify_all();
+    }
+}
+
+static TABLE: LazyLock<Arc<LockTable>> = LazyLock::new(|| {
+    Arc::new(LockTable {
+        locks: Mutex::new(Locks::default()),
+        released: Condvar::new(),
+    })
+});
+
+/// Something changed that may let a wait for a lock go on: a new
+/// generation; waits wake, held-off operations are looked at again.
+fn changed() {
+    let held_off = {
+        let mut locks = TABLE.locks.lock();
+        locks.generation += 1;
+        TABLE.released.notify_all();
+        std::mem::take(&mut locks.held_off)
+    };
+    for queue in held_off
+        .into_iter()
+        .filter_map(|(q, _watching)| q.upgrade())
+    {
+        queue.kick();
+    }
+}
+
+/// Who keeps a wait for a lock waiting, as the wait graph sees it.
+struct LockWait {
+    waiter: Owner,
+    holders: Vec<Owner>,
+    names: String,
+}
+
+impl Node for LockWait {
+    fn waits(&self) -> Waits {
+        // A holder that has begun to wait on the waiter meanwhile lends it
+        // the lock: that is no edge of a cycle.
+        Waits::All(
+            self.holders
+                .iter()
+                .filter(|h| !h.lends_to(&self.waiter))
+                .map(|h| h.0.clone())
+                .collect(),
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!("a lock on {}", self.names)
+    }
+
+    fn lends(&self) -> bool {
+        false
+    }
+}
+
+fn names(nodes: &[Arc<LockNode>]) -> Vec<String> {
+    nodes.iter().map(|n| n.full_name()).collect()
+}
+
+/// An attempt to take holds on some objects: all at once, or none.
+struct Attempt<'a> {
+    nodes: &'a [Arc<LockNode>],
+    me: &'a Owner,
+    hold: Hold,
+}
+
+/// What an attempt found.
+enum Taken {
+    Yes(Vec<Owner>),
+    /// Held by these (none of which lends), at this generation.
+    No(Vec<Owner>, u64),
+}
+
+impl Attempt<'_> {
+    fn blockers(&self, locks: &Locks) -> Vec<Owner> {
+        let mut out = Vec::new();
+        for node in self.nodes {
+            locks.blockers(node, self.me, self.hold, &mut out);
+        }
+        out
+    }
+
+    fn take_all(&self, locks: &mut Locks) -> Vec<Owner> {
+        self.nodes
+            .iter()
+            .map(|n| locks.take(n, self.me, self.hold))
+            .collect()
+    }
+
+    /// Takes the holds when every other owner in the way lends them to
+    /// `me`. Whether an owner lends is found outside the table's lock (it
+    /// reads what tasks wait on), then checked again under it.
+    fn try_take(&self) -> Taken {
+        loop {
+            let (blockers, generation) = {
+                let mut locks = TABLE.locks.lock();
+                let blockers = self.blockers(&locks);
+                if blockers.is_empty() {
+                    return Taken::Yes(self.take_all(&mut locks));
+                }
+                (blockers, locks.generation)
+            };
+            let (lending, refusing): (Vec<Owner>, Vec<Owner>) =
+                blockers.into_iter().partition(|b| b.lends_to(self.me));
+            if !refusing.is_empty() {
+                return Taken::No(refusing, generation);
+            }
+            let mut locks = TABLE.locks.lock();
+            if self.blockers(&locks).iter().all(|b| lending.contains(b)) {
+                return Taken::Yes(self.take_all(&mut locks));
+            }
+        }
+    }
+}
+
+/// Holds taken by one call, released when dropped.
+pub(crate) struct Holds {
+    nodes: Vec<(Arc<LockNode>, Owner)>,
+    hold: Hold,
+}
+
+impl Drop for Holds {
+    fn drop(&mut self) {
+        {
+            let mut locks = TABLE.locks.lock();
+            for (node, owner) in &self.nodes {
+                locks.release(node, owner, self.hold);
+            }
+        }
+        changed();
+    }
+}
+
+fn sorted(objects: &[&dyn Lockable]) -> Vec<Arc<LockNode>> {
+    let mut nodes: Vec<Arc<LockNode>> = objects.iter().map(|o| o.lock_target().0).collect();
+    // One order for everybody, and each object once.
+    nodes.sort_by_key(|n| n.id);
+    nodes.dedup_by_key(|n| n.id);
+    nodes
+}
+
+fn holds(nodes: Vec<Arc<LockNode>>, owners: Vec<Owner>, hold: Hold) -> Holds {
+    Holds {
+        nodes: nodes.into_iter().zip(owners).collect(),
+        hold,
+    }
+}
+
+/// Takes `hold` on `node` for the operation `me` when nothing is in the
+/// way; otherwise registers `queue` to be kicked when something changes and
+/// returns what holds the operation off (for the wait graph).
+pub(crate) fn try_operation(
+    node: &Arc<LockNode>,
+    me: &Owner,
+    queue: Weak<dyn Kick>,
+) -> Result<Holds, Arc<dyn Node>> {
+    let nodes = std::slice::from_ref(node);
+    // Counted before anything is read: a wait recorded from here on tells.
+    let watching = park::watch_waits(changed);
+    loop {
+        let attempt = Attempt {
+            nodes,
+            me,
+            hold: Hold::Operation,
+        };
+        match attempt.try_take() {
+            Taken::Yes(owners) => return Ok(holds(nodes.to_vec(), owners, Hold::Operation)),
+            Taken::No(holders, generation) => {
+                let mut locks = TABLE.locks.lock();
+                if locks.generation != generation {
+                    continue;
+                }
+                locks.held_off.push((queue, watching));
+                return Err(Arc::new(LockWait {
+                    waiter: me.clone(),
+                    holders,
+                    names: node.full_name(),
+                }));
+            }
+        }
+    }
+}
+
+/// Takes `hold` on every object for `me`, waiting as long as needed (up to
+/// `timeout`).
+pub(crate) fn acquire(
+    objects: &[&dyn Lockable],
+    timeout: Option<Duration>,
+    me: &Owner,
+    hold: Hold,
+) -> Result<Holds, Error> {
+    let nodes = sorted(objects);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let table = &*TABLE;
+    let _watching = park::watch_waits(changed);
+    loop {
+        let attempt = Attempt {
+            nodes: &nodes,
+            me,
+            hold,
+        };
+        let (holders, generation) = match attempt.try_take() {
+            Taken::Yes(owners) => return Ok(holds(nodes, owners, hold)),
+            Taken::No(holders, generation) => (holders, generation),
+        };
+        let edge: Arc<dyn Node> = Arc::new(LockWait {
+            waiter: me.clone(),
+            holders,
+            names: names(&nodes).join(", "),
+        });
+        let waits = || Waits::All(vec![edge.clone()]);
+        let moved = |locks: &Locks| locks.generation != generation;
+        let quick = || table.locks.try_lock().is_some_and(|locks| moved(&locks));
+        match block(
+            &table.locks,
+            &table.released,
+            moved,
+            quick,
+            deadline,
+            || table.clone() as Arc<dyn Wakeable>,
+            Some(&waits),
+        ) {
+            Blocked::Ready => {}
+            Blocked::TimedOut => {
+                return Err(DeviceError::error(DeviceErrorKind::LockTimeout {
+                    names: names(&nodes),
+                    timeout: timeout.unwrap_or(Duration::MAX),
+                }));
+            }
+            Blocked::Interrupted(registration) => {
+                drop(registration);
+                return Err(Error::Interrupted);
+            }
+            Blocked::Deadlock(error) => return Err(error),
+        }
+    }
+}
+
+/// Exclusive access to the objects passed to [`lock`](crate::lock()) (or
+/// [`lock!`](crate::lock!), [`try_lock_for`]), until dropped. Not `Send`:
+/// it is released by the task (or thread) that took it.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Device, Parameter};
+///
+/// let flow = Parameter::<f64>::builder("flow").setter(|_| {}).build()?;
+/// let pump = Device::builder("pump").parameter(flow).build()?;
+/// {
+///     let _guard = pump.lock()?;
+///     // nobody else can lock the pump, or its `flow`, until here
+/// }
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[must_use = "the objects are unlocked as soon as the guard is dropped"]
+pub struct LockGuard {
+    holds: Holds,
+    _not_send: PhantomData<std::rc::Rc<()>>,
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self
+            .holds
+            .nodes
+            .iter()
+            .map(|(n, _)| n.full_name())
+            .collect();
+        f.debug_struct("LockGuard").field("locked", &names).finish()
+    }
+}
+
+/// What can be locked: a [`Device`](crate::Device), a
+/// [`Parameter`](crate::Parameter), a [`ParameterRef`](crate::ParameterRef).
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Lockable, Parameter};
+///
+/// let valve = Parameter::<bool>::builder("valve").setter(|_| {}).build()?;
+/// let objects: [&dyn Lockable; 1] = [&valve];
+/// let _guard = concertina::lock(&objects)?;
+/// # Ok::<(), concertina::Error>(())
+/// ```
+pub trait Lockable {
+    /// The object to lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Device, Lockable};
+    ///
+    /// let motor = Device::builder("motor").build()?;
+    /// assert_eq!(format!("{:?}", motor.lock_target()), "LockTarget(\"motor\")");
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    fn lock_target(&self) -> LockTarget;
+}
+
+/// An opaque handle on a lockable object, given by [`Lockable::lock_target`].
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Lockable, Parameter};
+///
+/// let p = Parameter::<u8>::builder("p").getter(|| 1).build()?;
+/// let target = p.lock_target();
+/// assert_eq!(format!("{target:?}"), "LockTarget(\"p\")");
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct LockTarget(pub(crate) Arc<LockNode>);
+
+impl fmt::Debug for LockTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LockTarget")
+            .field(&self.0.full_name())
+            .finish()
+    }
+}
+
+impl Lockable for LockTarget {
+    fn lock_target(&self) -> LockTarget {
+        self.clone()
+    }
+}
+
+impl<L: Lockable + ?Sized> Lockable for &L {
+    fn lock_target(&self) -> LockTarget {
+        (**self).lock_target()
+    }
+}
+
+/// Locks every object for exclusive access, waiting as long as it takes.
+///
+/// All are taken in one step once all are free, so two callers naming the
+/// same objects in any order never deadlock. A device lock covers its
+/// parameters: a locker of `motor` excludes a locker of `motor`'s
+/// `position`, and the other way round.
+///
+/// **Owned by the task.** A lock belongs to the task that took it (or to
+/// the thread, outside any task), and is re-entrant for it. Whatever that
+/// owner *waits on* acts for it and may use its locks: the operations
+/// (`get`, `set`) it waits for, a task it spawned and waits on, and what
+/// those wait on in turn, on whichever thread they run and whenever they
+/// ask. Anything else — another thread, a task the owner does not wait on,
+/// an operation it submitted but has not waited for yet — waits until the
+/// lock is released (or the owner begins to wait on it). A lock also waits
+/// for the operations already running on its objects.
+///
+/// Locks taken by *separate* calls nest like any locks: two tasks taking
+/// two objects in opposite orders wait on each other. That cycle is found:
+/// the lock call that closes it returns [`Error::Deadlock`] naming it,
+/// instead of hanging. Name everything in one call to avoid it.
+///
+/// # Errors
+///
+/// [`Error::Interrupted`] when Ctrl-C arrives while waiting;
+/// [`Error::Deadlock`] when waiting would close a cycle.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Device, Lockable, Parameter};
+///
+/// let position = Parameter::<f64>::builder("position").setter(|_| {}).build()?;
+/// let motor = Device::builder("motor").parameter(position).build()?;
+/// let flow = Parameter::<f64>::builder("flow").setter(|_| {}).build()?;
+/// let pump = Device::builder("pump").parameter(flow).build()?;
+/// let flow = pump.parameter_ref("flow")?;
+/// let _guard = concertina::lock(&[&motor as &dyn Lockable, &flow])?;
+/// // A task the holder waits on uses the holder's locks:
+/// let display = concertina::spawn({
+///     let motor = motor.clone();
+///     move || motor.set("position", 1.0).result()
+/// });
+/// display.result()??;
+/// # Ok::<(), concertina::Error>(())
+/// ```
+pub fn lock(objects: &[&dyn Lockable]) -> Result<LockGuard, Error> {
+    Ok(LockGuard {
+        holds: acquire(objects, None, &Owner::current(), Hold::Exclusive)?,
+        _not_send: PhantomData,
+    })
+}
+
+/// As [`lock`](crate::lock()), giving up after `timeout`.
+///
+/// # Errors
+///
+/// [`Error::Device`] naming the objects when they could not all be locked in
+/// time; [`Error::Interrupted`] on Ctrl-C.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Lockable, Parameter};
+/// use std::time::Duration;
+///
+/// let shutter = Parameter::<bool>::builder("shutter").setter(|_| {}).build()?;
+/// let held = shutter.clone();
+/// let (locked, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+/// let holder = std::thread::spawn(move || {
+///     let _guard = held.lock().unwrap();
+///     locked.0.send(()).unwrap();
+///     release.1.recv().unwrap();
+/// });
+/// locked.1.recv().unwrap();
+/// let err = concertina::try_lock_for(&[&shutter as &dyn Lockable], Duration::from_millis(10)).unwrap_err();
+/// assert_eq!(err.to_string(), "could not lock shutter within 10ms: held by another task or thread");
+/// release.0.send(()).unwrap();
+/// holder.join().unwrap();
+/// # Ok::<(), concertina::Error>(())
+/// ```
+pub fn try_lock_for(objects: &[&dyn Lockable], timeout: Duration) -> Result<LockGuard, Error> {
+    Ok(LockGuard {
+        holds: acquire(objects, Some(timeout), &Owner::current(), Hold::Exclusive)?,
+        _not_send: PhantomData,
+    })
+}
+
+/// Locks devices and parameters for exclusive access until the guard drops:
+/// `lock!(motor, pump.parameter_ref("flow")?)` (Concert's
+/// `with motor, pump['flow']:`). See [`lock`](crate::lock()).
+///
+/// # Errors
+///
+/// [`Error::Interrupted`] when Ctrl-C arrives while waiting;
+/// [`Error::Deadlock`] when waiting would close a cycle.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Device, Parameter};
+///
+/// let position = Parameter::<f64>::builder("position").setter(|_| {}).build()?;
+/// let motor = Device::builder("motor").parameter(position).build()?;
+/// let flow = Parameter::<f64>::builder("flow").setter(|_| {}).build()?;
+/// let pump = Device::builder("pump").parameter(flow).build()?;
+///
+/// let _guard = concertina::lock!(motor, pump.parameter_ref("flow")?)?;
+/// motor.set("position", 2.0).result()?;
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[macro_export]
+macro_rules! lock {
+    ($($object:expr),+ $(,)?) => {
+        $crate::lock(&[$(&$object as &dyn $crate::Lockable),+])
+    };
+}

@@ -1,0 +1,320 @@
+//! A parameter's operations: one at a time, in submission order, on a pool,
+//! without a thread of their own (a small instance). An operation held off
+//! by another owner's lock stays queued and lets the next ones by; the next
+//! operation starts only once the previous one has settled: its closure
+//! returned and, when it was cancelled, its stop returned.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use crate::device::lock::{self, Kick, LockNode, Owner};
+use crate::error::Error;
+use crate::future::Future;
+use crate::park::{self, Node, Waits};
+use crate::pool::{Pool, Work};
+use crate::sync::{Condvar, Mutex, MutexGuard};
+use crate::task::{detached, phase, run_task_with, Content, Queue, Watchable};
+use crate::worker::{self, Queued, Runnable};
+
+pub(crate) struct Ops {
+    state: Mutex<State>,
+    /// Told when an operation has settled.
+    settled: Condvar,
+    pool: Result<Pool, Error>,
+    node: Arc<LockNode>,
+}
+
+struct State {
+    queue: VecDeque<Op>,
+    /// A drain job is on the pool and has not started yet.
+    scheduled: bool,
+    /// Somebody runs the operations now (the drain job, or a wait that
+    /// claimed the queue); only they take operations out.
+    draining: bool,
+    /// Every queued operation waits for a lock: no drain until a kick.
+    held_off: bool,
+    /// A kick or a submission arrived while the queue was drained.
+    kicked: bool,
+    /// The operation running now, for the deadlock detection.
+    running: Option<Arc<dyn Node>>,
+}
+
+struct Op {
+    task: Arc<dyn Watchable>,
+    run: Box<dyn FnOnce() + Send>,
+    /// Set once the operation's future has settled (its stop, if it was
+    /// cancelled, has returned).
+    settled: Arc<AtomicBool>,
+    /// What holds it off, while a lock does.
+    held_by: Option<Arc<dyn Node>>,
+}
+
+impl Op {
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.task) as *const () as usize
+    }
+}
+
+impl Ops {
+    pub(crate) fn new(pool: Result<Pool, Error>, node: Arc<LockNode>) -> Arc<Ops> {
+        Arc::new(Ops {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                scheduled: false,
+                draining: false,
+                held_off: false,
+                kicked: false,
+                running: None,
+            }),
+            settled: Condvar::new(),
+            pool,
+            node,
+        })
+    }
+
+    /// Queues `f` as the parameter's next operation. `prepare` registers
+    /// what must be in place before it can run (its stop).
+    pub(crate) fn submit<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+        prepare: impl FnOnce(Future<T>) -> Future<T>,
+    ) -> Future<T> {
+        let queue: Weak<dyn Queue> = Arc::downgrade(self) as Weak<dyn Queue>;
+        let inner = detached(phase::PENDING, Content::OnInstance(queue));
+        let future = prepare(Future::from_shared(inner.clone()));
+        let settled = Arc::new(AtomicBool::new(false));
+        {
+            let ops = Arc::downgrade(self);
+            let settled = settled.clone();
+            // Callbacks run after the cleanup: the stop has returned.
+            future.on_done(move |_| {
+                // Release: pairs with the Acquire of the drain that waits.
+                settled.store(true, Ordering::Release);
+                if let Some(ops) = ops.upgrade() {
+                    let _state = ops.state.lock();
+                    ops.settled.notify_all();
+                }
+            });
+        }
+        let task: Arc<dyn Watchable> = inner.clone();
+        if let Ok(pool) = &self.pool {
+            if pool.is_shutdown() {
+                task.fail(Error::Shutdown);
+                return future;
+            }
+        }
+        let op = Op {
+            task,
+            run: Box::new(move || run_task_with(inner, f, |_| ())),
+            settled,
+            held_by: None,
+        };
+        let mut state = self.state.lock();
+        state.queue.push_back(op);
+        state.held_off = false;
+        state.kicked = true;
+        self.start_if_idle(state);
+        future
+    }
+
+    /// True while an operation is queued or running.
+    pub(crate) fn busy(&self) -> bool {
+        let state = self.state.lock();
+        !state.queue.is_empty() || state.running.is_some()
+    }
+
+    fn start_if_idle(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
+        if state.scheduled || state.draining || state.held_off || state.queue.is_empty() {
+            return;
+        }
+        state.scheduled = true;
+        drop(state);
+        match &self.pool {
+            Ok(pool) => pool.execute(Drain(self.clone())),
+            Err(error) => self.fail_all(error.clone()),
+        }
+    }
+
+    fn fail_all(&self, error: Error) {
+        let ops = {
+            let mut state = self.state.lock();
+            state.scheduled = false;
+            std::mem::take(&mut state.queue)
+        };
+        for op in ops {
+            op.task.fail(error.clone());
+        }
+    }
+
+    fn drain_scheduled(self: &Arc<Self>) {
+        {
+            let mut state = self.state.lock();
+            state.scheduled = false;
+            if state.draining {
+                return;
+            }
+            state.draining = true;
+        }
+        self.drain(None);
+    }
+
+    /// Runs operations one at a time, each the first in queue order that no
+    /// lock holds off, until none is left that can run (or, with `until`,
+    /// that operation has run). The caller has set `draining`.
+    fn drain(self: &Arc<Self>, until: Option<usize>) {
+        let me: Weak<dyn Kick> = Arc::downgrade(self) as Weak<dyn Kick>;
+        loop {
+            if self.pool.as_ref().is_ok_and(Pool::is_discarding) {
+                self.state.lock().draining = false;
+                self.fail_all(Error::Shutdown);
+                return;
+            }
+            let (candidates, dropped) = {
+                let mut state = self.state.lock();
+                state.kicked = false;
+                // Cancelled while queued: settled already, never run.
+                let (dropped, kept): (Vec<Op>, Vec<Op>) = std::mem::take(&mut state.queue)
+                    .into_iter()
+                    .partition(|op| phase::is_decided(op.task.phase()));
+                state.queue = kept.into();
+                let candidates: Vec<(usize, Arc<dyn Node>)> = state
+                    .queue
+                    .iter()
+                    .map(|op| (op.key(), op.task.clone() as Arc<dyn Node>))
+                    .collect();
+                (candidates, dropped)
+            };
+            drop(dropped);
+            let mut chosen = None;
+            for (key, node) in candidates {
+                let held_by = match lock::try_operation(&self.node, &Owner::of(node), me.clone()) {
+                    Ok(holds) => {
+                        chosen = Some((key, holds));
+                        None
+                    }
+                    Err(edge) => Some(edge),
+                };
+                let mut state = self.state.lock();
+                if let Some(op) = state.queue.iter_mut().find(|op| op.key() == key) {
+                    op.held_by = held_by;
+                }
+                if chosen.is_some() {
+                    break;
+                }
+            }
+            let Some((key, holds)) = chosen else {
+                let mut state = self.state.lock();
+                if state.kicked {
+                    continue;
+                }
+                // Every operation waits for a lock: the lock table kicks
+                // this queue when something changes.
+                state.held_off = !state.queue.is_empty();
+                break;
+            };
+            let op = {
+                let mut state = self.state.lock();
+                let i = state
+                    .queue
+                    .iter()
+                    .position(|op| op.key() == key)
+                    .expect("only the drain takes operations out");
+                let op = state.queue.remove(i).expect("found above");
+                state.running = Some(op.task.clone());
+                op
+            };
+            (op.run)();
+            self.wait_settled(&op.settled);
+            drop(holds);
+            self.state.lock().running = None;
+            if until == Some(key) {
+                break;
+            }
+        }
+        let mut state = self.state.lock();
+        state.draining = false;
+        self.start_if_idle(state);
+    }
+
+    /// Waits until a cancelled operation's stop has returned (at once for
+    /// one that completed: it settled itself). The canceller is running
+    /// the stop; this worker is compensated meanwhile.
+    fn wait_settled(&self, settled: &AtomicBool) {
+        // Acquire: pairs with the Release in the settling callback.
+        if settled.load(Ordering::Acquire) {
+            return;
+        }
+        let _blocked = worker::block();
+        let mut state = self.state.lock();
+        while !settled.load(Ordering::Acquire) {
+            self.settled.wait(&mut state);
+        }
+    }
+}
+
+impl Kick for Ops {
+    fn kick(self: Arc<Self>) {
+        let mut state = self.state.lock();
+        state.kicked = true;
+        state.held_off = false;
+        self.start_if_idle(state);
+    }
+}
+
+impl Queue for Ops {
+    fn blocker(&self, call: usize) -> Waits {
+        let state = self.state.lock();
+        if let Some(running) = &state.running {
+            if park::key(running) != call {
+                return Waits::All(vec![running.clone()]);
+            }
+        }
+        match state.queue.iter().find(|op| op.key() == call) {
+            Some(Op {
+                held_by: Some(edge),
+                ..
+            }) => Waits::All(vec![edge.clone()]),
+            _ => Waits::Nothing,
+        }
+    }
+
+    fn claim(self: Arc<Self>, call: usize) -> bool {
+        {
+            let mut state = self.state.lock();
+            if state.draining || !state.queue.iter().any(|op| op.key() == call) {
+                return false;
+            }
+            state.draining = true;
+        }
+        self.drain(Some(call));
+        true
+    }
+
+    fn describe(&self) -> String {
+        format!("parameter `{}`", self.node.full_name())
+    }
+}
+
+/// The job that runs a parameter's queue on its pool.
+struct Drain(Arc<Ops>);
+
+impl Work for Drain {
+    fn run(self) {
+        self.0.drain_scheduled();
+    }
+
+    fn reject(self) {
+        self.0.fail_all(Error::Shutdown);
+    }
+
+    fn into_queued(self) -> Queued {
+        Queued::Task(self.0)
+    }
+}
+
+impl Runnable for Ops {
+    fn run_from_queue(self: Arc<Self>) {
+        self.drain_scheduled();
+    }
+}

@@ -1,0 +1,848 @@
+//! `Parameter<T>`: a named value of a device, read and written through
+//! blocking functions, one operation at a time.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use crate::cancel::CancelHandle;
+use crate::device::lock::{self, Hold, LockGuard, LockNode, LockTarget, Lockable, Owner};
+use crate::device::ops::Ops;
+use crate::error::{DeviceError, DeviceErrorKind, Error, Source};
+use crate::future::Future;
+use crate::global;
+use crate::pool::Pool;
+use crate::sync::Mutex;
+use crate::task::{phase, run_guarded};
+
+type Failure = Arc<dyn std::error::Error + Send + Sync + 'static>;
+type Getter<T> = Arc<dyn Fn() -> Result<T, Failure> + Send + Sync>;
+type Setter<T> = Arc<dyn Fn(T) -> Result<(), Failure> + Send + Sync>;
+type Stop = Arc<dyn Fn() + Send + Sync>;
+/// Checks a value against the soft limits; gets the parameter's full name
+/// and unit label for the message.
+type Check<T> = Arc<dyn Fn(&T, &str, Option<&str>) -> Result<(), Error> + Send + Sync>;
+
+/// Where a set stands, for its stop: only a set that has begun to move
+/// the hardware is stopped.
+const QUEUED: u8 = 0;
+const APPLYING: u8 = 1;
+const SKIPPED: u8 = 2;
+
+/// What the hardware did last, guarded by one lock that a set takes before
+/// it begins to apply and a stop holds while it runs: the next set never
+/// begins while a stop runs.
+#[derive(Default)]
+struct Motion {
+    /// A stop ran since the last set began to apply.
+    stopped: bool,
+    /// How many stops ran.
+    stops: u64,
+}
+
+/// A named, typed value of a device, read and written through blocking
+/// functions that run on a pool: `get()` and `set(v)` return futures.
+///
+/// **One operation at a time.** Gets and sets on one parameter run one
+/// after the other, in the order they were asked for (a parameter is a
+/// small [`Instance`](crate::Instance)); reads may run side by side, and
+/// beside a set, only where the parameter opts in with
+/// [`ParameterBuilder::concurrent_reads`]. An operation held off by a lock
+/// of someone else lets the later ones of the lock's owner go first.
+///
+/// **Stops.** The cancel operation (a motor's stop) is the cleanup of every
+/// set that has begun to apply: cancelling the set's future runs it, and
+/// the future reports `Cancelled` once it returned. The next operation
+/// starts only after both the stop and the cancelled setter have returned
+/// ([`idle`](Parameter::idle) waits for that). A cancelled set never
+/// applies its value: it is checked after every wait (queue, lock) and just
+/// before the setter is called.
+///
+/// A set outside the soft limits fails at once, naming the parameter, the
+/// value and the limits, and never reaches the setter. `Parameter` is a
+/// cheap, cloneable handle.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::Parameter;
+/// use std::sync::{Arc, Mutex};
+///
+/// let stage = Arc::new(Mutex::new(0.0_f64));
+/// let (read, write) = (stage.clone(), stage.clone());
+/// let position = Parameter::builder("position")
+///     .getter(move || *read.lock().unwrap())
+///     .setter(move |mm| *write.lock().unwrap() = mm)
+///     .limits(-10.0, 10.0)
+///     .unit("mm")
+///     .build()?;
+/// position.set(2.5);
+/// // Runs after the set: one operation at a time, in order.
+/// assert_eq!(position.get().result()?, 2.5);
+/// assert!(position.set(12.0).result().is_err(), "outside the soft limits");
+/// # Ok::<(), concertina::Error>(())
+/// ```
+pub struct Parameter<T> {
+    pub(crate) inner: Arc<ParamInner<T>>,
+}
+
+impl<T> Clone for Parameter<T> {
+    fn clone(&self) -> Self {
+        Parameter {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+pub(crate) struct ParamInner<T> {
+    pub(crate) node: Arc<LockNode>,
+    getter: Option<Getter<T>>,
+    setter: Option<Setter<T>>,
+    stop: Option<Stop>,
+    check: Option<Check<T>>,
+    limits: Option<(String, String)>,
+    unit: Option<String>,
+    concurrent_reads: bool,
+    pool: Result<Pool, Error>,
+    ops: Arc<Ops>,
+    motion: Mutex<Motion>,
+    /// Operations in flight, for `abort`.
+    inflight: Mutex<Vec<CancelHandle>>,
+}
+
+/// Configures a [`Parameter`]: at least a getter or a setter.
+///
+/// # Examples
+///
+/// ```
+/// let temperature = concertina::Parameter::<f64>::builder("temperature")
+///     .getter(|| 293.15)
+///     .unit("K")
+///     .build()?;
+/// assert_eq!(temperature.get().result()?, 293.15);
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ParameterBuilder<T> {
+    name: String,
+    getter: Option<Getter<T>>,
+    setter: Option<Setter<T>>,
+    stop: Option<Stop>,
+    check: Option<Check<T>>,
+    limits: Option<Result<(String, String), DeviceErrorKind>>,
+    unit: Option<String>,
+    concurrent_reads: bool,
+    pool: Option<Pool>,
+}
+
+impl<T: Send + 'static> ParameterBuilder<T> {
+    /// The blocking function that reads the value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("counts").getter(|| 7u32).build()?;
+    /// assert!(p.is_readable() && !p.is_writable());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn getter(mut self, get: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        self.getter = Some(Arc::new(move || Ok(get())));
+        self
+    }
+
+    /// A blocking read that can fail (a controller that does not answer, a
+    /// read that depends on another parameter): its error reaches the
+    /// waiter as [`Error::Device`], whose
+    /// [`source()`](std::error::Error::source) is the error itself,
+    /// downcastable to `E` (see [`DeviceError::downcast_ref`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    ///
+    /// let p = concertina::Parameter::<f64>::builder("pressure")
+    ///     .try_getter(|| Err(io::Error::new(io::ErrorKind::TimedOut, "gauge silent")))
+    ///     .build()?;
+    /// let err = p.get().result().unwrap_err();
+    /// assert_eq!(err.to_string(), "parameter `pressure`: read failed: gauge silent");
+    /// let source = std::error::Error::source(&err).unwrap();
+    /// assert_eq!(source.downcast_ref::<io::Error>().unwrap().kind(), io::ErrorKind::TimedOut);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    ///
+    /// [`DeviceError::downcast_ref`]: crate::DeviceError::downcast_ref
+    pub fn try_getter<E>(mut self, get: impl Fn() -> Result<T, E> + Send + Sync + 'static) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.getter = Some(Arc::new(move || get().map_err(|e| Arc::new(e) as Failure)));
+        self
+    }
+
+    /// The blocking function that writes the value (a motor move returns
+    /// when the motor has arrived, or when it sees
+    /// [`cancelled()`](crate::cancelled) turn true).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("exposure").setter(|_ms: u32| {}).build()?;
+    /// assert!(p.is_writable() && !p.is_readable());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn setter(mut self, set: impl Fn(T) + Send + Sync + 'static) -> Self {
+        self.setter = Some(Arc::new(move |v| {
+            set(v);
+            Ok(())
+        }));
+        self
+    }
+
+    /// A blocking write that can fail (a motor that reports a fault): its
+    /// error reaches the waiter as [`Error::Device`], with the error itself
+    /// as [`source()`](std::error::Error::source).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(Debug)]
+    /// struct Fault(&'static str);
+    /// impl std::fmt::Display for Fault {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "controller fault: {}", self.0) }
+    /// }
+    /// impl std::error::Error for Fault {}
+    ///
+    /// let p = concertina::Parameter::<f64>::builder("position")
+    ///     .try_setter(|_mm| Err(Fault("limit switch")))
+    ///     .build()?;
+    /// let err = p.set(1.0).result().unwrap_err();
+    /// assert_eq!(err.to_string(), "parameter `position`: write failed: controller fault: limit switch");
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn try_setter<E>(mut self, set: impl Fn(T) -> Result<(), E> + Send + Sync + 'static) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.setter = Some(Arc::new(move |v| {
+            set(v).map_err(|e| Arc::new(e) as Failure)
+        }));
+        self
+    }
+
+    /// The cancel operation (Concert's `cancel_operation`): runs when a set
+    /// that has begun to apply is cancelled, and on [`Device::abort`]. It
+    /// runs on the cancelling thread, at most once per move, and must not
+    /// wait for operations on its own parameter (they wait for it).
+    ///
+    /// [`Device::abort`]: crate::Device::abort
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("position")
+    ///     .setter(|_mm: f64| {})
+    ///     .on_cancel(|| println!("motor stopped"))
+    ///     .build()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn on_cancel(mut self, stop: impl Fn() + Send + Sync + 'static) -> Self {
+        self.stop = Some(Arc::new(stop));
+        self
+    }
+
+    /// Lets reads run outside the one-at-a-time order: side by side with
+    /// each other and with a set in progress (reading a moving motor's
+    /// position). They still respect locks. Off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("position")
+    ///     .getter(|| 0.0_f64)
+    ///     .setter(|_| {})
+    ///     .concurrent_reads()
+    ///     .build()?;
+    /// assert_eq!(p.get().result()?, 0.0);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn concurrent_reads(mut self) -> Self {
+        self.concurrent_reads = true;
+        self
+    }
+
+    /// A unit label, shown in messages and by [`Parameter::unit`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("flow").getter(|| 1.5).unit("ml/min").build()?;
+    /// assert_eq!(p.unit(), Some("ml/min"));
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn unit(mut self, unit: impl Into<String>) -> Self {
+        self.unit = Some(unit.into());
+        self
+    }
+
+    /// Runs the getter and setter on `pool` instead of the default pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().threads(1).name("motors").build()?;
+    /// let p = concertina::Parameter::builder("x").getter(|| 0.0).pool(&pool).build()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn pool(mut self, pool: &Pool) -> Self {
+        self.pool = Some(pool.clone());
+        self
+    }
+
+    /// Builds the parameter.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when the name is not an identifier (a letter or `_`,
+    /// then letters, digits, `_` or `-`), when there is neither getter nor
+    /// setter, or when the limits are not ordered (lower above upper, or
+    /// not comparable, as NaN is not).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = concertina::Parameter::<f64>::builder("current position").getter(|| 0.0).build().unwrap_err();
+    /// assert!(err.to_string().starts_with("parameter name \"current position\" is not accepted"));
+    /// ```
+    pub fn build(self) -> Result<Parameter<T>, Error> {
+        super::check_name("parameter", &self.name)?;
+        if self.getter.is_none() && self.setter.is_none() {
+            return Err(DeviceError::error(DeviceErrorKind::NoAccess {
+                parameter: self.name,
+            }));
+        }
+        let limits = self.limits.transpose().map_err(DeviceError::error)?;
+        let node = LockNode::new(&self.name);
+        let pool = match self.pool {
+            Some(pool) => Ok(pool),
+            None => global::default_pool().cloned(),
+        };
+        Ok(Parameter {
+            inner: Arc::new(ParamInner {
+                ops: Ops::new(pool.clone(), node.clone()),
+                node,
+                getter: self.getter,
+                setter: self.setter,
+                stop: self.stop,
+                check: self.check,
+                limits,
+                unit: self.unit,
+                concurrent_reads: self.concurrent_reads,
+                pool,
+                motion: Mutex::new(Motion::default()),
+                inflight: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+}
+
+impl<T: PartialOrd + fmt::Debug + Send + Sync + 'static> ParameterBuilder<T> {
+    /// Soft limits, inclusive: a set outside them fails with a clear error
+    /// and never reaches the setter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("angle").setter(|_: f64| {}).limits(0.0, 180.0).build()?;
+    /// assert!(p.set(180.0).result().is_ok());
+    /// assert!(p.set(180.5).result().is_err());
+    /// let nan = concertina::Parameter::builder("angle").setter(|_: f64| {}).limits(f64::NAN, 1.0).build();
+    /// assert_eq!(
+    ///     nan.unwrap_err().to_string(),
+    ///     "parameter `angle`: limits NaN and 1.0 cannot be compared (is one NaN?): expected lower <= upper",
+    /// );
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn limits(mut self, lower: T, upper: T) -> Self {
+        let (low, up) = (format!("{lower:?}"), format!("{upper:?}"));
+        let parameter = self.name.clone();
+        self.limits = Some(match lower.partial_cmp(&upper) {
+            Some(std::cmp::Ordering::Greater) => Err(DeviceErrorKind::BadLimits {
+                parameter,
+                lower: low,
+                upper: up,
+            }),
+            None => Err(DeviceErrorKind::UnorderedLimits {
+                parameter,
+                lower: low,
+                upper: up,
+            }),
+            Some(_) => Ok((low, up)),
+        });
+        self.check = Some(Arc::new(
+            move |value: &T, name: &str, unit: Option<&str>| {
+                if *value >= lower && *value <= upper {
+                    return Ok(());
+                }
+                let with_unit = |v: &T| match unit {
+                    Some(u) => format!("{v:?} {u}"),
+                    None => format!("{v:?}"),
+                };
+                Err(DeviceError::error(DeviceErrorKind::SoftLimit {
+                    parameter: name.to_owned(),
+                    value: with_unit(value),
+                    lower: with_unit(&lower),
+                    upper: with_unit(&upper),
+                }))
+            },
+        ));
+        self
+    }
+}
+
+fn failed(node: &LockNode, operation: &'static str, source: Failure) -> Error {
+    DeviceError::error(DeviceErrorKind::Failed {
+        parameter: node.full_name(),
+        operation,
+        source: Source(source),
+    })
+}
+
+impl<T: Send + 'static> Parameter<T> {
+    /// A builder for a parameter called `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("flow").getter(|| 2.0_f64).build()?;
+    /// assert_eq!(p.name(), "flow");
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn builder(name: impl Into<String>) -> ParameterBuilder<T> {
+        ParameterBuilder {
+            name: name.into(),
+            getter: None,
+            setter: None,
+            stop: None,
+            check: None,
+            limits: None,
+            unit: None,
+            concurrent_reads: false,
+            pool: None,
+        }
+    }
+
+    /// The parameter's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("gain").getter(|| 1u8).build()?;
+    /// assert_eq!(p.name(), "gain");
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.inner.node.name
+    }
+
+    /// The unit label, if one was given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("gain").getter(|| 1u8).build()?;
+    /// assert_eq!(p.unit(), None);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn unit(&self) -> Option<&str> {
+        self.inner.unit.as_deref()
+    }
+
+    /// The soft limits as text (`Debug` of the values), if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("x").setter(|_: i32| {}).limits(-5, 5).build()?;
+    /// assert_eq!(p.limits(), Some(("-5", "5")));
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn limits(&self) -> Option<(&str, &str)> {
+        self.inner
+            .limits
+            .as_ref()
+            .map(|(l, u)| (l.as_str(), u.as_str()))
+    }
+
+    /// True when the parameter has a getter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(concertina::Parameter::builder("x").getter(|| 0).build()?.is_readable());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn is_readable(&self) -> bool {
+        self.inner.getter.is_some()
+    }
+
+    /// True when the parameter has a setter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!concertina::Parameter::builder("x").getter(|| 0).build()?.is_writable());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn is_writable(&self) -> bool {
+        self.inner.setter.is_some()
+    }
+
+    /// Reads the value on the pool, after the operations asked for before
+    /// (unless the parameter has [concurrent reads]).
+    ///
+    /// [concurrent reads]: ParameterBuilder::concurrent_reads
+    ///
+    /// # Errors
+    ///
+    /// The future fails with [`Error::Device`] when the parameter cannot be
+    /// read or its [fallible getter](ParameterBuilder::try_getter) failed,
+    /// and with the getter's panic as [`Error::Panicked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("counts").getter(|| 42u32).build()?;
+    /// let reading: concertina::Future<u32> = p.get();
+    /// assert_eq!(reading.result()?, 42);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn get(&self) -> Future<T> {
+        let Some(getter) = self.inner.getter.clone() else {
+            return Future::failed(DeviceError::error(DeviceErrorKind::NotReadable {
+                parameter: self.inner.node.full_name(),
+            }));
+        };
+        let node = self.inner.node.clone();
+        let read = move || {
+            crate::check_cancelled()?;
+            getter().map_err(|e| failed(&node, "read", e))
+        };
+        if !self.inner.concurrent_reads {
+            return self.track(self.inner.ops.submit(read, |f| f));
+        }
+        let node = self.inner.node.clone();
+        let task = move || {
+            let target = LockTarget(node);
+            let _holds = lock::acquire(&[&target], None, &Owner::current(), Hold::Operation)?;
+            read()
+        };
+        match &self.inner.pool {
+            Ok(pool) => self.track(pool.spawn_try(task)),
+            Err(error) => Future::failed(error.clone()),
+        }
+    }
+
+    /// Writes the value on the pool, after the operations asked for before;
+    /// cancelling the returned future once the setter has begun runs the
+    /// cancel operation (a cancelled set still queued never runs).
+    ///
+    /// # Errors
+    ///
+    /// The future fails at once with [`Error::Device`] when the parameter
+    /// cannot be written or `value` is outside the soft limits (the setter is
+    /// never called); later with [`Error::Device`] when the
+    /// [fallible setter](ParameterBuilder::try_setter) failed, and with the
+    /// setter's panic as [`Error::Panicked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("exposure").setter(|_ms: u32| {}).build()?;
+    /// p.set(100).result()?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn set(&self, value: T) -> Future<()> {
+        if let Err(error) = self.check_set(&value) {
+            return Future::failed(error);
+        }
+        let setter = self.inner.setter.clone().expect("checked writable");
+        let stage = Arc::new(AtomicU8::new(QUEUED));
+        let (inner, applying) = (self.inner.clone(), stage.clone());
+        let apply = move || {
+            {
+                // The last check: after the queue and the lock, under the
+                // lock a stop holds while it runs.
+                let mut motion = inner.motion.lock();
+                if crate::cancelled() {
+                    applying.store(SKIPPED, Ordering::Relaxed);
+                    return Err(Error::Cancelled);
+                }
+                applying.store(APPLYING, Ordering::Relaxed);
+                motion.stopped = false;
+            }
+            setter(value).map_err(|e| failed(&inner.node, "write", e))
+        };
+        let inner = self.inner.clone();
+        let prepare = move |future: Future<()>| match inner.stop.is_some() {
+            true => future.on_cancel(move || inner.stop_set(&stage)),
+            false => future,
+        };
+        self.track(self.inner.ops.submit(apply, prepare))
+    }
+
+    /// Writes the value once `dependency` has finished (Concert's
+    /// `wait_on`); when it fails, the set never happens and fails with
+    /// [`Error::DependencyFailed`]. The set takes its place in the
+    /// parameter's order when the dependency finishes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("x").setter(|_: f64| {}).build()?;
+    /// let first = p.set(1.0);
+    /// let second = p.set_after(first.when_done(), 2.0);
+    /// second.result()?;
+    /// assert!(first.done());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn set_after<D: Send + 'static>(&self, dependency: Future<D>, value: T) -> Future<()> {
+        if let Err(error) = self.check_set(&value) {
+            return Future::failed(error);
+        }
+        let (future, outer) = Future::<()>::pending();
+        let started: Arc<Mutex<Option<CancelHandle>>> = Arc::new(Mutex::new(None));
+        let this = self.clone();
+        let handle = started.clone();
+        dependency.on_outcome(move |outcome| match outcome {
+            Ok(_) => {
+                if phase::is_decided(outer.phase()) {
+                    return;
+                }
+                let set = this.set(value);
+                *handle.lock() = Some(set.cancel_handle());
+                if phase::is_decided(outer.phase()) {
+                    // Cancelled while the set was submitted.
+                    set.cancel();
+                }
+                set.on_outcome(move |done| {
+                    outer.settle(done, false);
+                });
+            }
+            Err(cause) => {
+                outer.settle(Err(Error::DependencyFailed(Box::new(cause))), false);
+            }
+        });
+        let future = future.on_cancel(move || {
+            let set = started.lock().take();
+            if let Some(set) = set {
+                set.cancel();
+            }
+        });
+        self.track(future)
+    }
+
+    /// Reads the value and waits for it: `get().result()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Parameter::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("counts").getter(|| 5u8).build()?;
+    /// assert_eq!(p.get_sync()?, 5);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn get_sync(&self) -> Result<T, Error> {
+        self.get().result()
+    }
+
+    /// Writes the value and waits until it is written: `set(v).result()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Parameter::set`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("x").setter(|_: u8| {}).build()?;
+    /// p.set_sync(3)?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn set_sync(&self, value: T) -> Result<(), Error> {
+        self.set(value).result()
+    }
+
+    /// Waits until every operation asked for before has finished — a
+    /// cancelled one included: its setter and its stop have both returned.
+    /// Reads of a parameter with concurrent reads are not waited for.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Interrupted`] on Ctrl-C, [`Error::Shutdown`] when the
+    /// parameter's pool is shut down; the operations' own failures are
+    /// reported at their own futures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Error, Parameter};
+    ///
+    /// let motor = Parameter::builder("position")
+    ///     .setter(|_mm: f64| while !concertina::cancelled() { std::thread::yield_now() })
+    ///     .on_cancel(|| { /* decelerate */ })
+    ///     .build()?;
+    /// let mv = motor.set(10.0);
+    /// while !mv.running() { std::thread::yield_now() }
+    /// mv.cancel();
+    /// assert_eq!(mv.result(), Err(Error::Cancelled));
+    /// motor.idle()?; // the setter has returned, the stop too
+    /// assert!(!motor.busy());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn idle(&self) -> Result<(), Error> {
+        self.inner.ops.submit(|| Ok(()), |f| f).result()
+    }
+
+    /// True while an operation is queued or running (or a cancelled one's
+    /// stop is still running).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("x").setter(|_: u8| {}).build()?;
+    /// p.set_sync(1)?;
+    /// p.idle()?;
+    /// assert!(!p.busy());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn busy(&self) -> bool {
+        self.inner.ops.busy()
+    }
+
+    /// Locks this parameter alone; see [`lock`](crate::lock()).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Interrupted`] on Ctrl-C while waiting; [`Error::Deadlock`]
+    /// when waiting would close a cycle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = concertina::Parameter::builder("x").setter(|_: u8| {}).build()?;
+    /// let _guard = p.lock()?;
+    /// p.set_sync(1)?; // what the holder waits on uses its lock
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn lock(&self) -> Result<LockGuard, Error> {
+        crate::lock!(self)
+    }
+
+    /// Runs the cancel operation now: cancels the operations in flight
+    /// (whose cleanup it is) and, unless one of those cancels ran it,
+    /// calls it directly. True when there was a cancel operation to run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let stopped = Arc::new(AtomicBool::new(false));
+    /// let flag = stopped.clone();
+    /// let p = concertina::Parameter::builder("x").setter(|_: f64| {}).on_cancel(move || flag.store(true, Ordering::SeqCst)).build()?;
+    /// assert!(p.abort());
+    /// assert!(stopped.load(Ordering::SeqCst));
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn abort(&self) -> bool {
+        self.inner.abort(false)
+    }
+
+    fn check_set(&self, value: &T) -> Result<(), Error> {
+        if self.inner.setter.is_none() {
+            return Err(DeviceError::error(DeviceErrorKind::NotWritable {
+                parameter: self.inner.node.full_name(),
+            }));
+        }
+        match &self.inner.check {
+            Some(check) => check(
+                value,
+                &self.inner.node.full_name(),
+                self.inner.unit.as_deref(),
+            ),
+            None => Ok(()),
+        }
+    }
+
+    fn track<R: Send + 'static>(&self, future: Future<R>) -> Future<R> {
+        let mut inflight = self.inner.inflight.lock();
+        inflight.retain(|h| !h.done());
+        inflight.push(future.cancel_handle());
+        drop(inflight);
+        future
+    }
+}
+
+impl<T> ParamInner<T> {
+    /// The cleanup of a cancelled set: stops the hardware when the set has
+    /// begun to apply and nothing stopped it since.
+    fn stop_set(&self, stage: &AtomicU8) {
+        let mut motion = self.motion.lock();
+        match stage.load(Ordering::Relaxed) {
+            APPLYING if !motion.stopped => self.run_stop(&mut motion),
+            QUEUED => stage.store(SKIPPED, Ordering::Relaxed),
+            _ => {}
+        }
+    }
+
+    fn run_stop(&self, motion: &mut Motion) {
+        if let Some(stop) = &self.stop {
+            motion.stopped = true;
+            motion.stops += 1;
+            let stop = stop.clone();
+            run_guarded(move || stop());
+        }
+    }
+
+    /// Cancels the operations in flight, then runs the stop unless one of
+    /// those cancels did — or, `once_per_move`, unless a stop ran since the
+    /// last set began to apply (one Ctrl-C, one stop).
+    pub(crate) fn abort(&self, once_per_move: bool) -> bool {
+        let before = self.motion.lock().stops;
+        let inflight: Vec<CancelHandle> = std::mem::take(&mut *self.inflight.lock());
+        for handle in &inflight {
+            handle.cancel();
+        }
+        if self.stop.is_none() {
+            return false;
+        }
+        let mut motion = self.motion.lock();
+        if motion.stops == before && !(once_per_move && motion.stopped) {
+            self.run_stop(&mut motion);
+        }
+        true
+    }
+}
+
+impl<T: Send + 'static> Lockable for Parameter<T> {
+    fn lock_target(&self) -> LockTarget {
+        LockTarget(self.inner.node.clone())
+    }
+}
+
+impl<T> fmt::Debug for Parameter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parameter")
+            .field("name", &self.inner.node.full_name())
+            .field("readable", &self.inner.getter.is_some())
+            .field("writable", &self.inner.setter.is_some())
+            .field("unit", &self.inner.unit)
+            .field("limits", &self.inner.limits)
+            .finish()
+    }
+}
