@@ -456,7 +456,8 @@ fn a_task_the_holder_does_not_wait_on_waits_for_the_lock() {
         let guard = p.lock().unwrap();
         let q = p.clone();
         // On threads of its own: an inline task would be the holder itself.
-        let other = pool(Backend::Crossbeam, 1).spawn(move || q.set(1).result());
+        let threads = pool(Backend::Crossbeam, 1);
+        let other = threads.spawn(move || q.set(1).result());
         // Its set is queued, held off by the lock.
         wait_until("the other set is queued", || p.busy());
         std::thread::sleep(Duration::from_millis(20));

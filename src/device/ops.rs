@@ -80,6 +80,15 @@ impl Ops {
         f: impl FnOnce() -> Result<T, Error> + Send + 'static,
         prepare: impl FnOnce(Future<T>) -> Future<T>,
     ) -> Future<T> {
+        self.submit_keyed(f, prepare).0
+    }
+
+    /// As [`submit`](Ops::submit), with the operation's key.
+    fn submit_keyed<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+        prepare: impl FnOnce(Future<T>) -> Future<T>,
+    ) -> (Future<T>, usize) {
         let queue: Weak<dyn Queue> = Arc::downgrade(self) as Weak<dyn Queue>;
         let inner = detached(phase::PENDING, Content::OnInstance(queue));
         let future = prepare(Future::from_shared(inner.clone()));
@@ -98,10 +107,11 @@ impl Ops {
             });
         }
         let task: Arc<dyn Watchable> = inner.clone();
+        let key = Arc::as_ptr(&task) as *const () as usize;
         if let Ok(pool) = &self.pool {
             if pool.is_shutdown() {
                 task.fail(Error::Shutdown);
-                return future;
+                return (future, key);
             }
         }
         let op = Op {
@@ -115,7 +125,20 @@ impl Ops {
         state.held_off = false;
         state.kicked = true;
         self.start_if_idle(state);
-        future
+        (future, key)
+    }
+
+    /// Waits until every operation submitted before has finished and the
+    /// queue has moved past it.
+    pub(crate) fn idle(self: &Arc<Self>) -> Result<(), Error> {
+        let (barrier, key) = self.submit_keyed(|| Ok(()), |f| f);
+        barrier.result()?;
+        let _blocked = worker::block();
+        let mut state = self.state.lock();
+        while state.running.as_ref().is_some_and(|r| park::key(r) == key) {
+            self.settled.wait(&mut state);
+        }
+        Ok(())
     }
 
     /// True while an operation is queued or running.
@@ -228,6 +251,7 @@ impl Ops {
             self.wait_settled(&op.settled);
             drop(holds);
             self.state.lock().running = None;
+            self.settled.notify_all();
             if until == Some(key) {
                 break;
             }

@@ -704,7 +704,7 @@ impl<T: Send + 'static> Parameter<T> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn idle(&self) -> Result<(), Error> {
-        self.inner.ops.submit(|| Ok(()), |f| f).result()
+        self.inner.ops.idle()
     }
 
     /// True while an operation is queued or running (or a cancelled one's
