@@ -1,49 +1,27 @@
-//! A small simulated beamline: a motor that moves at a set velocity and
-//! reports its position while moving, a pump, and a detector whose counts
-//! peak when the motor is at 5 mm. Moves are issued asynchronously; a scan
-//! holds the motor and the pump's flow locked while another thread's flow
-//! change waits its turn; one move is cancelled (the motor stops); an
-//! emergency stop aborts the last one. Ctrl-C at any point stops all
-//! devices.
+//! A small simulated beamline: a motor with a physical model (it moves at a
+//! set speed, a stop decelerates it to rest, it logs what it did), a pump,
+//! and a detector whose counts peak when the motor is at 5 mm. Moves are
+//! issued asynchronously; a scan holds the motor and the pump's flow
+//! locked while another thread's flow change waits its turn; one move is
+//! cancelled and the next waits until the motor has really stopped; an
+//! emergency stop aborts the last one; the motor's own log shows that no
+//! two moves ever overlapped. Ctrl-C at any point stops all devices, once.
 //!
 //! Run: `cargo run --example beamline`
+
+#[path = "sim/motor.rs"]
+mod sim;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concertina::{Device, Error, Parameter};
 use parking_lot::Mutex;
+use sim::SimMotor;
 
-/// A motor axis that moves at `velocity` mm/s in 10 ms steps.
-fn motor() -> Result<Device, Error> {
-    let position = Arc::new(Mutex::new(0.0_f64));
-    let (read, drive, halted) = (position.clone(), position.clone(), position);
-    let axis = Parameter::builder("position")
-        .getter(move || *read.lock())
-        .setter(move |target: f64| {
-            let velocity = 10.0; // mm/s
-            let mut last_report = Instant::now();
-            loop {
-                let mut now = drive.lock();
-                let step = (target - *now).clamp(-velocity * 0.01, velocity * 0.01);
-                *now += step;
-                let (at, arrived) = (*now, (target - *now).abs() < 1e-9);
-                drop(now);
-                // The move stops early when cancelled: the stop operation ran.
-                if arrived || concertina::cancelled() {
-                    return;
-                }
-                if last_report.elapsed() >= Duration::from_millis(150) {
-                    println!("    motor at {at:6.2} mm");
-                    last_report = Instant::now();
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-        .on_cancel(move || println!("    stop(): motor halted at {:.2} mm", *halted.lock()))
-        .limits(-50.0, 50.0)
-        .unit("mm")
-        .build()?;
+/// A motor axis: 0.1 mm every millisecond, soft limits ±50 mm.
+fn motor(sim: &SimMotor) -> Result<Device, Error> {
+    let axis = sim.parameter(50.0, concertina::default_pool()?)?;
     Device::builder("motor").parameter(axis).build()
 }
 
@@ -65,18 +43,20 @@ fn pump() -> Result<Device, Error> {
 
 fn detector(motor: &Device) -> Result<Device, Error> {
     let position = motor.parameter::<f64>("position")?;
+    // A read that depends on another parameter: its failure is this read's.
     let counts = Parameter::builder("counts")
-        .getter(move || {
+        .try_getter(move || {
             std::thread::sleep(Duration::from_millis(20)); // exposure
-            let x = position.get_sync().unwrap_or(f64::NAN) - 5.0;
-            (1000.0 * (-x * x / 2.0).exp()).round() as u32
+            let x = position.get_sync()? - 5.0;
+            Ok::<u32, Error>((1000.0 * (-x * x / 2.0).exp()).round() as u32)
         })
         .build()?;
     Device::builder("detector").parameter(counts).build()
 }
 
 fn main() -> Result<(), Error> {
-    let (motor, pump) = (motor()?, pump()?);
+    let sim = SimMotor::new(0.1, Duration::from_millis(1));
+    let (motor, pump) = (motor(&sim)?, pump()?);
     let detector = detector(&motor)?;
     motor.stop_on_interrupt();
     pump.stop_on_interrupt();
@@ -117,15 +97,19 @@ fn main() -> Result<(), Error> {
         );
     }
 
-    println!("3. a move cancelled halfway");
-    let far = motor.set("position", 20.0);
-    std::thread::sleep(Duration::from_millis(400));
+    println!("3. a move cancelled halfway, and the next one at once");
+    let position = motor.parameter::<f64>("position")?;
+    let far = position.set(20.0);
+    std::thread::sleep(Duration::from_millis(50));
     far.cancel();
     println!("   the move reports: {}", far.result().unwrap_err());
+    // Begins only once the stop has brought the motor to rest.
+    position.set(10.0).result()?;
+    println!("   then moved to {:.2} mm", position.get_sync()?);
 
     println!("4. an emergency stop");
     let back = motor.set("position", -20.0);
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(50));
     println!(
         "   emergency stop: {} parameter(s) stopped",
         motor.emergency_stop() + pump.emergency_stop()
@@ -140,6 +124,16 @@ fn main() -> Result<(), Error> {
     match motor.set("position", 80.0).result() {
         Err(e) => println!("   {e}"),
         Ok(()) => println!("   moved to 80 mm?"),
+    }
+
+    position.idle()?;
+    let log = sim.log();
+    match sim::check_log(&log) {
+        Ok(()) => println!(
+            "6. the motor's log: {} events, no two moves at once",
+            log.len()
+        ),
+        Err(e) => println!("6. the motor's log shows a fault: {e}"),
     }
     Ok(())
 }

@@ -112,6 +112,87 @@ impl Drop for Registration {
     }
 }
 
+/// A thread that runs bare inline tasks (the inline backend, off the pool
+/// workers): a Ctrl-C while one runs hits it instead of exiting. Kept per
+/// thread, so that an inline task costs two atomic writes, not a
+/// registration.
+pub(crate) struct InlineSlot {
+    depth: AtomicUsize,
+    hit: AtomicBool,
+}
+
+static INLINE: Mutex<Vec<std::sync::Weak<InlineSlot>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static SLOT: Arc<InlineSlot> = {
+        let slot = Arc::new(InlineSlot { depth: AtomicUsize::new(0), hit: AtomicBool::new(false) });
+        let mut all = INLINE.lock();
+        all.retain(|s| s.strong_count() > 0);
+        all.push(Arc::downgrade(&slot));
+        slot
+    };
+}
+
+/// This thread runs a bare inline task until the guard drops.
+pub(crate) struct Inline(());
+
+pub(crate) fn inline_enter() -> Inline {
+    SLOT.with(|slot| {
+        // Only this thread writes its depth: no read-modify-write needed.
+        let depth = slot.depth.load(Ordering::Relaxed);
+        if depth == 0 {
+            slot.hit.store(false, Ordering::Relaxed);
+        }
+        // Release: an interrupt that sees the task running (Acquire) hits
+        // it after the reset above. One that does not see it exits as if
+        // the Ctrl-C came before the task began.
+        slot.depth.store(depth + 1, Ordering::Release);
+    });
+    Inline(())
+}
+
+impl Inline {
+    /// True once a Ctrl-C arrived while this thread ran an inline task.
+    pub(crate) fn interrupted(&self) -> bool {
+        inline_hit()
+    }
+}
+
+impl Drop for Inline {
+    fn drop(&mut self) {
+        SLOT.with(|slot| {
+            let depth = slot.depth.load(Ordering::Relaxed);
+            slot.depth.store(depth - 1, Ordering::Release);
+        });
+    }
+}
+
+/// True inside a bare inline task that a Ctrl-C hit.
+pub(crate) fn inline_hit() -> bool {
+    // Acquire: pairs with the Release of the interrupt's store.
+    SLOT.with(|s| s.hit.load(Ordering::Acquire))
+}
+
+/// Hits every thread running a bare inline task; returns how many, or
+/// `None` when one hit by an earlier interrupt still runs (it is still
+/// handling that one).
+fn hit_inline(unless_handling: bool) -> Option<usize> {
+    let all: Vec<Arc<InlineSlot>> = INLINE
+        .lock()
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .collect();
+    let running = || all.iter().filter(|s| s.depth.load(Ordering::SeqCst) > 0);
+    if unless_handling && running().any(|s| s.hit.load(Ordering::SeqCst)) {
+        return None;
+    }
+    Some(
+        running()
+            .map(|s| s.hit.store(true, Ordering::SeqCst))
+            .count(),
+    )
+}
+
 /// Wakes every registered wait; returns the new generation and how many
 /// waits there were, or `None` (waking nothing) when `unless_handling` and a
 /// wait woken by an earlier interrupt is still registered: it is still
@@ -128,10 +209,13 @@ fn wake_waits(unless_handling: bool) -> Option<(u64, usize)> {
         let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
         (generation, all().map(|(_, _, w)| w.clone()).collect())
     };
+    let Some(inline) = hit_inline(unless_handling) else {
+        return None;
+    };
     for waiter in &waiters {
         waiter.wake();
     }
-    Some((generation, waiters.len()))
+    Some((generation, waiters.len() + inline))
 }
 
 /// Runs every hook, then marks the hooks of `generation` done.

@@ -62,6 +62,9 @@ pub(crate) trait Node: Send + Sync {
     fn is_cancelled(&self) -> bool {
         false
     }
+    /// For a task running inline on a thread that is not a pool worker: a
+    /// Ctrl-C cancels it with `Err(Interrupted)` (its cleanup runs).
+    fn interrupt_run(&self) {}
     /// False for a wait on a lock: a holder that waits for a lock does not
     /// lend its own locks to the lock's holder (see [`reaches`]).
     fn lends(&self) -> bool {
@@ -215,10 +218,17 @@ task_local! {
     static CANCELLABLE: Cell<bool> = const { Cell::new(false) };
 }
 
+task_local! {
+    /// Inside a bare inline task off the pools, where a Ctrl-C makes
+    /// [`crate::cancelled`] true.
+    static BARE: Cell<bool> = const { Cell::new(false) };
+}
+
 /// Restores the previous frame when dropped.
 pub(crate) struct Entered {
     previous: Option<Option<Arc<dyn Node>>>,
     cancellable: bool,
+    bare: bool,
 }
 
 /// Makes `task` the frame of this thread until the guard drops.
@@ -227,6 +237,7 @@ pub(crate) fn enter(task: Arc<dyn Node>) -> Entered {
     Entered {
         previous: Some(previous),
         cancellable: CANCELLABLE.with(|c| c.replace(true)),
+        bare: BARE.with(|b| b.replace(false)),
     }
 }
 
@@ -236,6 +247,17 @@ pub(crate) fn enter_inline() -> Entered {
     Entered {
         previous: None,
         cancellable: CANCELLABLE.with(|c| c.replace(false)),
+        bare: BARE.with(Cell::get),
+    }
+}
+
+/// As [`enter_inline`], for a bare inline task off the pools that a Ctrl-C
+/// interrupts (see [`interrupt::inline_enter`]).
+pub(crate) fn enter_bare() -> Entered {
+    Entered {
+        previous: None,
+        cancellable: CANCELLABLE.with(|c| c.replace(false)),
+        bare: BARE.with(|b| b.replace(true)),
     }
 }
 
@@ -244,8 +266,9 @@ impl Drop for Entered {
         if let Some(previous) = self.previous.take() {
             FRAME.with(|f| *f.borrow_mut() = previous);
         }
-        let cancellable = self.cancellable;
+        let (cancellable, bare) = (self.cancellable, self.bare);
         CANCELLABLE.with(|c| c.set(cancellable));
+        BARE.with(|b| b.set(bare));
     }
 }
 
@@ -256,8 +279,10 @@ pub(crate) fn frame() -> Option<Arc<dyn Node>> {
 
 /// True inside a task that has been cancelled.
 pub(crate) fn frame_cancelled() -> bool {
-    CANCELLABLE.with(Cell::get)
-        && FRAME.with(|f| f.borrow().as_ref().is_some_and(|task| task.is_cancelled()))
+    if !CANCELLABLE.with(Cell::get) {
+        return BARE.with(Cell::get) && interrupt::inline_hit();
+    }
+    FRAME.with(|f| f.borrow().as_ref().is_some_and(|task| task.is_cancelled()))
 }
 
 /// Records, while alive, what the current frame waits on.

@@ -8,42 +8,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use common::{said, scenario_command, SCENARIO};
+use common::{child, say, SCENARIO};
 use concertina::{Error, Instance, RequestPool};
-
-/// Runs `scenario` in a child; sends SIGINT each time it says a line
-/// starting with "ready"; returns what it said and its exit code.
-fn child(scenario: &str, env: &[(&str, &str)]) -> (Vec<String>, Option<i32>) {
-    let mut process = scenario_command(scenario, env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = process.id().to_string();
-    let mut lines = Vec::new();
-    for line in BufReader::new(process.stdout.take().unwrap()).lines() {
-        let Some(said) = said(&line.unwrap()) else {
-            continue;
-        };
-        if said.starts_with("ready") {
-            let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-            assert!(sent.success(), "kill -INT failed");
-        }
-        lines.push(said);
-    }
-    let status = process.wait().unwrap();
-    (lines, status.code())
-}
-
-fn say(s: impl AsRef<str>) {
-    println!("> {}", s.as_ref());
-}
 
 /// Says `ready: <what>` once this thread (or another) is blocked in a wait,
 /// so that the SIGINT cannot arrive before the wait began.

@@ -9,7 +9,7 @@ use common::Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use concertina::{Device, Lockable, Parameter, ParameterRef};
+use concertina::{Device, LockTarget, Lockable, Parameter, ParameterRef};
 
 const THREADS: usize = 8;
 const ACQUISITIONS: usize = 100_000;
@@ -23,7 +23,7 @@ fn parameter(name: &str) -> Parameter<u8> {
 enum Object {
     Device(Device, Vec<usize>),
     Parameter(ParameterRef, usize),
-    Free(Parameter<u8>, usize),
+    Free(LockTarget, usize),
 }
 
 impl Object {
@@ -61,7 +61,7 @@ fn random_subsets_in_random_orders_never_deadlock_or_overlap() {
         Object::Parameter(a.parameter_ref("y").unwrap(), 1),
         Object::Device(b.clone(), vec![2]),
         Object::Parameter(b.parameter_ref("z").unwrap(), 2),
-        Object::Free(parameter("free"), 3),
+        Object::Free(parameter("free").lock_target(), 3),
     ];
     let in_use: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
     let overlaps = Arc::new(AtomicUsize::new(0));
@@ -113,4 +113,143 @@ fn random_subsets_in_random_orders_never_deadlock_or_overlap() {
         0,
         "two holders overlapped on one object"
     );
+}
+
+/// Tasks on a pool take locks (owned by the task), have a helper task they
+/// wait on move one of their locked parameters (the lock is lent to it),
+/// submit a set they do not wait on (it waits for the lock like any other),
+/// and take a second lock nested in a random order, which may close a cycle
+/// with another task: that lock call returns `Deadlock` instead of hanging.
+/// Every setter checks who holds its parameter: zero overlaps, zero hangs.
+/// `LOCK_STRESS_TASKS` sets the number of tasks (400 by default).
+#[test]
+fn task_owned_locks_lent_along_waits_with_cycles_reported() {
+    let tasks: usize = std::env::var("LOCK_STRESS_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    common::within(600, move || {
+        let pool = common::pool(concertina::Backend::Crossbeam, 4);
+        // Leaf → the id of the task whose lock covers it (0: none).
+        let owner: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+        let overlaps = Arc::new(AtomicUsize::new(0));
+        let leaf = |i: usize, name: &str| {
+            let (owner, overlaps) = (owner.clone(), overlaps.clone());
+            Parameter::<usize>::builder(name)
+                .setter(move |id| {
+                    // A lent set runs for its lender; any other for nobody.
+                    for _ in 0..2 {
+                        if owner[i].load(Ordering::SeqCst) != id {
+                            overlaps.fetch_add(1, Ordering::SeqCst);
+                        }
+                        std::thread::yield_now();
+                    }
+                })
+                .pool(&pool)
+                .build()
+                .unwrap()
+        };
+        let leaves = [leaf(0, "x"), leaf(1, "y"), leaf(2, "z"), leaf(3, "w")];
+        let a = Device::builder("a")
+            .parameter(leaves[0].clone())
+            .parameter(leaves[1].clone())
+            .build()
+            .unwrap();
+        let objects = vec![
+            Object::Device(a.clone(), vec![0, 1]),
+            Object::Parameter(a.parameter_ref("x").unwrap(), 0),
+            Object::Parameter(a.parameter_ref("y").unwrap(), 1),
+            Object::Free(parameter("unused").lock_target(), 9),
+        ];
+        let (z, w) = (leaves[2].clone(), leaves[3].clone());
+        let deadlocks = Arc::new(AtomicUsize::new(0));
+        let futures: Vec<_> = (0..tasks)
+            .map(|i| {
+                let id = i + 1;
+                let (owner, overlaps, deadlocks) =
+                    (owner.clone(), overlaps.clone(), deadlocks.clone());
+                let (objects, leaves, z, w) =
+                    (objects.clone(), leaves.clone(), z.clone(), w.clone());
+                let helpers = pool.clone();
+                pool.spawn(move || {
+                    let mut rng = Rng(0x2545_f491 ^ id as u64);
+                    let mark = |covered: &[usize], mine: &mut Vec<usize>| {
+                        for &l in covered {
+                            if l >= 4 || mine.contains(&l) {
+                                continue;
+                            }
+                            if owner[l]
+                                .compare_exchange(0, id, Ordering::SeqCst, Ordering::SeqCst)
+                                .is_err()
+                            {
+                                overlaps.fetch_add(1, Ordering::SeqCst);
+                            }
+                            mine.push(l);
+                        }
+                    };
+                    let unmark = |mine: &[usize]| {
+                        for &l in mine {
+                            owner[l].store(0, Ordering::SeqCst);
+                        }
+                    };
+                    let pick = |rng: &mut Rng| -> (Object, Vec<usize>) {
+                        let o = match rng.next() % 6 {
+                            4 => Object::Free(z.lock_target(), 2),
+                            5 => Object::Free(w.lock_target(), 3),
+                            n => objects[n as usize % objects.len()].clone(),
+                        };
+                        let covered = o.leaves();
+                        (o, covered)
+                    };
+                    let (first, covered) = pick(&mut rng);
+                    let outer = concertina::lock(&[first.lockable()]).unwrap();
+                    let mut mine = Vec::new();
+                    mark(&covered, &mut mine);
+                    // Lent: a helper this task waits on moves a locked leaf.
+                    if let Some(&l) = mine.first() {
+                        let p = leaves[l].clone();
+                        helpers
+                            .spawn(move || p.set(id).result())
+                            .result()
+                            .unwrap()
+                            .unwrap();
+                    }
+                    // Not lent: runs once no lock covers the leaf.
+                    let free = leaves[(rng.next() % 4) as usize].set(0);
+                    let (second, covered) = pick(&mut rng);
+                    match concertina::lock(&[second.lockable()]) {
+                        Ok(inner) => {
+                            let before = mine.len();
+                            mark(&covered, &mut mine);
+                            unmark(&mine[before..]);
+                            mine.truncate(before);
+                            drop(inner);
+                        }
+                        Err(concertina::Error::Deadlock(_)) => {
+                            deadlocks.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
+                    unmark(&mine);
+                    drop(outer);
+                    free
+                })
+            })
+            .collect();
+        for f in futures {
+            f.result().unwrap().result().unwrap();
+        }
+        for p in &leaves {
+            p.idle().unwrap();
+        }
+        eprintln!(
+            "{tasks} tasks: {} lock cycles reported as Deadlock",
+            deadlocks.load(Ordering::SeqCst)
+        );
+        assert_eq!(
+            overlaps.load(Ordering::SeqCst),
+            0,
+            "an object had two holders at once"
+        );
+    });
 }

@@ -201,6 +201,10 @@ impl<T: Send + 'static, F: Send> Node for TaskCell<T, F> {
     fn is_cancelled(&self) -> bool {
         self.state.is_cancelled()
     }
+
+    fn interrupt_run(&self) {
+        Cancellable::interrupt(self);
+    }
 }
 
 impl<T, F> Watchable for TaskCell<T, F>

@@ -4,8 +4,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::error::{panic_message, Error};
+use crate::interrupt::{self, Wakeable};
 use crate::park::{self, Node};
 use crate::task::inner::Inner;
+use crate::worker;
 
 /// Runs a task's closure on the current thread: checks that it was not
 /// cancelled while queued, makes the task this thread's frame (what
@@ -29,21 +31,53 @@ pub(crate) fn run_task_in<T, F>(
     if !task.start() {
         return;
     }
+    let node = node();
+    // Run inline (not on a pool worker), a task is what the thread waits
+    // for: a Ctrl-C interrupts it as it would interrupt a wait.
+    let _inline =
+        (!worker::on_worker()).then(|| interrupt::register(Arc::new(InterruptRun(node.clone()))));
     let outcome = {
-        let _frame = park::enter(node());
+        let _frame = park::enter(node);
         catch(f)
     };
     before(&outcome);
     task.settle(outcome, false);
 }
 
+/// What a Ctrl-C does to a task running inline: cancels it with
+/// `Err(Interrupted)`, running its cleanup, so that it sees
+/// [`crate::cancelled`] and its caller gets the error.
+struct InterruptRun(Arc<dyn Node>);
+
+impl Wakeable for InterruptRun {
+    fn wake(&self) {
+        self.0.interrupt_run();
+    }
+}
+
 /// Runs `f` with no frame of its own (an inline task, run before its
 /// future exists, which is then a finished one): it acts for the task this
 /// thread runs, and [`crate::cancelled`] is false inside it (nobody holds a
 /// handle that could cancel it).
+///
+/// Off a pool worker (the inline backend), a Ctrl-C while it runs turns
+/// [`crate::cancelled`] true inside it and its outcome into
+/// `Err(Interrupted)`: it had no handle that a cleanup could be registered
+/// on, so none runs.
 pub(crate) fn run_bare<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    let _inline = park::enter_inline();
-    catch(f)
+    if worker::on_worker() {
+        let _inline = park::enter_inline();
+        return catch(f);
+    }
+    let inline = interrupt::inline_enter();
+    let outcome = {
+        let _inline = park::enter_bare();
+        catch(f)
+    };
+    if inline.interrupted() {
+        return Err(Error::Interrupted);
+    }
+    outcome
 }
 
 /// Runs `f`, turning its panic into [`Error::Panicked`].

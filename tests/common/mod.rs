@@ -72,6 +72,38 @@ pub fn scenario_command(scenario: &str, env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// Runs `scenario` in a child; sends it SIGINT each time it says a line
+/// starting with "ready"; returns what it said and its exit code.
+#[cfg(unix)]
+pub fn child(scenario: &str, env: &[(&str, &str)]) -> (Vec<String>, Option<i32>) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut process = scenario_command(scenario, env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = process.id().to_string();
+    let mut lines = Vec::new();
+    for line in BufReader::new(process.stdout.take().unwrap()).lines() {
+        let Some(said) = said(&line.unwrap()) else {
+            continue;
+        };
+        if said.starts_with("ready") {
+            let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+            assert!(sent.success(), "kill -INT failed");
+        }
+        lines.push(said);
+    }
+    let status = process.wait().unwrap();
+    (lines, status.code())
+}
+
+/// What a scenario says, for `child` to read.
+pub fn say(s: impl AsRef<str>) {
+    println!("> {}", s.as_ref());
+}
+
 /// What a scenario said: its stdout lines after "> " (libtest may print
 /// "test scenario_runner ... " before the first one).
 pub fn said(line: &str) -> Option<String> {

@@ -1,0 +1,116 @@
+//! Ctrl-C and devices, in real child processes sent a real SIGINT: one
+//! Ctrl-C stops a motor once (the interrupted wait's cancel and the
+//! `stop_on_interrupt` hook do not both stop it); in inline mode a Ctrl-C
+//! during a move cancels it — its stop runs, the setter sees `cancelled()`,
+//! the call returns `Err(Interrupted)` — and the program goes on.
+#![cfg(unix)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{child, say, SCENARIO};
+use concertina::{Device, Parameter};
+
+/// A motor whose move runs until cancelled, saying `ready: <what>` once it
+/// moves; counts its stops.
+fn motor(stops: &Arc<AtomicUsize>, ready: &'static str) -> Parameter<f64> {
+    let s = stops.clone();
+    Parameter::builder("position")
+        .setter(move |_mm: f64| {
+            say(format!("ready: {ready}"));
+            while !concertina::cancelled() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            say("the setter saw the cancel");
+        })
+        .on_cancel(move || {
+            s.fetch_add(1, Ordering::SeqCst);
+            say("stop ran");
+        })
+        .build()
+        .unwrap()
+}
+
+/// The child's side: does nothing unless started by `child`.
+#[test]
+fn scenario_runner() {
+    let Ok(scenario) = std::env::var(SCENARIO) else {
+        return;
+    };
+    let stops = Arc::new(AtomicUsize::new(0));
+    match scenario.as_str() {
+        "one stop per ctrl-c" => {
+            let position = motor(&stops, "moving");
+            let device = Device::builder("motor")
+                .parameter(position.clone())
+                .build()
+                .unwrap();
+            device.stop_on_interrupt();
+            let outcome = position.set(1.0).result();
+            position.idle().unwrap();
+            say(format!("wait returned {outcome:?}"));
+            say(format!("stops: {}", stops.load(Ordering::SeqCst)));
+        }
+        "inline move" => {
+            let position = motor(&stops, "moving inline");
+            let moved = position.set(1.0);
+            say(format!("set returned {:?}", moved.result()));
+            let counted = concertina::spawn(|| {
+                say("ready: counting inline");
+                let mut n = 0u64;
+                while !concertina::cancelled() {
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                n
+            });
+            say(format!(
+                "spawn returned {:?}",
+                counted.result().map(|_| "a count")
+            ));
+            say(format!("stops: {}", stops.load(Ordering::SeqCst)));
+            say("the program's own cleanup ran");
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+#[test]
+fn one_ctrl_c_stops_a_motor_once() {
+    let (said, code) = child("one stop per ctrl-c", &[]);
+    assert_eq!(code, Some(0), "{said:?}");
+    assert!(
+        said.contains(&"wait returned Err(Interrupted)".to_owned()),
+        "{said:?}"
+    );
+    assert!(
+        said.contains(&"the setter saw the cancel".to_owned()),
+        "{said:?}"
+    );
+    assert!(said.contains(&"stops: 1".to_owned()), "{said:?}");
+    assert_eq!(
+        said.iter().filter(|l| *l == "stop ran").count(),
+        1,
+        "{said:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_an_inline_move_cancels_it_and_the_program_goes_on() {
+    let (said, code) = child("inline move", &[("CONCERTINA_DISABLE_ASYNC", "1")]);
+    assert_eq!(code, Some(0), "{said:?}");
+    let expected = [
+        "ready: moving inline",
+        "stop ran",
+        "the setter saw the cancel",
+        "set returned Err(Interrupted)",
+        "ready: counting inline",
+        "spawn returned Err(Interrupted)",
+        "stops: 1",
+        "the program's own cleanup ran",
+    ];
+    assert_eq!(said, expected);
+}
