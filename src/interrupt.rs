@@ -209,9 +209,7 @@ fn wake_waits(unless_handling: bool) -> Option<(u64, usize)> {
         let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
         (generation, all().map(|(_, _, w)| w.clone()).collect())
     };
-    let Some(inline) = hit_inline(unless_handling) else {
-        return None;
-    };
+    let inline = hit_inline(unless_handling)?;
     for waiter in &waiters {
         waiter.wake();
     }
