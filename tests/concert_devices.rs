@@ -1,7 +1,13 @@
-//! Cases ported from Concert's `concert/tests/unit/test_parameter.py` and
-//! `concert/tests/unit/devices/test_device.py`: accessors return futures,
-//! read-only and write-only parameters, names, soft limits, identity of two
-//! devices, locking a device and a parameter, emergency stop.
+//! Cases ported from Concert's `concert/tests/unit/test_parameter.py`,
+//! `concert/tests/unit/devices/test_device.py` and
+//! `concert/tests/unit/devices/test_motor.py`: accessors return futures,
+//! read-only and write-only parameters, names, soft limits, hard limits
+//! (a setter that reports hitting one), identity of two devices, locking a
+//! device and a parameter, emergency stop, setting a motor's position and
+//! moving it relative to where it is (on the simulated motor).
+
+#[path = "../examples/sim/motor.rs"]
+mod motor;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -144,4 +150,85 @@ fn test_emergency_stop() {
     let mock = mock_device();
     mock.device.emergency_stop();
     assert!(mock.aborted.load(Ordering::SeqCst));
+}
+
+/// Concert's `HardLimitError`: the controller refuses a move past a limit
+/// switch; here a fallible setter's error.
+#[derive(Debug)]
+struct HardLimitError;
+
+impl std::fmt::Display for HardLimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("hard limit reached")
+    }
+}
+
+impl std::error::Error for HardLimitError {}
+
+#[test]
+fn test_hard_limit() {
+    let in_limit = Arc::new(AtomicBool::new(false));
+    let limit = in_limit.clone();
+    let parameter = Parameter::<f64>::builder("foo")
+        .try_setter(move |_| {
+            if limit.load(Ordering::SeqCst) {
+                Err(HardLimitError)
+            } else {
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    for v in [0.0, 0.5, 1.0] {
+        parameter.set(v).result().unwrap();
+    }
+    in_limit.store(true, Ordering::SeqCst);
+    let Err(Error::Device(err)) = parameter.set(1.5).result() else {
+        panic!("expected the hard limit")
+    };
+    assert!(err.downcast_ref::<HardLimitError>().is_some());
+}
+
+fn dummy_motor() -> (motor::SimMotor, Device) {
+    let sim = motor::SimMotor::new(0.25, std::time::Duration::from_micros(200));
+    let position = sim
+        .parameter(100.0, concertina::default_pool().unwrap())
+        .unwrap();
+    let device = Device::builder("motor")
+        .parameter(position)
+        .build()
+        .unwrap();
+    (sim, device)
+}
+
+#[test]
+fn test_set_position() {
+    let (sim, motor) = dummy_motor();
+    let position = motor.parameter::<f64>("position").unwrap();
+    position.set(1.0).result().unwrap();
+    assert_eq!(position.get().result(), Ok(1.0));
+    assert_eq!(sim.position(), 1.0);
+}
+
+#[test]
+fn test_move() {
+    let (sim, motor) = dummy_motor();
+    let position = motor.parameter::<f64>("position").unwrap();
+    position.set(1.0).result().unwrap();
+    // Concert's `motor.move(delta)`: a relative move reads, then sets. (The
+    // simulated motor's reads are concurrent: they do not wait for a set in
+    // progress, so the first set is waited for.)
+    let here = position.get().result().unwrap();
+    position.set(here + 0.5).result().unwrap();
+    assert_eq!(position.get().result(), Ok(1.5));
+    motor::check_log(&sim.log()).unwrap();
+}
+
+#[test]
+fn test_default_motor_has_default_calibration() {
+    let (_sim, motor) = dummy_motor();
+    motor.set("position", -1.0).result().unwrap();
+    assert_eq!(motor.get::<f64>("position").result(), Ok(-1.0));
+    motor.set("position", 2.25).result().unwrap();
+    assert_eq!(motor.get::<f64>("position").result(), Ok(2.25));
 }
