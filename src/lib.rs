@@ -32,8 +32,10 @@
 //!   [`RequestPool`], [`wait_all`], [`wait_any`], [`as_completed`] wait for many.
 //! * Ctrl-C while a thread waits cancels what it waits on and returns
 //!   [`Error::Interrupted`]; [`on_interrupt`] hooks stop the devices.
-//! * [`Device`] and [`Parameter`] give Concert-style devices with soft
-//!   limits, cancel operations and [`lock!`] for exclusive access.
+//! * [`Device`] and [`Parameter`] give Concert-style devices: one operation
+//!   at a time per parameter (a cancelled set never applies; the next waits
+//!   for its stop), soft limits, fallible I/O, and [`lock!`] for exclusive
+//!   access, owned by the task and lent to what it waits on.
 //! * `CONCERTINA_DISABLE_ASYNC=1` runs everything inline on the calling
 //!   thread, futures still returned — for debugging.
 #![forbid(unsafe_code)]
