@@ -285,23 +285,40 @@ pub(crate) fn frame_cancelled() -> bool {
     FRAME.with(|f| f.borrow().as_ref().is_some_and(|task| task.is_cancelled()))
 }
 
-/// Records, while alive, what the current frame waits on.
-pub(crate) struct Recorded(Arc<dyn Node>);
+/// Records, while alive, what this thread's owner waits on; restores what
+/// it waited on before (a wait whose detection ran a task inline).
+pub(crate) struct Recorded {
+    node: Arc<dyn Node>,
+    previous: Waits,
+}
 
-/// Records that this thread's frame waits on `waits` until the guard drops
-/// (a wait that runs what it waits on in place, where the frame cannot go on
-/// before it returns).
-pub(crate) fn record(waits: impl FnOnce() -> Waits) -> Option<Recorded> {
-    let frame = frame()?;
+impl Recorded {
+    fn new(node: Arc<dyn Node>, waits: Waits) -> Recorded {
+        let previous = node.waits();
+        node.set_waiting(Some(waits));
+        Recorded { node, previous }
+    }
+}
+
+/// Records that this thread's owner (its frame, or the thread itself) waits
+/// on `waits` until the guard drops: a wait that runs what it waits on in
+/// place, or a task run inline, where the owner cannot go on before it
+/// returns.
+pub(crate) fn record(waits: impl FnOnce() -> Waits) -> Recorded {
     let waits = waits();
-    frame.set_waiting(Some(waits.clone()));
+    let recorded = Recorded::new(owner(), waits.clone());
     tell_watchers(&waits);
-    Some(Recorded(frame))
+    recorded
 }
 
 impl Drop for Recorded {
     fn drop(&mut self) {
-        self.0.set_waiting(None);
+        let previous = std::mem::take(&mut self.previous);
+        let previous = match previous {
+            Waits::Nothing => None,
+            waits => Some(waits),
+        };
+        self.node.set_waiting(previous);
     }
 }
 
@@ -400,8 +417,7 @@ pub(crate) fn block<S>(
 fn detect(waits: &dyn Fn() -> Waits, check: bool) -> Result<Recorded, Cycle> {
     let frame = owner();
     let waits = waits();
-    frame.set_waiting(Some(waits.clone()));
-    let recorded = Recorded(frame.clone());
+    let recorded = Recorded::new(frame.clone(), waits.clone());
     tell_watchers(&waits);
     let mut path = Vec::new();
     if check && stuck(&waits, key(&frame), &mut path, 0) {

@@ -254,22 +254,32 @@ fn changed() {
     }
 }
 
-/// Who keeps a wait for a lock waiting, as the wait graph sees it.
+/// Who keeps a wait for a lock waiting, as the wait graph sees it: found
+/// again each time the graph is followed, so that it is never stale.
 struct LockWait {
     waiter: Owner,
-    holders: Vec<Owner>,
+    nodes: Vec<Arc<LockNode>>,
+    hold: Hold,
     names: String,
 }
 
 impl Node for LockWait {
     fn waits(&self) -> Waits {
+        let attempt = Attempt {
+            nodes: &self.nodes,
+            me: &self.waiter,
+            hold: self.hold,
+        };
+        // Read under the table's lock, followed without it (following may
+        // come back to a wait for a lock).
+        let holders = attempt.blockers(&TABLE.locks.lock());
         // A holder that has begun to wait on the waiter meanwhile lends it
         // the lock: that is no edge of a cycle.
         Waits::All(
-            self.holders
-                .iter()
+            holders
+                .into_iter()
                 .filter(|h| !h.lends_to(&self.waiter))
-                .map(|h| h.0.clone())
+                .map(|h| h.0)
                 .collect(),
         )
     }
@@ -297,8 +307,8 @@ struct Attempt<'a> {
 /// What an attempt found.
 enum Taken {
     Yes(Vec<Owner>),
-    /// Held by these (none of which lends), at this generation.
-    No(Vec<Owner>, u64),
+    /// Held by others, at this generation.
+    No(u64),
 }
 
 impl Attempt<'_> {
@@ -333,7 +343,7 @@ impl Attempt<'_> {
             let (lending, refusing): (Vec<Owner>, Vec<Owner>) =
                 blockers.into_iter().partition(|b| b.lends_to(self.me));
             if !refusing.is_empty() {
-                return Taken::No(refusing, generation);
+                return Taken::No(generation);
             }
             let mut locks = TABLE.locks.lock();
             if self.blockers(&locks).iter().all(|b| lending.contains(b)) {
@@ -395,7 +405,7 @@ pub(crate) fn try_operation(
         };
         match attempt.try_take() {
             Taken::Yes(owners) => return Ok(holds(nodes.to_vec(), owners, Hold::Operation)),
-            Taken::No(holders, generation) => {
+            Taken::No(generation) => {
                 let mut locks = TABLE.locks.lock();
                 if locks.generation != generation {
                     continue;
@@ -403,7 +413,8 @@ pub(crate) fn try_operation(
                 locks.held_off.push((queue, watching));
                 return Err(Arc::new(LockWait {
                     waiter: me.clone(),
-                    holders,
+                    nodes: nodes.to_vec(),
+                    hold: Hold::Operation,
                     names: node.full_name(),
                 }));
             }
@@ -429,13 +440,14 @@ pub(crate) fn acquire(
             me,
             hold,
         };
-        let (holders, generation) = match attempt.try_take() {
+        let generation = match attempt.try_take() {
             Taken::Yes(owners) => return Ok(holds(nodes, owners, hold)),
-            Taken::No(holders, generation) => (holders, generation),
+            Taken::No(generation) => generation,
         };
         let edge: Arc<dyn Node> = Arc::new(LockWait {
             waiter: me.clone(),
-            holders,
+            nodes: nodes.clone(),
+            hold,
             names: names(&nodes).join(", "),
         });
         let waits = || Waits::All(vec![edge.clone()]);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{panic_message, Error};
 use crate::interrupt::{self, Wakeable};
-use crate::park::{self, Node};
+use crate::park::{self, Node, Waits};
 use crate::task::inner::Inner;
 use crate::worker;
 
@@ -34,8 +34,14 @@ pub(crate) fn run_task_in<T, F>(
     let node = node();
     // Run inline (not on a pool worker), a task is what the thread waits
     // for: a Ctrl-C interrupts it as it would interrupt a wait.
-    let _inline =
-        (!worker::on_worker()).then(|| interrupt::register(Arc::new(InterruptRun(node.clone()))));
+    // Its caller cannot go on before it returns: it waits on it (and lends
+    // it its locks).
+    let _inline = (!worker::on_worker()).then(|| {
+        (
+            interrupt::register(Arc::new(InterruptRun(node.clone()))),
+            park::record(|| Waits::All(vec![node.clone()])),
+        )
+    });
     let outcome = {
         let _frame = park::enter(node);
         catch(f)
