@@ -689,11 +689,13 @@ impl<T: Send + 'static> Parameter<T> {
     /// # Examples
     ///
     /// ```
-    /// use concertina::{Error, Parameter};
+    /// use concertina::{Backend, Error, Parameter, Pool};
     ///
+    /// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
     /// let motor = Parameter::builder("position")
     ///     .setter(|_mm: f64| while !concertina::cancelled() { std::thread::yield_now() })
     ///     .on_cancel(|| { /* decelerate */ })
+    ///     .pool(&pool)
     ///     .build()?;
     /// let mv = motor.set(10.0);
     /// while !mv.running() { std::thread::yield_now() }
