@@ -477,7 +477,7 @@ impl Device {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn lock(&self) -> Result<LockGuard, Error> {
-        crate::lock!(self)
+        lock::lock(&[self])
     }
 }
 

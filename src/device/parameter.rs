@@ -525,7 +525,7 @@ impl<T: Send + 'static> Parameter<T> {
         };
         let node = self.inner.node.clone();
         let read = move || {
-            crate::check_cancelled()?;
+            crate::cancel::check_cancelled()?;
             getter().map_err(|e| failed(&node, "read", e))
         };
         if !self.inner.concurrent_reads {
@@ -574,7 +574,7 @@ impl<T: Send + 'static> Parameter<T> {
                 // The last check: after the queue and the lock, under the
                 // lock a stop holds while it runs.
                 let mut motion = inner.motion.lock();
-                if crate::cancelled() {
+                if crate::cancel::cancelled() {
                     applying.store(SKIPPED, Ordering::Relaxed);
                     return Err(Error::Cancelled);
                 }
@@ -741,7 +741,7 @@ impl<T: Send + 'static> Parameter<T> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn lock(&self) -> Result<LockGuard, Error> {
-        crate::lock!(self)
+        lock::lock(&[self])
     }
 
     /// Runs the cancel operation now: cancels the operations in flight
