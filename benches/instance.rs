@@ -1,13 +1,14 @@
-//! Throughput of ordered calls on one `Instance`, beside plain `spawn`
-//! throughput on the same pool, in the same run: N empty calls submitted,
-//! then all waited for.
+//! Throughput of ordered calls on one `Instance`, and of sets on one
+//! device `Parameter` (one operation at a time, each taking its hold in the
+//! lock table), beside plain `spawn` throughput on the same pool, in the
+//! same run: N empty calls submitted, then all waited for.
 //!
 //! Run: `cargo bench --bench instance`; `python3 benches/summary.py instance spawn`
 //! prints the medians and ratios afterwards.
 
 mod common;
 
-use concertina::{Backend, Future};
+use concertina::{Backend, Future, Parameter};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const N: u64 = 10_000;
@@ -16,6 +17,11 @@ fn instance(c: &mut Criterion) {
     let pool = common::pool(Backend::Rayon);
     let model = pool.instance(0u64);
     let models: Vec<_> = (0..1000).map(|_| pool.instance(0u64)).collect();
+    let parameter = Parameter::<u64>::builder("x")
+        .setter(|_| ())
+        .pool(&pool)
+        .build()
+        .expect("a valid parameter");
 
     let mut group = c.benchmark_group("instance");
     group.throughput(Throughput::Elements(N));
@@ -37,6 +43,12 @@ fn instance(c: &mut Criterion) {
             let futures: Vec<Future<()>> = (0..N as usize)
                 .map(|i| models[i % models.len()].asynchronous(|n| *n += 1))
                 .collect();
+            futures.into_iter().for_each(|f| f.result().unwrap());
+        })
+    });
+    group.bench_function("one_parameter_sets", |b| {
+        b.iter(|| {
+            let futures: Vec<Future<()>> = (0..N).map(|i| parameter.set(i)).collect();
             futures.into_iter().for_each(|f| f.result().unwrap());
         })
     });

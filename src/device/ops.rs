@@ -193,37 +193,50 @@ impl Ops {
                 self.fail_all(Error::Shutdown);
                 return;
             }
-            let (candidates, dropped) = {
-                let mut state = self.state.lock();
-                state.kicked = false;
-                // Cancelled while queued: settled already, never run.
-                let (dropped, kept): (Vec<Op>, Vec<Op>) = std::mem::take(&mut state.queue)
-                    .into_iter()
-                    .partition(|op| phase::is_decided(op.task.phase()));
-                state.queue = kept.into();
-                let candidates: Vec<(usize, Arc<dyn Node>)> = state
-                    .queue
-                    .iter()
-                    .map(|op| (op.key(), op.task.clone() as Arc<dyn Node>))
-                    .collect();
-                (candidates, dropped)
-            };
-            drop(dropped);
+            self.state.lock().kicked = false;
+            // The first operation in queue order that no lock holds off;
+            // cancelled ones met on the way (settled already) are dropped.
+            // Only the drain takes operations out, so positions hold.
+            let mut index = 0;
             let mut chosen = None;
-            for (key, node) in candidates {
-                let held_by = match lock::try_operation(&self.node, &Owner::of(node), me.clone()) {
-                    Ok(holds) => {
-                        chosen = Some((key, holds));
-                        None
+            loop {
+                let (key, node, dropped) = {
+                    let mut state = self.state.lock();
+                    let mut dropped = Vec::new();
+                    while state
+                        .queue
+                        .get(index)
+                        .is_some_and(|op| phase::is_decided(op.task.phase()))
+                    {
+                        dropped.extend(state.queue.remove(index));
                     }
-                    Err(edge) => Some(edge),
+                    match state.queue.get(index) {
+                        Some(op) => (op.key(), op.task.clone() as Arc<dyn Node>, dropped),
+                        None => {
+                            drop(state);
+                            drop(dropped);
+                            break;
+                        }
+                    }
                 };
+                drop(dropped);
+                let outcome = lock::try_operation(&self.node, &Owner::of(node), me.clone());
                 let mut state = self.state.lock();
-                if let Some(op) = state.queue.iter_mut().find(|op| op.key() == key) {
-                    op.held_by = held_by;
-                }
-                if chosen.is_some() {
-                    break;
+                let op = state
+                    .queue
+                    .get_mut(index)
+                    .filter(|op| op.key() == key)
+                    .expect("only the drain takes operations out");
+                match outcome {
+                    Ok(holds) => {
+                        op.held_by = None;
+                        chosen = Some((key, holds));
+                        break;
+                    }
+                    Err(edge) => {
+                        op.held_by = Some(edge);
+                        index += 1;
+                    }
                 }
             }
             let Some((key, holds)) = chosen else {
@@ -238,12 +251,7 @@ impl Ops {
             };
             let op = {
                 let mut state = self.state.lock();
-                let i = state
-                    .queue
-                    .iter()
-                    .position(|op| op.key() == key)
-                    .expect("only the drain takes operations out");
-                let op = state.queue.remove(i).expect("found above");
+                let op = state.queue.remove(index).expect("found above");
                 state.running = Some(op.task.clone());
                 op
             };

@@ -783,7 +783,11 @@ impl<T: Send + 'static> Parameter<T> {
 
     fn track<R: Send + 'static>(&self, future: Future<R>) -> Future<R> {
         let mut inflight = self.inner.inflight.lock();
-        inflight.retain(|h| !h.done());
+        // Finished ones are dropped when the list is about to grow: each
+        // operation costs O(1) however many are queued.
+        if inflight.len() == inflight.capacity() {
+            inflight.retain(|h| !h.done());
+        }
         inflight.push(future.cancel_handle());
         drop(inflight);
         future
