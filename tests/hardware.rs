@@ -584,3 +584,105 @@ fn threads_locking_in_opposite_orders_report_a_deadlock_too() {
         );
     });
 }
+
+#[test]
+fn cancels_racing_moves_never_overlap_and_the_queue_always_drains() {
+    for backend in THREADED {
+        within(120, move || {
+            let (sim, position) = motor(backend);
+            let mut rng = common::Rng(7);
+            let mut moves = Vec::new();
+            for i in 0..60 {
+                let m = position.set(f64::from(i % 7) - 3.0);
+                match rng.next() % 4 {
+                    0 => {
+                        m.cancel();
+                    }
+                    1 => {
+                        std::thread::yield_now();
+                        m.cancel();
+                    }
+                    _ => {}
+                }
+                moves.push(m);
+            }
+            for m in moves {
+                assert!(matches!(m.result(), Ok(()) | Err(Error::Cancelled)));
+            }
+            position.idle().unwrap();
+            assert!(!position.busy());
+            check_log(&sim.log()).unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_panicking_setter_or_stop_fails_its_operation_only() {
+    within(60, || {
+        let threads = pool(Backend::Crossbeam, 1);
+        let (entered, release) = (Gate::new(), Gate::new());
+        let (e, r) = (entered.clone(), release.clone());
+        let p = Parameter::builder("x")
+            .setter(move |x: i32| {
+                if x == 1 {
+                    panic!("encoder fault");
+                }
+                if x == 2 {
+                    e.open();
+                    r.wait();
+                }
+            })
+            .on_cancel(|| panic!("stop failed"))
+            .pool(&threads)
+            .build()
+            .unwrap();
+        assert_eq!(
+            p.set(1).result(),
+            Err(Error::Panicked("encoder fault".into()))
+        );
+        let stuck = p.set(2);
+        entered.wait();
+        assert!(
+            stuck.cancel(),
+            "the cancel wins even though the stop panics"
+        );
+        release.open();
+        assert_eq!(stuck.result(), Err(Error::Cancelled));
+        assert_eq!(p.set(3).result(), Ok(()));
+    });
+}
+
+#[test]
+fn operations_queued_when_their_pool_shuts_down_fail_with_shutdown() {
+    within(60, || {
+        let threads = pool(Backend::Crossbeam, 1);
+        let (entered, release) = (Gate::new(), Gate::new());
+        let (e, r) = (entered.clone(), release.clone());
+        let p = Parameter::builder("x")
+            .setter(move |x: i32| {
+                if x == 1 {
+                    e.open();
+                    r.wait();
+                }
+            })
+            .pool(&threads)
+            .build()
+            .unwrap();
+        let first = p.set(1);
+        entered.wait();
+        let queued: Vec<_> = (2..5).map(|x| p.set(x)).collect();
+        let closer = std::thread::spawn(move || threads.shutdown_now());
+        std::thread::sleep(Duration::from_millis(10));
+        release.open();
+        closer.join().unwrap();
+        assert_eq!(first.result(), Ok(()));
+        for q in queued {
+            assert_eq!(q.result(), Err(Error::Shutdown));
+        }
+        assert_eq!(
+            p.set(9).result(),
+            Err(Error::Shutdown),
+            "refused after shutdown"
+        );
+    });
+}
