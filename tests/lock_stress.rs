@@ -13,6 +13,8 @@ use concertina::{Device, LockTarget, Lockable, Parameter, ParameterRef};
 
 const THREADS: usize = 8;
 const ACQUISITIONS: usize = 100_000;
+/// Tasks in flight at once in the task-owned lock stress.
+const WAVE: usize = 64;
 
 fn parameter(name: &str) -> Parameter<u8> {
     Parameter::builder(name).getter(|| 0).build().unwrap()
@@ -163,81 +165,86 @@ fn task_owned_locks_lent_along_waits_with_cycles_reported() {
         ];
         let (z, w) = (leaves[2].clone(), leaves[3].clone());
         let deadlocks = Arc::new(AtomicUsize::new(0));
-        let futures: Vec<_> = (0..tasks)
-            .map(|i| {
-                let id = i + 1;
-                let (owner, overlaps, deadlocks) =
-                    (owner.clone(), overlaps.clone(), deadlocks.clone());
-                let (objects, leaves, z, w) =
-                    (objects.clone(), leaves.clone(), z.clone(), w.clone());
-                let helpers = pool.clone();
-                pool.spawn(move || {
-                    let mut rng = Rng(0x2545_f491 ^ id as u64);
-                    let mark = |covered: &[usize], mine: &mut Vec<usize>| {
-                        for &l in covered {
-                            if l >= 4 || mine.contains(&l) {
-                                continue;
+        // In waves: every task here may block a thread (compensated by a
+        // spare), and spares stop at the pool's ceiling (256), past which a
+        // queued job that the blocked ones need would find no thread.
+        for wave in (0..tasks).step_by(WAVE) {
+            let futures: Vec<_> = (wave..(wave + WAVE).min(tasks))
+                .map(|i| {
+                    let id = i + 1;
+                    let (owner, overlaps, deadlocks) =
+                        (owner.clone(), overlaps.clone(), deadlocks.clone());
+                    let (objects, leaves, z, w) =
+                        (objects.clone(), leaves.clone(), z.clone(), w.clone());
+                    let helpers = pool.clone();
+                    pool.spawn(move || {
+                        let mut rng = Rng(0x2545_f491 ^ id as u64);
+                        let mark = |covered: &[usize], mine: &mut Vec<usize>| {
+                            for &l in covered {
+                                if l >= 4 || mine.contains(&l) {
+                                    continue;
+                                }
+                                if owner[l]
+                                    .compare_exchange(0, id, Ordering::SeqCst, Ordering::SeqCst)
+                                    .is_err()
+                                {
+                                    overlaps.fetch_add(1, Ordering::SeqCst);
+                                }
+                                mine.push(l);
                             }
-                            if owner[l]
-                                .compare_exchange(0, id, Ordering::SeqCst, Ordering::SeqCst)
-                                .is_err()
-                            {
-                                overlaps.fetch_add(1, Ordering::SeqCst);
-                            }
-                            mine.push(l);
-                        }
-                    };
-                    let unmark = |mine: &[usize]| {
-                        for &l in mine {
-                            owner[l].store(0, Ordering::SeqCst);
-                        }
-                    };
-                    let pick = |rng: &mut Rng| -> (Object, Vec<usize>) {
-                        let o = match rng.next() % 6 {
-                            4 => Object::Free(z.lock_target(), 2),
-                            5 => Object::Free(w.lock_target(), 3),
-                            n => objects[n as usize % objects.len()].clone(),
                         };
-                        let covered = o.leaves();
-                        (o, covered)
-                    };
-                    let (first, covered) = pick(&mut rng);
-                    let outer = concertina::lock(&[first.lockable()]).unwrap();
-                    let mut mine = Vec::new();
-                    mark(&covered, &mut mine);
-                    // Lent: a helper this task waits on moves a locked leaf.
-                    if let Some(&l) = mine.first() {
-                        let p = leaves[l].clone();
-                        helpers
-                            .spawn(move || p.set(id).result())
-                            .result()
-                            .unwrap()
-                            .unwrap();
-                    }
-                    // Not lent: runs once no lock covers the leaf.
-                    let free = leaves[(rng.next() % 4) as usize].set(0);
-                    let (second, covered) = pick(&mut rng);
-                    match concertina::lock(&[second.lockable()]) {
-                        Ok(inner) => {
-                            let before = mine.len();
-                            mark(&covered, &mut mine);
-                            unmark(&mine[before..]);
-                            mine.truncate(before);
-                            drop(inner);
+                        let unmark = |mine: &[usize]| {
+                            for &l in mine {
+                                owner[l].store(0, Ordering::SeqCst);
+                            }
+                        };
+                        let pick = |rng: &mut Rng| -> (Object, Vec<usize>) {
+                            let o = match rng.next() % 6 {
+                                4 => Object::Free(z.lock_target(), 2),
+                                5 => Object::Free(w.lock_target(), 3),
+                                n => objects[n as usize % objects.len()].clone(),
+                            };
+                            let covered = o.leaves();
+                            (o, covered)
+                        };
+                        let (first, covered) = pick(&mut rng);
+                        let outer = concertina::lock(&[first.lockable()]).unwrap();
+                        let mut mine = Vec::new();
+                        mark(&covered, &mut mine);
+                        // Lent: a helper this task waits on moves a locked leaf.
+                        if let Some(&l) = mine.first() {
+                            let p = leaves[l].clone();
+                            helpers
+                                .spawn(move || p.set(id).result())
+                                .result()
+                                .unwrap()
+                                .unwrap();
                         }
-                        Err(concertina::Error::Deadlock(_)) => {
-                            deadlocks.fetch_add(1, Ordering::SeqCst);
+                        // Not lent: runs once no lock covers the leaf.
+                        let free = leaves[(rng.next() % 4) as usize].set(0);
+                        let (second, covered) = pick(&mut rng);
+                        match concertina::lock(&[second.lockable()]) {
+                            Ok(inner) => {
+                                let before = mine.len();
+                                mark(&covered, &mut mine);
+                                unmark(&mine[before..]);
+                                mine.truncate(before);
+                                drop(inner);
+                            }
+                            Err(concertina::Error::Deadlock(_)) => {
+                                deadlocks.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(other) => panic!("unexpected {other:?}"),
                         }
-                        Err(other) => panic!("unexpected {other:?}"),
-                    }
-                    unmark(&mine);
-                    drop(outer);
-                    free
+                        unmark(&mine);
+                        drop(outer);
+                        free
+                    })
                 })
-            })
-            .collect();
-        for f in futures {
-            f.result().unwrap().result().unwrap();
+                .collect();
+            for f in futures {
+                f.result().unwrap().result().unwrap();
+            }
         }
         for p in &leaves {
             p.idle().unwrap();
