@@ -7,20 +7,24 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{child, say, SCENARIO};
 use concertina::{Device, Parameter};
 
-/// A motor whose move runs until cancelled, saying `ready: <what>` once it
-/// moves; counts its stops.
-fn motor(stops: &Arc<AtomicUsize>, ready: &'static str) -> Parameter<f64> {
+/// Set once the motor moves.
+static MOVING: AtomicBool = AtomicBool::new(false);
+
+/// A motor whose move runs until cancelled, saying `<said>` once it moves;
+/// counts its stops.
+fn motor(stops: &Arc<AtomicUsize>, said: &'static str) -> Parameter<f64> {
     let s = stops.clone();
     Parameter::builder("position")
         .setter(move |_mm: f64| {
-            say(format!("ready: {ready}"));
+            MOVING.store(true, Ordering::SeqCst);
+            say(said);
             while !concertina::cancelled() {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -49,13 +53,21 @@ fn scenario_runner() {
                 .build()
                 .unwrap();
             device.stop_on_interrupt();
+            // SIGINT once the move runs and this thread waits for it.
+            std::thread::spawn(|| {
+                while !MOVING.load(Ordering::SeqCst) || concertina::blocked_waits() == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                say("ready: waiting on the move");
+            });
             let outcome = position.set(1.0).result();
             position.idle().unwrap();
             say(format!("wait returned {outcome:?}"));
             say(format!("stops: {}", stops.load(Ordering::SeqCst)));
         }
         "inline move" => {
-            let position = motor(&stops, "moving inline");
+            // Inline, the running move is what the thread waits for.
+            let position = motor(&stops, "ready: moving inline");
             let moved = position.set(1.0);
             say(format!("set returned {:?}", moved.result()));
             let counted = concertina::spawn(|| {
