@@ -65,6 +65,20 @@ fn scenario_runner() {
             Ok(pool) => say(format!("backend={:?}", pool.backend())),
             Err(e) => say(format!("error={e}")),
         },
+        "explicit_values" => {
+            let explicit = Pool::builder()
+                .threads(2)
+                .backend(Backend::Crossbeam)
+                .build()
+                .map(|p| (p.backend(), p.threads()));
+            say(format!("explicit={explicit:?}"));
+            let inline = Pool::builder()
+                .threads(0)
+                .backend(Backend::Inline)
+                .build()
+                .map(|p| (p.backend(), p.threads()));
+            say(format!("inline threads(0)={inline:?}"));
+        }
         "explicit_backend" => {
             let pool = Pool::builder()
                 .backend(Backend::Crossbeam)
@@ -179,6 +193,11 @@ fn a_bad_variable_fails_every_spawn_with_an_error_naming_it() {
             ]
         );
         let out = child("builder", &[(var, value)]);
+        if var == "CONCERTINA_CTRLC" {
+            // Read for the default pool only.
+            assert_eq!(out, ["backend=Rayon"]);
+            continue;
+        }
         assert_eq!(
             out,
             [format!(
@@ -186,6 +205,32 @@ fn a_bad_variable_fails_every_spawn_with_an_error_naming_it() {
             )]
         );
     }
+}
+
+#[test]
+fn an_explicit_builder_value_wins_over_a_bad_variable() {
+    let out = child("explicit_values", &[("CONCERTINA_THREADS", "abc")]);
+    assert_eq!(
+        out,
+        [
+            "explicit=Ok((Crossbeam, 2))",
+            "inline threads(0)=Ok((Inline, 0))"
+        ]
+    );
+    let out = child(
+        "explicit_values",
+        &[
+            ("CONCERTINA_DISABLE_ASYNC", "maybe"),
+            ("CONCERTINA_BACKEND", "tokio"),
+        ],
+    );
+    assert_eq!(
+        out,
+        [
+            "explicit=Ok((Crossbeam, 2))",
+            "inline threads(0)=Ok((Inline, 0))"
+        ]
+    );
 }
 
 #[test]

@@ -219,26 +219,42 @@ impl PoolBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] when a value is out of range (0 threads, an empty
-    /// name, a tiny stack), when a `CONCERTINA_*` environment variable holds a
-    /// value that is not accepted, or when the threads cannot be started.
+    /// name, a tiny stack), when a `CONCERTINA_*` environment variable that
+    /// the pool reads holds a value that is not accepted, or when the
+    /// threads cannot be started. A variable is read only for what the
+    /// builder leaves unset (an explicit value wins, even over a variable
+    /// that is not valid); `CONCERTINA_CTRLC` only for the default pool; the
+    /// inline backend reads and checks no thread count.
     ///
     /// # Examples
     ///
     /// ```
-    /// let err = concertina::Pool::builder().name("").build().unwrap_err();
+    /// use concertina::{Backend, Pool};
+    ///
+    /// let err = Pool::builder().name("").build().unwrap_err();
     /// assert!(err.to_string().contains("pool name"));
+    /// let inline = Pool::builder().backend(Backend::Inline).threads(0).build()?;
+    /// assert_eq!(inline.threads(), 0);
+    /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn build(self) -> Result<Pool, Error> {
-        let env = Env::read()?;
+        // A variable is read only where the builder leaves its value open:
+        // an explicit value wins, even over a variable that is not valid.
+        let env = Env::read();
         let backend = match self.backend {
             Some(backend) => backend,
-            None if env.disable_async => Backend::Inline,
-            None => env.backend.unwrap_or(Backend::Rayon),
+            None if env.disable_async.clone()? => Backend::Inline,
+            None => env.backend.clone()?.unwrap_or(Backend::Rayon),
         };
-        let threads = match self.threads.or(env.threads) {
-            Some(n) if (1..=MAX_THREADS).contains(&n) => n,
-            Some(n) => return Err(ConfigError::threads(n).into()),
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        let threads = match (backend, self.threads) {
+            // The inline backend runs tasks on the caller: no threads to count.
+            (Backend::Inline, _) => 0,
+            (_, Some(n)) if (1..=MAX_THREADS).contains(&n) => n,
+            (_, Some(n)) => return Err(ConfigError::threads(n).into()),
+            (_, None) => match env.threads.clone()? {
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
         };
         let name = self.name.unwrap_or_else(|| "pool".to_owned());
         if name.is_empty() || name.chars().count() > 64 || name.contains('\0') {
@@ -265,7 +281,11 @@ impl PoolBuilder {
             keep_alive,
         };
         let pool = Pool::start(name, backend, spares)?;
-        if self.ctrlc.unwrap_or(self.default_pool && env.ctrlc) {
+        let ctrlc = match self.ctrlc {
+            Some(install) => install,
+            None => self.default_pool && env.ctrlc.clone()?,
+        };
+        if ctrlc {
             interrupt::install_handler();
         }
         Ok(pool)
@@ -278,13 +298,14 @@ pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
 pub(crate) const MIN_KEEP_ALIVE: Duration = Duration::from_millis(1);
 pub(crate) const MAX_KEEP_ALIVE: Duration = Duration::from_secs(3600);
 
-/// The `CONCERTINA_*` environment variables, validated.
+/// The `CONCERTINA_*` environment variables, each validated on its own: a
+/// value that is not accepted is an error only where it is used.
 #[derive(Debug)]
 pub(crate) struct Env {
-    pub(crate) threads: Option<usize>,
-    pub(crate) backend: Option<Backend>,
-    pub(crate) disable_async: bool,
-    pub(crate) ctrlc: bool,
+    pub(crate) threads: Result<Option<usize>, ConfigError>,
+    pub(crate) backend: Result<Option<Backend>, ConfigError>,
+    pub(crate) disable_async: Result<bool, ConfigError>,
+    pub(crate) ctrlc: Result<bool, ConfigError>,
 }
 
 const THREADS_ACCEPTED: &str = "a whole number from 1 to 4096";
@@ -293,13 +314,11 @@ const FLAG_ACCEPTED: &str = "one of 1, 0, true, false, yes, no, on, off";
 
 impl Env {
     /// Reads and validates every variable; an empty value counts as unset.
-    pub(crate) fn read() -> Result<Env, ConfigError> {
+    pub(crate) fn read() -> Env {
         Env::from_lookup(|var| std::env::var_os(var))
     }
 
-    fn from_lookup(
-        lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
-    ) -> Result<Env, ConfigError> {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Env {
         let get =
             |var: &'static str, accepted: &'static str| -> Result<Option<String>, ConfigError> {
                 match lookup(var) {
@@ -311,46 +330,31 @@ impl Env {
                     },
                 }
             };
-        let threads = match get("CONCERTINA_THREADS", THREADS_ACCEPTED)? {
-            None => None,
+        let threads = get("CONCERTINA_THREADS", THREADS_ACCEPTED).and_then(|v| match v {
+            None => Ok(None),
             Some(s) => match s.trim().parse::<usize>() {
-                Ok(n) if (1..=MAX_THREADS).contains(&n) => Some(n),
-                _ => return Err(ConfigError::env("CONCERTINA_THREADS", &s, THREADS_ACCEPTED)),
+                Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(Some(n)),
+                _ => Err(ConfigError::env("CONCERTINA_THREADS", &s, THREADS_ACCEPTED)),
             },
+        });
+        let backend = get("CONCERTINA_BACKEND", BACKEND_ACCEPTED).and_then(|v| match v {
+            None => Ok(None),
+            Some(s) => Backend::parse(&s)
+                .map(Some)
+                .ok_or_else(|| ConfigError::env("CONCERTINA_BACKEND", &s, BACKEND_ACCEPTED)),
+        });
+        let flag = |var: &'static str, unset: bool| {
+            get(var, FLAG_ACCEPTED).and_then(|v| match v {
+                None => Ok(unset),
+                Some(s) => parse_flag(&s).ok_or_else(|| ConfigError::env(var, &s, FLAG_ACCEPTED)),
+            })
         };
-        let backend = match get("CONCERTINA_BACKEND", BACKEND_ACCEPTED)? {
-            None => None,
-            Some(s) => match Backend::parse(&s) {
-                Some(backend) => Some(backend),
-                None => return Err(ConfigError::env("CONCERTINA_BACKEND", &s, BACKEND_ACCEPTED)),
-            },
-        };
-        let disable_async = match get("CONCERTINA_DISABLE_ASYNC", FLAG_ACCEPTED)? {
-            None => false,
-            Some(s) => match parse_flag(&s) {
-                Some(flag) => flag,
-                None => {
-                    return Err(ConfigError::env(
-                        "CONCERTINA_DISABLE_ASYNC",
-                        &s,
-                        FLAG_ACCEPTED,
-                    ))
-                }
-            },
-        };
-        let ctrlc = match get("CONCERTINA_CTRLC", FLAG_ACCEPTED)? {
-            None => true,
-            Some(s) => match parse_flag(&s) {
-                Some(flag) => flag,
-                None => return Err(ConfigError::env("CONCERTINA_CTRLC", &s, FLAG_ACCEPTED)),
-            },
-        };
-        Ok(Env {
+        Env {
             threads,
             backend,
-            disable_async,
-            ctrlc,
-        })
+            disable_async: flag("CONCERTINA_DISABLE_ASYNC", false),
+            ctrlc: flag("CONCERTINA_CTRLC", true),
+        }
     }
 }
 
@@ -368,6 +372,15 @@ mod tests {
     use std::ffi::OsString;
 
     fn env(pairs: &[(&str, &str)]) -> Result<Env, ConfigError> {
+        let e = env_lazily(pairs);
+        e.threads.clone()?;
+        e.backend.clone()?;
+        e.disable_async.clone()?;
+        e.ctrlc.clone()?;
+        Ok(e)
+    }
+
+    fn env_lazily(pairs: &[(&str, &str)]) -> Env {
         let pairs: Vec<(String, OsString)> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
@@ -376,11 +389,24 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_variable_is_an_error_only_where_it_is_read() {
+        let e = env_lazily(&[
+            ("CONCERTINA_THREADS", "abc"),
+            ("CONCERTINA_BACKEND", "crossbeam"),
+        ]);
+        assert_eq!(e.backend, Ok(Some(Backend::Crossbeam)));
+        assert_eq!(
+            e.threads.unwrap_err().variable(),
+            Some("CONCERTINA_THREADS")
+        );
+    }
+
+    #[test]
     fn unset_and_empty_variables_leave_defaults() {
         let e = env(&[("CONCERTINA_THREADS", " ")]).unwrap();
         assert_eq!(
             (e.threads, e.backend, e.disable_async, e.ctrlc),
-            (None, None, false, true)
+            (Ok(None), Ok(None), Ok(false), Ok(true))
         );
     }
 
@@ -393,10 +419,10 @@ mod tests {
             ("CONCERTINA_CTRLC", "0"),
         ])
         .unwrap();
-        assert!(!e.ctrlc);
+        assert_eq!(e.ctrlc, Ok(false));
         assert_eq!(
             (e.threads, e.backend, e.disable_async),
-            (Some(3), Some(Backend::Crossbeam), true)
+            (Ok(Some(3)), Ok(Some(Backend::Crossbeam)), Ok(true))
         );
     }
 
@@ -429,10 +455,19 @@ mod tests {
             "CONCERTINA_DISABLE_ASYNC",
             "CONCERTINA_CTRLC",
         ] {
-            let err = Env::from_lookup(|asked| {
+            let e = Env::from_lookup(|asked| {
                 (asked == var).then(|| std::ffi::OsString::from_vec(vec![b'o', 0xff]))
-            })
-            .unwrap_err();
+            });
+            let err = [
+                e.threads.err(),
+                e.backend.err(),
+                e.disable_async.err(),
+                e.ctrlc.err(),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .expect("the bad variable is an error");
             assert_eq!(err.variable(), Some(var));
             assert!(
                 err.to_string()
