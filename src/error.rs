@@ -124,9 +124,9 @@ impl From<ConfigError> for Error {
 /// # Examples
 ///
 /// ```
-/// use concertina::Pool;
+/// use concertina::{Backend, Pool};
 ///
-/// let err = Pool::builder().threads(0).build().unwrap_err();
+/// let err = Pool::builder().backend(Backend::Rayon).threads(0).build().unwrap_err();
 /// assert_eq!(
 ///     err.to_string(),
 ///     "thread count 0 is not accepted: expected a whole number from 1 to 4096",
@@ -209,9 +209,9 @@ impl ConfigError {
     /// # Examples
     ///
     /// ```
-    /// use concertina::{Error, Pool};
+    /// use concertina::{Backend, Error, Pool};
     ///
-    /// match Pool::builder().threads(0).build() {
+    /// match Pool::builder().backend(Backend::Crossbeam).threads(0).build() {
     ///     Err(Error::Config(err)) => assert_eq!(err.variable(), None),
     ///     other => panic!("expected a configuration error, got {other:?}"),
     /// }
