@@ -3,16 +3,16 @@
 //! a target time side by side, each on its own `Instance`. At every coupling
 //! interval their shared edge is exchanged by asynchronous reads and writes
 //! that go through the same queues, so they happen between the right
-//! evolve calls. A `RequestPool` waits for the evolve calls and a progress
-//! line is printed meanwhile; synchronous calls read the final state.
+//! evolve calls. A `RequestPool` waits for the evolve calls, an `indicatif`
+//! progress bar showing how many are done; synchronous calls read the final state.
 //!
 //! Run: `cargo run --release --example two_models [GRID] [INTERVALS]`
 //! (defaults: a 256×256 grid, 8 coupling intervals).
 
-use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use concertina::{Error, Instance, Pool, RequestPool};
+use indicatif::{ProgressIterator, ProgressStyle};
 
 /// Explicit finite differences for ∂u/∂t = κ∇²u on the unit square, with
 /// u = 0 on the outer boundary.
@@ -164,18 +164,14 @@ fn main() -> Result<(), Error> {
         drop(land_i.asynchronous_after(sea_edge, |m, edge| m.couple(false, &edge)));
         drop(sea_i.asynchronous_after(land_edge, |m, edge| m.couple(true, &edge)));
     }
-    let total = requests.len();
-    let mut done = 0;
+    // The pool's requests as they finish, with a progress bar (on a terminal).
+    let style = ProgressStyle::with_template("  {bar:40} {pos}/{len} evolve calls done")
+        .expect("a valid template");
     let mut reached = 0.0_f64;
-    while !requests.is_empty() {
-        for (_, outcome) in requests.wait_all_timeout(Duration::from_millis(50)) {
-            reached = reached.max(outcome?);
-            done += 1;
-        }
-        print!("\r  waiting: {done}/{total} evolve calls done, t = {reached:.5}");
-        std::io::stdout().flush().ok();
+    for (_, outcome) in requests.completed().progress_with_style(style) {
+        reached = reached.max(outcome?);
     }
-    println!();
+    println!("  both models reached t = {reached:.5}");
     // Synchronous calls wait for everything queued before them.
     let (land_heat, land_peak) = land_i.call(|m| (m.total_heat(), m.peak()))?;
     let (sea_heat, sea_peak) = sea_i.call(|m| (m.total_heat(), m.peak()))?;

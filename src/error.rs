@@ -56,6 +56,10 @@ pub enum Error {
     /// closed the cycle receives this error, and that future's task sees
     /// [`cancelled()`](crate::cancelled) turn true.
     Deadlock(Cycle),
+    /// A wait gave up after its timeout (what a [`TimedOut`] turns into
+    /// with `?`). The futures it waited on were given back in the
+    /// [`TimedOut`], so nothing was lost or cancelled by the wait.
+    Timeout(Duration),
 }
 
 impl fmt::Display for Error {
@@ -73,6 +77,7 @@ impl fmt::Display for Error {
                 "a call on an instance waited for that instance's own queue, which cannot move until the call returns",
             ),
             Error::Deadlock(cycle) => fmt::Display::fmt(cycle, f),
+            Error::Timeout(after) => write!(f, "wait timed out after {after:?}"),
         }
     }
 }
@@ -92,6 +97,7 @@ impl fmt::Debug for Error {
             #[allow(deprecated)]
             Error::SelfWait => f.write_str("SelfWait"),
             Error::Deadlock(cycle) => f.debug_tuple("Deadlock").field(cycle).finish(),
+            Error::Timeout(after) => f.debug_tuple("Timeout").field(after).finish(),
         }
     }
 }
@@ -106,6 +112,112 @@ impl std::error::Error for Error {
             Error::DependencyFailed(cause) => Some(&**cause),
             _ => None,
         }
+    }
+}
+
+/// A wait that took futures and ran out of time, giving them back: every
+/// `_timeout` wait that takes its futures returns this on timeout, holding
+/// what it took (a [`Future`](crate::Future), a `Vec` of them), finished or
+/// not. Nothing is cancelled or lost by the timeout.
+///
+/// With `?` it becomes [`Error::Timeout`], dropping what it holds (the
+/// tasks go on, detached). To keep waiting, take them back with
+/// [`into_inner`](TimedOut::into_inner).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use concertina::{Backend, Error, Pool};
+///
+/// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+/// let (release, gate) = std::sync::mpsc::channel::<()>();
+/// let slow = pool.spawn(move || gate.recv().map(|()| "read"));
+/// let timed_out = slow.result_timeout(Duration::from_millis(5)).unwrap_err();
+/// assert_eq!(timed_out.after(), Duration::from_millis(5));
+/// assert_eq!(timed_out.to_string(), "wait timed out after 5ms");
+/// let slow = timed_out.into_inner();
+/// release.send(()).unwrap();
+/// assert_eq!(slow.result()?, Ok("read"));
+///
+/// // In a function returning `concertina::Error`, `??` surfaces both.
+/// fn read(pool: &Pool) -> Result<u8, Error> {
+///     Ok(pool.spawn(|| 7).result_timeout(Duration::from_secs(60))??)
+/// }
+/// assert_eq!(read(&pool)?, 7);
+/// # Ok::<(), Error>(())
+/// ```
+pub struct TimedOut<F> {
+    after: Duration,
+    pending: F,
+}
+
+impl<F> TimedOut<F> {
+    pub(crate) fn new(after: Duration, pending: F) -> Self {
+        TimedOut { after, pending }
+    }
+
+    /// The timeout that passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use concertina::{Backend, Pool};
+    ///
+    /// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let waiting = vec![pool.spawn(move || gate.recv().is_ok())];
+    /// let timed_out = concertina::wait_all_timeout(waiting, Duration::from_millis(1)).unwrap_err();
+    /// assert_eq!(timed_out.after(), Duration::from_millis(1));
+    /// release.send(()).unwrap();
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+
+    /// What the wait took, given back: the futures, finished or not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use concertina::{Backend, Pool};
+    ///
+    /// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let futures = vec![pool.spawn(move || gate.recv().is_ok()), concertina::Future::ready(true)];
+    /// let futures = concertina::wait_all_timeout(futures, Duration::ZERO).unwrap_err().into_inner();
+    /// assert_eq!(futures.len(), 2, "all of them, the finished one too");
+    /// release.send(()).unwrap();
+    /// assert_eq!(concertina::wait_all(futures), [Ok(true), Ok(true)]);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn into_inner(self) -> F {
+        self.pending
+    }
+}
+
+impl<F> fmt::Display for TimedOut<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "wait timed out after {:?}", self.after)
+    }
+}
+
+impl<F> fmt::Debug for TimedOut<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimedOut")
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> std::error::Error for TimedOut<F> {}
+
+impl<F> From<TimedOut<F>> for Error {
+    fn from(timed_out: TimedOut<F>) -> Self {
+        Error::Timeout(timed_out.after)
     }
 }
 

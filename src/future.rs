@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::cancel::{CancelHandle, Cancellable};
-use crate::error::Error;
+use crate::error::{Error, TimedOut};
 // A finished outcome is only read in place or moved out whole, never raced
 // for: nothing for the loom models to check.
 use crate::task::inner::published_phase;
@@ -168,6 +168,44 @@ impl<T: Send + 'static> Future<T> {
                 task.wait_until(deadline)
             }
             Repr::Ready(..) => true,
+        }
+    }
+
+    /// Waits at most `timeout` for the task and returns its outcome, as
+    /// [`Future::result`] does; when the timeout passes first, gives the
+    /// future back in a [`TimedOut`] (the task goes on: nothing is
+    /// cancelled). In a function returning [`Error`], `??` surfaces both
+    /// the timeout (as [`Error::Timeout`]) and the task's failure.
+    ///
+    /// # Errors
+    ///
+    /// The outer `Err` is the timeout; the inner result is the task's, with
+    /// the errors of [`Future::result`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use concertina::{Backend, Error, Pool};
+    ///
+    /// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+    /// assert_eq!(pool.spawn(|| 6 * 7).result_timeout(Duration::from_secs(60))?, Ok(42));
+    ///
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let slow = pool.spawn(move || gate.recv().is_ok());
+    /// let slow = match slow.result_timeout(Duration::from_millis(1)) {
+    ///     Err(timed_out) => timed_out.into_inner(),
+    ///     Ok(outcome) => panic!("the gate is closed, yet: {outcome:?}"),
+    /// };
+    /// release.send(()).unwrap();
+    /// assert_eq!(slow.result(), Ok(true));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn result_timeout(self, timeout: Duration) -> Result<Result<T, Error>, TimedOut<Self>> {
+        if self.wait_timeout(timeout) {
+            Ok(self.result())
+        } else {
+            Err(TimedOut::new(timeout, self))
         }
     }
 

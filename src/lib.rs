@@ -69,16 +69,16 @@ pub use device::{
     lock, try_lock_for, Device, DeviceBuilder, LockGuard, LockTarget, Lockable, Parameter,
     ParameterBuilder, ParameterRef,
 };
-pub use error::{ConfigError, Cycle, DeviceError, Error};
+pub use error::{ConfigError, Cycle, DeviceError, Error, TimedOut};
 pub use future::Future;
 pub use global::{asynchronous, configure, default_pool, spawn};
 pub use instance::Instance;
 pub use interrupt::{blocked_waits, handles_ctrlc, interrupt, interrupt_waits, on_interrupt};
 pub use pool::{Backend, Pool, PoolBuilder};
-pub use request_pool::{RequestId, RequestPool};
+pub use request_pool::{Completed, RequestId, RequestPool};
 pub use wait::{
-    as_completed, as_completed_timeout, wait_all, wait_all_timeout, wait_any, wait_any_timeout,
-    AsCompleted,
+    as_completed, as_completed_timeout, try_wait_all, try_wait_all_timeout, wait_all,
+    wait_all_timeout, wait_any, wait_any_timeout, AsCompleted, Finished, FirstFailure,
 };
 
 /// Makes a function return a [`Future`] of its result: calling it runs the

@@ -1,14 +1,18 @@
 //! `RequestPool`: waiting for many requests at once (AMUSE's
 //! `AsyncRequestsPool`).
 
-use std::collections::BTreeMap;
+// The return types spell out what each wait gives back, on purpose: an
+// alias would hide from the reader that nothing is lost.
+#![allow(clippy::type_complexity)]
+
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{panic_message, Error};
+use crate::error::{panic_message, Error, TimedOut};
 use crate::future::Future;
 use crate::task::{Listener, Watchable};
 use crate::wait::deadline_after;
@@ -60,6 +64,9 @@ struct Request<T> {
 pub struct RequestPool<T = ()> {
     listener: Arc<Listener>,
     requests: BTreeMap<u64, Request<T>>,
+    /// Keys of finished requests seen by a wait that took none of them (a
+    /// `wait_all_timeout` that timed out), in the order they finished.
+    ready: VecDeque<u64>,
 }
 
 impl<T: Send + 'static> Default for RequestPool<T> {
@@ -67,6 +74,7 @@ impl<T: Send + 'static> Default for RequestPool<T> {
         RequestPool {
             listener: Listener::new(),
             requests: BTreeMap::new(),
+            ready: VecDeque::new(),
         }
     }
 }
@@ -197,8 +205,13 @@ impl<T: Send + 'static> RequestPool<T> {
         self.take_next(None)
     }
 
-    /// As [`wait_one`](RequestPool::wait_one), waiting at most `timeout`;
-    /// `None` when nothing finished in time (the requests stay in the pool).
+    /// As [`wait_one`](RequestPool::wait_one), waiting at most `timeout`:
+    /// `Ok(None)` when the pool is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`TimedOut`] when no request finished in time; they all stay in the
+    /// pool.
     ///
     /// # Examples
     ///
@@ -206,12 +219,30 @@ impl<T: Send + 'static> RequestPool<T> {
     /// use std::time::Duration;
     ///
     /// let mut requests = concertina::RequestPool::new();
-    /// requests.add(concertina::Future::ready(5));
-    /// assert!(requests.wait_one_timeout(Duration::ZERO).is_some());
-    /// assert!(requests.wait_one_timeout(Duration::ZERO).is_none());
+    /// let id = requests.add(concertina::Future::ready(5));
+    /// assert_eq!(requests.wait_one_timeout(Duration::ZERO)?, Some((id, Ok(5))));
+    /// assert_eq!(requests.wait_one_timeout(Duration::ZERO)?, None, "empty");
+    ///
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let pool = concertina::Pool::builder().threads(1).backend(concertina::Backend::Crossbeam).build()?;
+    /// requests.add(pool.spawn(move || gate.recv().map_or(0, |()| 6)));
+    /// assert!(requests.wait_one_timeout(Duration::from_millis(1)).is_err());
+    /// assert_eq!(requests.len(), 1, "still in the pool");
+    /// release.send(()).unwrap();
+    /// assert_eq!(requests.wait_one().map(|(_, outcome)| outcome), Some(Ok(6)));
+    /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn wait_one_timeout(&mut self, timeout: Duration) -> Option<(RequestId, Result<T, Error>)> {
-        self.take_next(deadline_after(timeout))
+    pub fn wait_one_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(RequestId, Result<T, Error>)>, TimedOut<()>> {
+        if self.requests.is_empty() {
+            return Ok(None);
+        }
+        match self.take_next(deadline_after(timeout)) {
+            Some(taken) => Ok(Some(taken)),
+            None => Err(TimedOut::new(timeout, ())),
+        }
     }
 
     /// Waits for every request and takes them all, in completion order.
@@ -226,11 +257,16 @@ impl<T: Send + 'static> RequestPool<T> {
     /// assert_eq!(values, [0, 1, 2]);
     /// ```
     pub fn wait_all(&mut self) -> Vec<(RequestId, Result<T, Error>)> {
-        std::iter::from_fn(|| self.take_next(None)).collect()
+        self.completed().collect()
     }
 
-    /// Takes every request that finishes within `timeout`, in completion
-    /// order; the others stay in the pool.
+    /// Waits at most `timeout` for every request, then takes them all, in
+    /// completion order.
+    ///
+    /// # Errors
+    ///
+    /// [`TimedOut`] when one had not finished in time; they all stay in
+    /// the pool (the finished ones too), as they were.
     ///
     /// # Examples
     ///
@@ -239,28 +275,118 @@ impl<T: Send + 'static> RequestPool<T> {
     ///
     /// let mut requests = concertina::RequestPool::new();
     /// requests.add(concertina::Future::ready(1));
-    /// assert_eq!(requests.wait_all_timeout(Duration::from_secs(1)).len(), 1);
+    /// assert_eq!(requests.wait_all_timeout(Duration::from_secs(1))?.len(), 1);
+    /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn wait_all_timeout(&mut self, timeout: Duration) -> Vec<(RequestId, Result<T, Error>)> {
+    pub fn wait_all_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Vec<(RequestId, Result<T, Error>)>, TimedOut<()>> {
         let deadline = deadline_after(timeout);
-        std::iter::from_fn(|| self.take_next(deadline)).collect()
+        while self.ready.len() < self.requests.len() {
+            match self.next_key(deadline) {
+                Some(key) => self.ready.push_back(key),
+                None => return Err(TimedOut::new(timeout, ())),
+            }
+        }
+        Ok(self.wait_all())
     }
 
-    /// `deadline`: `None` waits forever (also for a timeout too long to
+    /// The requests as they finish, taken one by one (each `next` is a
+    /// [`wait_one`](RequestPool::wait_one)); its
+    /// [`len`](ExactSizeIterator::len) is how many are left, so progress
+    /// bars (`indicatif`'s `ProgressIterator`) work on it as it is. Those not
+    /// taken when it is dropped stay in the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut requests = concertina::RequestPool::new();
+    /// for i in 0..3 { requests.add(concertina::spawn(move || i)); }
+    /// let mut completed = requests.completed();
+    /// assert_eq!(completed.len(), 3);
+    /// completed.next();
+    /// assert_eq!(completed.len(), 2);
+    /// assert_eq!(requests.len(), 2);
+    /// let rest: u32 = (&mut requests).into_iter().map(|(_, r)| r.unwrap()).sum::<u32>();
+    /// assert!(rest <= 3 && requests.is_empty());
+    /// ```
+    pub fn completed(&mut self) -> Completed<'_, T> {
+        Completed { requests: self }
+    }
+
+    /// The key of the next finished request (`None`: the deadline passed);
+    /// `deadline` `None` waits forever (also for a timeout too long to
     /// represent as an instant).
+    fn next_key(&self, deadline: Option<Instant>) -> Option<u64> {
+        let requests = &self.requests;
+        let targets = || requests.values().map(|r| r.watched.clone()).collect();
+        self.listener.next(deadline, targets)
+    }
+
     fn take_next(&mut self, deadline: Option<Instant>) -> Option<(RequestId, Result<T, Error>)> {
         loop {
             if self.requests.is_empty() {
+                self.ready.clear();
                 return None;
             }
-            let requests = &self.requests;
-            let targets = || requests.values().map(|r| r.watched.clone()).collect();
-            let key = self.listener.next(deadline, targets)?;
+            let key = match self.ready.pop_front() {
+                Some(key) => key,
+                None => self.next_key(deadline)?,
+            };
             // Keys of requests merged away or already taken are skipped.
             if let Some(request) = self.requests.remove(&key) {
                 return Some((RequestId(key), (request.finish)()));
             }
         }
+    }
+}
+
+/// The iterator of [`RequestPool::completed`]: requests as they finish.
+///
+/// # Examples
+///
+/// ```
+/// let mut requests = concertina::RequestPool::new();
+/// requests.add(concertina::Future::ready("a"));
+/// let completed: concertina::Completed<'_, &str> = requests.completed();
+/// assert_eq!(completed.map(|(_, r)| r.unwrap()).collect::<Vec<_>>(), ["a"]);
+/// ```
+#[must_use = "a Completed takes requests only when iterated"]
+pub struct Completed<'a, T> {
+    requests: &'a mut RequestPool<T>,
+}
+
+impl<T: Send + 'static> Iterator for Completed<'_, T> {
+    type Item = (RequestId, Result<T, Error>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.requests.take_next(None)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.requests.len();
+        (left, Some(left))
+    }
+}
+
+impl<T: Send + 'static> ExactSizeIterator for Completed<'_, T> {}
+
+impl<T> fmt::Debug for Completed<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completed")
+            .field("left", &self.requests.requests.len())
+            .finish()
+    }
+}
+
+impl<'a, T: Send + 'static> IntoIterator for &'a mut RequestPool<T> {
+    type Item = (RequestId, Result<T, Error>);
+    type IntoIter = Completed<'a, T>;
+
+    /// [`RequestPool::completed`].
+    fn into_iter(self) -> Completed<'a, T> {
+        self.completed()
     }
 }
 

@@ -1,12 +1,22 @@
-//! Waiting for many futures: `wait_all`, `wait_any`, `as_completed`. Every
-//! helper reports every outcome; none stops at the first failure and leaves
-//! the rest unobserved.
+//! Waiting for many futures: `wait_all`, `wait_any`, `try_wait_all`,
+//! `as_completed`, each with a `_timeout` twin.
+//!
+//! One rule for all of them: a wait takes its futures (anything that
+//! iterates over `Future<T>`: a `Vec`, an array, an iterator) and gives every
+//! one back, as an outcome when it finished and as the future itself when
+//! it did not (in a [`TimedOut`], in the `rest` of a [`Finished`] or a
+//! [`FirstFailure`], or from [`AsCompleted::into_remaining`]). Nothing is
+//! cancelled or lost unless the caller says so.
+
+// The return types spell out what each wait gives back, on purpose: an
+// alias would hide from the reader that nothing is lost.
+#![allow(clippy::type_complexity)]
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::Error;
+use crate::error::{Error, TimedOut};
 use crate::future::Future;
 use crate::interrupt;
 use crate::task::{Listener, Watchable};
@@ -50,41 +60,101 @@ fn wait_each<T: Send + 'static>(futures: &[Future<T>], deadline: Option<Instant>
     })
 }
 
-/// Waits at most `timeout` for every future to finish; true when all have.
-/// The futures stay with the caller either way.
+/// Waits at most `timeout` for every future: their outcomes, in the order
+/// given, when all finished in time; else every future back (finished or
+/// not) in a [`TimedOut`].
+///
+/// # Errors
+///
+/// [`TimedOut`] holding all the futures when one had not finished in time.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
+/// use concertina::{Backend, Pool};
 ///
 /// let futures: Vec<_> = (0..3).map(|i| concertina::spawn(move || i)).collect();
-/// assert!(concertina::wait_all_timeout(&futures, Duration::from_secs(60)));
-/// assert!(futures.iter().all(concertina::Future::done));
+/// assert_eq!(concertina::wait_all_timeout(futures, Duration::from_secs(60))?, [Ok(0), Ok(1), Ok(2)]);
+///
+/// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+/// let (release, gate) = std::sync::mpsc::channel::<()>();
+/// let futures = vec![concertina::Future::ready(1), pool.spawn(move || gate.recv().map_or(0, |()| 2))];
+/// let futures = concertina::wait_all_timeout(futures, Duration::from_millis(1)).unwrap_err().into_inner();
+/// release.send(()).unwrap();
+/// assert_eq!(concertina::wait_all(futures), [Ok(1), Ok(2)]);
+/// # Ok::<(), concertina::Error>(())
 /// ```
-pub fn wait_all_timeout<T: Send + 'static>(futures: &[Future<T>], timeout: Duration) -> bool {
-    wait_each(futures, deadline_after(timeout))
+pub fn wait_all_timeout<T: Send + 'static>(
+    futures: impl IntoIterator<Item = Future<T>>,
+    timeout: Duration,
+) -> Result<Vec<Result<T, Error>>, TimedOut<Vec<Future<T>>>> {
+    let futures: Vec<Future<T>> = futures.into_iter().collect();
+    if wait_each(&futures, deadline_after(timeout)) {
+        Ok(futures.into_iter().map(Future::result).collect())
+    } else {
+        Err(TimedOut::new(timeout, futures))
+    }
 }
 
-/// Waits until one of the futures has finished and returns its index (the
-/// first finished one in slice order, when several already are). `None` for
-/// an empty slice.
+/// The future that [`wait_any`] saw finish first, and the others.
 ///
 /// # Examples
 ///
 /// ```
-/// use concertina::Future;
+/// use concertina::{Finished, Future};
 ///
-/// let futures = vec![concertina::spawn(|| { std::thread::sleep(std::time::Duration::from_millis(50)); 1 }), Future::ready(2)];
-/// let i = concertina::wait_any(&futures).unwrap();
-/// assert!(futures[i].done());
+/// let Finished { index, outcome, rest, .. } =
+///     concertina::wait_any(vec![Future::ready('a'), Future::ready('b')]).expect("not empty");
+/// assert_eq!((index, outcome), (0, Ok('a')));
+/// assert_eq!(rest.len(), 1);
 /// ```
-pub fn wait_any<T: Send + 'static>(futures: &[Future<T>]) -> Option<usize> {
-    wait_any_until(futures, None)
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Finished<T> {
+    /// Its index among the futures given.
+    pub index: usize,
+    /// Its outcome.
+    pub outcome: Result<T, Error>,
+    /// The other futures, in the order given (finished or not).
+    pub rest: Vec<Future<T>>,
 }
 
-/// As [`wait_any`], waiting at most `timeout`; `None` when nothing finished
-/// in time (or the slice is empty).
+/// Waits until one of the futures has finished and takes it: its index, its
+/// outcome, and the others back (the first finished one in the order given,
+/// when several already are). `None` when no future was given.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use concertina::Future;
+///
+/// let slow = concertina::spawn(|| { std::thread::sleep(Duration::from_millis(50)); 1 });
+/// let mut waiting = vec![slow, Future::ready(2)];
+/// let mut seen = Vec::new();
+/// while let Some(first) = concertina::wait_any(waiting) {
+///     seen.push(first.outcome?);
+///     waiting = first.rest;
+/// }
+/// seen.sort();
+/// assert_eq!(seen, [1, 2]);
+/// # Ok::<(), concertina::Error>(())
+/// ```
+pub fn wait_any<T: Send + 'static>(
+    futures: impl IntoIterator<Item = Future<T>>,
+) -> Option<Finished<T>> {
+    let futures: Vec<Future<T>> = futures.into_iter().collect();
+    let index = wait_any_until(&futures, None)?;
+    Some(take_finished(futures, index))
+}
+
+/// As [`wait_any`], waiting at most `timeout`: `Ok(None)` when no future
+/// was given.
+///
+/// # Errors
+///
+/// [`TimedOut`] holding all the futures when none finished in time.
 ///
 /// # Examples
 ///
@@ -92,13 +162,205 @@ pub fn wait_any<T: Send + 'static>(futures: &[Future<T>]) -> Option<usize> {
 /// use std::time::Duration;
 ///
 /// let futures = vec![concertina::Future::ready("done")];
-/// assert_eq!(concertina::wait_any_timeout(&futures, Duration::ZERO), Some(0));
+/// let first = concertina::wait_any_timeout(futures, Duration::ZERO)?.expect("one was given");
+/// assert_eq!((first.index, first.outcome), (0, Ok("done")));
+/// # Ok::<(), concertina::Error>(())
 /// ```
 pub fn wait_any_timeout<T: Send + 'static>(
-    futures: &[Future<T>],
+    futures: impl IntoIterator<Item = Future<T>>,
     timeout: Duration,
-) -> Option<usize> {
-    wait_any_until(futures, deadline_after(timeout))
+) -> Result<Option<Finished<T>>, TimedOut<Vec<Future<T>>>> {
+    let futures: Vec<Future<T>> = futures.into_iter().collect();
+    if futures.is_empty() {
+        return Ok(None);
+    }
+    match wait_any_until(&futures, deadline_after(timeout)) {
+        Some(index) => Ok(Some(take_finished(futures, index))),
+        None => Err(TimedOut::new(timeout, futures)),
+    }
+}
+
+fn take_finished<T: Send + 'static>(mut futures: Vec<Future<T>>, index: usize) -> Finished<T> {
+    let finished = futures.remove(index);
+    Finished {
+        index,
+        outcome: finished.result(),
+        rest: futures,
+    }
+}
+
+/// The first failure that [`try_wait_all`] met, with everything else it
+/// was given: the values already delivered and the futures not yet seen
+/// finishing. Those keep running unless cancelled with
+/// [`cancel_rest`](FirstFailure::cancel_rest); with `?` (into [`Error`]),
+/// they are dropped, which detaches them.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::{Error, Future};
+///
+/// let failure = concertina::try_wait_all(vec![Future::ready(1), Future::failed(Error::Cancelled)]).unwrap_err();
+/// assert_eq!((failure.index, &failure.error), (1, &Error::Cancelled));
+/// assert_eq!(failure.done, [(0, 1)]);
+/// assert!(failure.rest.is_empty());
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FirstFailure<T> {
+    /// The index of the future that failed, among those given.
+    pub index: usize,
+    /// Its error.
+    pub error: Error,
+    /// The values delivered before it, with their indices.
+    pub done: Vec<(usize, T)>,
+    /// The futures not yet seen finishing, with their indices.
+    pub rest: Vec<(usize, Future<T>)>,
+}
+
+impl<T: Send + 'static> FirstFailure<T> {
+    /// Cancels every future in `rest` (their cleanups run), and returns how
+    /// many this cancelled (those that finished meanwhile are not).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Backend, Error, Pool};
+    ///
+    /// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+    /// let (_keep, gate) = std::sync::mpsc::channel::<()>();
+    /// let stuck = pool.spawn(move || { while !concertina::cancelled() { let _ = gate.try_recv(); } 0 });
+    /// let failing = pool.spawn(|| -> u8 { panic!("never reached") });
+    /// let failure = concertina::try_wait_all(vec![concertina::Future::failed(Error::Shutdown), stuck, failing]).unwrap_err();
+    /// assert_eq!(failure.index, 0);
+    /// assert_eq!(failure.cancel_rest(), 2);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn cancel_rest(&self) -> usize {
+        self.rest.iter().filter(|(_, f)| f.cancel()).count()
+    }
+}
+
+impl<T> fmt::Display for FirstFailure<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "future {} failed: {}", self.index, self.error)
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for FirstFailure<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<T> From<FirstFailure<T>> for Error {
+    fn from(failure: FirstFailure<T>) -> Self {
+        failure.error
+    }
+}
+
+/// Waits for every future, or until the first one fails (in the order they
+/// finish: Python's `FIRST_EXCEPTION`): every value, in the order given,
+/// when none failed; else the [`FirstFailure`], which holds the rest so the
+/// caller can cancel them or leave them running.
+///
+/// # Errors
+///
+/// [`FirstFailure`] when a future failed.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::Error;
+///
+/// let readings: Vec<_> = (0..4).map(|i| concertina::spawn(move || i * 10)).collect();
+/// assert_eq!(concertina::try_wait_all(readings)?, [0, 10, 20, 30]);
+///
+/// let readings: Vec<_> = (0..4).map(|i| concertina::spawn(move || {
+///     if i == 2 { panic!("detector {i} saturated") }
+///     i
+/// })).collect();
+/// let failure = concertina::try_wait_all(readings).unwrap_err();
+/// assert_eq!(failure.index, 2);
+/// assert_eq!(failure.error, Error::Panicked("detector 2 saturated".into()));
+/// failure.cancel_rest();
+/// # Ok::<(), Error>(())
+/// ```
+pub fn try_wait_all<T: Send + 'static>(
+    futures: impl IntoIterator<Item = Future<T>>,
+) -> Result<Vec<T>, FirstFailure<T>> {
+    match try_wait_all_until(futures.into_iter().collect(), None) {
+        Ok(outcome) => outcome,
+        Err(futures) => unreachable!("no deadline, yet {} futures timed out", futures.len()),
+    }
+}
+
+/// As [`try_wait_all`], waiting at most `timeout`.
+///
+/// # Errors
+///
+/// The outer `Err` is the timeout: a [`TimedOut`] holding every future
+/// (those finished too); the inner one is the first failure, met in time.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let readings: Vec<_> = (0..3).map(|i| concertina::spawn(move || i)).collect();
+/// assert_eq!(concertina::try_wait_all_timeout(readings, Duration::from_secs(60))??, [0, 1, 2]);
+/// # Ok::<(), concertina::Error>(())
+/// ```
+pub fn try_wait_all_timeout<T: Send + 'static>(
+    futures: impl IntoIterator<Item = Future<T>>,
+    timeout: Duration,
+) -> Result<Result<Vec<T>, FirstFailure<T>>, TimedOut<Vec<Future<T>>>> {
+    try_wait_all_until(futures.into_iter().collect(), deadline_after(timeout))
+        .map_err(|futures| TimedOut::new(timeout, futures))
+}
+
+fn try_wait_all_until<T: Send + 'static>(
+    futures: Vec<Future<T>>,
+    deadline: Option<Instant>,
+) -> Result<Result<Vec<T>, FirstFailure<T>>, Vec<Future<T>>> {
+    let count = futures.len();
+    let mut values: Vec<Option<T>> = std::iter::repeat_with(|| None).take(count).collect();
+    let mut completed = AsCompleted::new(futures, deadline);
+    for (index, outcome) in completed.by_ref() {
+        match outcome {
+            Ok(value) => values[index] = Some(value),
+            Err(error) => {
+                let done = values
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| Some((i, v?)))
+                    .collect();
+                return Ok(Err(FirstFailure {
+                    index,
+                    error,
+                    done,
+                    rest: completed.into_remaining(),
+                }));
+            }
+        }
+    }
+    let mut remaining = completed.into_remaining().into_iter().peekable();
+    if remaining.peek().is_none() {
+        return Ok(Ok(values.into_iter().flatten().collect()));
+    }
+    // Timed out: every future back, in the order given; a value already
+    // taken goes back as a finished future.
+    let mut futures = Vec::with_capacity(count);
+    for value in values {
+        match value {
+            Some(value) => futures.push(Future::ready(value)),
+            None => {
+                let (_, future) = remaining.next().expect("a future not taken is remaining");
+                futures.push(future);
+            }
+        }
+    }
+    Err(futures)
 }
 
 fn wait_any_until<T: Send + 'static>(
@@ -276,7 +538,23 @@ impl<T: Send + 'static> Iterator for AsCompleted<T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left))
+        // Without a deadline, every future yields its outcome.
+        let lower = if self.deadline.is_none() {
+            self.left
+        } else {
+            0
+        };
+        (lower, Some(self.left))
+    }
+}
+
+/// [`len`](ExactSizeIterator::len) is how many outcomes are still to come:
+/// progress bars (`indicatif`'s `ProgressIterator`) work on it as it is.
+/// With a deadline, iteration may end before that many (the rest are given
+/// back by [`AsCompleted::into_remaining`]).
+impl<T: Send + 'static> ExactSizeIterator for AsCompleted<T> {
+    fn len(&self) -> usize {
+        self.left
     }
 }
 

@@ -90,10 +90,7 @@ fn every_kind_of_wait_on_the_callers_own_later_call_gets_a_deadlock() {
         ("join", |f| f.join().and_then(Future::result)),
         ("wait_all", |f| concertina::wait_all([f]).remove(0)),
         ("wait_any", |f| {
-            let futures = [f];
-            concertina::wait_any(&futures).expect("one future");
-            let [f] = futures;
-            f.result()
+            concertina::wait_any([f]).expect("one future").outcome
         }),
         ("as_completed", |f| {
             concertina::as_completed([f]).next().expect("one outcome").1

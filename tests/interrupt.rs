@@ -353,12 +353,16 @@ fn every_kind_of_wait_is_interrupted() {
     );
 
     let fs = vec![endless(&pool), endless(&pool)];
-    let (i, fs) = interrupted(move || (concertina::wait_any(&fs), fs));
-    let i = i.expect("wait_any returns a finished future");
+    let first = interrupted(move || concertina::wait_any(fs));
+    let first = first.expect("wait_any returns a finished future");
+    assert_eq!(first.outcome, Err(Error::Interrupted));
     assert!(
-        fs.into_iter()
+        first
+            .rest
+            .into_iter()
             .all(|f| f.result() == Err(Error::Interrupted)),
-        "wait_any interrupts all it waits on ({i})"
+        "wait_any interrupts all it waits on ({})",
+        first.index
     );
 
     let fs = vec![endless(&pool), endless(&pool)];
@@ -371,9 +375,10 @@ fn every_kind_of_wait_is_interrupted() {
     );
 
     let fs = vec![endless(&pool), endless(&pool)];
-    let all_done = interrupted(move || concertina::wait_all_timeout(&fs, Duration::from_secs(600)));
-    assert!(
-        all_done,
-        "wait_all_timeout: every future finished, interrupted"
+    let outcomes = interrupted(move || concertina::wait_all_timeout(fs, Duration::from_secs(600)));
+    assert_eq!(
+        outcomes.expect("every future finished, interrupted"),
+        [Err(Error::Interrupted), Err(Error::Interrupted)],
+        "wait_all_timeout"
     );
 }

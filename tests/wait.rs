@@ -52,16 +52,25 @@ fn wait_any_returns_the_one_that_finished() {
         let pool = pool(backend, 3);
         let (futures, gates) = gated(&pool, 3);
         gates[2].open();
-        assert_eq!(concertina::wait_any(&futures), Some(2), "{backend:?}");
-        assert_eq!(
-            concertina::wait_any_timeout(&futures[..2], Duration::from_millis(5)),
-            None
-        );
+        let first = concertina::wait_any(futures).expect("three were given");
+        assert_eq!((first.index, first.outcome), (2, Ok(2)), "{backend:?}");
+        assert_eq!(first.rest.len(), 2);
+        let timed_out = concertina::wait_any_timeout(first.rest, Duration::from_millis(5))
+            .expect_err("neither gate is open");
+        assert_eq!(timed_out.after(), Duration::from_millis(5));
+        let rest = timed_out.into_inner();
+        assert_eq!(rest.len(), 2, "both given back");
         gates[0].open();
-        assert_eq!(concertina::wait_any(&futures[..2]), Some(0));
+        let first = concertina::wait_any(rest).expect("two were given");
+        assert_eq!((first.index, first.outcome), (0, Ok(0)));
         gates[1].open();
+        assert_eq!(concertina::wait_all(first.rest), [Ok(1)]);
     }
-    assert_eq!(concertina::wait_any::<u8>(&[]), None);
+    assert!(concertina::wait_any(Vec::<Future<u8>>::new()).is_none());
+    assert!(matches!(
+        concertina::wait_any_timeout(Vec::<Future<u8>>::new(), Duration::ZERO),
+        Ok(None)
+    ));
 }
 
 #[test]
@@ -72,9 +81,11 @@ fn wait_any_in_a_loop_sees_each_completion() {
         let mut seen = Vec::new();
         for i in [3, 1, 0, 2] {
             gates[i].open();
-            let k = concertina::wait_any(&futures).unwrap();
-            seen.push(futures.remove(k).result().unwrap());
+            let first = concertina::wait_any(futures).unwrap();
+            seen.push(first.outcome.unwrap());
+            futures = first.rest;
         }
+        assert!(futures.is_empty());
         assert_eq!(seen, [3, 1, 0, 2], "{backend:?}");
     }
 }
@@ -126,20 +137,22 @@ fn as_completed_timeout_gives_back_what_did_not_finish() {
 }
 
 #[test]
-fn wait_all_timeout_is_false_until_all_are_done() {
+fn wait_all_timeout_gives_every_future_back_until_all_are_done() {
     for backend in THREADED {
         let pool = pool(backend, 2);
         let (futures, gates) = gated(&pool, 2);
         gates[0].open();
-        assert!(
-            !concertina::wait_all_timeout(&futures, Duration::from_millis(10)),
-            "{backend:?}"
-        );
+        let timed_out = concertina::wait_all_timeout(futures, Duration::from_millis(10))
+            .expect_err("gate 1 is closed");
+        assert_eq!(timed_out.after(), Duration::from_millis(10), "{backend:?}");
+        assert_eq!(timed_out.to_string(), "wait timed out after 10ms");
+        let futures = timed_out.into_inner();
+        assert_eq!(futures.len(), 2, "the finished one is given back too");
         gates[1].open();
-        assert!(concertina::wait_all_timeout(
-            &futures,
-            Duration::from_secs(60)
-        ));
+        assert_eq!(
+            concertina::wait_all_timeout(futures, Duration::from_secs(60)).expect("both open"),
+            [Ok(0), Ok(1)]
+        );
     }
 }
 
@@ -180,7 +193,15 @@ fn a_request_pool_takes_requests_one_at_a_time_as_they_finish() {
         let (futures, gates) = gated(&pool, 3);
         let mut requests = RequestPool::new();
         let ids: Vec<_> = futures.into_iter().map(|f| requests.add(f)).collect();
-        assert_eq!(requests.wait_one_timeout(Duration::from_millis(5)), None);
+        let timed_out = requests
+            .wait_one_timeout(Duration::from_millis(5))
+            .expect_err("no gate is open");
+        assert_eq!(
+            concertina::Error::from(timed_out),
+            concertina::Error::Timeout(Duration::from_millis(5))
+        );
+        assert!(requests.wait_all_timeout(Duration::from_millis(5)).is_err());
+        assert_eq!(requests.len(), 3, "a timed-out wait takes nothing");
         gates[1].open();
         assert_eq!(requests.wait_one(), Some((ids[1], Ok(1))), "{backend:?}");
         assert_eq!(requests.len(), 2);
@@ -251,13 +272,15 @@ fn multi_waits_on_a_worker_run_queued_work_meanwhile() {
         let p = pool.clone();
         let f = pool.spawn(move || {
             let children: Vec<_> = (0..4).map(|i| p.spawn(move || i)).collect();
-            let first = concertina::wait_any(&children).is_some();
-            let order: Vec<usize> = concertina::as_completed(children).map(|(i, _)| i).collect();
+            let first = concertina::wait_any(children).expect("four were given");
+            let order: Vec<usize> = concertina::as_completed(first.rest)
+                .map(|(i, _)| i)
+                .collect();
             let mut requests = RequestPool::new();
             requests.add(p.spawn(|| 9));
-            (first, order.len(), requests.wait_one().map(|(_, r)| r))
+            (order.len(), requests.wait_one().map(|(_, r)| r))
         });
-        assert_eq!(f.result(), Ok((true, 4, Some(Ok(9)))), "{backend:?}");
+        assert_eq!(f.result(), Ok((3, Some(Ok(9)))), "{backend:?}");
     }
 }
 
@@ -265,9 +288,199 @@ fn multi_waits_on_a_worker_run_queued_work_meanwhile() {
 fn the_inline_backend_gives_the_same_answers() {
     let pool = pool(Backend::Inline, 1);
     let futures: Vec<_> = (0..3).map(|i| pool.spawn(move || i)).collect();
-    assert_eq!(concertina::wait_any(&futures), Some(0));
+    let first = concertina::wait_any(futures).expect("three were given");
+    assert_eq!((first.index, first.outcome), (0, Ok(0)));
+    let futures: Vec<_> = std::iter::once(Future::ready(0))
+        .chain(first.rest)
+        .collect();
     let order: Vec<_> = concertina::as_completed(futures)
         .map(|(i, r)| (i, r.unwrap()))
         .collect();
     assert_eq!(order, [(0, 0), (1, 1), (2, 2)]);
+}
+
+#[test]
+fn result_timeout_gives_the_future_back_and_then_its_outcome() {
+    for backend in THREADED {
+        let pool = pool(backend, 1);
+        let (mut futures, gates) = gated(&pool, 1);
+        let f = futures.remove(0);
+        let timed_out = f
+            .result_timeout(Duration::from_millis(5))
+            .expect_err("the gate is closed");
+        let f = timed_out.into_inner();
+        assert!(
+            !f.done() && !f.cancelled(),
+            "{backend:?}: nothing cancelled"
+        );
+        gates[0].open();
+        assert_eq!(f.result_timeout(Duration::from_secs(60)).ok(), Some(Ok(0)));
+        let failing = pool.spawn(|| -> u8 { panic!("probe lost") });
+        assert_eq!(
+            failing.result_timeout(Duration::from_secs(60)).ok(),
+            Some(Err(Error::Panicked("probe lost".into())))
+        );
+    }
+    // `?` in a function returning `concertina::Error`: the timeout becomes
+    // `Error::Timeout`, and the task's own result is returned as it is.
+    fn read(f: Future<u8>, timeout: Duration) -> Result<u8, Error> {
+        f.result_timeout(timeout)?
+    }
+    assert_eq!(read(Future::ready(3), Duration::ZERO), Ok(3));
+    assert_eq!(
+        read(Future::failed(Error::Cancelled), Duration::ZERO),
+        Err(Error::Cancelled)
+    );
+    let pool = pool(Backend::Crossbeam, 1);
+    let (mut futures, gates) = gated(&pool, 1);
+    assert_eq!(
+        read(
+            futures.remove(0).then(|i| i as u8),
+            Duration::from_millis(1)
+        ),
+        Err(Error::Timeout(Duration::from_millis(1)))
+    );
+    gates[0].open();
+}
+
+#[test]
+fn try_wait_all_returns_every_value_in_order_when_none_fails() {
+    for backend in THREADED {
+        let pool = pool(backend, 2);
+        let (futures, gates) = gated(&pool, 4);
+        for g in gates.iter().rev() {
+            g.open();
+        }
+        assert_eq!(
+            concertina::try_wait_all(futures).unwrap(),
+            [0, 1, 2, 3],
+            "{backend:?}"
+        );
+    }
+    assert_eq!(
+        concertina::try_wait_all(Vec::<Future<u8>>::new()).unwrap(),
+        []
+    );
+}
+
+#[test]
+fn try_wait_all_returns_at_the_first_failure_and_leaves_the_rest_to_the_caller() {
+    for backend in THREADED {
+        let pool = pool(backend, 3);
+        let (mut futures, gates) = gated(&pool, 2);
+        gates[0].open();
+        let first = futures.remove(0);
+        assert!(first.wait_timeout(Duration::from_secs(60)));
+        futures.insert(0, first);
+        futures.push(pool.spawn(|| panic!("sensor 2 offline")));
+        // Returns although gate 1 is still closed.
+        let failure = concertina::try_wait_all(futures).expect_err("one panics");
+        assert_eq!(failure.index, 2, "{backend:?}");
+        assert_eq!(failure.error, Error::Panicked("sensor 2 offline".into()));
+        assert_eq!(failure.done, [(0, 0)]);
+        assert_eq!(failure.rest.len(), 1);
+        assert_eq!(failure.rest[0].0, 1);
+        assert_eq!(
+            failure.to_string(),
+            "future 2 failed: task panicked: sensor 2 offline"
+        );
+        // Left: the rest still runs and delivers.
+        let (_, rest) = failure.rest.into_iter().next().unwrap();
+        gates[1].open();
+        assert_eq!(rest.result(), Ok(1));
+    }
+}
+
+#[test]
+fn try_wait_all_can_cancel_the_rest() {
+    for backend in THREADED {
+        let pool = pool(backend, 2);
+        let cleanups = Arc::new(AtomicUsize::new(0));
+        let (futures, gates) = gated(&pool, 2);
+        let futures: Vec<_> = futures
+            .into_iter()
+            .map(|f| {
+                let cleanups = cleanups.clone();
+                f.on_cancel(move || {
+                    cleanups.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .chain([Future::failed(Error::Shutdown)])
+            .collect();
+        let failure = concertina::try_wait_all(futures).expect_err("one failed");
+        assert_eq!((failure.index, &failure.error), (2, &Error::Shutdown));
+        assert_eq!(failure.cancel_rest(), 2, "{backend:?}");
+        assert_eq!(cleanups.load(Ordering::SeqCst), 2, "both cleanups ran");
+        assert_eq!(failure.cancel_rest(), 0, "already cancelled");
+        gates.iter().for_each(Gate::open);
+        assert!(failure
+            .rest
+            .into_iter()
+            .all(|(_, f)| f.result() == Err(Error::Cancelled)));
+        // `?` turns it into its error.
+        let as_error: Error = concertina::try_wait_all([Future::<u8>::failed(Error::Cancelled)])
+            .unwrap_err()
+            .into();
+        assert_eq!(as_error, Error::Cancelled);
+    }
+}
+
+#[test]
+fn try_wait_all_timeout_gives_every_future_back_values_included() {
+    for backend in THREADED {
+        let pool = pool(backend, 2);
+        let (futures, gates) = gated(&pool, 3);
+        gates[0].open();
+        gates[2].open();
+        let timed_out = concertina::try_wait_all_timeout(futures, Duration::from_millis(20))
+            .expect_err("gate 1 is closed");
+        let futures = timed_out.into_inner();
+        assert_eq!(futures.len(), 3, "{backend:?}");
+        gates[1].open();
+        let values = concertina::try_wait_all_timeout(futures, Duration::from_secs(60))
+            .expect("all open")
+            .expect("none fails");
+        assert_eq!(values, [0, 1, 2], "in the order given, the early ones too");
+    }
+}
+
+#[test]
+fn as_completed_and_a_request_pool_say_how_many_remain() {
+    for backend in THREADED {
+        let pool = pool(backend, 3);
+        let (futures, gates) = gated(&pool, 3);
+        let mut it = concertina::as_completed(futures);
+        assert_eq!(it.len(), 3);
+        assert_eq!(it.size_hint(), (3, Some(3)));
+        gates[1].open();
+        assert_eq!(it.next().map(|(i, r)| (i, r.unwrap())), Some((1, 1)));
+        assert_eq!(it.len(), 2, "{backend:?}");
+        gates[0].open();
+        gates[2].open();
+        assert_eq!(it.by_ref().count(), 2);
+        assert_eq!(it.len(), 0);
+
+        let (futures, gates) = gated(&pool, 3);
+        let mut requests = RequestPool::new();
+        for f in futures {
+            requests.add(f);
+        }
+        gates[2].open();
+        let mut completed = requests.completed();
+        assert_eq!(completed.len(), 3);
+        assert_eq!(completed.next().map(|(_, r)| r), Some(Ok(2)));
+        assert_eq!(completed.len(), 2);
+        gates[0].open();
+        gates[1].open();
+        let mut rest: Vec<_> = (&mut requests)
+            .into_iter()
+            .map(|(_, r)| r.unwrap())
+            .collect();
+        rest.sort();
+        assert_eq!(rest, [0, 1]);
+        assert!(requests.is_empty());
+    }
+    // With a deadline, the lower bound is 0: it may stop early.
+    let it = concertina::as_completed_timeout(vec![Future::ready(1)], Duration::ZERO);
+    assert_eq!((it.len(), it.size_hint()), (1, (0, Some(1))));
 }
