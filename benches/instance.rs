@@ -33,15 +33,14 @@ fn instance(c: &mut Criterion) {
     });
     group.bench_function("one_instance_ordered", |b| {
         b.iter(|| {
-            let futures: Vec<Future<()>> =
-                (0..N).map(|_| model.asynchronous(|n| *n += 1)).collect();
+            let futures: Vec<Future<()>> = (0..N).map(|_| model.spawn(|n| *n += 1)).collect();
             futures.into_iter().for_each(|f| f.result().unwrap());
         })
     });
     group.bench_function("1000_instances_ordered", |b| {
         b.iter(|| {
             let futures: Vec<Future<()>> = (0..N as usize)
-                .map(|i| models[i % models.len()].asynchronous(|n| *n += 1))
+                .map(|i| models[i % models.len()].spawn(|n| *n += 1))
                 .collect();
             futures.into_iter().for_each(|f| f.result().unwrap());
         })

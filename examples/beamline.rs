@@ -65,7 +65,7 @@ fn main() -> Result<(), Error> {
     let started = Instant::now();
     let moving = motor.set("position", 2.0);
     let pumping = pump.set("flow", 1.5);
-    concertina::join(moving, pumping).result()?;
+    moving.zip(pumping).result()?;
     println!(
         "   motor at 2 mm and flow at 1.5 ml/min after {:.0} ms",
         started.elapsed().as_secs_f64() * 1e3

@@ -156,13 +156,13 @@ fn main() -> Result<(), Error> {
     let mut requests = RequestPool::new();
     for k in 1..=intervals {
         let t = T_END * k as f64 / intervals as f64;
-        requests.add(land_i.asynchronous(move |m| m.evolve(t)));
-        requests.add(sea_i.asynchronous(move |m| m.evolve(t)));
+        requests.add(land_i.spawn(move |m| m.evolve(t)));
+        requests.add(sea_i.spawn(move |m| m.evolve(t)));
         // Reads queue behind the evolve calls, writes behind the reads of the other model.
-        let land_edge = land_i.asynchronous(|m| m.edge(false));
-        let sea_edge = sea_i.asynchronous(|m| m.edge(true));
-        drop(land_i.asynchronous_after(sea_edge, |m, edge| m.couple(false, &edge)));
-        drop(sea_i.asynchronous_after(land_edge, |m, edge| m.couple(true, &edge)));
+        let land_edge = land_i.spawn(|m| m.edge(false));
+        let sea_edge = sea_i.spawn(|m| m.edge(true));
+        drop(land_i.spawn_after(sea_edge, |m, edge| m.couple(false, &edge)));
+        drop(sea_i.spawn_after(land_edge, |m, edge| m.couple(true, &edge)));
     }
     // The pool's requests as they finish, with a progress bar (on a terminal).
     let style = ProgressStyle::with_template("  {bar:40} {pos}/{len} evolve calls done")

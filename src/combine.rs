@@ -127,19 +127,48 @@ impl<T: Send + 'static> Future<T> {
     }
 }
 
-/// One future of both results: done when both are, failed as soon as either
-/// fails (with that failure). Cancelling it cancels both.
+/// Deprecated name of [`Future::zip`]: `join` is Concert's wait that
+/// surfaces a failure ([`Future::join`]).
 ///
 /// # Examples
 ///
 /// ```
-/// let position = concertina::spawn(|| 12.5_f64);
-/// let frame = concertina::spawn(|| vec![0u16; 4]);
-/// let (x, image) = concertina::join(position, frame).result()?;
-/// assert_eq!((x, image.len()), (12.5, 4));
+/// #![allow(deprecated)]
+/// let both = concertina::join(concertina::Future::ready(1), concertina::Future::ready('a'));
+/// assert_eq!(both.result()?, (1, 'a'));
 /// # Ok::<(), concertina::Error>(())
 /// ```
+#[deprecated(
+    since = "0.2.0",
+    note = "use `a.zip(b)`: `join` is the wait that surfaces a failure"
+)]
 pub fn join<A, B>(a: Future<A>, b: Future<B>) -> Future<(A, B)>
+where
+    A: Send + 'static,
+    B: Send + 'static,
+{
+    a.zip(b)
+}
+
+impl<A: Send + 'static> Future<A> {
+    /// One future of both results: done when both are, failed as soon as
+    /// either fails (with that failure). Cancelling it cancels both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let position = concertina::spawn(|| 12.5_f64);
+    /// let frame = concertina::spawn(|| vec![0u16; 4]);
+    /// let (x, image) = position.zip(frame).result()?;
+    /// assert_eq!((x, image.len()), (12.5, 4));
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn zip<B: Send + 'static>(self, other: Future<B>) -> Future<(A, B)> {
+        zip(self, other)
+    }
+}
+
+fn zip<A, B>(a: Future<A>, b: Future<B>) -> Future<(A, B)>
 where
     A: Send + 'static,
     B: Send + 'static,

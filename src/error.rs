@@ -1,4 +1,13 @@
-//! Why a task, a wait or a configuration failed.
+//! Why a task, a wait or a configuration failed: [`Error`] (also at the
+//! crate root), and the details some of its variants carry.
+//!
+//! ```
+//! use concertina::error::{ConfigError, Error};
+//!
+//! let refused = concertina::Pool::builder().name("").build().unwrap_err();
+//! assert!(matches!(&refused, Error::Config(config) if config.to_string().contains("name")));
+//! # let _: Option<&ConfigError> = None;
+//! ```
 
 use std::fmt;
 use std::sync::Arc;

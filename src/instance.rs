@@ -35,7 +35,7 @@ use crate::worker::{Queued, Runnable};
 /// }
 ///
 /// let model = Instance::new(Heat { t: 0.0, energy: 8.0 });
-/// let steps: Vec<_> = (1..=3).map(|i| model.asynchronous(move |m| m.evolve(f64::from(i)))).collect();
+/// let steps: Vec<_> = (1..=3).map(|i| model.spawn(move |m| m.evolve(f64::from(i)))).collect();
 /// // A synchronous call waits for every call queued before it.
 /// assert_eq!(model.call(|m| (m.t, m.energy))?, (3.0, 1.0));
 /// assert!(steps.iter().all(|s| s.done()));
@@ -119,7 +119,7 @@ impl<C: Send + 'static> Instance<C> {
     ///
     /// ```
     /// let counter = concertina::Instance::new(0u32);
-    /// counter.asynchronous(|n| *n += 1);
+    /// counter.spawn(|n| *n += 1);
     /// assert_eq!(counter.call(|n| *n)?, 1);
     /// # Ok::<(), concertina::Error>(())
     /// ```
@@ -150,13 +150,13 @@ impl<C: Send + 'static> Instance<C> {
     ///
     /// ```
     /// let log = concertina::Instance::new(Vec::new());
-    /// let futures: Vec<_> = (0..10).map(|i| log.asynchronous(move |v: &mut Vec<i32>| { v.push(i); i })).collect();
+    /// let futures: Vec<_> = (0..10).map(|i| log.spawn(move |v: &mut Vec<i32>| { v.push(i); i })).collect();
     /// let values: Vec<i32> = futures.into_iter().map(|f| f.result().unwrap()).collect();
     /// assert_eq!(values, (0..10).collect::<Vec<_>>());
     /// assert_eq!(log.call(|v| v.clone())?, (0..10).collect::<Vec<_>>(), "ran in submission order");
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn asynchronous<R, F>(&self, f: F) -> Future<R>
+    pub fn spawn<R, F>(&self, f: F) -> Future<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut C) -> R + Send + 'static,
@@ -195,12 +195,12 @@ impl<C: Send + 'static> Instance<C> {
     ///
     /// let ocean = Instance::new(15.0_f64);
     /// let atmosphere = Instance::new(20.0_f64);
-    /// let air = atmosphere.asynchronous(|t| *t);
-    /// let coupled = ocean.asynchronous_after(air, |sea, air| { *sea = (*sea + air) / 2.0; *sea });
+    /// let air = atmosphere.spawn(|t| *t);
+    /// let coupled = ocean.spawn_after(air, |sea, air| { *sea = (*sea + air) / 2.0; *sea });
     /// assert_eq!(coupled.result()?, 17.5);
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn asynchronous_after<D, R, F>(&self, dependency: Future<D>, f: F) -> Future<R>
+    pub fn spawn_after<D, R, F>(&self, dependency: Future<D>, f: F) -> Future<R>
     where
         D: Send + 'static,
         R: Send + 'static,
@@ -250,6 +250,47 @@ impl<C: Send + 'static> Instance<C> {
         future
     }
 
+    /// Deprecated name of [`Instance::spawn`] (OMUSE's `.asynchronous`
+    /// call): renamed so that `asynchronous` always means the decorator.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #![allow(deprecated)]
+    /// let counter = concertina::Instance::new(0);
+    /// assert_eq!(counter.asynchronous(|n| { *n += 1; *n }).result()?, 1);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    #[deprecated(since = "0.2.0", note = "renamed `spawn`")]
+    pub fn asynchronous<R, F>(&self, f: F) -> Future<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut C) -> R + Send + 'static,
+    {
+        self.spawn(f)
+    }
+
+    /// Deprecated name of [`Instance::spawn_after`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #![allow(deprecated)]
+    /// let sea = concertina::Instance::new(1.0_f64);
+    /// let after = sea.asynchronous_after(concertina::Future::ready(2.0), |t, air| *t + air);
+    /// assert_eq!(after.result()?, 3.0);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    #[deprecated(since = "0.2.0", note = "renamed `spawn_after`")]
+    pub fn asynchronous_after<D, R, F>(&self, dependency: Future<D>, f: F) -> Future<R>
+    where
+        D: Send + 'static,
+        R: Send + 'static,
+        F: FnOnce(&mut C, D) -> R + Send + 'static,
+    {
+        self.spawn_after(dependency, f)
+    }
+
     /// Runs `f` after every call queued before it and waits for its result
     /// (a synchronous call implicitly waits for the asynchronous ones).
     ///
@@ -265,7 +306,7 @@ impl<C: Send + 'static> Instance<C> {
     ///
     /// ```
     /// let model = concertina::Instance::new(vec![1.0_f64, 2.0, 3.0]);
-    /// model.asynchronous(|field| field.iter_mut().for_each(|x| *x *= 2.0));
+    /// model.spawn(|field| field.iter_mut().for_each(|x| *x *= 2.0));
     /// assert_eq!(model.call(|field| field.iter().sum::<f64>())?, 12.0);
     /// # Ok::<(), concertina::Error>(())
     /// ```
@@ -274,7 +315,7 @@ impl<C: Send + 'static> Instance<C> {
         R: Send + 'static,
         F: FnOnce(&mut C) -> R + Send + 'static,
     {
-        self.asynchronous(f).result()
+        self.spawn(f).result()
     }
 
     /// Waits until every call submitted before this one has finished.
@@ -289,7 +330,7 @@ impl<C: Send + 'static> Instance<C> {
     ///
     /// ```
     /// let model = concertina::Instance::new(0);
-    /// let step = model.asynchronous(|n| *n += 1);
+    /// let step = model.spawn(|n| *n += 1);
     /// model.wait()?;
     /// assert!(step.done());
     /// # Ok::<(), concertina::Error>(())
@@ -306,7 +347,7 @@ impl<C: Send + 'static> Instance<C> {
     ///
     /// ```
     /// let model = concertina::Instance::new(0);
-    /// assert!(model.asynchronous(|_| -> () { panic!("diverged") }).result().is_err());
+    /// assert!(model.spawn(|_| -> () { panic!("diverged") }).result().is_err());
     /// assert!(model.poisoned());
     /// assert_eq!(model.call(|n| *n + 1)?, 1, "the queue goes on");
     /// # Ok::<(), concertina::Error>(())

@@ -1,6 +1,20 @@
-//! Ctrl-C: wakes every thread blocked in a wait of this crate, so that the
-//! wait cancels what it waited on and returns `Err(Interrupted)`; runs the
-//! registered interrupt hooks (emergency stops).
+//! Ctrl-C: a Ctrl-C wakes every thread blocked in a wait of this crate, so
+//! that the wait cancels what it waited on and returns
+//! [`Error::Interrupted`](crate::Error::Interrupted); it runs the hooks
+//! registered with [`on_interrupt`] (emergency stops). A second Ctrl-C
+//! while the first is handled exits with status 130.
+//!
+//! ```
+//! use concertina::{interrupt, Backend, Error, Pool};
+//!
+//! // What a Ctrl-C does to a wait, without sending one.
+//! let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
+//! let motion = pool.spawn(|| while !concertina::cancelled() { std::thread::yield_now() });
+//! let waiter = std::thread::spawn(move || motion.result());
+//! while interrupt::interrupt_waits() == 0 { std::thread::yield_now() }
+//! assert_eq!(waiter.join().unwrap(), Err(Error::Interrupted));
+//! # Ok::<(), Error>(())
+//! ```
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

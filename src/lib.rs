@@ -46,40 +46,58 @@
 mod awaiting;
 mod cancel;
 mod combine;
-mod device;
-mod error;
+pub mod device;
+pub mod error;
 mod future;
 mod global;
 mod instance;
-mod interrupt;
+pub mod interrupt;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod park;
-mod pool;
+pub mod pool;
 mod request_pool;
 mod sync;
 mod task;
-mod wait;
+pub mod wait;
 mod worker;
 
-pub use awaiting::Awaiting;
+// The core vocabulary; the less common items are in the modules above.
 pub use cancel::{cancelled, check_cancelled, CancelHandle};
-pub use combine::join;
-pub use device::{
-    lock, try_lock_for, Device, DeviceBuilder, LockGuard, LockTarget, Lockable, Parameter,
-    ParameterBuilder, ParameterRef,
-};
-pub use error::{ConfigError, Cycle, DeviceError, Error, TimedOut};
+pub use device::{Device, Parameter};
+pub use error::{Error, TimedOut};
 pub use future::Future;
 pub use global::{asynchronous, configure, default_pool, spawn};
 pub use instance::Instance;
-pub use interrupt::{blocked_waits, handles_ctrlc, interrupt, interrupt_waits, on_interrupt};
-pub use pool::{Backend, Pool, PoolBuilder};
-pub use request_pool::{Completed, RequestId, RequestPool};
+pub use pool::{Backend, Pool};
+pub use request_pool::{RequestId, RequestPool};
 pub use wait::{
     as_completed, as_completed_timeout, try_wait_all, try_wait_all_timeout, wait_all,
-    wait_all_timeout, wait_any, wait_any_timeout, AsCompleted, Finished, FirstFailure,
+    wait_all_timeout, wait_any, wait_any_timeout,
 };
+
+// Where these were before they were grouped in modules: kept so that code
+// written against the root still builds; documented in their modules.
+#[doc(hidden)]
+pub use awaiting::Awaiting;
+#[doc(hidden)]
+#[allow(deprecated)]
+pub use combine::join;
+#[doc(hidden)]
+#[allow(deprecated)]
+pub use device::try_lock_for;
+#[doc(hidden)]
+pub use device::{
+    lock, DeviceBuilder, LockGuard, LockTarget, Lockable, ParameterBuilder, ParameterRef,
+};
+#[doc(hidden)]
+pub use error::{ConfigError, Cycle, DeviceError};
+#[doc(hidden)]
+pub use interrupt::{blocked_waits, handles_ctrlc, interrupt, interrupt_waits, on_interrupt};
+#[doc(hidden)]
+pub use pool::PoolBuilder;
+#[doc(hidden)]
+pub use wait::{AsCompleted, Completed, Finished, FirstFailure};
 
 /// Makes a function return a [`Future`] of its result: calling it runs the
 /// body on the default pool (or the pool given with `pool = expr`).

@@ -136,11 +136,11 @@ fn loom_instance_queue_hand_off() {
         let model = pool.instance(Vec::<u32>::new());
         let other = model.clone();
         let caller = thread::spawn(move || {
-            let first = other.asynchronous(|log| log.push(1));
-            let second = other.asynchronous(|log| log.push(2));
+            let first = other.spawn(|log| log.push(1));
+            let second = other.spawn(|log| log.push(2));
             (first, second)
         });
-        let mine = model.asynchronous(|log| log.push(10));
+        let mine = model.spawn(|log| log.push(10));
         let (first, second) = caller.join().unwrap();
         for call in [first, second, mine] {
             call.result().unwrap();

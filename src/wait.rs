@@ -21,6 +21,8 @@ use crate::future::Future;
 use crate::interrupt;
 use crate::task::{Listener, Watchable};
 
+pub use crate::request_pool::Completed;
+
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }

@@ -39,7 +39,7 @@ fn code() -> Instance<ForTesting> {
 #[test]
 fn test2_one_request() {
     let instance = code();
-    let request = instance.asynchronous(|c| c.echo_int(10));
+    let request = instance.spawn(|c| c.echo_int(10));
     assert!(request.wait_timeout(Duration::from_secs(60)));
     assert_eq!(request.result(), Ok(10));
 }
@@ -47,9 +47,9 @@ fn test2_one_request() {
 #[test]
 fn test5_ten_queued_calls_after_a_sleep_return_in_order() {
     let instance = code();
-    drop(instance.asynchronous(|c| c.do_sleep(20)));
+    drop(instance.spawn(|c| c.do_sleep(20)));
     let requests: Vec<_> = (0..10)
-        .map(|x| instance.asynchronous(move |c| c.echo_int(x)))
+        .map(|x| instance.spawn(move |c| c.echo_int(x)))
         .collect();
     instance.wait().unwrap();
     for (i, r) in requests.into_iter().enumerate() {
@@ -64,16 +64,16 @@ fn test7_two_instances_joined_into_one_pool() {
     let mut pool2 = RequestPool::new();
     let mut expected = std::collections::HashMap::new();
     for x in 0..10 {
-        expected.insert(pool1.add(instance1.asynchronous(move |c| c.echo_int(x))), x);
+        expected.insert(pool1.add(instance1.spawn(move |c| c.echo_int(x))), x);
     }
     for x in 0..10 {
-        expected.insert(pool2.add(instance2.asynchronous(move |c| c.echo_int(x))), x);
+        expected.insert(pool2.add(instance2.spawn(move |c| c.echo_int(x))), x);
     }
-    pool1.add(instance1.asynchronous(|c| {
+    pool1.add(instance1.spawn(|c| {
         c.do_sleep(20);
         -1
     }));
-    pool2.add(instance2.asynchronous(|c| {
+    pool2.add(instance2.spawn(|c| {
         c.do_sleep(20);
         -1
     }));
@@ -90,7 +90,7 @@ fn test7_two_instances_joined_into_one_pool() {
 fn test9_results_of_every_queued_call() {
     let instance = code();
     let results: Vec<i32> =
-        concertina::wait_all((0..10).map(|x| instance.asynchronous(move |c| c.echo_int(x))))
+        concertina::wait_all((0..10).map(|x| instance.spawn(move |c| c.echo_int(x))))
             .into_iter()
             .map(Result::unwrap)
             .collect();
@@ -100,10 +100,10 @@ fn test9_results_of_every_queued_call() {
 #[test]
 fn test10_an_error_in_a_queued_call() {
     let instance = code();
-    let r1 = instance.asynchronous(|c| c.do_sleep(10));
-    let r2 = instance.asynchronous(|c| c.return_error());
-    let r3 = instance.asynchronous(|c| c.echo_int(1));
-    let r4 = instance.asynchronous(|c| c.echo_int(2));
+    let r1 = instance.spawn(|c| c.do_sleep(10));
+    let r2 = instance.spawn(|c| c.return_error());
+    let r3 = instance.spawn(|c| c.echo_int(1));
+    let r4 = instance.spawn(|c| c.echo_int(2));
     let mut pool = RequestPool::new();
     let ids = [pool.add(r2), pool.add(r3), pool.add(r4)];
     let outcomes: std::collections::HashMap<_, _> = pool.wait_all().into_iter().collect();
@@ -122,10 +122,10 @@ fn test10_an_error_in_a_queued_call() {
 #[test]
 fn test11b_a_call_depending_on_another_instance() {
     let (instance1, instance2) = (code(), code());
-    drop(instance1.asynchronous(|c| c.do_sleep(20)));
-    let request1 = instance1.asynchronous(|c| c.echo_int(10));
+    drop(instance1.spawn(|c| c.do_sleep(20)));
+    let request1 = instance1.spawn(|c| c.echo_int(10));
     let done1 = request1.when_done();
-    let request2 = instance2.asynchronous_after(done1, |c, ()| c.echo_int(20));
+    let request2 = instance2.spawn_after(done1, |c, ()| c.echo_int(20));
     assert_eq!(request2.result(), Ok(20));
     assert!(request1.done(), "the dependency finished first");
     assert_eq!(request1.result(), Ok(10));
@@ -134,46 +134,42 @@ fn test11b_a_call_depending_on_another_instance() {
 #[test]
 fn test12b_a_request_passed_as_an_argument() {
     let (instance1, instance2) = (code(), code());
-    drop(instance1.asynchronous(|c| c.do_sleep(20)));
-    let request1 = instance1.asynchronous(|c| c.echo_int(10));
-    let request2 = instance2.asynchronous_after(request1, |c, v| c.echo_int(v));
+    drop(instance1.spawn(|c| c.do_sleep(20)));
+    let request1 = instance1.spawn(|c| c.echo_int(10));
+    let request2 = instance2.spawn_after(request1, |c, v| c.echo_int(v));
     assert_eq!(request2.result(), Ok(10));
 }
 
 #[test]
 fn test12c_a_chain_across_four_instances() {
     let instances: Vec<_> = (0..4).map(|_| code()).collect();
-    drop(instances[0].asynchronous(|c| c.do_sleep(10)));
-    let request2 = instances[1].asynchronous(|c| c.echo_2_int(3, 4));
+    drop(instances[0].spawn(|c| c.do_sleep(10)));
+    let request2 = instances[1].spawn(|c| c.echo_2_int(3, 4));
     let (first, second) = (
         request2.then(|(a, _)| a),
-        instances[2].asynchronous(|c| c.echo_2_int(0, 5)),
+        instances[2].spawn(|c| c.echo_2_int(0, 5)),
     );
-    let request3 = instances[2].asynchronous_after(first, |c, a| c.echo_2_int(a, 5));
-    let request4 = instances[3]
-        .asynchronous_after(concertina::join(request3, second), |c, ((a, _), (_, b))| {
-            c.echo_2_int(a, b)
-        });
+    let request3 = instances[2].spawn_after(first, |c, a| c.echo_2_int(a, 5));
+    let request4 = instances[3].spawn_after(request3.zip(second), |c, ((a, _), (_, b))| {
+        c.echo_2_int(a, b)
+    });
     assert_eq!(request4.result(), Ok((3, 5)));
 }
 
 #[test]
 fn test16_unpacking_a_joined_result() {
     let instance = code();
-    drop(instance.asynchronous(|c| c.do_sleep(10)));
-    let a = instance.asynchronous(|c| c.echo_2_int(11, 3));
-    let b = instance.asynchronous(|c| c.x[1]);
-    let ((r1, r2), x) = concertina::join(a, b).result().unwrap();
+    drop(instance.spawn(|c| c.do_sleep(10)));
+    let a = instance.spawn(|c| c.echo_2_int(11, 3));
+    let b = instance.spawn(|c| c.x[1]);
+    let ((r1, r2), x) = a.zip(b).result().unwrap();
     assert_eq!((r1, r2, x), (11, 3, 2.0));
 }
 
 #[test]
 fn test17_a_failed_part_fails_the_join() {
     let instance = code();
-    let a: Future<(i32, i32)> = instance.asynchronous(|c| c.echo_2_int(1, 2));
-    let b = instance.asynchronous(|c| c.return_error());
-    assert!(matches!(
-        concertina::join(a, b).result(),
-        Err(Error::Panicked(_))
-    ));
+    let a: Future<(i32, i32)> = instance.spawn(|c| c.echo_2_int(1, 2));
+    let b = instance.spawn(|c| c.return_error());
+    assert!(matches!(a.zip(b).result(), Err(Error::Panicked(_))));
 }

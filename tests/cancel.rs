@@ -336,7 +336,7 @@ fn futures_derived_from_a_cancelled_future_report_cancelled() {
         let (done, then, joined) = (
             source.when_done(),
             source.cancel_handle(),
-            concertina::join(workers.spawn(|| 2u8), Future::ready(3u8)),
+            workers.spawn(|| 2u8).zip(Future::ready(3u8)),
         );
         let derived = workers.spawn(|| 4u8).then(|v| v);
         assert!(derived.cancel());

@@ -75,7 +75,7 @@ fn self_wait(backend: Backend, wait: fn(Future<u8>) -> Result<u8, Error>) -> Res
     let model = workers.instance(3u8);
     let inner = model.clone();
     let outcome = model
-        .asynchronous(move |_| wait(inner.asynchronous(|n| *n)))
+        .spawn(move |_| wait(inner.spawn(|n| *n)))
         .result()
         .unwrap();
     assert_eq!(model.call(|n| *n), Ok(3), "the instance still serves");
@@ -103,9 +103,7 @@ fn every_kind_of_wait_on_the_callers_own_later_call_gets_a_deadlock() {
         ("when_done", |f| f.when_done().result().map(|()| 0)),
         ("then", |f| f.then(|n| n + 1).result()),
         ("join of two", |f| {
-            concertina::join(f, Future::ready(1u8))
-                .result()
-                .map(|(a, _)| a)
+            f.zip(Future::ready(1u8)).result().map(|(a, _)| a)
         }),
     ];
     for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
@@ -154,8 +152,8 @@ fn a_timed_wait_in_a_cycle_times_out_instead() {
             let model = workers.instance(0u8);
             let inner = model.clone();
             let timed_out = model
-                .asynchronous(move |_| {
-                    let later = inner.asynchronous(|n| *n);
+                .spawn(move |_| {
+                    let later = inner.spawn(|n| *n);
                     !later.wait_timeout(std::time::Duration::from_millis(20))
                 })
                 .result();

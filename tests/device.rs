@@ -259,7 +259,7 @@ fn set_after_waits_for_its_dependency_and_fails_with_it() {
 fn lockable_elsewhere(objects: Vec<Box<dyn Lockable + Send>>) -> bool {
     std::thread::spawn(move || {
         let refs: Vec<&dyn Lockable> = objects.iter().map(|o| &**o as &dyn Lockable).collect();
-        concertina::try_lock_for(&refs, Duration::from_millis(20)).is_ok()
+        concertina::device::lock_timeout(&refs, Duration::from_millis(20)).is_ok()
     })
     .join()
     .unwrap()
@@ -330,8 +330,8 @@ fn a_lock_timeout_names_what_could_not_be_had() {
     });
     locked.wait();
     let flow = pump.parameter_ref("flow").unwrap();
-    let err =
-        concertina::try_lock_for(&[&flow as &dyn Lockable], Duration::from_millis(5)).unwrap_err();
+    let err = concertina::device::lock_timeout(&[&flow as &dyn Lockable], Duration::from_millis(5))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "could not lock pump.flow within 5ms: held by another task or thread"
@@ -425,15 +425,16 @@ fn a_lock_waits_for_other_owners_operations_in_flight() {
     let other = p.clone();
     let mover = std::thread::spawn(move || other.set(1.0).result());
     started.wait();
-    let err =
-        concertina::try_lock_for(&[&p as &dyn Lockable], Duration::from_millis(20)).unwrap_err();
+    let err = concertina::device::lock_timeout(&[&p as &dyn Lockable], Duration::from_millis(20))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "could not lock slow within 20ms: held by another task or thread"
     );
     release.open();
     assert_eq!(mover.join().unwrap(), Ok(()));
-    let _guard = concertina::try_lock_for(&[&p as &dyn Lockable], Duration::from_secs(60)).unwrap();
+    let _guard =
+        concertina::device::lock_timeout(&[&p as &dyn Lockable], Duration::from_secs(60)).unwrap();
 }
 
 #[test]

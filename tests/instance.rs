@@ -18,7 +18,7 @@ fn calls_run_in_submission_order_one_at_a_time() {
         let futures: Vec<Future<usize>> = (0..200)
             .map(|i| {
                 let running = running.clone();
-                model.asynchronous(move |(log, max): &mut (Vec<usize>, usize)| {
+                model.spawn(move |(log, max): &mut (Vec<usize>, usize)| {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     *max = (*max).max(now);
                     log.push(i);
@@ -46,8 +46,8 @@ fn different_instances_run_side_by_side() {
         // Each call waits for the other instance's call: only concurrency finishes them.
         let barrier = Arc::new(std::sync::Barrier::new(2));
         let (b1, b2) = (barrier.clone(), barrier.clone());
-        let fa = a.asynchronous(move |_| b1.wait().is_leader());
-        let fb = b.asynchronous(move |_| b2.wait().is_leader());
+        let fa = a.spawn(move |_| b1.wait().is_leader());
+        let fb = b.spawn(move |_| b2.wait().is_leader());
         let leaders = [fa.result().unwrap(), fb.result().unwrap()];
         assert_eq!(leaders.iter().filter(|l| **l).count(), 1, "{backend:?}");
     }
@@ -60,8 +60,8 @@ fn the_next_call_starts_without_anyone_waiting() {
         let model = pool.instance(0u32);
         let second_ran = Gate::new();
         let s = second_ran.clone();
-        drop(model.asynchronous(|n| *n += 1));
-        drop(model.asynchronous(move |n| {
+        drop(model.spawn(|n| *n += 1));
+        drop(model.spawn(move |n| {
             *n += 1;
             s.open();
         }));
@@ -76,12 +76,12 @@ fn a_panicking_call_fails_alone_and_marks_the_instance() {
     for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
         let pool = pool(backend, 1);
         let model = pool.instance(10i32);
-        let before = model.asynchronous(|n| *n);
-        let bad = model.asynchronous(|n| -> i32 {
+        let before = model.spawn(|n| *n);
+        let bad = model.spawn(|n| -> i32 {
             *n = -1; // a half-done update
             panic!("solver diverged")
         });
-        let after = model.asynchronous(|n| *n + 1);
+        let after = model.spawn(|n| *n + 1);
         assert_eq!(before.result(), Ok(10));
         assert_eq!(bad.result(), Err(Error::Panicked("solver diverged".into())));
         assert_eq!(after.result(), Ok(0), "{backend:?}: the queue goes on");
@@ -96,12 +96,12 @@ fn a_cancelled_queued_call_is_removed_and_the_order_of_the_rest_kept() {
         let model = pool.instance(Vec::new());
         let release = Gate::new();
         let r = release.clone();
-        let first = model.asynchronous(move |log: &mut Vec<u32>| {
+        let first = model.spawn(move |log: &mut Vec<u32>| {
             r.wait();
             log.push(0);
         });
         let calls: Vec<_> = (1..=5)
-            .map(|i| model.asynchronous(move |log: &mut Vec<u32>| log.push(i)))
+            .map(|i| model.spawn(move |log: &mut Vec<u32>| log.push(i)))
             .collect();
         assert!(calls[1].cancel());
         assert!(calls[3].cancel());
@@ -132,7 +132,7 @@ fn call_waits_for_everything_queued_before_it() {
         let pool = pool(backend, 2);
         let model = pool.instance(0u64);
         for i in 1..=100 {
-            drop(model.asynchronous(move |sum| *sum += i));
+            drop(model.spawn(move |sum| *sum += i));
         }
         assert_eq!(model.call(|sum| *sum), Ok(5050), "{backend:?}");
         model.wait().unwrap();
@@ -150,7 +150,7 @@ fn a_call_waiting_on_its_own_instance_gets_a_deadlock_error() {
         let pool = pool(backend, 1);
         let model = pool.instance(1u8);
         let inner = model.clone();
-        let outer = model.asynchronous(move |_| (inner.call(|n| *n), inner.wait()));
+        let outer = model.spawn(move |_| (inner.call(|n| *n), inner.wait()));
         let (call, wait) = outer.result().unwrap();
         assert!(is_deadlock(&call), "{backend:?}: {call:?}");
         assert!(is_deadlock(&wait), "{backend:?}: {wait:?}");
@@ -169,16 +169,16 @@ fn a_call_waiting_on_a_later_call_of_its_own_instance_fails_that_call_with_deadl
     for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
         let pool = pool(backend, 1);
         let model = pool.instance(Vec::<&str>::new());
-        let first = model.asynchronous(|log| log.push("first"));
+        let first = model.spawn(|log| log.push("first"));
         first.result().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let inner = model.clone();
-        let outer = model.asynchronous(move |log| {
+        let outer = model.spawn(move |log| {
             log.push("outer");
             // Queued behind this very call: it can't run before this returns.
-            let later = inner.asynchronous(|log| log.push("later"));
-            let later_again = inner.asynchronous(|log| log.push("later again"));
-            let other = Instance::new(0u8).asynchronous(|n| *n + 1);
+            let later = inner.spawn(|log| log.push("later"));
+            let later_again = inner.spawn(|log| log.push("later again"));
+            let other = Instance::new(0u8).spawn(|n| *n + 1);
             tx.send(later_again).unwrap();
             (later.result(), other.result())
         });
@@ -201,9 +201,9 @@ fn a_call_may_queue_more_calls_on_its_own_instance() {
         let pool = pool(backend, 1);
         let model = pool.instance(Vec::new());
         let handle = model.clone();
-        let first = model.asynchronous(move |log: &mut Vec<&str>| {
+        let first = model.spawn(move |log: &mut Vec<&str>| {
             log.push("first");
-            handle.asynchronous(|log: &mut Vec<&str>| log.push("queued from inside"))
+            handle.spawn(|log: &mut Vec<&str>| log.push("queued from inside"))
         });
         let inner = first.result().unwrap();
         inner.result().unwrap();
@@ -222,15 +222,15 @@ fn a_dependent_call_waits_for_its_dependency_and_holds_its_place() {
         let (source, target) = (pool.instance(()), pool.instance(Vec::new()));
         let release = Gate::new();
         let r = release.clone();
-        let dependency = source.asynchronous(move |_| {
+        let dependency = source.spawn(move |_| {
             r.wait();
             7u32
         });
-        let dependent = target.asynchronous_after(dependency, |log: &mut Vec<u32>, v| {
+        let dependent = target.spawn_after(dependency, |log: &mut Vec<u32>, v| {
             log.push(v);
             v * 2
         });
-        let later = target.asynchronous(|log: &mut Vec<u32>| log.push(99));
+        let later = target.spawn(|log: &mut Vec<u32>| log.push(99));
         assert!(
             !later.wait_timeout(std::time::Duration::from_millis(10)),
             "{backend:?}: later call overtook"
@@ -246,7 +246,7 @@ fn a_dependent_call_waits_for_its_dependency_and_holds_its_place() {
 fn a_failed_dependency_fails_the_dependent_call_with_its_cause() {
     let model = Instance::new(0);
     let failing = concertina::spawn(|| -> u8 { panic!("upstream crashed") });
-    let dependent = model.asynchronous_after(failing, |_, v| v);
+    let dependent = model.spawn_after(failing, |_, v| v);
     let err = dependent.result().unwrap_err();
     assert_eq!(
         err,
@@ -268,8 +268,8 @@ fn cancelling_a_call_waiting_on_a_dependency_frees_the_queue() {
         let blocker_pool = common::pool(Backend::Crossbeam, 1);
         let n = never.clone();
         let dependency = blocker_pool.spawn(move || n.wait());
-        let waiting = model.asynchronous_after(dependency, |_, ()| "never");
-        let after = model.asynchronous(|n| *n + 5);
+        let waiting = model.spawn_after(dependency, |_, ()| "never");
+        let after = model.spawn(|n| *n + 5);
         assert!(waiting.cancel());
         assert_eq!(after.result(), Ok(5), "{backend:?}");
         assert_eq!(waiting.result(), Err(Error::Cancelled));
@@ -281,7 +281,7 @@ fn cancelling_a_call_waiting_on_a_dependency_frees_the_queue() {
 fn when_done_lets_a_call_wait_without_taking_the_value() {
     let model = Instance::new(0);
     let reading = concertina::spawn(|| 3);
-    let after = model.asynchronous_after(reading.when_done(), |n, ()| *n + 1);
+    let after = model.spawn_after(reading.when_done(), |n, ()| *n + 1);
     assert_eq!(after.result(), Ok(1));
     assert_eq!(reading.result(), Ok(3));
 }
@@ -293,7 +293,7 @@ fn calls_on_a_shut_down_pool_fail_with_shutdown() {
         let model = pool.instance(0);
         pool.shutdown();
         assert_eq!(
-            model.asynchronous(|n| *n).result(),
+            model.spawn(|n| *n).result(),
             Err(Error::Shutdown),
             "{backend:?}"
         );
@@ -321,13 +321,13 @@ fn shutdown_now_fails_the_calls_queued_behind_a_running_call() {
         let gate = Gate::new();
         let g = gate.clone();
         let (started_tx, started) = std::sync::mpsc::channel();
-        let running = model.asynchronous(move |n| {
+        let running = model.spawn(move |n| {
             started_tx.send(()).unwrap();
             g.wait();
             *n += 1;
         });
         started.recv().unwrap();
-        let queued = model.asynchronous(|n| *n += 10);
+        let queued = model.spawn(|n| *n += 10);
         let closer = {
             let workers = workers.clone();
             std::thread::spawn(move || workers.shutdown_now())
@@ -355,7 +355,7 @@ fn a_call_submitted_after_shutdown_fails_with_shutdown() {
         workers.shutdown();
         assert!(workers.is_shutdown());
         assert_eq!(
-            model.asynchronous(|n| *n).result(),
+            model.spawn(|n| *n).result(),
             Err(Error::Shutdown),
             "{backend:?}"
         );

@@ -49,7 +49,7 @@ fn a_hundred_thousand_instances_share_a_two_thread_pool() {
         for i in 0..CALLS {
             for model in &instances {
                 let runs = runs.clone();
-                drop(model.asynchronous(move |m: &mut Model| {
+                drop(model.spawn(move |m: &mut Model| {
                     if m.next != i {
                         m.out_of_order += 1;
                     }
@@ -62,7 +62,7 @@ fn a_hundred_thousand_instances_share_a_two_thread_pool() {
         }
         let mut finals = RequestPool::new();
         for model in &instances {
-            finals.add(model.asynchronous(|m: &mut Model| (m.next, m.out_of_order)));
+            finals.add(model.spawn(|m: &mut Model| (m.next, m.out_of_order)));
         }
         let outcomes = finals.wait_all();
         assert_eq!(outcomes.len(), INSTANCES);

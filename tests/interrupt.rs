@@ -116,7 +116,7 @@ fn scenario_runner() {
             let mut requests = RequestPool::new();
             requests.add(running(concertina::spawn(motor_move(saw_cancel))));
             requests.add(running(concertina::spawn(motor_move(tx2))));
-            let blocker = model.asynchronous(|_| {
+            let blocker = model.spawn(|_| {
                 while !concertina::cancelled() {
                     std::thread::sleep(Duration::from_millis(1));
                 }

@@ -162,7 +162,7 @@ fn join_fails_as_soon_as_either_part_fails() {
         let pool = pool(backend, 2);
         let (mut futures, gates) = gated(&pool, 1);
         let failing = pool.spawn(|| -> u8 { panic!("part b") });
-        let joined = concertina::join(futures.remove(0), failing);
+        let joined = futures.remove(0).zip(failing);
         assert_eq!(
             joined.result(),
             Err(Error::Panicked("part b".into())),
@@ -179,7 +179,7 @@ fn cancelling_a_join_cancels_both_parts() {
         let (mut futures, gates) = gated(&pool, 2);
         let (b, a) = (futures.pop().unwrap(), futures.pop().unwrap());
         let (ha, hb) = (a.cancel_handle(), b.cancel_handle());
-        let joined = concertina::join(a, b);
+        let joined = a.zip(b);
         assert!(joined.cancel());
         assert!(ha.cancelled() && hb.cancelled(), "{backend:?}");
         gates.iter().for_each(Gate::open);

@@ -159,7 +159,7 @@ fn a_task_spawned_from_an_instance_call_may_call_that_instance() {
             let model = workers.instance(5u32);
             let (inner, p) = (model.clone(), workers.clone());
             let spawned = model
-                .asynchronous(move |n| {
+                .spawn(move |n| {
                     *n += 1;
                     let again = inner.clone();
                     p.spawn(move || again.call(|n| *n * 10))

@@ -651,12 +651,37 @@ pub fn lock(objects: &[&dyn Lockable]) -> Result<LockGuard, Error> {
 ///     release.1.recv().unwrap();
 /// });
 /// locked.1.recv().unwrap();
-/// let err = concertina::try_lock_for(&[&shutter as &dyn Lockable], Duration::from_millis(10)).unwrap_err();
+/// let err = concertina::device::lock_timeout(&[&shutter as &dyn Lockable], Duration::from_millis(10)).unwrap_err();
 /// assert_eq!(err.to_string(), "could not lock shutter within 10ms: held by another task or thread");
 /// release.0.send(()).unwrap();
 /// holder.join().unwrap();
 /// # Ok::<(), concertina::Error>(())
 /// ```
+pub fn lock_timeout(objects: &[&dyn Lockable], timeout: Duration) -> Result<LockGuard, Error> {
+    #[allow(deprecated)]
+    try_lock_for(objects, timeout)
+}
+
+/// Deprecated name of [`lock_timeout`].
+///
+/// # Errors
+///
+/// Those of [`lock_timeout`].
+///
+/// # Examples
+///
+/// ```
+/// #![allow(deprecated)]
+/// use concertina::device::{Lockable, Parameter};
+///
+/// let shutter = Parameter::<bool>::builder("shutter").setter(|_| {}).build()?;
+/// let _guard = concertina::try_lock_for(&[&shutter as &dyn Lockable], std::time::Duration::from_secs(1))?;
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `lock_timeout`, as every other wait with a timeout"
+)]
 pub fn try_lock_for(objects: &[&dyn Lockable], timeout: Duration) -> Result<LockGuard, Error> {
     Ok(LockGuard {
         holds: acquire(objects, Some(timeout), &Owner::current(), Hold::Exclusive)?,

@@ -1,17 +1,38 @@
-//! Concert-style devices: named parameters with asynchronous get and set,
-//! one operation at a time per parameter, cancel operations (stop the
-//! motor), soft limits, and locks for exclusive access, owned by tasks,
-//! that cover a device with all its parameters.
+//! Concert-style devices: named [`Parameter`]s with asynchronous get and
+//! set, one operation at a time per parameter, cancel operations (stop the
+//! motor), soft limits, fallible I/O, and locks for exclusive access
+//! ([`lock!`](crate::lock!), [`lock_timeout`]), owned by tasks, that cover a
+//! [`Device`] with all its parameters.
 //!
-//! Rooms, one way: [`lock`] (the lock table, its guards and its place in the
-//! wait graph) ← [`ops`] (a parameter's queue of operations) ←
-//! [`parameter`] ← this module (devices).
+//! [`Device`] and [`Parameter`] are also at the crate root.
+//!
+//! ```
+//! use concertina::device::{Device, Parameter};
+//!
+//! let position = std::sync::Arc::new(parking_lot::Mutex::new(0.0_f64));
+//! let (get, set) = (position.clone(), position.clone());
+//! let motor = Device::builder("motor")
+//!     .parameter(Parameter::builder("position")
+//!         .getter(move || *get.lock())
+//!         .setter(move |x| *set.lock() = x)
+//!         .limits(-10.0, 10.0)
+//!         .build()?)
+//!     .build()?;
+//! let position = motor.parameter::<f64>("position")?;
+//! position.set(2.5).result()?;
+//! assert_eq!(position.get().result()?, 2.5);
+//! # Ok::<(), concertina::Error>(())
+//! ```
+
+// Rooms, one way: `lock` (the lock table, its guards and its place in the
+// wait graph) <- `ops` (a parameter's queue of operations) <- `parameter`
+// <- this module (devices).
 
 use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use crate::error::{DeviceError, DeviceErrorKind, Error};
+use crate::error::{DeviceErrorKind, Error};
 use crate::future::Future;
 use crate::interrupt;
 
@@ -19,8 +40,12 @@ pub(crate) mod lock;
 pub(crate) mod ops;
 pub(crate) mod parameter;
 
+#[allow(deprecated)]
+pub use lock::try_lock_for;
 use lock::LockNode;
-pub use lock::{lock, try_lock_for, LockGuard, LockTarget, Lockable};
+pub use lock::{lock, lock_timeout, LockGuard, LockTarget, Lockable};
+
+pub use crate::error::DeviceError;
 use parameter::ParamInner;
 pub use parameter::{Parameter, ParameterBuilder};
 

@@ -180,7 +180,7 @@ impl PoolBuilder {
     /// process; never over a SIGINT handler the application already has).
     /// Unset, the [default pool](crate::default_pool) installs it unless
     /// `CONCERTINA_CTRLC=0`, and other pools do not. See
-    /// [`interrupt`](crate::interrupt) for what a Ctrl-C then does.
+    /// [`interrupt`](mod@crate::interrupt) for what a Ctrl-C then does.
     ///
     /// # Examples
     ///

@@ -1,8 +1,19 @@
-//! Pools of worker threads: the [`Pool`] handle, the worker side each
-//! backend installs on its threads, and submission. One file per backend
-//! ([`rayon`](self::rayon), [`channel`]); submission against shutdown in
-//! [`intake`]; compensation in [`spare`]; the builder and the environment
-//! in [`builder`].
+//! Pools of worker threads: the [`Pool`] handle, its [`PoolBuilder`] and
+//! [`Backend`]s ([`Pool`] and [`Backend`] are also at the crate root).
+//!
+//! ```
+//! use concertina::pool::{Backend, Pool, PoolBuilder};
+//!
+//! let builder: PoolBuilder = Pool::builder().threads(2).backend(Backend::Crossbeam).name("detectors");
+//! let pool = builder.build()?;
+//! assert_eq!(pool.spawn(|| 1 + 1).result()?, 2);
+//! # Ok::<(), concertina::Error>(())
+//! ```
+
+// The worker side each backend installs on its threads, and submission.
+// One file per backend (`rayon`, `channel`); submission against shutdown
+// in `intake`; compensation in `spare`; the builder and the environment in
+// `builder`.
 
 mod builder;
 mod channel;
