@@ -381,4 +381,17 @@ fn every_kind_of_wait_is_interrupted() {
         [Err(Error::Interrupted), Err(Error::Interrupted)],
         "wait_all_timeout"
     );
+
+    let shared = endless(&pool).shared();
+    let other = shared.clone();
+    assert_eq!(
+        interrupted(move || shared.result()),
+        Err(Error::Interrupted),
+        "Shared::result"
+    );
+    assert_eq!(
+        other.result(),
+        Err(Error::Interrupted),
+        "every clone sees it"
+    );
 }
