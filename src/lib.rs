@@ -57,6 +57,7 @@ mod loom_models;
 mod park;
 pub mod pool;
 mod request_pool;
+mod scope;
 mod shared;
 mod sync;
 mod task;
@@ -72,6 +73,7 @@ pub use global::{asynchronous, configure, default_pool, spawn};
 pub use instance::Instance;
 pub use pool::{Backend, Pool};
 pub use request_pool::{RequestId, RequestPool};
+pub use scope::{scope, Scope};
 pub use shared::Shared;
 pub use wait::{
     as_completed, as_completed_timeout, try_wait_all, try_wait_all_timeout, wait_all,

@@ -1,0 +1,182 @@
+//! `scope`: tasks that borrow from the caller's stack.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{pool, within, Gate, THREADED};
+use concertina::{Backend, Error};
+
+#[test]
+fn tasks_borrow_and_mutate_the_callers_data() {
+    for backend in THREADED {
+        let pool = pool(backend, 2);
+        let mut data: Vec<u64> = (0..64).collect();
+        let factor = 3;
+        let sums: Vec<u64> = pool.scope(|s| {
+            let futures: Vec<_> = data
+                .chunks_mut(16)
+                .map(|chunk| {
+                    s.spawn(move || {
+                        chunk.iter_mut().for_each(|x| *x *= factor);
+                        chunk.iter().sum::<u64>()
+                    })
+                })
+                .collect();
+            concertina::try_wait_all(futures).expect("none fails")
+        });
+        assert_eq!(
+            sums.iter().sum::<u64>(),
+            3 * (0..64).sum::<u64>(),
+            "{backend:?}"
+        );
+        assert_eq!(data[63], 189);
+    }
+}
+
+#[test]
+fn the_scope_returns_only_once_every_task_has_finished() {
+    for backend in THREADED {
+        let pool = pool(backend, 2);
+        let finished = AtomicUsize::new(0);
+        pool.scope(|s| {
+            for _ in 0..16 {
+                // Futures dropped: the scope still waits for the tasks.
+                drop(s.spawn(|| {
+                    for _ in 0..200 {
+                        std::thread::yield_now();
+                    }
+                    finished.fetch_add(1, Ordering::SeqCst);
+                }));
+            }
+        });
+        assert_eq!(finished.load(Ordering::SeqCst), 16, "{backend:?}");
+    }
+}
+
+#[test]
+fn no_more_tasks_than_the_pools_threads_run_at_once() {
+    let pool = pool(Backend::Crossbeam, 2);
+    let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    pool.scope(|s| {
+        for _ in 0..12 {
+            drop(s.spawn(|| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                for _ in 0..500 {
+                    std::thread::yield_now();
+                }
+                running.fetch_sub(1, Ordering::SeqCst);
+            }));
+        }
+    });
+    assert!(most.load(Ordering::SeqCst) <= 2, "{most:?}");
+}
+
+#[test]
+fn a_task_waiting_on_a_task_queued_behind_it_is_compensated() {
+    let pool = pool(Backend::Crossbeam, 1);
+    let outcome = within(60, move || {
+        pool.scope(|s| {
+            let (send, receive) = std::sync::mpsc::channel::<concertina::Future<&str>>();
+            let first = s.spawn(move || receive.recv().unwrap().result());
+            // Queued behind `first` on a one-thread scope: `first` waits on
+            // it, which blocks that thread, and the scope starts another.
+            let second = s.spawn(|| "second");
+            send.send(second).unwrap();
+            first.result()
+        })
+    });
+    assert_eq!(outcome, Ok(Ok("second")));
+}
+
+#[test]
+fn a_panicking_task_fails_alone() {
+    let pool = pool(Backend::Rayon, 2);
+    let (bad, good) = pool.scope(|s| {
+        let bad = s.spawn(|| -> u8 { panic!("pixel overflow") });
+        let good = s.spawn(|| 1u8);
+        (bad.result(), good.result())
+    });
+    assert_eq!(bad, Err(Error::Panicked("pixel overflow".into())));
+    assert_eq!(good, Ok(1));
+}
+
+#[test]
+fn a_panicking_body_still_waits_for_its_tasks_then_panics() {
+    let pool = pool(Backend::Crossbeam, 2);
+    let finished = AtomicUsize::new(0);
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        pool.scope(|s| {
+            for _ in 0..4 {
+                drop(s.spawn(|| {
+                    for _ in 0..200 {
+                        std::thread::yield_now();
+                    }
+                    finished.fetch_add(1, Ordering::SeqCst);
+                }));
+            }
+            panic!("body failed");
+        })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(finished.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_queued_task_cancelled_never_runs_and_a_running_one_sees_cancelled() {
+    let pool = pool(Backend::Crossbeam, 1);
+    let ran = AtomicUsize::new(0);
+    let started = Gate::new();
+    let outcome = pool.scope(|s| {
+        let running = s.spawn(|| {
+            started.open();
+            while !concertina::cancelled() {
+                std::thread::yield_now();
+            }
+            "saw cancel"
+        });
+        let queued = s.spawn(|| ran.fetch_add(1, Ordering::SeqCst));
+        assert!(queued.cancel());
+        started.wait();
+        assert!(running.cancel());
+        (running.result(), queued.result())
+    });
+    assert_eq!(outcome, (Err(Error::Cancelled), Err(Error::Cancelled)));
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn scope_threads_are_named_after_the_pool() {
+    let pool = concertina::Pool::builder()
+        .threads(1)
+        .backend(Backend::Crossbeam)
+        .name("stitcher")
+        .build()
+        .unwrap();
+    let name = pool.scope(|s| {
+        s.spawn(|| std::thread::current().name().map(String::from))
+            .result()
+    });
+    assert_eq!(name, Ok(Some("concertina-stitcher-scope-1".into())));
+}
+
+#[test]
+fn on_the_inline_backend_each_task_runs_where_it_is_spawned() {
+    let pool = pool(Backend::Inline, 1);
+    let here = std::thread::current().id();
+    let mut log = Vec::new();
+    pool.scope(|s| {
+        let f = s.spawn(|| {
+            log.push(1);
+            std::thread::current().id()
+        });
+        assert!(f.done(), "ran at spawn");
+        assert_eq!(f.result(), Ok(here));
+    });
+    assert_eq!(log, [1]);
+    // The default-pool form, in either mode.
+    let total = concertina::scope(|s| s.spawn(|| log.len()).result());
+    assert_eq!(total, Ok(1));
+}
