@@ -41,6 +41,36 @@ pub fn default_pool() -> Result<&'static Pool, Error> {
         .map_err(Clone::clone)
 }
 
+/// Lets every task submitted to the default pool finish, then stops its
+/// threads: the one line to end `main` with when tasks may still be queued
+/// or running there (a detached `spawn`, an [`Instance`](crate::Instance)'s
+/// queued calls, an `#[asynchronous]` function whose future was dropped).
+///
+/// Without it, what still runs on the default pool when `main` returns is
+/// abandoned: the process exits without waiting for it (as it does for any
+/// thread), and those tasks never finish. Afterwards, submissions to the
+/// default pool fail with [`Error::Shutdown`]. Nothing happens when the
+/// default pool was never used; called from one of its own tasks, it does
+/// not wait (see [`Pool::shutdown`]).
+///
+/// # Examples
+///
+/// ```
+/// let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+/// let written = log.clone();
+/// // Detached: nobody waits for this future.
+/// drop(concertina::spawn(move || written.lock().unwrap().push("archived")));
+/// // The last line of `main`:
+/// concertina::shutdown();
+/// assert_eq!(*log.lock().unwrap(), ["archived"]);
+/// assert_eq!(concertina::spawn(|| 1).result(), Err(concertina::Error::Shutdown));
+/// ```
+pub fn shutdown() {
+    if let Some(Ok(pool)) = DEFAULT.get() {
+        pool.shutdown();
+    }
+}
+
 /// Configures the default pool before its first use. The builder's name
 /// defaults to `default`; fields left unset come from the environment as
 /// usual. The default pool installs the Ctrl-C handler unless

@@ -69,7 +69,7 @@ pub use cancel::{cancelled, check_cancelled, CancelHandle};
 pub use device::{Device, Parameter};
 pub use error::{Error, TimedOut};
 pub use future::Future;
-pub use global::{asynchronous, configure, default_pool, spawn};
+pub use global::{asynchronous, configure, default_pool, shutdown, spawn};
 pub use instance::Instance;
 pub use pool::{Backend, Pool};
 pub use request_pool::{RequestId, RequestPool};
