@@ -17,7 +17,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::future::Future;
 use crate::interrupt;
-use crate::pool::{Backend, Pool};
+use crate::pool::{Backend, Pool, ThreadHooks};
 use crate::task::run_task_with;
 use crate::worker::{self, Job, Worker};
 
@@ -45,6 +45,8 @@ struct Control {
     manage: Condvar,
     /// At most this many threads running (not blocked) at once.
     limit: usize,
+    /// The pool's thread hooks, run by the scope's threads.
+    hooks: ThreadHooks,
 }
 
 struct Counts {
@@ -124,7 +126,7 @@ where
     match crate::global::default_pool() {
         Ok(pool) => pool.scope(body),
         // No default pool: the tasks run inline, where they are spawned.
-        Err(_) => run_scope(Mode::Inline, body),
+        Err(_) => run_scope(Mode::Inline, None, body),
     }
 }
 
@@ -168,15 +170,20 @@ impl Pool {
             _ => Mode::Threads {
                 limit: self.threads().max(1),
                 name: self.name().to_owned(),
+                hooks: self.thread_hooks(),
             },
         };
-        run_scope(mode, body)
+        run_scope(mode, Some(self.clone()), body)
     }
 }
 
 enum Mode {
     Inline,
-    Threads { limit: usize, name: String },
+    Threads {
+        limit: usize,
+        name: String,
+        hooks: ThreadHooks,
+    },
 }
 
 /// Spawns tasks that may borrow from the caller's stack: see
@@ -196,12 +203,14 @@ enum Mode {
 pub struct Scope<'scope, 'env> {
     std: Option<&'scope std::thread::Scope<'scope, 'env>>,
     state: Arc<State<'scope>>,
+    /// The pool whose statistics count the tasks.
+    pool: Option<Pool>,
     name: String,
     waiters: Mutex<Vec<Waiter>>,
     _env: PhantomData<&'env mut &'env ()>,
 }
 
-fn run_scope<'env, F, R>(mode: Mode, body: F) -> R
+fn run_scope<'env, F, R>(mode: Mode, pool: Option<Pool>, body: F) -> R
 where
     F: for<'scope> FnOnce(&Scope<'scope, 'env>) -> R,
 {
@@ -209,17 +218,19 @@ where
         Mode::Inline => {
             let scope = Scope {
                 std: None,
-                state: State::new(0),
+                state: State::new(0, ThreadHooks::default()),
+                pool,
                 name: String::new(),
                 waiters: Mutex::new(Vec::new()),
                 _env: PhantomData,
             };
             body(&scope)
         }
-        Mode::Threads { limit, name } => std::thread::scope(|std_scope| {
+        Mode::Threads { limit, name, hooks } => std::thread::scope(|std_scope| {
             let scope = Scope {
                 std: Some(std_scope),
-                state: State::new(limit),
+                state: State::new(limit, hooks),
+                pool,
                 name,
                 waiters: Mutex::new(Vec::new()),
                 _env: PhantomData,
@@ -280,8 +291,13 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
     {
         let (future, task) = Future::<T>::pending();
+        let counted = self.pool.as_ref().map(Pool::count_task);
+        let f = move || match counted {
+            Some(counted) => counted.run(move || Ok(f())),
+            None => Ok(f()),
+        };
         let Some(std_scope) = self.std else {
-            run_task_with(task, move || Ok(f()), |_| ());
+            run_task_with(task, f, |_| ());
             return future;
         };
         let waited = task.clone();
@@ -294,7 +310,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let sync = &self.state.sync;
         let mut counts = sync.counts.lock();
         self.state.queue.lock().push_back(Box::new(move || {
-            run_task_with(task, move || Ok(f()), |_| ());
+            run_task_with(task, f, |_| ());
         }));
         counts.queued += 1;
         if counts.idle > 0 {
@@ -324,7 +340,8 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 if counts.closed {
                     return;
                 }
-                if counts.wants_thread(sync.limit) {
+                // Only for a blocked thread: `spawn` starts the others.
+                if counts.blocked > 0 && counts.wants_thread(sync.limit) {
                     counts.threads += 1;
                     let number = counts.threads;
                     drop(counts);
@@ -356,6 +373,7 @@ fn start_thread<'scope, 'env>(
                 worker::stack_position(),
                 None,
             );
+            ThreadHooks::run(&sync.hooks.start);
             let mut counts = sync.counts.lock();
             loop {
                 if let Some(job) = thread_state.pop_locked(&mut counts) {
@@ -373,6 +391,7 @@ fn start_thread<'scope, 'env>(
             }
             counts.threads -= 1;
             drop(counts);
+            ThreadHooks::run(&sync.hooks.stop);
             worker::uninstall();
         });
     if started.is_err() {
@@ -382,7 +401,7 @@ fn start_thread<'scope, 'env>(
 }
 
 impl<'scope> State<'scope> {
-    fn new(limit: usize) -> Arc<Self> {
+    fn new(limit: usize, hooks: ThreadHooks) -> Arc<Self> {
         Arc::new(State {
             queue: Mutex::new(VecDeque::new()),
             sync: Arc::new(Control {
@@ -396,6 +415,7 @@ impl<'scope> State<'scope> {
                 work: Condvar::new(),
                 manage: Condvar::new(),
                 limit,
+                hooks,
             }),
         })
     }

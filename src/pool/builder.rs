@@ -1,12 +1,13 @@
 //! Configuring a pool: [`PoolBuilder`], the [`Backend`]s, and the
 //! `CONCERTINA_*` environment variables the unset fields follow.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{ConfigError, Error, MAX_THREADS};
 use crate::interrupt;
 use crate::pool::spare::SpareConfig;
-use crate::pool::Pool;
+use crate::pool::{Pool, ThreadHooks};
 
 /// Where a pool runs its tasks.
 ///
@@ -74,6 +75,7 @@ pub struct PoolBuilder {
     max_spare_threads: Option<usize>,
     spare_keep_alive: Option<Duration>,
     ctrlc: Option<bool>,
+    hooks: ThreadHooks,
     /// Set for the default pool only: an unset `ctrlc` then follows
     /// `CONCERTINA_CTRLC` (on unless it says 0).
     default_pool: bool,
@@ -204,8 +206,69 @@ impl PoolBuilder {
             max_spare_threads: other.max_spare_threads.or(self.max_spare_threads),
             spare_keep_alive: other.spare_keep_alive.or(self.spare_keep_alive),
             ctrlc: other.ctrlc.or(self.ctrlc),
+            hooks: ThreadHooks {
+                start: other.hooks.start.or(self.hooks.start),
+                stop: other.hooks.stop.or(self.hooks.stop),
+            },
             default_pool: self.default_pool || other.default_pool,
         }
+    }
+
+    /// Runs `hook` on each thread of the pool when it starts, before it
+    /// takes a task: workers, spare threads, and the threads of its
+    /// [scopes](crate::Pool::scope) (Python's `initializer`, rayon's
+    /// `start_handler`). Use it to set a thread's affinity or priority, or
+    /// to open a per-thread resource in a thread-local. A panic in the hook
+    /// is reported by the panic hook, and the thread goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use concertina::{Backend, Pool};
+    ///
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let counted = started.clone();
+    /// let pool = Pool::builder()
+    ///     .threads(2)
+    ///     .backend(Backend::Crossbeam)
+    ///     .on_thread_start(move || { counted.fetch_add(1, Ordering::SeqCst); })
+    ///     .build()?;
+    /// pool.shutdown();
+    /// assert_eq!(started.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn on_thread_start(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.hooks.start = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on each thread of the pool when it stops: at shutdown,
+    /// or when a spare thread retires (rayon's `exit_handler`). A panic in
+    /// the hook is reported by the panic hook.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use concertina::{Backend, Pool};
+    ///
+    /// let stopped = Arc::new(AtomicUsize::new(0));
+    /// let counted = stopped.clone();
+    /// let pool = Pool::builder()
+    ///     .threads(3)
+    ///     .backend(Backend::Rayon)
+    ///     .on_thread_stop(move || { counted.fetch_add(1, Ordering::SeqCst); })
+    ///     .build()?;
+    /// pool.shutdown();
+    /// assert_eq!(stopped.load(Ordering::SeqCst), 3);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn on_thread_stop(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.hooks.stop = Some(Arc::new(hook));
+        self
     }
 
     /// Marks the builder as the default pool's.
@@ -280,7 +343,7 @@ impl PoolBuilder {
             max: max_spare,
             keep_alive,
         };
-        let pool = Pool::start(name, backend, spares)?;
+        let pool = Pool::start(name, backend, spares, self.hooks)?;
         let ctrlc = match self.ctrlc {
             Some(install) => install,
             None => self.default_pool && env.ctrlc.clone()?,

@@ -25,7 +25,7 @@ pub use builder::{Backend, PoolBuilder};
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 
@@ -124,10 +124,206 @@ pub(crate) struct Ctx {
     /// Rayon backend: the most tokens at once, one per rayon thread.
     token_limit: usize,
     quiet: Condvar,
+    hooks: ThreadHooks,
+    stats: Arc<Counters>,
+}
+
+/// What runs when a thread of the pool starts and when it stops.
+#[derive(Clone, Default)]
+pub(crate) struct ThreadHooks {
+    pub(crate) start: Option<Hook>,
+    pub(crate) stop: Option<Hook>,
+}
+
+pub(crate) type Hook = Arc<dyn Fn() + Send + Sync>;
+
+impl ThreadHooks {
+    /// Runs `hook`, keeping its panic (reported by the panic hook) off the
+    /// thread.
+    pub(crate) fn run(hook: &Option<Hook>) {
+        if let Some(hook) = hook {
+            spare::run(|| hook());
+        }
+    }
+}
+
+impl fmt::Debug for ThreadHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadHooks")
+            .field("start", &self.start.is_some())
+            .field("stop", &self.stop.is_some())
+            .finish()
+    }
+}
+
+/// What a pool is doing and has done: [`Pool::stats`].
+///
+/// # Examples
+///
+/// ```
+/// use concertina::pool::PoolStats;
+///
+/// let pool = concertina::Pool::builder().threads(1).build()?;
+/// pool.spawn(|| ()).result()?;
+/// let PoolStats { submitted, completed, .. } = pool.stats();
+/// assert_eq!((submitted, completed), (1, 1));
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Worker threads, as configured (0 for the inline backend).
+    pub threads: usize,
+    /// Spare threads alive now, started to stand in for blocked workers.
+    pub spare_threads: usize,
+    /// Tasks submitted and not yet started.
+    pub queued: u64,
+    /// Tasks running now (blocked ones included).
+    pub running: u64,
+    /// Threads of the pool blocked in a wait now.
+    pub blocked: usize,
+    /// Tasks submitted since the pool was built.
+    pub submitted: u64,
+    /// Tasks that ran to their end: returned, panicked, or stopped after a
+    /// cancel.
+    pub completed: u64,
+    /// Of the completed tasks, those that panicked.
+    pub panicked: u64,
+    /// Tasks cancelled: before they started (they never run), or while
+    /// they ran (also counted as completed).
+    pub cancelled: u64,
+    /// Tasks that never ran because the pool was shut down (refused, or
+    /// discarded by [`Pool::shutdown_now`]).
+    pub rejected: u64,
+}
+
+/// The pool's task counts (see [`PoolStats`]), in their own allocation and
+/// on cache lines of their own: the submitting thread writes one line, the
+/// threads that run tasks another, so that counting costs no contention
+/// with the pool's state. Relaxed: each is a count of its own, ordering
+/// nothing else.
+#[derive(Default)]
+pub(crate) struct Counters {
+    submitted: Line<AtomicU64>,
+    ran: Line<RanCounts>,
+    rare: Line<RareCounts>,
+}
+
+/// A cache line (two, where the prefetcher pairs them) of its own.
+#[derive(Default)]
+#[repr(align(128))]
+struct Line<T>(T);
+
+impl<T> std::ops::Deref for Line<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+#[derive(Default)]
+struct RanCounts {
+    /// Tasks of the inline backend, counted once when they start (for them
+    /// submitting and starting are one event).
+    inline: AtomicU64,
+    started: AtomicU64,
+    completed: AtomicU64,
+    panicked: AtomicU64,
+    /// Cancelled while they ran.
+    cancelled: AtomicU64,
+}
+
+#[derive(Default)]
+struct RareCounts {
+    /// Cancelled before they started.
+    cancelled: AtomicU64,
+    /// Refused or discarded by a shutdown.
+    rejected: AtomicU64,
+    /// Set once the pool is shut down: a task dropped without running
+    /// from then on was rejected, not cancelled.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Counters {
+    /// Runs a task's closure here, counting its start and its end (also
+    /// when it panics).
+    fn run<T>(&self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        bump(&self.ran.started);
+        self.finish(false, f)
+    }
+
+    /// Runs an inline task's closure here: submitted and started at once.
+    fn run_inline<T>(&self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        bump(&self.ran.inline);
+        self.finish(true, f)
+    }
+
+    /// `inline`: a bare inline task, which no handle can cancel.
+    fn finish<T>(&self, inline: bool, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        /// Counts the end of the closure, also when it panics.
+        struct Finish<'a>(&'a RanCounts, bool);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                bump(&self.0.completed);
+                if std::thread::panicking() {
+                    bump(&self.0.panicked);
+                } else if !self.1 && crate::cancel::cancelled() {
+                    bump(&self.0.cancelled);
+                }
+            }
+        }
+        let _finish = Finish(&self.ran, inline);
+        f()
+    }
+}
+
+/// A task's closure wrapped so that the pool counts it: started, finished
+/// (panicked or not, cancelled or not), or dropped without running.
+pub(crate) struct Counted {
+    counters: Arc<Counters>,
+    ran: bool,
+}
+
+impl Counted {
+    fn new(counters: &Arc<Counters>) -> Self {
+        bump(&counters.submitted);
+        Counted {
+            counters: counters.clone(),
+            ran: false,
+        }
+    }
+
+    pub(crate) fn run<T>(mut self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        self.ran = true;
+        self.counters.run(f)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if !self.ran {
+            let rare = &self.counters.rare;
+            if rare.closed.load(Ordering::Relaxed) {
+                bump(&rare.rejected);
+            } else {
+                bump(&rare.cancelled);
+            }
+        }
+    }
 }
 
 impl Ctx {
-    fn new(spares: Option<Arc<Spares>>, stack_size: Option<usize>, threads: usize) -> Arc<Ctx> {
+    fn new(
+        spares: Option<Arc<Spares>>,
+        stack_size: Option<usize>,
+        threads: usize,
+        hooks: ThreadHooks,
+    ) -> Arc<Ctx> {
         let ctx = Arc::new(Ctx {
             closing: crate::sync::AtomicU8::new(OPEN),
             pool: OnceLock::new(),
@@ -137,14 +333,23 @@ impl Ctx {
             quiet: Condvar::new(),
             tokens: AtomicUsize::new(0),
             token_limit: threads,
+            hooks,
+            stats: Arc::default(),
         });
         if let Some(spares) = &ctx.spares {
-            let weak = Arc::downgrade(&ctx);
-            spares.set_enter(Arc::new(move |base| {
-                if let Some(ctx) = weak.upgrade() {
-                    enter_thread(&ctx, base);
-                }
-            }));
+            let (weak, stop) = (Arc::downgrade(&ctx), ctx.hooks.stop.clone());
+            spares.set_enter(
+                Arc::new(move |base| {
+                    if let Some(ctx) = weak.upgrade() {
+                        enter_thread(&ctx, base);
+                    }
+                }),
+                Arc::new(move || {
+                    ThreadHooks::run(&stop);
+                    worker::uninstall();
+                    CTX.with(|c| c.borrow_mut().take());
+                }),
+            );
         }
         ctx
     }
@@ -245,11 +450,15 @@ thread_local! {
 fn enter_thread(ctx: &Arc<Ctx>, base: usize) {
     worker::install(ctx.clone(), base, ctx.stack_size);
     CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
+    ThreadHooks::run(&ctx.hooks.start);
 }
 
 fn leave_thread() {
+    let ctx = CTX.with(|c| c.borrow_mut().take());
+    if let Some(ctx) = ctx {
+        ThreadHooks::run(&ctx.hooks.stop);
+    }
     worker::uninstall();
-    CTX.with(|c| c.borrow_mut().take());
 }
 
 /// On a pool worker: `Some(pool)`, or `Some(None)` when the pool is gone
@@ -327,6 +536,7 @@ impl Shared {
     /// every thread (spares too) has finished — unless called from one of
     /// them, which cannot wait for itself.
     fn close(&self, mode: u8, wait: bool) {
+        self.ctx.stats.rare.closed.store(true, Ordering::Relaxed);
         let closing = &self.ctx.closing;
         let handles = match &self.exec {
             Exec::Inline => {
@@ -374,14 +584,24 @@ impl Drop for Shared {
 
 impl Pool {
     /// Starts the threads of a new pool.
-    fn start(name: String, backend: Backend, spares: SpareConfig) -> Result<Pool, Error> {
+    fn start(
+        name: String,
+        backend: Backend,
+        spares: SpareConfig,
+        hooks: ThreadHooks,
+    ) -> Result<Pool, Error> {
         let threads = spares.threads;
         let stack_size = spares.stack_size;
         let (ctx, exec, threads) = match backend {
-            Backend::Inline => (Ctx::new(None, None, 0), Exec::Inline, 0),
+            Backend::Inline => (Ctx::new(None, None, 0, hooks), Exec::Inline, 0),
             Backend::Rayon => {
                 let (queue, receiver) = crossbeam_channel::unbounded::<Queued>();
-                let ctx = Ctx::new(Some(Spares::new(spares, receiver)), stack_size, threads);
+                let ctx = Ctx::new(
+                    Some(Spares::new(spares, receiver)),
+                    stack_size,
+                    threads,
+                    hooks,
+                );
                 let (pool, handles) = rayon::start(&ctx, &name, threads, stack_size)?;
                 let exec = Exec::Rayon {
                     intake: Intake::new((Arc::new(pool), queue)),
@@ -396,6 +616,7 @@ impl Pool {
                     Some(Spares::new(spares, receiver.clone())),
                     stack_size,
                     threads,
+                    hooks,
                 );
                 let handles = channel::start(&ctx, &name, threads, stack_size, receiver)?;
                 let exec = Exec::Channel {
@@ -457,7 +678,12 @@ impl Pool {
             max: builder::DEFAULT_SPARES,
             keep_alive: builder::DEFAULT_KEEP_ALIVE,
         };
-        let ctx = Ctx::new(Some(Spares::new(spares, receiver)), None, threads);
+        let ctx = Ctx::new(
+            Some(Spares::new(spares, receiver)),
+            None,
+            threads,
+            ThreadHooks::default(),
+        );
         let exec = Exec::Rayon {
             intake: Intake::new((pool, queue)),
             handles: Mutex::new(Vec::new()),
@@ -494,12 +720,15 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce() -> Result<T, Error> + Send + 'static,
     {
+        let stats = &self.shared.ctx.stats;
         if let Exec::Inline = self.shared.exec {
             if self.shared.ctx.closing() == OPEN {
                 // Before the future exists: a finished one, no task, no allocation.
-                return Future::finished(run_bare(f));
+                return Future::finished(run_bare(|| stats.run_inline(f)));
             }
         }
+        let counted = Counted::new(stats);
+        let f = move || counted.run(f);
         // The closure waits beside the task's state, in one allocation.
         let task = queued(f);
         self.execute(TaskJob { task: task.clone() });
@@ -514,17 +743,19 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        let counted = Counted::new(&self.shared.ctx.stats);
+        let f = move || counted.run(move || Ok(f()));
         if let Exec::Inline = self.shared.exec {
             // Straight to the task: an inline task runs even on a worker of a
             // pool that is being shut down.
             if self.shared.ctx.closing() == OPEN {
-                run_task_with(task, move || Ok(f()), |_| ());
+                run_task_with(task, f, |_| ());
             } else {
                 task.settle(Err(Error::Shutdown), false);
             }
             return;
         }
-        if task.put(Content::Queued(Box::new(move || Ok(f())))) {
+        if task.put(Content::Queued(Box::new(f))) {
             self.execute(TaskJob { task });
         }
     }
@@ -688,6 +919,59 @@ impl Pool {
         self.shared.ctx.spares.as_ref().map_or(0, |s| s.live())
     }
 
+    /// What the pool is doing, and has done: cheap enough to read often (a
+    /// few relaxed loads and one short lock), and always on.
+    ///
+    /// Each figure is read on its own, not as one snapshot: while tasks
+    /// come and go they may disagree by a task or two; once the pool is
+    /// quiet they are exact. Tasks are what [`Pool::spawn`], the decorated
+    /// functions and [`Future::then`] submit; the calls of an
+    /// [`Instance`](crate::Instance) and the operations of a device run
+    /// inside tasks of their own and are not counted one by one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Backend, Pool};
+    ///
+    /// let pool = Pool::builder().threads(2).backend(Backend::Crossbeam).build()?;
+    /// let ok = pool.spawn(|| 1);
+    /// let bad = pool.spawn(|| -> u8 { panic!("overheated") });
+    /// let _ = (ok.result(), bad.result());
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.submitted, stats.completed, stats.panicked), (2, 2, 1));
+    /// assert_eq!((stats.queued, stats.running, stats.threads), (0, 0, 2));
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        let ctx = &self.shared.ctx;
+        let c = &ctx.stats;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        // Read the later stages first: a task counted there was counted in
+        // the earlier ones before, so the differences never go negative.
+        let completed = load(&c.ran.completed);
+        let panicked = load(&c.ran.panicked);
+        let cancelled_running = load(&c.ran.cancelled);
+        let rejected = load(&c.rare.rejected);
+        let cancelled_queued = load(&c.rare.cancelled);
+        let inline = load(&c.ran.inline);
+        let started = load(&c.ran.started) + inline;
+        let submitted = load(&c.submitted) + inline;
+        let never_ran = cancelled_queued + rejected;
+        PoolStats {
+            threads: self.shared.threads,
+            spare_threads: self.spare_threads(),
+            queued: submitted.saturating_sub(started + never_ran),
+            running: started.saturating_sub(completed),
+            blocked: ctx.spares.as_ref().map_or(0, |s| s.blocked_now()),
+            submitted,
+            completed,
+            panicked,
+            cancelled: cancelled_queued + cancelled_running,
+            rejected,
+        }
+    }
+
     /// The pool's name.
     ///
     /// # Examples
@@ -699,6 +983,18 @@ impl Pool {
     /// ```
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// What runs when a thread of this pool starts and stops (its scope
+    /// threads too).
+    pub(crate) fn thread_hooks(&self) -> ThreadHooks {
+        self.shared.ctx.hooks.clone()
+    }
+
+    /// Counts a task submitted outside the pool's queue (a scope's) in its
+    /// [`stats`](Pool::stats): run its closure through the result.
+    pub(crate) fn count_task(&self) -> Counted {
+        Counted::new(&self.shared.ctx.stats)
     }
 
     /// The number of worker threads (0 for the inline backend).

@@ -53,9 +53,11 @@ pub(crate) struct Spares {
     /// Makes a new spare thread a worker of the pool (given where its
     /// stack began).
     enter: Mutex<Option<Enter>>,
+    leave: Mutex<Option<Leave>>,
 }
 
 type Enter = Arc<dyn Fn(usize) + Send + Sync>;
+type Leave = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -90,12 +92,20 @@ impl Spares {
             lane,
             handles: Mutex::new(Vec::new()),
             enter: Mutex::new(None),
+            leave: Mutex::new(None),
         })
     }
 
-    /// What makes a spare thread a worker of the pool.
-    pub(crate) fn set_enter(&self, enter: Enter) {
+    /// What makes a spare thread a worker of the pool, and what it does
+    /// when it retires.
+    pub(crate) fn set_enter(&self, enter: Enter, leave: Leave) {
         *self.enter.lock() = Some(enter);
+        *self.leave.lock() = Some(leave);
+    }
+
+    /// Threads of the pool blocked in a wait now.
+    pub(crate) fn blocked_now(&self) -> usize {
+        self.state.lock().blocked
     }
 
     /// True when a spare is owed a slot.
@@ -219,7 +229,11 @@ impl Spares {
         SPARE.with(|s| s.set(true));
         while self.serve() {}
         self.state.lock().spares -= 1;
-        worker::uninstall();
+        let leave = self.leave.lock().clone();
+        match leave {
+            Some(leave) => leave(),
+            None => worker::uninstall(),
+        }
     }
 
     /// Waits to be owed a slot, then runs one job; false when the spare
