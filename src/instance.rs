@@ -14,6 +14,7 @@ use crate::park::{Node, Waits};
 use crate::pool::{Pool, Work};
 use crate::sync::{AtomicBool, Mutex, MutexGuard};
 use crate::task::{detached, phase, run_task_with, Content, Queue as CallQueue, Watchable};
+use crate::trace;
 use crate::worker::{Queued, Runnable};
 
 /// A value whose calls run in submission order, one at a time, on a pool.
@@ -165,6 +166,7 @@ impl<C: Send + 'static> Instance<C> {
         let future = Future::from_shared(inner.clone());
         let task: Arc<dyn Watchable> = inner.clone();
         let run: Run<C> = Box::new(move |value: &mut C, poisoned: &AtomicBool| {
+            let _span = trace::instance_call(std::any::type_name::<C>(), trace::next_id());
             run_task_with(
                 inner,
                 || Ok(f(value)),
@@ -218,11 +220,15 @@ impl<C: Send + 'static> Instance<C> {
         let run: Run<C> =
             Box::new(
                 move |value: &mut C, poisoned: &AtomicBool| match taken.lock().take() {
-                    Some(Ok(d)) => run_task_with(
-                        inner,
-                        || Ok(f(value, d)),
-                        |outcome| note_panic(outcome, poisoned),
-                    ),
+                    Some(Ok(d)) => {
+                        let _span =
+                            trace::instance_call(std::any::type_name::<C>(), trace::next_id());
+                        run_task_with(
+                            inner,
+                            || Ok(f(value, d)),
+                            |outcome| note_panic(outcome, poisoned),
+                        )
+                    }
                     Some(Err(cause)) => {
                         inner.settle(Err(Error::DependencyFailed(Box::new(cause))), false);
                     }

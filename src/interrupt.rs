@@ -273,6 +273,7 @@ fn run_hooks(generation: u64) {
 pub fn interrupt() {
     match wake_waits(true) {
         Some((generation, woken)) if woken > 0 => {
+            crate::trace::interrupted(woken);
             // The hooks run on a thread of their own, so that this one (the
             // signal thread) stays free to take a second Ctrl-C even when a
             // hook hangs.
@@ -308,6 +309,9 @@ pub fn interrupt() {
 /// ```
 pub fn interrupt_waits() -> usize {
     let (generation, woken) = wake_waits(false).unwrap_or((GENERATION.load(Ordering::Acquire), 0));
+    if woken > 0 {
+        crate::trace::interrupted(woken);
+    }
     run_hooks(generation);
     woken
 }

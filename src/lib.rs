@@ -18,8 +18,9 @@
 //!
 //! * Submit with [`spawn`] (the default pool), [`Pool::spawn`], or a function
 //!   decorated by [`asynchronous()`] or `#[asynchronous]`.
-//! * Wait with [`Future::result`], [`Future::join`] or
-//!   [`Future::wait_timeout`]; `.await` it from async code.
+//! * Wait with [`Future::result`], [`Future::result_timeout`],
+//!   [`Future::join`] or [`Future::wait_timeout`]; `.await` it from async
+//!   code. [`Future::shared`] gives a clonable handle for many readers.
 //! * Cancel with [`Future::cancel`]: a queued task never runs, a running one
 //!   sees [`cancelled()`] turn true, and the cleanup registered with
 //!   [`Future::on_cancel`] runs at once.
@@ -28,16 +29,35 @@
 //!   worker blocked in a wait is compensated by a spare thread, so nested
 //!   and cross-pool waits finish, even on one-thread pools, and a real
 //!   cycle of waits is reported as [`Error::Deadlock`] instead of hanging.
+//! * [`scope`] runs tasks that borrow from the caller's stack.
 //! * [`Instance`] runs calls on one value in order on the shared pool;
-//!   [`RequestPool`], [`wait_all`], [`wait_any`], [`as_completed`] wait for many.
+//!   [`RequestPool`], [`wait_all`], [`wait_any`], [`try_wait_all`],
+//!   [`as_completed`] wait for many (each takes its futures and gives every
+//!   one back).
 //! * Ctrl-C while a thread waits cancels what it waits on and returns
-//!   [`Error::Interrupted`]; [`on_interrupt`] hooks stop the devices.
+//!   [`Error::Interrupted`]; [`interrupt::on_interrupt`] hooks stop the
+//!   devices.
+//! * [`Pool::stats`] and the builder's thread hooks watch a pool;
+//!   [`shutdown`] lets the default pool's tasks finish at the end of `main`.
 //! * [`Device`] and [`Parameter`] give Concert-style devices: one operation
 //!   at a time per parameter (a cancelled set never applies; the next waits
 //!   for its stop), soft limits, fallible I/O, and [`lock!`] for exclusive
 //!   access, owned by the task and lent to what it waits on.
 //! * `CONCERTINA_DISABLE_ASYNC=1` runs everything inline on the calling
 //!   thread, futures still returned — for debugging.
+//!
+//! The names, and the rules every wait follows, are explained in
+//! `docs/api.md`.
+//!
+//! # Features
+//!
+//! * `macros` (default): the `#[asynchronous]` attribute.
+//! * `tracing`: spans for tasks (pool, task id), instance calls (instance,
+//!   call id) and device operations (parameter, operation), and events for
+//!   a cancel, a Ctrl-C, a panic and a deadlock, through the
+//!   [`tracing`](https://docs.rs/tracing) crate, all under the target
+//!   `concertina`. Without it, nothing of it is compiled in.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
@@ -61,6 +81,7 @@ mod scope;
 mod shared;
 mod sync;
 mod task;
+mod trace;
 pub mod wait;
 mod worker;
 

@@ -375,6 +375,7 @@ pub(crate) fn block<S>(
                 return if quick() {
                     Blocked::Ready
                 } else {
+                    crate::trace::deadlock(&cycle);
                     Blocked::Deadlock(Error::Deadlock(cycle))
                 };
             }

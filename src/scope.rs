@@ -273,7 +273,7 @@ impl Drop for Ending<'_, '_, '_> {
 impl<'scope, 'env> Scope<'scope, 'env> {
     /// Spawns `f` in the scope and returns the [`Future`] of its value. `f`
     /// may borrow anything that outlives the scope. A panic in `f` becomes
-    /// [`Error::Panicked`] at its future; [`cancelled()`](crate::cancelled)
+    /// [`Error::Panicked`](crate::Error::Panicked) at its future; [`cancelled()`](crate::cancelled)
     /// and [`Future::cancel`] work as for any task.
     ///
     /// # Examples

@@ -14,6 +14,7 @@ use crate::global;
 use crate::pool::Pool;
 use crate::sync::Mutex;
 use crate::task::{phase, run_guarded};
+use crate::trace;
 
 type Failure = Arc<dyn std::error::Error + Send + Sync + 'static>;
 type Getter<T> = Arc<dyn Fn() -> Result<T, Failure> + Send + Sync>;
@@ -525,6 +526,7 @@ impl<T: Send + 'static> Parameter<T> {
         };
         let node = self.inner.node.clone();
         let read = move || {
+            let _span = trace::device_op(|| node.full_name(), "get");
             crate::cancel::check_cancelled()?;
             getter().map_err(|e| failed(&node, "read", e))
         };
@@ -570,6 +572,7 @@ impl<T: Send + 'static> Parameter<T> {
         let stage = Arc::new(AtomicU8::new(QUEUED));
         let (inner, applying) = (self.inner.clone(), stage.clone());
         let apply = move || {
+            let _span = trace::device_op(|| inner.node.full_name(), "set");
             {
                 // The last check: after the queue and the lock, under the
                 // lock a stop holds while it runs.

@@ -37,8 +37,9 @@ use crate::future::Future;
 use crate::park;
 use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
-use crate::task::run::run_bare;
+use crate::task::run::{catch, run_bare};
 use crate::task::{queued, reject_queued, run_queued, run_task_with, Content, TaskRef};
+use crate::trace;
 use crate::worker::{self, Job, Queued, Worker};
 
 /// A pool of worker threads running blocking closures; every submission
@@ -204,6 +205,9 @@ pub struct PoolStats {
 /// nothing else.
 #[derive(Default)]
 pub(crate) struct Counters {
+    /// The pool's name, for the spans of its tasks.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    name: String,
     submitted: Line<AtomicU64>,
     ran: Line<RanCounts>,
     rare: Line<RareCounts>,
@@ -263,22 +267,19 @@ impl Counters {
         self.finish(true, f)
     }
 
-    /// `inline`: a bare inline task, which no handle can cancel.
+    /// `inline`: a bare inline task, which no handle can cancel. The panic
+    /// is caught here, inside the task's span, and becomes its
+    /// [`Error::Panicked`] (as it would a moment later, one frame out).
     fn finish<T>(&self, inline: bool, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-        /// Counts the end of the closure, also when it panics.
-        struct Finish<'a>(&'a RanCounts, bool);
-        impl Drop for Finish<'_> {
-            fn drop(&mut self) {
-                bump(&self.0.completed);
-                if std::thread::panicking() {
-                    bump(&self.0.panicked);
-                } else if !self.1 && crate::cancel::cancelled() {
-                    bump(&self.0.cancelled);
-                }
-            }
+        let _span = trace::task(&self.name, trace::next_id());
+        let (outcome, panicked) = catch(f);
+        bump(&self.ran.completed);
+        if panicked {
+            bump(&self.ran.panicked);
+        } else if !inline && crate::cancel::cancelled() {
+            bump(&self.ran.cancelled);
         }
-        let _finish = Finish(&self.ran, inline);
-        f()
+        outcome
     }
 }
 
@@ -323,6 +324,7 @@ impl Ctx {
         stack_size: Option<usize>,
         threads: usize,
         hooks: ThreadHooks,
+        name: &str,
     ) -> Arc<Ctx> {
         let ctx = Arc::new(Ctx {
             closing: crate::sync::AtomicU8::new(OPEN),
@@ -334,7 +336,10 @@ impl Ctx {
             tokens: AtomicUsize::new(0),
             token_limit: threads,
             hooks,
-            stats: Arc::default(),
+            stats: Arc::new(Counters {
+                name: name.to_owned(),
+                ..Counters::default()
+            }),
         });
         if let Some(spares) = &ctx.spares {
             let (weak, stop) = (Arc::downgrade(&ctx), ctx.hooks.stop.clone());
@@ -593,7 +598,7 @@ impl Pool {
         let threads = spares.threads;
         let stack_size = spares.stack_size;
         let (ctx, exec, threads) = match backend {
-            Backend::Inline => (Ctx::new(None, None, 0, hooks), Exec::Inline, 0),
+            Backend::Inline => (Ctx::new(None, None, 0, hooks, &name), Exec::Inline, 0),
             Backend::Rayon => {
                 let (queue, receiver) = crossbeam_channel::unbounded::<Queued>();
                 let ctx = Ctx::new(
@@ -601,6 +606,7 @@ impl Pool {
                     stack_size,
                     threads,
                     hooks,
+                    &name,
                 );
                 let (pool, handles) = rayon::start(&ctx, &name, threads, stack_size)?;
                 let exec = Exec::Rayon {
@@ -617,6 +623,7 @@ impl Pool {
                     stack_size,
                     threads,
                     hooks,
+                    &name,
                 );
                 let handles = channel::start(&ctx, &name, threads, stack_size, receiver)?;
                 let exec = Exec::Channel {
@@ -683,6 +690,7 @@ impl Pool {
             None,
             threads,
             ThreadHooks::default(),
+            &name,
         );
         let exec = Exec::Rayon {
             intake: Intake::new((pool, queue)),

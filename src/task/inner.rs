@@ -305,7 +305,11 @@ impl<T: Send + 'static> Inner<T> {
         if phase::is_decided(self.phase()) {
             return false;
         }
-        self.settle(Err(Error::Cancelled), true)
+        let cancelled = self.settle(Err(Error::Cancelled), true);
+        if cancelled {
+            crate::trace::cancelled();
+        }
+        cancelled
     }
 
     pub(crate) fn interrupt(&self) {

@@ -44,7 +44,7 @@ pub(crate) fn run_task_in<T, F>(
     });
     let outcome = {
         let _frame = park::enter(node);
-        catch(f)
+        catch(f).0
     };
     before(&outcome);
     task.settle(outcome, false);
@@ -73,12 +73,12 @@ impl Wakeable for InterruptRun {
 pub(crate) fn run_bare<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     if worker::on_worker() {
         let _inline = park::enter_inline();
-        return catch(f);
+        return catch(f).0;
     }
     let inline = interrupt::inline_enter();
     let outcome = {
         let _inline = park::enter_bare();
-        catch(f)
+        catch(f).0
     };
     if inline.interrupted() {
         return Err(Error::Interrupted);
@@ -86,8 +86,15 @@ pub(crate) fn run_bare<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Err
     outcome
 }
 
-/// Runs `f`, turning its panic into [`Error::Panicked`].
-fn catch<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    catch_unwind(AssertUnwindSafe(f))
-        .unwrap_or_else(|payload| Err(Error::Panicked(panic_message(&*payload))))
+/// Runs `f`, turning its panic into [`Error::Panicked`]; the flag says
+/// whether it panicked.
+pub(crate) fn catch<T>(f: impl FnOnce() -> Result<T, Error>) -> (Result<T, Error>, bool) {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(outcome) => (outcome, false),
+        Err(payload) => {
+            let message = panic_message(&*payload);
+            crate::trace::panicked(&message);
+            (Err(Error::Panicked(message)), true)
+        }
+    }
 }

@@ -1,0 +1,100 @@
+//! Spans and events for the `tracing` feature: a span per task, instance
+//! call and device operation; events for a cancel, a Ctrl-C, a panic and a
+//! deadlock. Without the feature every function here is empty and inlined
+//! away, its arguments (closures) never called: no cost at all.
+//!
+//! Targets are `concertina`; spans are at `DEBUG` (tasks, calls,
+//! operations), events at `DEBUG` (cancel), `WARN` (Ctrl-C, deadlock) and
+//! `ERROR` (panic).
+
+#[cfg(feature = "tracing")]
+mod on {
+    use std::fmt::Display;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// An entered span; leaves it when dropped.
+    pub(crate) type Entered = tracing::span::EnteredSpan;
+
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+    /// A number for a task or a call, unique in the process.
+    pub(crate) fn next_id() -> u64 {
+        // Relaxed: a unique number, ordering nothing else.
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn task(pool: &str, id: u64) -> Entered {
+        tracing::debug_span!(target: "concertina", "task", pool, id).entered()
+    }
+
+    #[inline]
+    pub(crate) fn instance_call(instance: &str, id: u64) -> Entered {
+        tracing::debug_span!(target: "concertina", "instance_call", instance, id).entered()
+    }
+
+    #[inline]
+    pub(crate) fn device_op<S: Display>(
+        parameter: impl FnOnce() -> S,
+        op: &'static str,
+    ) -> Entered {
+        tracing::debug_span!(target: "concertina", "device_op", parameter = %parameter(), op)
+            .entered()
+    }
+
+    pub(crate) fn cancelled() {
+        tracing::debug!(target: "concertina", "cancelled");
+    }
+
+    pub(crate) fn interrupted(waits: usize) {
+        tracing::warn!(target: "concertina", waits, "Ctrl-C: interrupting the waits");
+    }
+
+    pub(crate) fn panicked(message: &str) {
+        tracing::error!(target: "concertina", message, "task panicked");
+    }
+
+    pub(crate) fn deadlock(cycle: &dyn Display) {
+        tracing::warn!(target: "concertina", %cycle, "deadlock");
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+mod on {
+    use std::fmt::Display;
+
+    /// Nothing: no span without the feature.
+    pub(crate) type Entered = ();
+
+    #[inline(always)]
+    pub(crate) fn next_id() -> u64 {
+        0
+    }
+
+    #[inline(always)]
+    pub(crate) fn task(_pool: &str, _id: u64) -> Entered {}
+
+    #[inline(always)]
+    pub(crate) fn instance_call(_instance: &str, _id: u64) -> Entered {}
+
+    #[inline(always)]
+    pub(crate) fn device_op<S: Display>(
+        _parameter: impl FnOnce() -> S,
+        _op: &'static str,
+    ) -> Entered {
+    }
+
+    #[inline(always)]
+    pub(crate) fn cancelled() {}
+
+    #[inline(always)]
+    pub(crate) fn interrupted(_waits: usize) {}
+
+    #[inline(always)]
+    pub(crate) fn panicked(_message: &str) {}
+
+    #[inline(always)]
+    pub(crate) fn deadlock(_cycle: &dyn Display) {}
+}
+
+pub(crate) use on::*;
