@@ -487,3 +487,9 @@ fn stuck_node(
     path.pop();
     false
 }
+
+/// The instant `timeout` from now; `None` (wait forever) for a timeout too
+/// long to represent.
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{panic_message, Error, TimedOut};
 use crate::future::Future;
+use crate::park::deadline_after;
 use crate::task::{Listener, Watchable};
-use crate::wait::deadline_after;
 
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 

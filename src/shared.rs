@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cancel::{CancelHandle, Cancellable};
 use crate::error::{Error, TimedOut};
 use crate::future::Future;
+use crate::park::deadline_after;
 use crate::task::phase as state;
 use crate::task::{TaskRef, Watchable};
 
@@ -130,7 +131,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
     /// assert!(f.wait_timeout(std::time::Duration::from_secs(60)));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.task.wait_until(Instant::now().checked_add(timeout))
+        self.task.wait_until(deadline_after(timeout))
     }
 
     /// A [`Future`] of a copy of the outcome, for the waits and combinators

@@ -19,13 +19,10 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, TimedOut};
 use crate::future::Future;
 use crate::interrupt;
+use crate::park::deadline_after;
 use crate::task::{Listener, Watchable};
 
 pub use crate::request_pool::Completed;
-
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
 
 /// Waits for every future and returns every outcome, in the order given.
 ///
