@@ -26,7 +26,9 @@ fn main() {
         }
     };
     let position = Arc::new(Mutex::new(0.0_f64));
-    concertina::on_interrupt(|| println!("  emergency-stop hook: all devices told to stop"));
+    concertina::interrupt::on_interrupt(|| {
+        println!("  emergency-stop hook: all devices told to stop")
+    });
 
     println!("moving the motor to {target} mm at {SPEED_MM_PER_S} mm/s; press Ctrl-C to stop it");
     let (moving, stopped) = (position.clone(), position.clone());
@@ -48,7 +50,7 @@ fn main() {
     })
     .on_cancel(move || println!("  stop(): motor halted at {:.2} mm", *stopped.lock()));
 
-    if !concertina::handles_ctrlc() {
+    if !concertina::interrupt::handles_ctrlc() {
         println!("  (CONCERTINA_CTRLC=0: Ctrl-C will end the program without stopping the motor)");
     }
     match motion.result() {

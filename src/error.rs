@@ -433,7 +433,7 @@ impl Cycle {
     /// # Examples
     ///
     /// ```
-    /// # fn report(cycle: &concertina::Cycle) {
+    /// # fn report(cycle: &concertina::error::Cycle) {
     /// for task in cycle.tasks() {
     ///     eprintln!("  {task}");
     /// }
@@ -571,8 +571,8 @@ impl DeviceError {
     }
 
     /// The error returned by a fallible getter or setter
-    /// ([`try_getter`](crate::ParameterBuilder::try_getter),
-    /// [`try_setter`](crate::ParameterBuilder::try_setter)) as its own type,
+    /// ([`try_getter`](crate::device::ParameterBuilder::try_getter),
+    /// [`try_setter`](crate::device::ParameterBuilder::try_setter)) as its own type,
     /// when that is `E`. [`std::error::Error::source`] gives it too, on this
     /// error and on the [`Error`] that carries it.
     ///

@@ -266,7 +266,7 @@ fn run_hooks(generation: u64) {
 /// ```no_run
 /// ctrlc::set_handler(|| {
 ///     // the application's own work first …
-///     concertina::interrupt();
+///     concertina::interrupt::interrupt();
 /// })
 /// .expect("no other handler yet");
 /// ```
@@ -303,7 +303,7 @@ pub fn interrupt() {
 /// let pool = Pool::builder().threads(1).backend(Backend::Crossbeam).build()?;
 /// let motion = pool.spawn(|| while !concertina::cancelled() { std::thread::yield_now() });
 /// let waiter = std::thread::spawn(move || motion.result());
-/// while concertina::interrupt_waits() == 0 { std::thread::yield_now() }
+/// while concertina::interrupt::interrupt_waits() == 0 { std::thread::yield_now() }
 /// assert_eq!(waiter.join().unwrap(), Err(Error::Interrupted));
 /// # Ok::<(), Error>(())
 /// ```
@@ -340,8 +340,8 @@ fn exit() -> ! {
 ///
 /// let stopped = Arc::new(AtomicBool::new(false));
 /// let flag = stopped.clone();
-/// concertina::on_interrupt(move || flag.store(true, Ordering::SeqCst));
-/// concertina::interrupt_waits();
+/// concertina::interrupt::on_interrupt(move || flag.store(true, Ordering::SeqCst));
+/// concertina::interrupt::interrupt_waits();
 /// assert!(stopped.load(Ordering::SeqCst));
 /// ```
 pub fn on_interrupt(hook: impl Fn() + Send + Sync + 'static) {
@@ -367,7 +367,7 @@ pub(crate) fn install_handler() -> bool {
 /// let (release, gate) = std::sync::mpsc::channel::<()>();
 /// let f = pool.spawn(move || gate.recv().unwrap());
 /// let waiter = std::thread::spawn(move || f.result());
-/// while concertina::blocked_waits() == 0 { std::thread::yield_now() }
+/// while concertina::interrupt::blocked_waits() == 0 { std::thread::yield_now() }
 /// release.send(()).unwrap();
 /// waiter.join().unwrap()?;
 /// # Ok::<(), concertina::Error>(())
@@ -386,9 +386,9 @@ pub fn blocked_waits() -> usize {
 /// ```
 /// // Building the default pool installs the handler unless told not to.
 /// let _ = concertina::default_pool();
-/// if !concertina::handles_ctrlc() {
+/// if !concertina::interrupt::handles_ctrlc() {
 ///     // CONCERTINA_CTRLC=0, or the application owns SIGINT: its handler
-///     // should call concertina::interrupt().
+///     // should call concertina::interrupt::interrupt().
 /// }
 /// ```
 pub fn handles_ctrlc() -> bool {

@@ -86,6 +86,7 @@ pub mod wait;
 mod worker;
 
 // The core vocabulary; the less common items are in the modules above.
+pub use awaiting::Awaiting;
 pub use cancel::{cancelled, check_cancelled, CancelHandle};
 pub use device::{Device, Parameter};
 pub use error::{Error, TimedOut};
@@ -103,8 +104,6 @@ pub use wait::{
 
 // Where these were before they were grouped in modules: kept so that code
 // written against the root still builds; documented in their modules.
-#[doc(hidden)]
-pub use awaiting::Awaiting;
 #[doc(hidden)]
 #[allow(deprecated)]
 pub use combine::join;

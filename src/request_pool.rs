@@ -349,7 +349,7 @@ impl<T: Send + 'static> RequestPool<T> {
 /// ```
 /// let mut requests = concertina::RequestPool::new();
 /// requests.add(concertina::Future::ready("a"));
-/// let completed: concertina::Completed<'_, &str> = requests.completed();
+/// let completed: concertina::wait::Completed<'_, &str> = requests.completed();
 /// assert_eq!(completed.map(|(_, r)| r.unwrap()).collect::<Vec<_>>(), ["a"]);
 /// ```
 #[must_use = "a Completed takes requests only when iterated"]

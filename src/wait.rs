@@ -101,7 +101,7 @@ pub fn wait_all_timeout<T: Send + 'static>(
 /// # Examples
 ///
 /// ```
-/// use concertina::{Finished, Future};
+/// use concertina::{wait::Finished, Future};
 ///
 /// let Finished { index, outcome, rest, .. } =
 ///     concertina::wait_any(vec![Future::ready('a'), Future::ready('b')]).expect("not empty");
@@ -461,7 +461,7 @@ pub fn as_completed_timeout<T: Send + 'static>(
 /// # Examples
 ///
 /// ```
-/// use concertina::{AsCompleted, Future};
+/// use concertina::{wait::AsCompleted, Future};
 ///
 /// let mut it: AsCompleted<u8> = concertina::as_completed(vec![Future::ready(1), Future::ready(2)]);
 /// assert_eq!(it.next(), Some((0, Ok(1))));

@@ -478,8 +478,8 @@ pub(crate) fn acquire(
     }
 }
 
-/// Exclusive access to the objects passed to [`lock`](crate::lock()) (or
-/// [`lock!`](crate::lock!), [`try_lock_for`]), until dropped. Not `Send`:
+/// Exclusive access to the objects passed to [`lock`](crate::device::lock()) (or
+/// [`lock!`](crate::lock!), [`lock_timeout`]), until dropped. Not `Send`:
 /// it is released by the task (or thread) that took it.
 ///
 /// # Examples
@@ -514,16 +514,16 @@ impl fmt::Debug for LockGuard {
 }
 
 /// What can be locked: a [`Device`](crate::Device), a
-/// [`Parameter`](crate::Parameter), a [`ParameterRef`](crate::ParameterRef).
+/// [`Parameter`](crate::Parameter), a [`ParameterRef`](crate::device::ParameterRef).
 ///
 /// # Examples
 ///
 /// ```
-/// use concertina::{Lockable, Parameter};
+/// use concertina::device::{Lockable, Parameter};
 ///
 /// let valve = Parameter::<bool>::builder("valve").setter(|_| {}).build()?;
 /// let objects: [&dyn Lockable; 1] = [&valve];
-/// let _guard = concertina::lock(&objects)?;
+/// let _guard = concertina::device::lock(&objects)?;
 /// # Ok::<(), concertina::Error>(())
 /// ```
 pub trait Lockable {
@@ -532,7 +532,7 @@ pub trait Lockable {
     /// # Examples
     ///
     /// ```
-    /// use concertina::{Device, Lockable};
+    /// use concertina::device::{Device, Lockable};
     ///
     /// let motor = Device::builder("motor").build()?;
     /// assert_eq!(format!("{:?}", motor.lock_target()), "LockTarget(\"motor\")");
@@ -546,7 +546,7 @@ pub trait Lockable {
 /// # Examples
 ///
 /// ```
-/// use concertina::{Lockable, Parameter};
+/// use concertina::device::{Lockable, Parameter};
 ///
 /// let p = Parameter::<u8>::builder("p").getter(|| 1).build()?;
 /// let target = p.lock_target();
@@ -606,14 +606,14 @@ impl<L: Lockable + ?Sized> Lockable for &L {
 /// # Examples
 ///
 /// ```
-/// use concertina::{Device, Lockable, Parameter};
+/// use concertina::device::{Device, Lockable, Parameter};
 ///
 /// let position = Parameter::<f64>::builder("position").setter(|_| {}).build()?;
 /// let motor = Device::builder("motor").parameter(position).build()?;
 /// let flow = Parameter::<f64>::builder("flow").setter(|_| {}).build()?;
 /// let pump = Device::builder("pump").parameter(flow).build()?;
 /// let flow = pump.parameter_ref("flow")?;
-/// let _guard = concertina::lock(&[&motor as &dyn Lockable, &flow])?;
+/// let _guard = concertina::device::lock(&[&motor as &dyn Lockable, &flow])?;
 /// // A task the holder waits on uses the holder's locks:
 /// let display = concertina::spawn({
 ///     let motor = motor.clone();
@@ -629,7 +629,7 @@ pub fn lock(objects: &[&dyn Lockable]) -> Result<LockGuard, Error> {
     })
 }
 
-/// As [`lock`](crate::lock()), giving up after `timeout`.
+/// As [`lock`](crate::device::lock()), giving up after `timeout`.
 ///
 /// # Errors
 ///
@@ -639,7 +639,7 @@ pub fn lock(objects: &[&dyn Lockable]) -> Result<LockGuard, Error> {
 /// # Examples
 ///
 /// ```
-/// use concertina::{Lockable, Parameter};
+/// use concertina::device::{Lockable, Parameter};
 /// use std::time::Duration;
 ///
 /// let shutter = Parameter::<bool>::builder("shutter").setter(|_| {}).build()?;
@@ -691,7 +691,7 @@ pub fn try_lock_for(objects: &[&dyn Lockable], timeout: Duration) -> Result<Lock
 
 /// Locks devices and parameters for exclusive access until the guard drops:
 /// `lock!(motor, pump.parameter_ref("flow")?)` (Concert's
-/// `with motor, pump['flow']:`). See [`lock`](crate::lock()).
+/// `with motor, pump['flow']:`). See [`lock`](crate::device::lock()).
 ///
 /// # Errors
 ///
@@ -715,6 +715,6 @@ pub fn try_lock_for(objects: &[&dyn Lockable], timeout: Duration) -> Result<Lock
 #[macro_export]
 macro_rules! lock {
     ($($object:expr),+ $(,)?) => {
-        $crate::lock(&[$(&$object as &dyn $crate::Lockable),+])
+        $crate::device::lock(&[$(&$object as &dyn $crate::device::Lockable),+])
     };
 }

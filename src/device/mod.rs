@@ -465,7 +465,7 @@ impl Device {
     }
 
     /// Makes every Ctrl-C abort this device (Concert's "Ctrl-C stops all
-    /// devices"), through an [`on_interrupt`](crate::on_interrupt) hook that
+    /// devices"), through an [`on_interrupt`](crate::interrupt::on_interrupt) hook that
     /// lives as long as the device. One Ctrl-C stops each parameter once:
     /// a parameter whose stop already ran since its last set began (the
     /// interrupted wait cancelled that set) is not stopped again.
@@ -486,7 +486,7 @@ impl Device {
         });
     }
 
-    /// Locks the device with all its parameters; see [`lock`](crate::lock()).
+    /// Locks the device with all its parameters; see [`lock`](crate::device::lock()).
     ///
     /// # Errors
     ///

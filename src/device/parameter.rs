@@ -728,7 +728,7 @@ impl<T: Send + 'static> Parameter<T> {
         self.inner.ops.busy()
     }
 
-    /// Locks this parameter alone; see [`lock`](crate::lock()).
+    /// Locks this parameter alone; see [`lock`](crate::device::lock()).
     ///
     /// # Errors
     ///
