@@ -180,3 +180,35 @@ fn on_the_inline_backend_each_task_runs_where_it_is_spawned() {
     let total = concertina::scope(|s| s.spawn(|| log.len()).result());
     assert_eq!(total, Ok(1));
 }
+
+#[test]
+fn a_scope_inside_a_task_of_a_one_thread_pool_finishes() {
+    for backend in THREADED {
+        let pool = pool(backend, 1);
+        let p = pool.clone();
+        let outcome = within(60, move || {
+            p.spawn({
+                let p = p.clone();
+                move || {
+                    let data = vec![1u32, 2, 3];
+                    p.scope(|s| {
+                        let futures: Vec<_> = data
+                            .iter()
+                            .map(|x| {
+                                let p = p.clone();
+                                // Each waits on a task queued on the pool
+                                // whose only worker waits for the scope.
+                                let x = *x;
+                                s.spawn(move || p.spawn(move || x * 2).result())
+                            })
+                            .collect();
+                        concertina::try_wait_all(futures)
+                    })
+                }
+            })
+            .result()
+        });
+        let values = outcome.expect("the task ran").expect("none failed");
+        assert_eq!(values, [Ok(2), Ok(4), Ok(6)], "{backend:?}");
+    }
+}
