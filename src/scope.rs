@@ -38,6 +38,8 @@ struct State<'scope> {
 /// The part of a scope's state that its threads' [`Worker`] (which must
 /// outlive any borrow) sees.
 struct Control {
+    /// The pool the scope's threads count their tasks for.
+    pool: Option<Pool>,
     counts: Mutex<Counts>,
     /// Scope threads wait here for a task.
     work: Condvar,
@@ -218,7 +220,7 @@ where
         Mode::Inline => {
             let scope = Scope {
                 std: None,
-                state: State::new(0, ThreadHooks::default()),
+                state: State::new(0, ThreadHooks::default(), None),
                 pool,
                 name: String::new(),
                 waiters: Mutex::new(Vec::new()),
@@ -229,7 +231,7 @@ where
         Mode::Threads { limit, name, hooks } => std::thread::scope(|std_scope| {
             let scope = Scope {
                 std: Some(std_scope),
-                state: State::new(limit, hooks),
+                state: State::new(limit, hooks, pool.clone()),
                 pool,
                 name,
                 waiters: Mutex::new(Vec::new()),
@@ -373,6 +375,9 @@ fn start_thread<'scope, 'env>(
                 worker::stack_position(),
                 None,
             );
+            if let Some(pool) = &sync.pool {
+                pool.enter_counting();
+            }
             ThreadHooks::run(&sync.hooks.start);
             let mut counts = sync.counts.lock();
             loop {
@@ -393,6 +398,7 @@ fn start_thread<'scope, 'env>(
             drop(counts);
             ThreadHooks::run(&sync.hooks.stop);
             worker::uninstall();
+            crate::pool::leave_counting();
         });
     if started.is_err() {
         // No thread: the tasks run when the scope ends, on the caller.
@@ -401,7 +407,7 @@ fn start_thread<'scope, 'env>(
 }
 
 impl<'scope> State<'scope> {
-    fn new(limit: usize, hooks: ThreadHooks) -> Arc<Self> {
+    fn new(limit: usize, hooks: ThreadHooks, pool: Option<Pool>) -> Arc<Self> {
         Arc::new(State {
             queue: Mutex::new(VecDeque::new()),
             sync: Arc::new(Control {
@@ -416,6 +422,7 @@ impl<'scope> State<'scope> {
                 manage: Condvar::new(),
                 limit,
                 hooks,
+                pool,
             }),
         })
     }

@@ -190,7 +190,7 @@ fn a_scope_inside_a_task_of_a_one_thread_pool_finishes() {
             p.spawn({
                 let p = p.clone();
                 move || {
-                    let data = vec![1u32, 2, 3];
+                    let data = [1u32, 2, 3];
                     p.scope(|s| {
                         let futures: Vec<_> = data
                             .iter()

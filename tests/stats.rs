@@ -263,3 +263,41 @@ fn a_spare_thread_runs_the_hooks_and_a_panicking_hook_spares_the_pool() {
     gate.open();
     assert_eq!(waiting.result(), Ok(Ok(())));
 }
+
+#[test]
+fn counts_survive_the_threads_and_follow_a_task_run_by_another_pools_wait() {
+    for backend in THREADED {
+        let a = pool(backend, 1);
+        let b = pool(backend, 1);
+        // Pool b's only worker is held, so its next task stays queued until
+        // a worker of pool a waits on it and runs it there.
+        let gate = Gate::new();
+        let (g, started) = (gate.clone(), Gate::new());
+        let s = started.clone();
+        let holder = b.spawn(move || {
+            s.open();
+            g.wait();
+        });
+        started.wait();
+        let queued_on_b = b.spawn(|| 6 * 7);
+        assert_eq!(b.stats().queued, 1);
+        assert_eq!(a.spawn(move || queued_on_b.result()).result(), Ok(Ok(42)));
+        let stats = b.stats();
+        assert_eq!(
+            (stats.completed, stats.running),
+            (1, 1),
+            "{backend:?}: {stats:?}"
+        );
+        gate.open();
+        holder.result().unwrap();
+        b.shutdown();
+        let stats = b.stats();
+        assert_eq!(
+            (stats.submitted, stats.completed),
+            (2, 2),
+            "after its threads left: {stats:?}"
+        );
+        assert_eq!((stats.queued, stats.running), (0, 0));
+        assert_eq!(a.stats().completed, 1, "a counts only its own task");
+    }
+}

@@ -20,12 +20,16 @@ mod channel;
 pub(crate) mod intake;
 mod rayon;
 pub(crate) mod spare;
+mod stats;
 
 pub use builder::{Backend, PoolBuilder};
+use stats::Counters;
+pub use stats::PoolStats;
+pub(crate) use stats::{leave as leave_counting, Counted};
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 
@@ -37,9 +41,8 @@ use crate::future::Future;
 use crate::park;
 use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
-use crate::task::run::{catch, run_bare};
+use crate::task::run::run_bare;
 use crate::task::{queued, reject_queued, run_queued, run_task_with, Content, TaskRef};
-use crate::trace;
 use crate::worker::{self, Job, Queued, Worker};
 
 /// A pool of worker threads running blocking closures; every submission
@@ -157,167 +160,6 @@ impl fmt::Debug for ThreadHooks {
     }
 }
 
-/// What a pool is doing and has done: [`Pool::stats`].
-///
-/// # Examples
-///
-/// ```
-/// use concertina::pool::PoolStats;
-///
-/// let pool = concertina::Pool::builder().threads(1).build()?;
-/// pool.spawn(|| ()).result()?;
-/// let PoolStats { submitted, completed, .. } = pool.stats();
-/// assert_eq!((submitted, completed), (1, 1));
-/// # Ok::<(), concertina::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PoolStats {
-    /// Worker threads, as configured (0 for the inline backend).
-    pub threads: usize,
-    /// Spare threads alive now, started to stand in for blocked workers.
-    pub spare_threads: usize,
-    /// Tasks submitted and not yet started.
-    pub queued: u64,
-    /// Tasks running now (blocked ones included).
-    pub running: u64,
-    /// Threads of the pool blocked in a wait now.
-    pub blocked: usize,
-    /// Tasks submitted since the pool was built.
-    pub submitted: u64,
-    /// Tasks that ran to their end: returned, panicked, or stopped after a
-    /// cancel.
-    pub completed: u64,
-    /// Of the completed tasks, those that panicked.
-    pub panicked: u64,
-    /// Tasks cancelled: before they started (they never run), or while
-    /// they ran (also counted as completed).
-    pub cancelled: u64,
-    /// Tasks that never ran because the pool was shut down (refused, or
-    /// discarded by [`Pool::shutdown_now`]).
-    pub rejected: u64,
-}
-
-/// The pool's task counts (see [`PoolStats`]), in their own allocation and
-/// on cache lines of their own: the submitting thread writes one line, the
-/// threads that run tasks another, so that counting costs no contention
-/// with the pool's state. Relaxed: each is a count of its own, ordering
-/// nothing else.
-#[derive(Default)]
-pub(crate) struct Counters {
-    /// The pool's name, for the spans of its tasks.
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-    name: String,
-    submitted: Line<AtomicU64>,
-    ran: Line<RanCounts>,
-    rare: Line<RareCounts>,
-}
-
-/// A cache line (two, where the prefetcher pairs them) of its own.
-#[derive(Default)]
-#[repr(align(128))]
-struct Line<T>(T);
-
-impl<T> std::ops::Deref for Line<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-#[derive(Default)]
-struct RanCounts {
-    /// Tasks of the inline backend, counted once when they start (for them
-    /// submitting and starting are one event).
-    inline: AtomicU64,
-    started: AtomicU64,
-    completed: AtomicU64,
-    panicked: AtomicU64,
-    /// Cancelled while they ran.
-    cancelled: AtomicU64,
-}
-
-#[derive(Default)]
-struct RareCounts {
-    /// Cancelled before they started.
-    cancelled: AtomicU64,
-    /// Refused or discarded by a shutdown.
-    rejected: AtomicU64,
-    /// Set once the pool is shut down: a task dropped without running
-    /// from then on was rejected, not cancelled.
-    closed: std::sync::atomic::AtomicBool,
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-impl Counters {
-    /// Runs a task's closure here, counting its start and its end (also
-    /// when it panics).
-    fn run<T>(&self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-        bump(&self.ran.started);
-        self.finish(false, f)
-    }
-
-    /// Runs an inline task's closure here: submitted and started at once.
-    fn run_inline<T>(&self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-        bump(&self.ran.inline);
-        self.finish(true, f)
-    }
-
-    /// `inline`: a bare inline task, which no handle can cancel. The panic
-    /// is caught here, inside the task's span, and becomes its
-    /// [`Error::Panicked`] (as it would a moment later, one frame out).
-    fn finish<T>(&self, inline: bool, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-        let _span = trace::task(&self.name, trace::next_id());
-        let (outcome, panicked) = catch(f);
-        bump(&self.ran.completed);
-        if panicked {
-            bump(&self.ran.panicked);
-        } else if !inline && crate::cancel::cancelled() {
-            bump(&self.ran.cancelled);
-        }
-        outcome
-    }
-}
-
-/// A task's closure wrapped so that the pool counts it: started, finished
-/// (panicked or not, cancelled or not), or dropped without running.
-pub(crate) struct Counted {
-    counters: Arc<Counters>,
-    ran: bool,
-}
-
-impl Counted {
-    fn new(counters: &Arc<Counters>) -> Self {
-        bump(&counters.submitted);
-        Counted {
-            counters: counters.clone(),
-            ran: false,
-        }
-    }
-
-    pub(crate) fn run<T>(mut self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-        self.ran = true;
-        self.counters.run(f)
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        if !self.ran {
-            let rare = &self.counters.rare;
-            if rare.closed.load(Ordering::Relaxed) {
-                bump(&rare.rejected);
-            } else {
-                bump(&rare.cancelled);
-            }
-        }
-    }
-}
-
 impl Ctx {
     fn new(
         spares: Option<Arc<Spares>>,
@@ -336,10 +178,7 @@ impl Ctx {
             tokens: AtomicUsize::new(0),
             token_limit: threads,
             hooks,
-            stats: Arc::new(Counters {
-                name: name.to_owned(),
-                ..Counters::default()
-            }),
+            stats: Counters::new(name),
         });
         if let Some(spares) = &ctx.spares {
             let (weak, stop) = (Arc::downgrade(&ctx), ctx.hooks.stop.clone());
@@ -353,6 +192,7 @@ impl Ctx {
                     ThreadHooks::run(&stop);
                     worker::uninstall();
                     CTX.with(|c| c.borrow_mut().take());
+                    stats::leave();
                 }),
             );
         }
@@ -453,6 +293,7 @@ thread_local! {
 
 /// Makes this thread a worker of `ctx`; `base` is where its stack began.
 fn enter_thread(ctx: &Arc<Ctx>, base: usize) {
+    stats::enter(&ctx.stats);
     worker::install(ctx.clone(), base, ctx.stack_size);
     CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
     ThreadHooks::run(&ctx.hooks.start);
@@ -464,6 +305,7 @@ fn leave_thread() {
         ThreadHooks::run(&ctx.hooks.stop);
     }
     worker::uninstall();
+    stats::leave();
 }
 
 /// On a pool worker: `Some(pool)`, or `Some(None)` when the pool is gone
@@ -541,7 +383,7 @@ impl Shared {
     /// every thread (spares too) has finished — unless called from one of
     /// them, which cannot wait for itself.
     fn close(&self, mode: u8, wait: bool) {
-        self.ctx.stats.rare.closed.store(true, Ordering::Relaxed);
+        self.ctx.stats.close();
         let closing = &self.ctx.closing;
         let handles = match &self.exec {
             Exec::Inline => {
@@ -751,18 +593,19 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let counted = Counted::new(&self.shared.ctx.stats);
-        let f = move || counted.run(move || Ok(f()));
+        let stats = &self.shared.ctx.stats;
         if let Exec::Inline = self.shared.exec {
             // Straight to the task: an inline task runs even on a worker of a
             // pool that is being shut down.
             if self.shared.ctx.closing() == OPEN {
-                run_task_with(task, f, |_| ());
+                run_task_with(task, || stats.run_inline(move || Ok(f())), |_| ());
             } else {
                 task.settle(Err(Error::Shutdown), false);
             }
             return;
         }
+        let counted = Counted::new(stats);
+        let f = move || counted.run(move || Ok(f()));
         if task.put(Content::Queued(Box::new(f))) {
             self.execute(TaskJob { task });
         }
@@ -953,30 +796,18 @@ impl Pool {
     /// ```
     pub fn stats(&self) -> PoolStats {
         let ctx = &self.shared.ctx;
-        let c = &ctx.stats;
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        // Read the later stages first: a task counted there was counted in
-        // the earlier ones before, so the differences never go negative.
-        let completed = load(&c.ran.completed);
-        let panicked = load(&c.ran.panicked);
-        let cancelled_running = load(&c.ran.cancelled);
-        let rejected = load(&c.rare.rejected);
-        let cancelled_queued = load(&c.rare.cancelled);
-        let inline = load(&c.ran.inline);
-        let started = load(&c.ran.started) + inline;
-        let submitted = load(&c.submitted) + inline;
-        let never_ran = cancelled_queued + rejected;
+        let counts = ctx.stats.read();
         PoolStats {
             threads: self.shared.threads,
             spare_threads: self.spare_threads(),
-            queued: submitted.saturating_sub(started + never_ran),
-            running: started.saturating_sub(completed),
+            queued: counts.queued,
+            running: counts.running,
             blocked: ctx.spares.as_ref().map_or(0, |s| s.blocked_now()),
-            submitted,
-            completed,
-            panicked,
-            cancelled: cancelled_queued + cancelled_running,
-            rejected,
+            submitted: counts.submitted,
+            completed: counts.completed,
+            panicked: counts.panicked,
+            cancelled: counts.cancelled,
+            rejected: counts.rejected,
         }
     }
 
@@ -1001,6 +832,12 @@ impl Pool {
 
     /// Counts a task submitted outside the pool's queue (a scope's) in its
     /// [`stats`](Pool::stats): run its closure through the result.
+    /// Makes this thread (a scope's) count what it runs for this pool,
+    /// until [`leave_counting`].
+    pub(crate) fn enter_counting(&self) {
+        stats::enter(&self.shared.ctx.stats);
+    }
+
     pub(crate) fn count_task(&self) -> Counted {
         Counted::new(&self.shared.ctx.stats)
     }
