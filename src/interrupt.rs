@@ -26,6 +26,12 @@ use parking_lot::{Condvar, Mutex};
 /// its condvar, so that the waiter re-checks its condition.
 pub(crate) trait Wakeable: Send + Sync {
     fn wake(&self);
+
+    /// True when waking it cancels what it stands for at once (a task run
+    /// inline): nothing is left for the hooks to wait on.
+    fn settles_on_wake(&self) -> bool {
+        false
+    }
 }
 
 type Hook = Arc<dyn Fn() + Send + Sync>;
@@ -109,6 +115,18 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         if self.interrupted() {
+            // What the wait waited on is cancelled by now (its caller does
+            // that before dropping this): the hooks may run.
+            {
+                let now = GENERATION.load(Ordering::Acquire);
+                let mut settled = SETTLED.lock();
+                if settled.0 == now {
+                    settled.1 += 1;
+                } else if settled.0 < now {
+                    *settled = (now, 1);
+                }
+                SETTLED_MORE.notify_all();
+            }
             // An interrupted wait returns only after that interrupt's hooks
             // (emergency stops) have run, and stays counted as handling it
             // meanwhile, so that a second Ctrl-C exits.
@@ -211,7 +229,9 @@ fn hit_inline(unless_handling: bool) -> Option<usize> {
 /// waits there were, or `None` (waking nothing) when `unless_handling` and a
 /// wait woken by an earlier interrupt is still registered: it is still
 /// handling that one.
-fn wake_waits(unless_handling: bool) -> Option<(u64, usize)> {
+/// Wakes every registered wait and hits the inline tasks: the new
+/// generation, the waits woken and the inline tasks hit.
+fn wake_waits(unless_handling: bool) -> Option<(u64, usize, usize)> {
     let (generation, waiters): (u64, Vec<Arc<dyn Wakeable>>) = {
         // Every part, always in the same order.
         let parts: Vec<_> = REGISTRY.iter().map(|part| part.lock()).collect();
@@ -224,14 +244,43 @@ fn wake_waits(unless_handling: bool) -> Option<(u64, usize)> {
         (generation, all().map(|(_, _, w)| w.clone()).collect())
     };
     let inline = hit_inline(unless_handling)?;
+    let mut waits = 0;
     for waiter in &waiters {
         waiter.wake();
+        if !waiter.settles_on_wake() {
+            waits += 1;
+        }
     }
-    Some((generation, waiters.len() + inline))
+    Some((generation, waits, inline + (waiters.len() - waits)))
 }
 
-/// Runs every hook, then marks the hooks of `generation` done.
-fn run_hooks(generation: u64) {
+/// How long the hooks wait for the woken waits to cancel what they waited
+/// on (each does so at once, on waking; the bound is for a thread that
+/// cannot run).
+const WOKEN_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The interrupt generation the woken waits answer, and how many have
+/// cancelled what they waited on: the hooks wait for all of them first.
+static SETTLED: Mutex<(u64, usize)> = Mutex::new((0, 0));
+static SETTLED_MORE: Condvar = Condvar::new();
+
+/// Runs every hook, then marks the hooks of `generation` done. The `woken`
+/// waits of `generation` first cancel what they waited on: a hook that
+/// stops a device then finds the operation a wait was interrupted on
+/// already settled as `Interrupted`, and nothing stops twice.
+fn run_hooks(generation: u64, woken: usize) {
+    {
+        let mut settled = SETTLED.lock();
+        let deadline = std::time::Instant::now() + WOKEN_SETTLE;
+        let all_settled = |settled: &(u64, usize)| {
+            woken == 0 || settled.0 > generation || (settled.0 == generation && settled.1 >= woken)
+        };
+        while !all_settled(&settled) {
+            if SETTLED_MORE.wait_until(&mut settled, deadline).timed_out() {
+                break;
+            }
+        }
+    }
     let hooks: Vec<Hook> = HOOKS.lock().clone();
     for hook in hooks {
         let _ = catch_unwind(AssertUnwindSafe(|| hook()));
@@ -250,8 +299,11 @@ fn run_hooks(generation: u64) {
 ///   waited on — its cleanup runs and the task sees
 ///   [`cancelled()`](crate::cancelled) — and returns `Err(Interrupted)`.
 /// * Every hook registered with [`on_interrupt`] runs, on a thread of its
-///   own; the interrupted waits return only once the hooks have run, so that
-///   an emergency stop is never cut short by the program ending.
+///   own, once the woken waits have cancelled what they waited on (so that
+///   a stop hook finds an interrupted operation already settled as
+///   `Interrupted`, and nothing is stopped twice); the interrupted waits
+///   return only once the hooks have run, so that an emergency stop is
+///   never cut short by the program ending.
 /// * With nobody waiting, or while the waits woken by an earlier interrupt
 ///   are still handling it, the process exits with status 130, as a program
 ///   without a handler would: no program becomes unkillable by linking this
@@ -272,20 +324,20 @@ fn run_hooks(generation: u64) {
 /// ```
 pub fn interrupt() {
     match wake_waits(true) {
-        Some((generation, woken)) if woken > 0 => {
-            crate::trace::interrupted(woken);
+        Some((generation, waits, inline)) if waits + inline > 0 => {
+            crate::trace::interrupted(waits + inline);
             // The hooks run on a thread of their own, so that this one (the
             // signal thread) stays free to take a second Ctrl-C even when a
             // hook hangs.
             let spawned = std::thread::Builder::new()
                 .name("concertina-interrupt".into())
-                .spawn(move || run_hooks(generation));
+                .spawn(move || run_hooks(generation, waits));
             if spawned.is_err() {
-                run_hooks(generation);
+                run_hooks(generation, waits);
             }
         }
         _ => {
-            run_hooks(GENERATION.load(Ordering::Acquire));
+            run_hooks(GENERATION.load(Ordering::Acquire), 0);
             exit();
         }
     }
@@ -308,12 +360,13 @@ pub fn interrupt() {
 /// # Ok::<(), Error>(())
 /// ```
 pub fn interrupt_waits() -> usize {
-    let (generation, woken) = wake_waits(false).unwrap_or((GENERATION.load(Ordering::Acquire), 0));
-    if woken > 0 {
-        crate::trace::interrupted(woken);
+    let (generation, waits, inline) =
+        wake_waits(false).unwrap_or((GENERATION.load(Ordering::Acquire), 0, 0));
+    if waits + inline > 0 {
+        crate::trace::interrupted(waits + inline);
     }
-    run_hooks(generation);
-    woken
+    run_hooks(generation, waits);
+    waits + inline
 }
 
 fn exit() -> ! {

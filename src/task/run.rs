@@ -59,6 +59,10 @@ impl Wakeable for InterruptRun {
     fn wake(&self) {
         self.0.interrupt_run();
     }
+
+    fn settles_on_wake(&self) -> bool {
+        true
+    }
 }
 
 /// Runs `f` with no frame of its own (an inline task, run before its
