@@ -69,6 +69,15 @@ pub enum Error {
     /// with `?`). The futures it waited on were given back in the
     /// [`TimedOut`], so nothing was lost or cancelled by the wait.
     Timeout(Duration),
+    /// The worker process of a remote instance is gone (it exited, was
+    /// killed, crashed, or wrote something that is not a frame): every call
+    /// pending on it and every later one fails with this. The text names
+    /// how it ended and the last lines it wrote to its stderr.
+    WorkerLost(String),
+    /// A call to a remote instance could not be made or answered: an
+    /// unknown method, arguments or a result that do not decode, a code the
+    /// worker does not serve or that refused its arguments.
+    Remote(String),
 }
 
 impl fmt::Display for Error {
@@ -87,6 +96,8 @@ impl fmt::Display for Error {
             ),
             Error::Deadlock(cycle) => fmt::Display::fmt(cycle, f),
             Error::Timeout(after) => write!(f, "wait timed out after {after:?}"),
+            Error::WorkerLost(why) => write!(f, "worker process lost: {why}"),
+            Error::Remote(why) => write!(f, "remote call failed: {why}"),
         }
     }
 }
@@ -107,6 +118,8 @@ impl fmt::Debug for Error {
             Error::SelfWait => f.write_str("SelfWait"),
             Error::Deadlock(cycle) => f.debug_tuple("Deadlock").field(cycle).finish(),
             Error::Timeout(after) => f.debug_tuple("Timeout").field(after).finish(),
+            Error::WorkerLost(why) => f.debug_tuple("WorkerLost").field(why).finish(),
+            Error::Remote(why) => f.debug_tuple("Remote").field(why).finish(),
         }
     }
 }

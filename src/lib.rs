@@ -37,6 +37,9 @@
 //! * Ctrl-C while a thread waits cancels what it waits on and returns
 //!   [`Error::Interrupted`]; [`interrupt::on_interrupt`] hooks stop the
 //!   devices.
+//! * [`remote`](mod@remote) runs a code in a worker process of its own (legacy codes
+//!   with global state side by side, a crash contained), its calls
+//!   returning futures as local ones do.
 //! * [`Pool::stats`] and the builder's thread hooks watch a pool;
 //!   [`shutdown`] lets the default pool's tasks finish at the end of `main`.
 //! * [`Device`] and [`Parameter`] give Concert-style devices: one operation
@@ -76,6 +79,8 @@ pub mod interrupt;
 mod loom_models;
 mod park;
 pub mod pool;
+#[cfg(unix)]
+pub mod remote;
 mod request_pool;
 mod scope;
 mod shared;
@@ -147,6 +152,33 @@ pub use wait::{AsCompleted, Completed, Finished, FirstFailure};
 /// ```
 #[cfg(feature = "macros")]
 pub use concertina_macros::asynchronous;
+
+/// Makes the public methods of an impl block callable in a worker process:
+/// implements [`remote::Code`] for the type (the constructor is `new`, or
+/// `Default`) and generates `<Type>Remote`, whose `start` begins a worker
+/// and whose methods return a [`Future`] each (plus `<method>_many` for
+/// many calls in one message). See [`remote`](mod@remote).
+///
+/// # Examples
+///
+/// ```no_run
+/// struct Counter(u64);
+///
+/// #[concertina::remote]
+/// impl Counter {
+///     pub fn new(start: u64) -> Self { Counter(start) }
+///     pub fn add(&mut self, n: u64) -> u64 { self.0 += n; self.0 }
+/// }
+///
+/// fn main() -> Result<(), concertina::Error> {
+///     concertina::remote::serve_if_worker(&[concertina::remote::entry::<Counter>()]);
+///     let counter = CounterRemote::start(10)?;
+///     assert_eq!(counter.add(5).result()?, 15);
+///     Ok(())
+/// }
+/// ```
+#[cfg(all(feature = "macros", unix))]
+pub use concertina_macros::remote;
 
 /// The README's examples, run as doctests.
 #[cfg(doctest)]

@@ -154,3 +154,288 @@ fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
         #vis #blocking_sig #body
     })
 }
+
+/// Makes a type a code that runs in a worker process: see
+/// `concertina::remote` for the whole description (the example there runs
+/// as a doctest, where `concertina` is in scope).
+///
+/// ```ignore
+/// #[concertina::remote]
+/// impl Counter {
+///     pub fn new(start: u64) -> Self { Counter(start) }
+///     pub fn add(&mut self, n: u64) -> u64 { self.0 += n; self.0 }
+/// }
+/// // CounterRemote::start(5)?.add(1) -> concertina::Future<u64>
+/// ```
+#[proc_macro_attribute]
+pub fn remote(args: TokenStream, item: TokenStream) -> TokenStream {
+    if !args.is_empty() {
+        let args = TokenStream2::from(args);
+        return syn::Error::new(args.span(), "#[remote] takes no arguments")
+            .to_compile_error()
+            .into();
+    }
+    let block = parse_macro_input!(item as syn::ItemImpl);
+    expand_remote(block)
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+/// One public method of a remote code.
+struct RemoteMethod {
+    vis: syn::Visibility,
+    name: Ident,
+    args: Vec<(Ident, syn::Type)>,
+    output: TokenStream2,
+    docs: Vec<syn::Attribute>,
+}
+
+fn expand_remote(block: syn::ItemImpl) -> syn::Result<TokenStream2> {
+    if let Some((_, path, _)) = &block.trait_ {
+        return Err(syn::Error::new(
+            path.span(),
+            "#[remote] goes on an inherent impl block (`impl Model { .. }`), not a trait impl",
+        ));
+    }
+    if !block.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            block.generics.span(),
+            "#[remote] cannot make a generic type remote: a worker must know the type it makes",
+        ));
+    }
+    let self_ty = &block.self_ty;
+    let type_name = match &**self_ty {
+        syn::Type::Path(p) if p.qself.is_none() => p
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.clone())
+            .ok_or_else(|| syn::Error::new(self_ty.span(), "#[remote] needs a named type"))?,
+        _ => {
+            return Err(syn::Error::new(
+                self_ty.span(),
+                "#[remote] needs a named type",
+            ))
+        }
+    };
+    let client = format_ident!("{}Remote", type_name);
+    let code_name = type_name.to_string();
+
+    let mut constructor: Option<RemoteMethod> = None;
+    let mut methods = Vec::new();
+    for item in &block.items {
+        let syn::ImplItem::Fn(function) = item else {
+            continue;
+        };
+        if !matches!(function.vis, syn::Visibility::Public(_)) {
+            // Private helpers stay local.
+            continue;
+        }
+        let sig = &function.sig;
+        if !sig.generics.params.is_empty() {
+            return Err(syn::Error::new(
+                sig.generics.span(),
+                "a remote method cannot be generic: its arguments cross a process boundary by type",
+            ));
+        }
+        if sig.asyncness.is_some() {
+            return Err(syn::Error::new(
+                sig.span(),
+                "a remote method is a blocking fn, not an async one",
+            ));
+        }
+        let mut receiver = None;
+        let mut args = Vec::new();
+        for input in &sig.inputs {
+            match input {
+                FnArg::Receiver(r) => {
+                    if r.reference.is_none() {
+                        return Err(syn::Error::new(
+                            r.span(),
+                            "a remote method takes `&self` or `&mut self`: the value stays in its worker",
+                        ));
+                    }
+                    receiver = Some(());
+                }
+                FnArg::Typed(arg) => {
+                    let ident = match &*arg.pat {
+                        Pat::Ident(PatIdent {
+                            ident,
+                            subpat: None,
+                            by_ref: None,
+                            ..
+                        }) => ident.clone(),
+                        other => {
+                            return Err(syn::Error::new(
+                                other.span(),
+                                "a remote method's arguments are plain names (`t: f64`)",
+                            ))
+                        }
+                    };
+                    if let syn::Type::Reference(r) = &*arg.ty {
+                        return Err(syn::Error::new(
+                            r.span(),
+                            "a remote method takes its arguments by value (they are sent to the worker): \
+                             use an owned type, `Vec<f64>` for `&[f64]`, `String` for `&str`",
+                        ));
+                    }
+                    args.push((ident, (*arg.ty).clone()));
+                }
+            }
+        }
+        let output = match &sig.output {
+            ReturnType::Default => quote!(()),
+            ReturnType::Type(_, ty) => quote!(#ty),
+        };
+        let docs = function
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
+            .cloned()
+            .collect();
+        let method = RemoteMethod {
+            vis: function.vis.clone(),
+            name: sig.ident.clone(),
+            args,
+            output,
+            docs,
+        };
+        if receiver.is_none() {
+            if sig.ident == "new" {
+                constructor = Some(method);
+            }
+            continue;
+        }
+        methods.push(method);
+    }
+
+    let arms = methods.iter().map(|m| {
+        let name = &m.name;
+        let key = name.to_string();
+        let idents: Vec<&Ident> = m.args.iter().map(|(i, _)| i).collect();
+        let types: Vec<&syn::Type> = m.args.iter().map(|(_, t)| t).collect();
+        quote! {
+            #key => {
+                let (#(#idents,)*): (#(#types,)*) = ::concertina::remote::decode(args)?;
+                ::concertina::remote::encode(&self.#name(#(#idents),*))
+            }
+        }
+    });
+    let (construct, start_params, start_args) = match &constructor {
+        Some(c) => {
+            let idents: Vec<&Ident> = c.args.iter().map(|(i, _)| i).collect();
+            let types: Vec<&syn::Type> = c.args.iter().map(|(_, t)| t).collect();
+            (
+                quote! {
+                    let (#(#idents,)*): (#(#types,)*) = ::concertina::remote::decode(args)?;
+                    ::core::result::Result::Ok(#self_ty::new(#(#idents),*))
+                },
+                quote!(#(#idents: #types),*),
+                quote!((#(&#idents,)*)),
+            )
+        }
+        None => (
+            quote! {
+                let (): () = ::concertina::remote::decode(args)?;
+                ::core::result::Result::Ok(<#self_ty as ::core::default::Default>::default())
+            },
+            quote!(),
+            quote!(()),
+        ),
+    };
+    let client_methods = methods.iter().map(|m| {
+        let (vis, name, output, docs) = (&m.vis, &m.name, &m.output, &m.docs);
+        let key = name.to_string();
+        let idents: Vec<&Ident> = m.args.iter().map(|(i, _)| i).collect();
+        let types: Vec<&syn::Type> = m.args.iter().map(|(_, t)| t).collect();
+        let many = format_ident!("{}_many", name);
+        let many_doc = format!(
+            "[`{name}`](Self::{name}) once for each element of `args` (each a tuple of its \
+             arguments), all in one message: the futures, in the order given."
+        );
+        quote! {
+            #(#docs)*
+            ///
+            /// Runs in the worker, after the calls made before it.
+            #vis fn #name(&self, #(#idents: #types),*) -> ::concertina::Future<#output> {
+                self.instance.call::<#output>(#key, &(#(&#idents,)*))
+            }
+
+            #[doc = #many_doc]
+            #vis fn #many(
+                &self,
+                args: impl ::core::iter::IntoIterator<Item = (#(#types,)*)>,
+            ) -> ::std::vec::Vec<::concertina::Future<#output>> {
+                self.instance.call_many::<#output, (#(#types,)*)>(#key, args)
+            }
+        }
+    });
+    let client_doc = format!(
+        "A [`{type_name}`] in a worker process of its own, made by `#[concertina::remote]`: \
+         each method returns a `concertina::Future` of its result."
+    );
+    let start_doc = format!(
+        "Starts a worker process and makes a [`{type_name}`] there (with `{type_name}::new` \
+         when it has one, else `Default`).\n\n# Errors\n\nThose of \
+         `concertina::remote::RemoteInstance::start`."
+    );
+    Ok(quote! {
+        #block
+
+        impl ::concertina::remote::Code for #self_ty {
+            const NAME: &'static str = #code_name;
+
+            fn construct(args: &[u8]) -> ::core::result::Result<Self, ::concertina::remote::RemoteError> {
+                #construct
+            }
+
+            fn dispatch(
+                &mut self,
+                method: &str,
+                args: &[u8],
+            ) -> ::core::result::Result<::std::vec::Vec<u8>, ::concertina::remote::RemoteError> {
+                match method {
+                    #(#arms)*
+                    _ => ::core::result::Result::Err(::concertina::remote::RemoteError::unknown_method(method)),
+                }
+            }
+        }
+
+        #[doc = #client_doc]
+        #[derive(Clone, Debug)]
+        pub struct #client {
+            instance: ::concertina::remote::RemoteInstance,
+        }
+
+        impl #client {
+            #[doc = #start_doc]
+            pub fn start(#start_params) -> ::core::result::Result<Self, ::concertina::Error> {
+                ::core::result::Result::Ok(#client {
+                    instance: ::concertina::remote::RemoteInstance::start::<#self_ty>(&#start_args)?,
+                })
+            }
+
+            /// As `start`, with a builder naming the worker executable or its
+            /// environment.
+            ///
+            /// # Errors
+            ///
+            /// Those of `concertina::remote::RemoteInstance::start`.
+            pub fn start_with(
+                builder: &::concertina::remote::RemoteBuilder,
+                #start_params
+            ) -> ::core::result::Result<Self, ::concertina::Error> {
+                ::core::result::Result::Ok(#client {
+                    instance: builder.start::<#self_ty>(&#start_args)?,
+                })
+            }
+
+            /// The untyped handle: the worker's pid, whether it was lost.
+            pub fn instance(&self) -> &::concertina::remote::RemoteInstance {
+                &self.instance
+            }
+
+            #(#client_methods)*
+        }
+    })
+}

@@ -1,0 +1,146 @@
+//! Remote instances, each beside its reference in the same run:
+//!
+//! * a small call's round trip, against a raw ping-pong of the same bytes
+//!   over the same kind of socket with a child process (target ≤ 1.5×), and
+//!   against a local `Instance` call;
+//! * 10,000 small calls in one vectorised message, against one by one;
+//! * a call carrying 1,000 doubles;
+//! * starting a worker (target ≤ 20 ms);
+//! * a worker's death to `WorkerLost` (target ≤ 50 ms).
+//!
+//! The bench binary is its own worker: `main` serves first.
+//! Run: `cargo bench --bench remote`.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::{Duration, Instant};
+
+use concertina::remote;
+use concertina::Instance;
+use criterion::{criterion_group, Criterion};
+
+/// The code under measure.
+#[derive(Default)]
+struct Bench {
+    sum: f64,
+}
+
+#[concertina::remote]
+impl Bench {
+    /// Gives its argument back.
+    pub fn echo(&mut self, x: u64) -> u64 {
+        x
+    }
+
+    /// Sums 1,000 doubles (or any number).
+    pub fn total(&mut self, values: Vec<f64>) -> f64 {
+        self.sum = values.iter().sum();
+        self.sum
+    }
+
+    /// Exits the worker with status 1.
+    pub fn exit(&mut self) {
+        std::process::exit(1)
+    }
+}
+
+/// The raw peer: echoes `reply` bytes for every `request` bytes read.
+const RAW_ENV: &str = "CONCERTINA_BENCH_RAW";
+const REQUEST: usize = 20;
+const REPLY: usize = 12;
+
+fn raw_echo(path: &str) -> ! {
+    let mut socket = UnixStream::connect(path).unwrap();
+    let mut request = [0u8; REQUEST];
+    let reply = [7u8; REPLY];
+    while socket.read_exact(&mut request).is_ok() {
+        if socket.write_all(&reply).is_err() {
+            break;
+        }
+    }
+    std::process::exit(0)
+}
+
+/// A child of this executable echoing over a Unix socket, like a worker.
+fn raw_peer() -> (UnixStream, std::process::Child) {
+    let path =
+        std::env::temp_dir().join(format!("concertina-bench-raw-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(RAW_ENV, &path)
+        .spawn()
+        .unwrap();
+    let (socket, _) = listener.accept().unwrap();
+    let _ = std::fs::remove_file(&path);
+    (socket, child)
+}
+
+fn round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("remote");
+    let (mut socket, mut child) = raw_peer();
+    group.bench_function("raw_socket_ping_pong", |b| {
+        let request = [1u8; REQUEST];
+        let mut reply = [0u8; REPLY];
+        b.iter(|| {
+            socket.write_all(&request).unwrap();
+            socket.read_exact(&mut reply).unwrap();
+        })
+    });
+    drop(socket);
+    let _ = child.wait();
+
+    let worker = BenchRemote::start().unwrap();
+    group.bench_function("remote_call", |b| {
+        b.iter(|| worker.echo(1).result().unwrap())
+    });
+    let local = Instance::new(Bench::default());
+    group.bench_function("local_instance_call", |b| {
+        b.iter(|| local.spawn(|m| m.echo(1)).result().unwrap())
+    });
+
+    group.bench_function("10000_calls_one_by_one", |b| {
+        b.iter(|| {
+            let calls: Vec<_> = (0..10_000).map(|i| worker.echo(i)).collect();
+            concertina::try_wait_all(calls).unwrap()
+        })
+    });
+    group.bench_function("10000_calls_vectorised", |b| {
+        b.iter(|| concertina::try_wait_all(worker.echo_many((0..10_000).map(|i| (i,)))).unwrap())
+    });
+
+    let doubles: Vec<f64> = (0..1000).map(f64::from).collect();
+    group.bench_function("call_with_1000_doubles", |b| {
+        b.iter(|| worker.total(doubles.clone()).result().unwrap())
+    });
+
+    group.sample_size(20);
+    group.bench_function("worker_start", |b| b.iter(|| BenchRemote::start().unwrap()));
+    group.bench_function("death_to_worker_lost", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let worker = BenchRemote::start().unwrap();
+                let started = Instant::now();
+                let outcome = worker.exit().result();
+                total += started.elapsed();
+                assert!(matches!(outcome, Err(concertina::Error::WorkerLost(_))));
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, round_trip);
+
+fn main() {
+    remote::serve_if_worker(&[remote::entry::<Bench>()]);
+    if let Some(path) = std::env::var_os(RAW_ENV) {
+        raw_echo(&path.to_string_lossy());
+    }
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}

@@ -1,0 +1,744 @@
+//! The parent side: a worker process per instance, a thread that reads its
+//! replies, and one that keeps the tail of its stderr.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::future::Future;
+use crate::remote::frame::{self, FromWorker, Outcome, ToWorker};
+use crate::remote::{decode, encode, Code, WORKER_ENV};
+
+/// How many of the last lines of a worker's stderr a `WorkerLost` quotes.
+const STDERR_TAIL: usize = 20;
+/// How long a worker may take to connect after it started.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopped worker may take to exit before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+type Pending = Box<dyn FnOnce(Result<Vec<u8>, Error>) + Send>;
+
+/// An instance of a [`Code`] in a worker process of its own: calls run
+/// there one at a time, in the order made, each returning a [`Future`].
+/// A call that panics fails alone with [`Error::Panicked`]; a worker that
+/// dies fails every pending and later call with [`Error::WorkerLost`].
+/// Cancelling a call's future (or a Ctrl-C while waiting on it) reaches the
+/// worker: a queued call is dropped, a running one sees
+/// [`cancelled()`](crate::cancelled) turn true. The last handle dropped
+/// stops the worker: the calls already made finish, then a stop message,
+/// and a kill if it has not exited two seconds later.
+///
+/// # Examples
+///
+/// See [the module](mod@crate::remote): the worker is the executable itself,
+/// so the example needs a `main` that calls
+/// [`serve_if_worker`](crate::remote::serve_if_worker) first.
+///
+/// ```no_run
+/// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+/// # struct Model;
+/// # impl Code for Model {
+/// #     const NAME: &'static str = "Model";
+/// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+/// #     fn dispatch(&mut self, m: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
+/// #         remote::encode(&remote::decode::<(f64,)>(a)?.0)
+/// #     }
+/// # }
+/// remote::serve_if_worker(&[remote::entry::<Model>()]);
+/// let model = RemoteInstance::start::<Model>(&())?;
+/// let t = model.call::<f64>("evolve", &(1.5_f64,));
+/// assert_eq!(t.result()?, 1.5);
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RemoteInstance {
+    link: Arc<Link>,
+}
+
+struct Link {
+    code: &'static str,
+    pid: u32,
+    writer: Mutex<BufWriter<UnixStream>>,
+    state: Arc<Mutex<State>>,
+    child: Arc<Mutex<Child>>,
+    reader: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct State {
+    next: u64,
+    pending: HashMap<u64, Pending>,
+    /// Why the worker is gone, once it is.
+    lost: Option<String>,
+}
+
+static NEXT_SOCKET: AtomicU64 = AtomicU64::new(0);
+
+/// How to start a worker: which executable (this one by default), with
+/// which extra environment. See [`RemoteInstance::builder`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+/// # struct Model;
+/// # impl Code for Model {
+/// #     const NAME: &'static str = "Model";
+/// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+/// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+/// # }
+/// let model = RemoteInstance::builder()
+///     .program("target/release/model-worker")
+///     .env("OMP_NUM_THREADS", "1")
+///     .start::<Model>(&())?;
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a builder starts nothing until start() is called"]
+pub struct RemoteBuilder {
+    program: Option<PathBuf>,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+impl RemoteBuilder {
+    /// The worker executable: one whose `main` calls
+    /// [`serve_if_worker`](crate::remote::serve_if_worker) with this code.
+    /// By default, this executable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = concertina::remote::RemoteInstance::builder().program("/usr/local/bin/ocean-worker");
+    /// # let _ = builder;
+    /// ```
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+
+    /// Sets an environment variable of the worker (it inherits the rest of
+    /// this process's environment).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = concertina::remote::RemoteInstance::builder().env("OMP_NUM_THREADS", "1");
+    /// # let _ = builder;
+    /// ```
+    pub fn env(
+        mut self,
+        key: impl Into<std::ffi::OsString>,
+        value: impl Into<std::ffi::OsString>,
+    ) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts the worker and makes code `C` there: see
+    /// [`RemoteInstance::start`].
+    ///
+    /// # Errors
+    ///
+    /// Those of [`RemoteInstance::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+    /// # }
+    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let model = RemoteInstance::builder().env("MODEL_LOG", "quiet").start::<Model>(&())?;
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn start<C: Code>(&self, args: &impl Serialize) -> Result<RemoteInstance, Error> {
+        RemoteInstance::start_with::<C>(self, args)
+    }
+}
+
+impl RemoteInstance {
+    /// Starts a worker process (this executable again, in worker mode) and
+    /// makes code `C` there from `args` (its constructor's arguments).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkerLost`] when the worker cannot be started or dies
+    /// before it is ready (with its stderr); [`Error::Remote`] when it
+    /// serves no code `C` or refuses the arguments.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+    /// # }
+    /// remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let model = RemoteInstance::start::<Model>(&())?;
+    /// assert!(model.pid() > 0);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn start<C: Code>(args: &impl Serialize) -> Result<RemoteInstance, Error> {
+        Self::start_with::<C>(&RemoteBuilder::default(), args)
+    }
+
+    /// A builder, to name the worker executable or set its environment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = concertina::remote::RemoteInstance::builder();
+    /// # let _ = builder;
+    /// ```
+    pub fn builder() -> RemoteBuilder {
+        RemoteBuilder::default()
+    }
+
+    fn start_with<C: Code>(
+        builder: &RemoteBuilder,
+        args: &impl Serialize,
+    ) -> Result<RemoteInstance, Error> {
+        let args = encode(args).map_err(|e| Error::Remote(e.to_string()))?;
+        let path = socket_path();
+        let listener = UnixListener::bind(&path)
+            .map_err(|e| lost(format!("cannot listen at {}: {e}", path.display())))?;
+        let started = spawn_worker(builder, &path);
+        let mut child = match started {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr = child.stderr.take().map(|err| keep_tail(err, tail.clone()));
+        let accepted = accept(&listener, &path, &mut child);
+        drop(listener);
+        let _ = std::fs::remove_file(&path);
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(status) => {
+                let why = ended(status, stderr, &tail);
+                return Err(lost(format!("the worker ended before it was ready: {why}")));
+            }
+        };
+        let failed = |why: String, mut child: Child, stderr| {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            lost(format!("{why}: {}", ended(status, stderr, &tail)))
+        };
+        let (mut input, mut writer) = match stream.try_clone() {
+            Ok(reader) => (BufReader::new(reader), BufWriter::new(stream)),
+            Err(e) => {
+                return Err(failed(
+                    format!("cannot share the socket: {e}"),
+                    child,
+                    stderr,
+                ))
+            }
+        };
+        let start = ToWorker::Start {
+            code: C::NAME.to_owned(),
+            args,
+        };
+        if let Err(e) = frame::write(&mut writer, &start) {
+            return Err(failed(format!("cannot send the start: {e}"), child, stderr));
+        }
+        match frame::read::<FromWorker>(&mut input) {
+            Ok(Some(FromWorker::Started(Ok(())))) => {}
+            Ok(Some(FromWorker::Started(Err(why)))) => {
+                let _ = frame::write(&mut writer, &ToWorker::Stop);
+                let _ = child.wait();
+                return Err(Error::Remote(why));
+            }
+            Ok(other) => {
+                return Err(failed(
+                    format!("the worker answered the start with {other:?}"),
+                    child,
+                    stderr,
+                ))
+            }
+            Err(e) => return Err(failed(format!("no start answer: {e}"), child, stderr)),
+        }
+        let pid = child.id();
+        let state = Arc::new(Mutex::new(State {
+            next: 0,
+            pending: HashMap::new(),
+            lost: None,
+        }));
+        let child = Arc::new(Mutex::new(child));
+        let reader = {
+            let (state, child) = (state.clone(), child.clone());
+            std::thread::Builder::new()
+                .name(format!("concertina-remote-{}", C::NAME))
+                .spawn(move || read_replies(input, state, child, stderr, tail))
+                .map_err(|e| lost(format!("cannot start the reply thread: {e}")))?
+        };
+        Ok(RemoteInstance {
+            link: Arc::new(Link {
+                code: C::NAME,
+                pid,
+                writer: Mutex::new(writer),
+                state,
+                child,
+                reader: Mutex::new(Some(reader)),
+            }),
+        })
+    }
+
+    /// Calls `method` with `args` in the worker, after every call made
+    /// before it; the future of its result.
+    ///
+    /// # Errors
+    ///
+    /// The future fails with [`Error::Panicked`] when the method panicked
+    /// (the worker lives on), [`Error::Remote`] for an unknown method or
+    /// arguments or a result that do not decode, and
+    /// [`Error::WorkerLost`] when the worker is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    /// #         remote::encode(&remote::decode::<(u32,)>(a)?.0)
+    /// #     }
+    /// # }
+    /// remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let model = RemoteInstance::start::<Model>(&())?;
+    /// let calls: Vec<_> = (0..3u32).map(|i| model.call::<u32>("echo", &(i,))).collect();
+    /// assert_eq!(concertina::wait_all(calls), [Ok(0), Ok(1), Ok(2)]);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn call<R>(&self, method: &str, args: &impl Serialize) -> Future<R>
+    where
+        R: DeserializeOwned + Send + 'static,
+    {
+        let args = match encode(args) {
+            Ok(args) => args,
+            Err(e) => return Future::failed(Error::Remote(e.to_string())),
+        };
+        // The writer is held from the id to the send, so that calls reach
+        // the worker in the order of their ids.
+        let mut writer = self.link.writer.lock();
+        let (first, mut futures) = match self.register::<R>(1) {
+            Ok(registered) => registered,
+            Err(error) => return Future::failed(error),
+        };
+        let call = ToWorker::Call {
+            id: first,
+            method: method.to_owned(),
+            args,
+        };
+        // A write that fails means the worker is gone: the reply thread
+        // sees the socket close and fails the pending calls.
+        let _ = frame::write(&mut *writer, &call);
+        drop(writer);
+        futures.pop().expect("one call registered")
+    }
+
+    /// Calls `method` once for each of `args` (each the arguments of one
+    /// call), all in one message (AMUSE's vectorised calls): small calls in
+    /// bulk cost per byte, not per message. The futures, in the order
+    /// given, run after every call made before; each can be cancelled on
+    /// its own.
+    ///
+    /// # Errors
+    ///
+    /// Each future fails as those of [`RemoteInstance::call`]; all of them
+    /// fail with [`Error::Remote`] when an argument cannot be encoded.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    /// #         remote::encode(&(remote::decode::<(u32,)>(a)?.0 * 2))
+    /// #     }
+    /// # }
+    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let model = RemoteInstance::start::<Model>(&())?;
+    /// let doubled = model.call_many::<u32, _>("double", (0..1000u32).map(|i| (i,)));
+    /// assert_eq!(concertina::try_wait_all(doubled).unwrap()[999], 1998);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn call_many<R, A>(&self, method: &str, args: impl IntoIterator<Item = A>) -> Vec<Future<R>>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+    {
+        let args: Result<Vec<Vec<u8>>, _> = args.into_iter().map(|a| encode(&a)).collect();
+        let args = match args {
+            Ok(args) => args,
+            Err(e) => return vec![Future::failed(Error::Remote(e.to_string()))],
+        };
+        if args.is_empty() {
+            return Vec::new();
+        }
+        let mut writer = self.link.writer.lock();
+        let (first, futures) = match self.register::<R>(args.len()) {
+            Ok(registered) => registered,
+            Err(error) => return args.iter().map(|_| Future::failed(error.clone())).collect(),
+        };
+        let calls = ToWorker::Calls {
+            first,
+            method: method.to_owned(),
+            args,
+        };
+        let _ = frame::write(&mut *writer, &calls);
+        drop(writer);
+        futures
+    }
+
+    /// Registers `count` calls: their first id and their futures, each of
+    /// which tells the worker when cancelled.
+    fn register<R>(&self, count: usize) -> Result<(u64, Vec<Future<R>>), Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+    {
+        let mut state = self.link.state.lock();
+        if let Some(why) = &state.lost {
+            return Err(Error::WorkerLost(why.clone()));
+        }
+        let first = state.next;
+        state.next += count as u64;
+        let futures = (first..first + count as u64)
+            .map(|id| {
+                let (future, task) = Future::<R>::pending();
+                state.pending.insert(
+                    id,
+                    Box::new(move |reply: Result<Vec<u8>, Error>| {
+                        let outcome = reply.and_then(|bytes| {
+                            decode::<R>(&bytes).map_err(|e| Error::Remote(e.to_string()))
+                        });
+                        task.settle(outcome, false);
+                    }),
+                );
+                // A cancel here (or a Ctrl-C while waiting on it) reaches
+                // the worker: a queued call is dropped, a running one sees
+                // `cancelled()`.
+                let link = Arc::downgrade(&self.link);
+                future.on_cancel(move || {
+                    if let Some(link) = link.upgrade() {
+                        let _ = frame::write(&mut *link.writer.lock(), &ToWorker::Cancel { id });
+                    }
+                })
+            })
+            .collect();
+        Ok((first, futures))
+    }
+
+    /// The worker's process id.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+    /// # }
+    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let model = RemoteInstance::start::<Model>(&())?;
+    /// println!("model runs in process {}", model.pid());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.link.pid
+    }
+
+    /// Why the worker is gone, once it is.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+    /// # }
+    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let model = RemoteInstance::start::<Model>(&())?;
+    /// assert_eq!(model.lost(), None);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn lost(&self) -> Option<String> {
+        self.link.state.lock().lost.clone()
+    }
+}
+
+impl fmt::Debug for RemoteInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.link.state.lock();
+        f.debug_struct("RemoteInstance")
+            .field("code", &self.link.code)
+            .field("pid", &self.link.pid)
+            .field("pending", &state.pending.len())
+            .field("lost", &state.lost)
+            .finish()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // A stop message, a wait, and a kill after the timeout.
+        let _ = frame::write(&mut *self.writer.lock(), &ToWorker::Stop);
+        let _ = self
+            .writer
+            .lock()
+            .get_ref()
+            .shutdown(std::net::Shutdown::Write);
+        let (child, state) = (self.child.clone(), self.state.clone());
+        let reader = self.reader.lock().take();
+        let reap = move || {
+            // The calls made before the stop still run and reply (their
+            // futures may outlive the handle); then the worker exits.
+            loop {
+                let state = state.lock();
+                if state.pending.is_empty() || state.lost.is_some() {
+                    break;
+                }
+                drop(state);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while Instant::now() < deadline {
+                if !matches!(child.lock().try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let _ = child.lock().kill();
+            if let Some(reader) = reader {
+                let _ = reader.join();
+            }
+        };
+        if std::thread::Builder::new()
+            .name("concertina-remote-stop".into())
+            .spawn(reap)
+            .is_err()
+        {
+            let _ = self.child.lock().kill();
+        }
+    }
+}
+
+fn lost(why: String) -> Error {
+    Error::WorkerLost(why)
+}
+
+/// A socket path of its own in the temporary directory.
+fn socket_path() -> PathBuf {
+    let n = NEXT_SOCKET.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("concertina-{}-{n}.sock", std::process::id()))
+}
+
+/// The worker executable (this one by default), in worker mode.
+fn spawn_worker(builder: &RemoteBuilder, path: &std::path::Path) -> Result<Child, Error> {
+    let exe = match &builder.program {
+        Some(program) => program.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            lost(format!(
+                "cannot find this executable to start a worker: {e}"
+            ))
+        })?,
+    };
+    Command::new(&exe)
+        .envs(builder.env.iter().map(|(k, v)| (k, v)))
+        .env(WORKER_ENV, path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| lost(format!("cannot start {} as a worker: {e}", exe.display())))
+}
+
+/// Waits for the worker to connect; its exit status if it ended first.
+fn accept(
+    listener: &UnixListener,
+    path: &std::path::Path,
+    child: &mut Child,
+) -> Result<UnixStream, Option<ExitStatus>> {
+    if listener.set_nonblocking(true).is_err() {
+        return Err(None);
+    }
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let _ = stream.set_nonblocking(false);
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Some(status));
+        }
+        if Instant::now() > deadline {
+            eprintln!(
+                "concertina: a worker did not connect to {} within {CONNECT_TIMEOUT:?}; killed",
+                path.display()
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let _ = child.kill();
+    Err(child.wait().ok())
+}
+
+/// Copies the worker's stderr to ours, keeping its last lines.
+fn keep_tail(
+    stderr: std::process::ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(std::io::stderr(), "{line}");
+            let mut tail = tail.lock();
+            if tail.len() == STDERR_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    })
+}
+
+/// How the worker ended, with the tail of its stderr.
+fn ended(
+    status: Option<ExitStatus>,
+    stderr: Option<JoinHandle<()>>,
+    tail: &Mutex<VecDeque<String>>,
+) -> String {
+    if let Some(stderr) = stderr {
+        // The worker is gone: its stderr ends.
+        let _ = stderr.join();
+    }
+    let how = match status {
+        Some(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}{}", signal_name(signal)),
+            _ => format!("ended ({status})"),
+        },
+        None => "its end could not be observed".to_owned(),
+    };
+    let tail = tail.lock();
+    if tail.is_empty() {
+        format!("{how}; its stderr was empty")
+    } else {
+        let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
+        format!("{how}; the last lines of its stderr:\n{}", lines.join("\n"))
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        6 => " (SIGABRT)",
+        9 => " (SIGKILL)",
+        11 => " (SIGSEGV)",
+        15 => " (SIGTERM)",
+        _ => "",
+    }
+}
+
+/// Settles call `id` with its outcome.
+fn settle(state: &Mutex<State>, id: u64, outcome: Outcome) {
+    let pending = state.lock().pending.remove(&id);
+    if let Some(settle) = pending {
+        settle(match outcome {
+            Outcome::Value(bytes) => Ok(bytes),
+            Outcome::Panicked(message) => Err(Error::Panicked(message)),
+            Outcome::Failed(why) => Err(Error::Remote(why)),
+            Outcome::Cancelled => Err(Error::Cancelled),
+        });
+    }
+}
+
+/// The reply thread: settles each call with its reply; when the worker is
+/// gone (the socket closed, or garbage on it), fails every pending call,
+/// and every later one, with `WorkerLost`.
+fn read_replies(
+    mut input: BufReader<UnixStream>,
+    state: Arc<Mutex<State>>,
+    child: Arc<Mutex<Child>>,
+    stderr: Option<JoinHandle<()>>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let garbage = loop {
+        match frame::read::<FromWorker>(&mut input) {
+            Ok(Some(FromWorker::Reply { id, outcome })) => settle(&state, id, outcome),
+            Ok(Some(FromWorker::Replies(outcomes))) => {
+                for (id, outcome) in outcomes {
+                    settle(&state, id, outcome);
+                }
+            }
+            Ok(Some(other)) => break Some(format!("an unexpected message: {other:?}")),
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    // Gone, or talking garbage: make sure it is gone, and say how it ended.
+    let status = {
+        let deadline = Instant::now() + Duration::from_millis(100);
+        loop {
+            // Polled apart from the match: its lock must not be held in the
+            // arms, which lock the child again.
+            let polled = child.lock().try_wait();
+            match polled {
+                Ok(Some(status)) => break Some(status),
+                Err(_) => break None,
+                Ok(None) if garbage.is_some() || Instant::now() > deadline => {
+                    let mut child = child.lock();
+                    let _ = child.kill();
+                    break child.wait().ok();
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    };
+    let mut why = ended(status, stderr, &tail);
+    if let Some(garbage) = garbage {
+        why = format!("it wrote {garbage}, and was killed; {why}");
+    }
+    let pending = {
+        let mut state = state.lock();
+        state.lost = Some(why.clone());
+        std::mem::take(&mut state.pending)
+    };
+    for (_, settle) in pending {
+        settle(Err(Error::WorkerLost(why.clone())));
+    }
+}

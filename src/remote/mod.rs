@@ -1,0 +1,264 @@
+//! Instances in worker processes (AMUSE's model): a code whose state is
+//! process-global (a legacy library, a Fortran COMMON block) runs in a
+//! process of its own, so that two instances do not share that state and a
+//! crash takes only its own worker down.
+//!
+//! A call crosses the process boundary by name, its arguments and result
+//! in postcard; the caller gets the same [`Future`](crate::Future) as for a local call.
+//! The worker is the same executable started again in worker mode: call
+//! [`serve_if_worker`] first thing in `main`.
+//!
+//! ```no_run
+//! use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+//!
+//! #[derive(Default)]
+//! struct Counter(u64);
+//!
+//! impl Code for Counter {
+//!     const NAME: &'static str = "Counter";
+//!     fn construct(_args: &[u8]) -> Result<Self, RemoteError> {
+//!         Ok(Counter::default())
+//!     }
+//!     fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError> {
+//!         match method {
+//!             "add" => {
+//!                 let (n,): (u64,) = remote::decode(args)?;
+//!                 self.0 += n;
+//!                 remote::encode(&self.0)
+//!             }
+//!             _ => Err(RemoteError::unknown_method(method)),
+//!         }
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), concertina::Error> {
+//!     remote::serve_if_worker(&[remote::entry::<Counter>()]);
+//!     let counter = RemoteInstance::start::<Counter>(&())?;
+//!     assert_eq!(counter.call::<u64>("add", &(5u64,)).result()?, 5);
+//!     Ok(())
+//! }
+//! ```
+
+mod client;
+pub(crate) mod frame;
+mod worker;
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use client::{RemoteBuilder, RemoteInstance};
+pub use worker::{serve_if_worker, WORKER_ENV};
+
+/// A value whose methods a worker process runs by name.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::remote::{self, Code, RemoteError};
+///
+/// struct Echo;
+/// impl Code for Echo {
+///     const NAME: &'static str = "Echo";
+///     fn construct(_args: &[u8]) -> Result<Self, RemoteError> { Ok(Echo) }
+///     fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError> {
+///         match method {
+///             "echo" => remote::encode(&remote::decode::<(String,)>(args)?.0),
+///             _ => Err(RemoteError::unknown_method(method)),
+///         }
+///     }
+/// }
+/// let mut echo = Echo::construct(&[])?;
+/// let reply = echo.dispatch("echo", &remote::encode(&("hi".to_owned(),))?)?;
+/// assert_eq!(remote::decode::<String>(&reply)?, "hi");
+/// # Ok::<(), RemoteError>(())
+/// ```
+pub trait Code: Sized + 'static {
+    /// The name the parent starts it by: unique among the codes a worker
+    /// serves.
+    const NAME: &'static str;
+    /// Makes the value from its constructor's arguments (postcard).
+    ///
+    /// # Errors
+    ///
+    /// A [`RemoteError`] when the arguments do not decode, or the code
+    /// refuses them.
+    fn construct(args: &[u8]) -> Result<Self, RemoteError>;
+    /// Calls `method` with its arguments (postcard) and returns its result
+    /// (postcard).
+    ///
+    /// # Errors
+    ///
+    /// A [`RemoteError`] for an unknown method or arguments that do not
+    /// decode.
+    fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError>;
+}
+
+/// Why a remote call could not be made: reaches the caller as
+/// [`Error::Remote`](crate::Error::Remote) text.
+///
+/// # Examples
+///
+/// ```
+/// let err = concertina::remote::RemoteError::unknown_method("evolve");
+/// assert_eq!(err.to_string(), "no method `evolve`");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteError(String);
+
+impl RemoteError {
+    /// A call of a method the code does not have.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = concertina::remote::RemoteError::unknown_method("step");
+    /// assert!(err.to_string().contains("step"));
+    /// ```
+    pub fn unknown_method(method: &str) -> Self {
+        RemoteError(format!("no method `{method}`"))
+    }
+
+    /// Any other reason, in words.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = concertina::remote::RemoteError::new("grid size must be even");
+    /// assert_eq!(err.to_string(), "grid size must be even");
+    /// ```
+    pub fn new(why: impl Into<String>) -> Self {
+        RemoteError(why.into())
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// Encodes a value as a call's arguments or result (postcard).
+///
+/// # Errors
+///
+/// A [`RemoteError`] when the value cannot be serialised.
+///
+/// # Examples
+///
+/// ```
+/// let bytes = concertina::remote::encode(&(1.5_f64, 2u32))?;
+/// assert_eq!(concertina::remote::decode::<(f64, u32)>(&bytes)?, (1.5, 2));
+/// # Ok::<(), concertina::remote::RemoteError>(())
+/// ```
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError> {
+    postcard::to_stdvec(value).map_err(|e| RemoteError(format!("cannot encode: {e}")))
+}
+
+/// Decodes a call's arguments or result (postcard).
+///
+/// # Errors
+///
+/// A [`RemoteError`] naming the expected type when the bytes do not decode.
+///
+/// # Examples
+///
+/// ```
+/// let err = concertina::remote::decode::<(u64,)>(&[]).unwrap_err();
+/// assert!(err.to_string().contains("(u64,)"));
+/// ```
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RemoteError> {
+    postcard::from_bytes(bytes).map_err(|e| {
+        RemoteError(format!(
+            "cannot decode a {}: {e}",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+/// A code a worker can serve, for [`serve_if_worker`].
+///
+/// # Examples
+///
+/// ```
+/// # use concertina::remote::{self, Code, RemoteError};
+/// # struct Echo;
+/// # impl Code for Echo {
+/// #     const NAME: &'static str = "Echo";
+/// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Echo) }
+/// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+/// # }
+/// let entry = remote::entry::<Echo>();
+/// assert_eq!(entry.name(), "Echo");
+/// ```
+#[derive(Clone, Copy)]
+pub struct CodeEntry {
+    name: &'static str,
+    make: Make,
+}
+
+/// Makes a code from its constructor's arguments.
+type Make = fn(&[u8]) -> Result<Box<dyn Dispatch>, RemoteError>;
+
+impl CodeEntry {
+    /// The code's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use concertina::remote::{self, Code, RemoteError};
+    /// # struct Echo;
+    /// # impl Code for Echo {
+    /// #     const NAME: &'static str = "Echo";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Echo) }
+    /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+    /// # }
+    /// assert_eq!(remote::entry::<Echo>().name(), "Echo");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl fmt::Debug for CodeEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodeEntry")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// A code, made, as the worker calls it.
+trait Dispatch {
+    fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError>;
+}
+
+impl<C: Code> Dispatch for C {
+    fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        Code::dispatch(self, method, args)
+    }
+}
+
+/// The entry of code `C`, for [`serve_if_worker`].
+///
+/// # Examples
+///
+/// ```
+/// # use concertina::remote::{self, Code, RemoteError};
+/// # struct Echo;
+/// # impl Code for Echo {
+/// #     const NAME: &'static str = "Echo";
+/// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Echo) }
+/// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+/// # }
+/// remote::serve_if_worker(&[remote::entry::<Echo>()]); // returns at once: not a worker
+/// ```
+pub fn entry<C: Code>() -> CodeEntry {
+    CodeEntry {
+        name: C::NAME,
+        make: |args| Ok(Box::new(C::construct(args)?)),
+    }
+}

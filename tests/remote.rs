@@ -1,0 +1,568 @@
+//! Remote instances in real worker processes: this test binary is its own
+//! worker (its `main` serves codes when started in worker mode), so the
+//! tests run without the test harness.
+#![cfg(unix)]
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+use concertina::Error;
+
+/// A "legacy" code: its state is process-global, like a COMMON block.
+static TOTAL: AtomicU64 = AtomicU64::new(0);
+
+struct Legacy;
+
+impl Code for Legacy {
+    const NAME: &'static str = "Legacy";
+
+    fn construct(args: &[u8]) -> Result<Self, RemoteError> {
+        let (start,): (u64,) = remote::decode(args)?;
+        TOTAL.store(start, Ordering::SeqCst);
+        Ok(Legacy)
+    }
+
+    fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        match method {
+            "add" => {
+                let (n,): (u64,) = remote::decode(args)?;
+                remote::encode(&(TOTAL.fetch_add(n, Ordering::SeqCst) + n))
+            }
+            "pid" => remote::encode(&std::process::id()),
+            "panic" => panic!("the legacy code divided by zero"),
+            "abort" => {
+                eprintln!("legacy: aborting");
+                std::process::abort()
+            }
+            "segfault" => {
+                // What a legacy code's bad pointer ends in: SIGSEGV.
+                eprintln!("legacy: segmentation fault");
+                // The first SIGSEGV meets the standard library's handler
+                // (there for stack overflows), which restores the default
+                // action; the second ends the process.
+                let pid = std::process::id().to_string();
+                for _ in 0..2 {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-SEGV", &pid])
+                        .status();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                std::thread::sleep(Duration::from_secs(60));
+                remote::encode(&())
+            }
+            "exit" => {
+                let (code,): (i32,) = remote::decode(args)?;
+                eprintln!("legacy: exiting with {code}");
+                std::process::exit(code)
+            }
+            "spin" => {
+                // Runs until cancelled: says so through its result. A file
+                // tells the test that it runs.
+                let (marker,): (String,) = remote::decode(args)?;
+                std::fs::write(&marker, b"spinning")
+                    .map_err(|e| RemoteError::new(e.to_string()))?;
+                while !concertina::cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                TOTAL.fetch_add(1_000_000, Ordering::SeqCst);
+                remote::encode("stopped")
+            }
+            "total" => remote::encode(&TOTAL.load(Ordering::SeqCst)),
+            "sleep" => {
+                let (ms,): (u64,) = remote::decode(args)?;
+                std::thread::sleep(Duration::from_millis(ms));
+                remote::encode(&ms)
+            }
+            _ => Err(RemoteError::unknown_method(method)),
+        }
+    }
+}
+
+/// A code made remote by the attribute: its typed client is `GridRemote`.
+struct Grid {
+    cells: Vec<f64>,
+}
+
+#[concertina::remote]
+impl Grid {
+    /// A grid of `n` cells at `value`.
+    pub fn new(n: usize, value: f64) -> Self {
+        Grid {
+            cells: vec![value; n],
+        }
+    }
+
+    /// Adds `delta` to every cell; the new sum.
+    pub fn shift(&mut self, delta: f64) -> f64 {
+        self.cells.iter_mut().for_each(|c| *c += delta);
+        self.cells.iter().sum()
+    }
+
+    /// The cells.
+    pub fn cells(&self) -> Vec<f64> {
+        self.cells.clone()
+    }
+
+    /// Replaces the cells, returning nothing.
+    pub fn set_cells(&mut self, cells: Vec<f64>) {
+        self.cells = cells;
+    }
+
+    fn local_only(&self) -> usize {
+        self.cells.len()
+    }
+}
+
+/// A broken worker, for the tests of garbage on the channel: it speaks the
+/// wire format by hand (a frame is a 4-byte little-endian length and a
+/// postcard message; `[0, 0]` is `Started(Ok(()))`).
+fn fake_worker(mode: &str) -> ! {
+    use std::io::{Read, Write};
+    let path = std::env::var_os(remote::WORKER_ENV).expect("started as a worker");
+    let mut socket = std::os::unix::net::UnixStream::connect(path).unwrap();
+    let skip_frame = |socket: &mut std::os::unix::net::UnixStream| {
+        let mut length = [0u8; 4];
+        socket.read_exact(&mut length).unwrap();
+        let mut payload = vec![0u8; u32::from_le_bytes(length) as usize];
+        socket.read_exact(&mut payload).unwrap();
+    };
+    skip_frame(&mut socket); // the start
+    match mode {
+        "garbage" => socket.write_all(b"\xff\xff\xff\x7fnot a frame").unwrap(),
+        _ => {
+            socket.write_all(&[2, 0, 0, 0, 0, 0]).unwrap();
+            skip_frame(&mut socket); // the first call
+                                     // A frame of 16 bytes announced, 3 sent, then the end of the
+                                     // stream — with the process still alive for a while, so that
+                                     // the parent has to kill it.
+            socket.write_all(&[16, 0, 0, 0, 1, 2, 3]).unwrap();
+            drop(socket);
+            eprintln!("fake worker: {mode} written");
+            std::thread::sleep(Duration::from_secs(30));
+        }
+    }
+    eprintln!("fake worker: {mode} written");
+    std::process::exit(0)
+}
+
+fn main() {
+    if let Some(mode) = std::env::var_os("REMOTE_TEST_FAKE") {
+        if std::env::var_os(remote::WORKER_ENV).is_some() {
+            fake_worker(&mode.to_string_lossy());
+        }
+    }
+    remote::serve_if_worker(&[remote::entry::<Legacy>(), remote::entry::<Grid>()]);
+    if let Ok(scenario) = std::env::var(common::SCENARIO) {
+        assert_eq!(scenario, "ctrl_c");
+        ctrl_c_scenario();
+        return;
+    }
+    if std::env::var_os("REMOTE_TEST_PARENT").is_some() {
+        // A parent that starts two workers, says their pids, and waits to
+        // be killed.
+        let a = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+        let b = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+        println!("pids {} {}", a.pid(), b.pid());
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    macro_rules! named {
+        ($($test:ident),* $(,)?) => { [$((stringify!($test), $test as fn())),*] };
+    }
+    let tests = named![
+        calls_run_in_order_in_a_process_of_their_own,
+        two_instances_do_not_share_global_state,
+        a_panicking_call_fails_alone,
+        bad_calls_are_clear_errors,
+        a_worker_that_dies_fails_every_pending_and_later_call,
+        a_killed_worker_is_named_by_its_signal,
+        cancel_drops_a_queued_call_and_stops_a_running_one,
+        futures_outlive_the_handle,
+        workers_die_with_their_parent,
+        many_instances,
+        the_attribute_makes_a_typed_client,
+        garbage_on_the_channel_is_a_clear_worker_lost,
+        vectorised_calls_keep_their_order_and_cancel_alone,
+        calls_from_many_threads_keep_the_order_they_were_made_in,
+        ctrl_c_cancels_the_remote_call_waited_on_and_the_worker_lives,
+    ];
+    for (name, test) in tests {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            test();
+            let _ = done.send(());
+        });
+        match finished.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                println!("test {name} ... hung");
+                std::process::exit(1)
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                std::process::exit(1)
+            }
+        }
+    }
+    println!("test result: ok. {} passed", tests.len());
+}
+
+fn calls_run_in_order_in_a_process_of_their_own() {
+    let model = RemoteInstance::start::<Legacy>(&(100u64,)).unwrap();
+    assert_ne!(model.pid(), std::process::id());
+    let calls: Vec<_> = (1..=20u64)
+        .map(|n| model.call::<u64>("add", &(n,)))
+        .collect();
+    let totals: Vec<u64> = concertina::try_wait_all(calls).unwrap();
+    let expected: Vec<u64> = (1..=20u64)
+        .scan(100, |t, n| {
+            *t += n;
+            Some(*t)
+        })
+        .collect();
+    assert_eq!(totals, expected, "in the order made");
+    assert_eq!(model.call::<u32>("pid", &()).result(), Ok(model.pid()));
+}
+
+fn two_instances_do_not_share_global_state() {
+    let a = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let b = RemoteInstance::start::<Legacy>(&(1000u64,)).unwrap();
+    let (x, y) = (
+        a.call::<u64>("add", &(1u64,)),
+        b.call::<u64>("add", &(1u64,)),
+    );
+    assert_eq!((x.result(), y.result()), (Ok(1), Ok(1001)));
+    assert_ne!(a.pid(), b.pid());
+    assert_eq!(
+        TOTAL.load(Ordering::SeqCst),
+        0,
+        "nothing ran in this process"
+    );
+}
+
+fn a_panicking_call_fails_alone() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let before = model.call::<u64>("add", &(2u64,));
+    let bad = model.call::<u64>("panic", &());
+    let after = model.call::<u64>("add", &(3u64,));
+    assert_eq!(before.result(), Ok(2));
+    assert_eq!(
+        bad.result(),
+        Err(Error::Panicked("the legacy code divided by zero".into()))
+    );
+    assert_eq!(
+        after.result(),
+        Ok(5),
+        "the worker lives on, its state intact"
+    );
+}
+
+fn bad_calls_are_clear_errors() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    match model.call::<u64>("evolve", &()).result() {
+        Err(Error::Remote(why)) => assert_eq!(why, "no method `evolve`"),
+        other => panic!("{other:?}"),
+    }
+    // postcard is not self-describing: missing arguments are caught, a
+    // value of another type of the same shape is not.
+    match model.call::<u64>("add", &()).result() {
+        Err(Error::Remote(why)) => assert!(why.contains("cannot decode a (u64,)"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    match RemoteInstance::start::<Legacy>(&()) {
+        Err(Error::Remote(why)) => assert!(why.contains("cannot decode"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn a_worker_that_dies_fails_every_pending_and_later_call() {
+    for (method, expect) in [
+        ("abort", "killed by signal 6 (SIGABRT)"),
+        ("segfault", "killed by signal 11 (SIGSEGV)"),
+        ("exit", "exited with status 7"),
+    ] {
+        let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+        let first = model.call::<u64>("add", &(1u64,));
+        let dying = match method {
+            "exit" => model.call::<u64>("exit", &(7i32,)),
+            _ => model.call::<u64>(method, &()),
+        };
+        let queued = model.call::<u64>("add", &(1u64,));
+        assert_eq!(first.result(), Ok(1));
+        for outcome in [dying.result(), queued.result()] {
+            match outcome {
+                Err(Error::WorkerLost(why)) => {
+                    assert!(why.contains(expect), "{why}");
+                    assert!(why.contains("legacy: "), "the stderr tail: {why}");
+                }
+                other => panic!("{method}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            model.call::<u64>("add", &(1u64,)).result(),
+            Err(Error::WorkerLost(_))
+        ));
+        assert!(model.lost().is_some());
+    }
+}
+
+fn a_killed_worker_is_named_by_its_signal() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let long = model.call::<u64>("sleep", &(60_000u64,));
+    std::thread::sleep(Duration::from_millis(20));
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &model.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    match long.result() {
+        Err(Error::WorkerLost(why)) => {
+            assert!(why.contains("killed by signal 9 (SIGKILL)"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn cancel_drops_a_queued_call_and_stops_a_running_one() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let marker = std::env::temp_dir().join(format!("concertina-spin-{}", model.pid()));
+    let _ = std::fs::remove_file(&marker);
+    let running = model.call::<String>("spin", &(marker.to_string_lossy().into_owned(),));
+    let queued = model.call::<u64>("add", &(5u64,));
+    assert!(queued.cancel(), "cancelled while queued behind the spin");
+    // Cancel the running one once it runs.
+    while !marker.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = std::fs::remove_file(&marker);
+    assert!(running.cancel());
+    assert_eq!(running.result(), Err(Error::Cancelled));
+    assert_eq!(queued.result(), Err(Error::Cancelled));
+    // The spin saw cancelled() and returned (adding a million); the queued
+    // add never ran.
+    assert_eq!(model.call::<u64>("total", &()).result(), Ok(1_000_000));
+}
+
+fn futures_outlive_the_handle() {
+    let model = RemoteInstance::start::<Legacy>(&(10u64,)).unwrap();
+    let pid = model.pid();
+    let calls: Vec<_> = (0..5u64)
+        .map(|_| model.call::<u64>("add", &(1u64,)))
+        .collect();
+    let slow = model.call::<u64>("sleep", &(100u64,));
+    drop(model);
+    assert_eq!(
+        slow.result(),
+        Ok(100),
+        "the calls made before the stop finish"
+    );
+    assert_eq!(
+        concertina::try_wait_all(calls).unwrap(),
+        [11, 12, 13, 14, 15]
+    );
+    assert!(
+        wait_gone(pid),
+        "worker {pid} still runs after its last handle was dropped"
+    );
+}
+
+/// True once process `pid` is gone (or a zombie), within 10 s.
+fn wait_gone(pid: u32) -> bool {
+    for _ in 0..1000 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat) if stat.split_whitespace().nth(2) == Some("Z") => return true,
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    false
+}
+
+fn workers_die_with_their_parent() {
+    use std::io::BufRead;
+    let mut parent = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("REMOTE_TEST_PARENT", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pids: Vec<u32> = line
+        .trim()
+        .strip_prefix("pids ")
+        .expect("the parent says its workers' pids")
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    for pid in pids {
+        assert!(wait_gone(pid), "worker {pid} outlived its killed parent");
+    }
+}
+
+fn many_instances() {
+    let models: Vec<_> = (0..100u64)
+        .map(|i| RemoteInstance::start::<Legacy>(&(i * 100,)).unwrap())
+        .collect();
+    let calls: Vec<_> = models
+        .iter()
+        .map(|m| m.call::<u64>("add", &(1u64,)))
+        .collect();
+    let totals = concertina::try_wait_all(calls).unwrap();
+    assert_eq!(totals, (0..100u64).map(|i| i * 100 + 1).collect::<Vec<_>>());
+}
+
+fn the_attribute_makes_a_typed_client() {
+    let grid = GridRemote::start(4, 0.5).unwrap();
+    assert_eq!(grid.shift(1.0).result(), Ok(6.0));
+    assert_eq!(grid.cells().result(), Ok(vec![1.5; 4]));
+    assert_eq!(grid.set_cells(vec![1.0, 2.0]).result(), Ok(()));
+    assert_eq!(grid.shift(0.0).result(), Ok(3.0));
+    assert_ne!(grid.instance().pid(), std::process::id());
+    // Private methods stay local.
+    assert_eq!(Grid::new(3, 0.0).local_only(), 3);
+    match grid.instance().call::<usize>("local_only", &()).result() {
+        Err(Error::Remote(why)) => assert_eq!(why, "no method `local_only`"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn garbage_on_the_channel_is_a_clear_worker_lost() {
+    let healthy = GridRemote::start(2, 1.0).unwrap();
+    match RemoteInstance::builder()
+        .env("REMOTE_TEST_FAKE", "garbage")
+        .start::<Legacy>(&(0u64,))
+    {
+        Err(Error::WorkerLost(why)) => {
+            assert!(
+                why.contains("a frame of 2147483647 bytes announced"),
+                "{why}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let cut = RemoteInstance::builder()
+        .env("REMOTE_TEST_FAKE", "cut")
+        .start::<Legacy>(&(0u64,))
+        .unwrap();
+    match cut.call::<u64>("add", &(1u64,)).result() {
+        Err(Error::WorkerLost(why)) => {
+            assert!(
+                why.contains("the stream ended inside a frame of 16 bytes"),
+                "{why}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing lost on the other instance.
+    assert_eq!(healthy.shift(1.0).result(), Ok(4.0));
+}
+
+fn vectorised_calls_keep_their_order_and_cancel_alone() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let before = model.call::<u64>("add", &(1u64,));
+    let many = model.call_many::<u64, _>("add", (0..1000u64).map(|_| (1u64,)));
+    let after = model.call::<u64>("add", &(1u64,));
+    assert_eq!(before.result(), Ok(1));
+    let totals = concertina::try_wait_all(many).unwrap();
+    assert_eq!(totals, (2..=1001).collect::<Vec<u64>>());
+    assert_eq!(after.result(), Ok(1002));
+
+    // One of a batch cancelled while queued behind a spin: only it is dropped.
+    let marker = std::env::temp_dir().join(format!("concertina-spin-{}", model.pid()));
+    let _ = std::fs::remove_file(&marker);
+    let spin = model.call::<String>("spin", &(marker.to_string_lossy().into_owned(),));
+    let mut batch = model.call_many::<u64, _>("add", [(1u64,), (1u64,), (1u64,)]);
+    assert!(batch[1].cancel());
+    while !marker.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = std::fs::remove_file(&marker);
+    assert!(spin.cancel());
+    let last = batch.pop().unwrap().result();
+    let middle = batch.pop().unwrap().result();
+    let first = batch.pop().unwrap().result();
+    assert_eq!(
+        (first, middle, last),
+        (Ok(1_001_003), Err(Error::Cancelled), Ok(1_001_004))
+    );
+
+    // The attribute's vectorised form.
+    let grid = GridRemote::start(1, 0.0).unwrap();
+    let sums = concertina::try_wait_all(grid.shift_many([(1.0,), (2.0,)])).unwrap();
+    assert_eq!(sums, [1.0, 3.0]);
+    assert!(model.call_many::<u64, (u64,)>("add", []).is_empty());
+}
+
+fn calls_from_many_threads_keep_the_order_they_were_made_in() {
+    // Each thread's calls stay in its order; the worker sees them in the
+    // order their ids were given.
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let model = model.clone();
+            std::thread::spawn(move || {
+                let calls: Vec<_> = (0..200)
+                    .map(|_| model.call::<u64>("add", &(1u64,)))
+                    .collect();
+                concertina::try_wait_all(calls).unwrap()
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for thread in threads {
+        let totals = thread.join().unwrap();
+        assert!(
+            totals.windows(2).all(|w| w[0] < w[1]),
+            "in each thread's order"
+        );
+        all.extend(totals);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=800).collect::<Vec<u64>>(), "each call ran once");
+}
+
+/// In a child process: a worker runs a call until cancelled; the parent
+/// waits on it and is sent SIGINT (by the test, at "ready"). A SIGINT sent
+/// to the worker itself leaves it alone.
+fn ctrl_c_scenario() {
+    use common::say;
+    concertina::default_pool().unwrap(); // installs the Ctrl-C handler
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let marker = std::env::temp_dir().join(format!("concertina-spin-{}", model.pid()));
+    let _ = std::fs::remove_file(&marker);
+    let spin = model.call::<String>("spin", &(marker.to_string_lossy().into_owned(),));
+    while !marker.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = std::fs::remove_file(&marker);
+    // The terminal's Ctrl-C reaches the worker too: it ignores it.
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &model.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    say("ready: waiting on the remote call");
+    let outcome = spin.result();
+    say(format!("outcome {outcome:?}"));
+    let total = model.call::<u64>("total", &()).result();
+    say(format!("total {total:?}"));
+}
+
+fn ctrl_c_cancels_the_remote_call_waited_on_and_the_worker_lives() {
+    let (lines, code) = common::child("ctrl_c", &[]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    assert!(
+        lines.contains(&"outcome Err(Interrupted)".to_owned()),
+        "{lines:?}"
+    );
+    // The spin saw cancelled() in the worker, which still answers.
+    assert!(lines.contains(&"total Ok(1000000)".to_owned()), "{lines:?}");
+}
