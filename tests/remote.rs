@@ -82,11 +82,16 @@ impl Code for Legacy {
 }
 
 /// A code made remote by the attribute: its typed client is `GridRemote`.
+/// It keeps no global state: several may share a worker.
 struct Grid {
     cells: Vec<f64>,
 }
 
-#[concertina::remote]
+/// Where two grids of one worker meet: each waits for the other, so both
+/// must run at once.
+static MEET: std::sync::Barrier = std::sync::Barrier::new(2);
+
+#[concertina::remote(reentrant)]
 impl Grid {
     /// A grid of `n` cells at `value`.
     pub fn new(n: usize, value: f64) -> Self {
@@ -111,6 +116,13 @@ impl Grid {
         self.cells = cells;
     }
 
+    /// Waits until another grid of this worker meets it too; this
+    /// worker's pid.
+    pub fn meet(&mut self) -> u32 {
+        MEET.wait();
+        std::process::id()
+    }
+
     fn local_only(&self) -> usize {
         self.cells.len()
     }
@@ -118,7 +130,8 @@ impl Grid {
 
 /// A broken worker, for the tests of garbage on the channel: it speaks the
 /// wire format by hand (a frame is a 4-byte little-endian length and a
-/// postcard message; `[0, 0]` is `Started(Ok(()))`).
+/// postcard message; `[0, 0, 0, 0]` is `Reply { id: 0, outcome:
+/// Value([]) }`, the answer to a start).
 fn fake_worker(mode: &str) -> ! {
     use std::io::{Read, Write};
     let path = std::env::var_os(remote::WORKER_ENV).expect("started as a worker");
@@ -133,7 +146,7 @@ fn fake_worker(mode: &str) -> ! {
     match mode {
         "garbage" => socket.write_all(b"\xff\xff\xff\x7fnot a frame").unwrap(),
         _ => {
-            socket.write_all(&[2, 0, 0, 0, 0, 0]).unwrap();
+            socket.write_all(&[4, 0, 0, 0, 0, 0, 0, 0]).unwrap();
             skip_frame(&mut socket); // the first call
                                      // A frame of 16 bytes announced, 3 sent, then the end of the
                                      // stream — with the process still alive for a while, so that
@@ -188,6 +201,9 @@ fn main() {
         vectorised_calls_keep_their_order_and_cancel_alone,
         calls_from_many_threads_keep_the_order_they_were_made_in,
         ctrl_c_cancels_the_remote_call_waited_on_and_the_worker_lives,
+        reentrant_codes_share_a_worker_and_run_side_by_side,
+        a_legacy_code_has_one_instance_per_worker,
+        a_worker_that_dies_loses_every_instance_in_it,
     ];
     for (name, test) in tests {
         let (done, finished) = std::sync::mpsc::channel();
@@ -241,6 +257,114 @@ fn two_instances_do_not_share_global_state() {
         0,
         "nothing ran in this process"
     );
+}
+
+fn reentrant_codes_share_a_worker_and_run_side_by_side() {
+    let worker = remote::Worker::start().unwrap();
+    let a = GridRemote::start_in(&worker, 2, 1.0).unwrap();
+    let b = GridRemote::start_in(&worker, 3, 10.0).unwrap();
+    let c = a.instance().worker().make::<Grid>(&(1usize, 0.5)).unwrap();
+    assert_eq!(a.instance().pid(), worker.pid());
+    assert_eq!(b.instance().pid(), worker.pid());
+    assert_eq!(c.pid(), worker.pid());
+    // Each its own state.
+    assert_eq!(a.shift(1.0).result(), Ok(4.0));
+    assert_eq!(b.shift(1.0).result(), Ok(33.0));
+    assert_eq!(c.call::<f64>("shift", &(1.0,)).result(), Ok(1.5));
+    // Side by side: each call waits for the other to run (a hang here is
+    // caught by the harness's watchdog).
+    let (x, y) = (a.meet(), b.meet());
+    assert_eq!(
+        (x.result(), y.result()),
+        (Ok(worker.pid()), Ok(worker.pid()))
+    );
+    // Each in its order, with a long call of one beside the other's.
+    let slow = a.instance().call::<f64>("shift", &(1.0,));
+    let quick: Vec<_> = (0..20).map(|_| b.shift(0.0)).collect();
+    assert_eq!(concertina::try_wait_all(quick).unwrap(), vec![33.0; 20]);
+    assert_eq!(slow.result(), Ok(6.0));
+    // A legacy code beside them (one of it per worker).
+    let legacy = worker.make::<Legacy>(&(7u64,)).unwrap();
+    assert_eq!(legacy.call::<u64>("add", &(1u64,)).result(), Ok(8));
+    assert_eq!(b.cells().result(), Ok(vec![11.0; 3]));
+}
+
+fn a_legacy_code_has_one_instance_per_worker() {
+    let worker = remote::Worker::start().unwrap();
+    let first = worker.make::<Legacy>(&(5u64,)).unwrap();
+    match worker.make::<Legacy>(&(0u64,)) {
+        Err(Error::Remote(why)) => {
+            assert!(
+                why.contains("already holds an instance of `Legacy`"),
+                "{why}"
+            );
+            assert!(why.contains("REENTRANT"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The refused start left the first intact.
+    assert_eq!(first.call::<u64>("add", &(1u64,)).result(), Ok(6));
+    // Freed (its last handle dropped, its queued calls run first), the
+    // code may be made again in that worker.
+    let queued: Vec<_> = (0..5).map(|_| first.call::<u64>("add", &(1u64,))).collect();
+    drop(first);
+    let second = worker.make::<Legacy>(&(100u64,)).unwrap();
+    assert_eq!(
+        concertina::try_wait_all(queued).unwrap(),
+        vec![7, 8, 9, 10, 11],
+        "the calls made before the drop ran, before the next instance was made"
+    );
+    assert_eq!(second.call::<u64>("add", &(1u64,)).result(), Ok(101));
+    assert_eq!(second.pid(), worker.pid());
+    // A code the worker does not serve.
+    match worker.make::<Unserved>(&()) {
+        Err(Error::Remote(why)) => {
+            assert!(why.contains("serves no code `Unserved`"), "{why}");
+            assert!(why.contains("Legacy, Grid"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(worker.lost().is_none());
+}
+
+/// A code the test worker does not serve.
+struct Unserved;
+
+impl Code for Unserved {
+    const NAME: &'static str = "Unserved";
+    fn construct(_: &[u8]) -> Result<Self, RemoteError> {
+        Ok(Unserved)
+    }
+    fn dispatch(&mut self, method: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        Err(RemoteError::unknown_method(method))
+    }
+}
+
+fn a_worker_that_dies_loses_every_instance_in_it() {
+    let worker = remote::Worker::start().unwrap();
+    let grid = GridRemote::start_in(&worker, 2, 1.0).unwrap();
+    let legacy = worker.make::<Legacy>(&(0u64,)).unwrap();
+    let elsewhere = GridRemote::start(2, 1.0).unwrap();
+    // The grid's call waits in the worker for a partner that never comes.
+    let waiting = grid.meet();
+    let exit = legacy.call::<()>("exit", &(9i32,));
+    for outcome in [waiting.result().map(|_| ()), exit.result()] {
+        match outcome {
+            Err(Error::WorkerLost(why)) => assert!(why.contains("exited with status 9"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        grid.shift(1.0).result(),
+        Err(Error::WorkerLost(_))
+    ));
+    assert!(worker.lost().is_some());
+    assert!(matches!(
+        worker.make::<Grid>(&(1usize, 0.0)),
+        Err(Error::WorkerLost(_))
+    ));
+    // Another worker is untouched.
+    assert_eq!(elsewhere.shift(1.0).result(), Ok(4.0));
 }
 
 fn a_panicking_call_fails_alone() {

@@ -167,16 +167,29 @@ fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
 /// }
 /// // CounterRemote::start(5)?.add(1) -> concertina::Future<u64>
 /// ```
+///
+/// `#[concertina::remote(reentrant)]` says the code keeps no process-global
+/// state: several instances may then share a worker (`start_in`).
 #[proc_macro_attribute]
 pub fn remote(args: TokenStream, item: TokenStream) -> TokenStream {
-    if !args.is_empty() {
-        let args = TokenStream2::from(args);
-        return syn::Error::new(args.span(), "#[remote] takes no arguments")
-            .to_compile_error()
-            .into();
-    }
+    let reentrant = if args.is_empty() {
+        false
+    } else {
+        match syn::parse::<Ident>(args.clone()) {
+            Ok(word) if word == "reentrant" => true,
+            _ => {
+                let args = TokenStream2::from(args);
+                return syn::Error::new(
+                    args.span(),
+                    "#[remote] takes no argument, or `reentrant` (several instances may share a process)",
+                )
+                .to_compile_error()
+                .into();
+            }
+        }
+    };
     let block = parse_macro_input!(item as syn::ItemImpl);
-    expand_remote(block)
+    expand_remote(block, reentrant)
         .unwrap_or_else(|e| e.to_compile_error())
         .into()
 }
@@ -190,7 +203,7 @@ struct RemoteMethod {
     docs: Vec<syn::Attribute>,
 }
 
-fn expand_remote(block: syn::ItemImpl) -> syn::Result<TokenStream2> {
+fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStream2> {
     if let Some((_, path, _)) = &block.trait_ {
         return Err(syn::Error::new(
             path.span(),
@@ -384,6 +397,7 @@ fn expand_remote(block: syn::ItemImpl) -> syn::Result<TokenStream2> {
 
         impl ::concertina::remote::Code for #self_ty {
             const NAME: &'static str = #code_name;
+            const REENTRANT: bool = #reentrant;
 
             fn construct(args: &[u8]) -> ::core::result::Result<Self, ::concertina::remote::RemoteError> {
                 #construct
@@ -427,6 +441,21 @@ fn expand_remote(block: syn::ItemImpl) -> syn::Result<TokenStream2> {
             ) -> ::core::result::Result<Self, ::concertina::Error> {
                 ::core::result::Result::Ok(#client {
                     instance: builder.start::<#self_ty>(&#start_args)?,
+                })
+            }
+
+            /// As `start`, in `worker` beside the instances it holds (the
+            /// code must be `reentrant` to have two there).
+            ///
+            /// # Errors
+            ///
+            /// Those of `concertina::remote::Worker::make`.
+            pub fn start_in(
+                worker: &::concertina::remote::Worker,
+                #start_params
+            ) -> ::core::result::Result<Self, ::concertina::Error> {
+                ::core::result::Result::Ok(#client {
+                    instance: worker.make::<#self_ty>(&#start_args)?,
                 })
             }
 

@@ -8,7 +8,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,15 +31,50 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Pending = Box<dyn FnOnce(Result<Vec<u8>, Error>) + Send>;
 
-/// An instance of a [`Code`] in a worker process of its own: calls run
-/// there one at a time, in the order made, each returning a [`Future`].
-/// A call that panics fails alone with [`Error::Panicked`]; a worker that
-/// dies fails every pending and later call with [`Error::WorkerLost`].
-/// Cancelling a call's future (or a Ctrl-C while waiting on it) reaches the
-/// worker: a queued call is dropped, a running one sees
-/// [`cancelled()`](crate::cancelled) turn true. The last handle dropped
-/// stops the worker: the calls already made finish, then a stop message,
-/// and a kill if it has not exited two seconds later.
+/// A worker process: the executable started again in worker mode, holding
+/// one or more instances ([`Worker::make`]). Instances of one worker run side
+/// by side, each on a thread of its own, each its calls in order; they share
+/// the process, so a crash of one loses them all. The worker stops when the
+/// last handle of it and of its instances is dropped: the calls already
+/// made finish, then a stop message, and a kill if it has not exited two
+/// seconds later.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use concertina::remote::{self, Code, RemoteError, Worker};
+/// struct Gravity;
+/// impl Code for Gravity {
+///     const NAME: &'static str = "Gravity";
+///     const REENTRANT: bool = true; // no process-global state
+///     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Gravity) }
+///     fn dispatch(&mut self, m: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
+///         remote::encode(&remote::decode::<(f64,)>(a)?.0)
+///     }
+/// }
+///
+/// remote::serve_if_worker(&[remote::entry::<Gravity>()]);
+/// let worker = Worker::start()?;
+/// let (near, far) = (worker.make::<Gravity>(&())?, worker.make::<Gravity>(&())?);
+/// assert_eq!(near.pid(), far.pid());
+/// let (a, b) = (near.call::<f64>("evolve", &(1.0,)), far.call::<f64>("evolve", &(2.0,)));
+/// assert_eq!((a.result()?, b.result()?), (1.0, 2.0));
+/// # Ok::<(), concertina::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Worker {
+    link: Arc<Link>,
+}
+
+/// An instance of a [`Code`] in a worker process: calls run there one at a
+/// time, in the order made, each returning a [`Future`]. A call that panics
+/// fails alone with [`Error::Panicked`]; a worker that dies fails every
+/// pending and later call with [`Error::WorkerLost`]. Cancelling a call's
+/// future (or a Ctrl-C while waiting on it) reaches the worker: a queued
+/// call is dropped, a running one sees [`cancelled()`](crate::cancelled)
+/// turn true. The last handle dropped frees the instance in its worker
+/// (once the calls made have run), and stops the worker when nothing else
+/// holds it.
 ///
 /// # Examples
 ///
@@ -65,16 +100,23 @@ type Pending = Box<dyn FnOnce(Result<Vec<u8>, Error>) + Send>;
 /// ```
 #[derive(Clone)]
 pub struct RemoteInstance {
+    handle: Arc<Handle>,
+}
+
+/// An instance in its worker: dropped, it is freed there.
+struct Handle {
     link: Arc<Link>,
+    instance: u32,
+    code: &'static str,
 }
 
 struct Link {
-    code: &'static str,
     pid: u32,
     writer: Mutex<BufWriter<UnixStream>>,
     state: Arc<Mutex<State>>,
     child: Arc<Mutex<Child>>,
     reader: Mutex<Option<JoinHandle<()>>>,
+    next_instance: AtomicU32,
 }
 
 struct State {
@@ -146,7 +188,7 @@ impl RemoteBuilder {
         self
     }
 
-    /// Starts the worker and makes code `C` there: see
+    /// Starts a worker and makes code `C` there: see
     /// [`RemoteInstance::start`].
     ///
     /// # Errors
@@ -168,7 +210,159 @@ impl RemoteBuilder {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn start<C: Code>(&self, args: &impl Serialize) -> Result<RemoteInstance, Error> {
-        RemoteInstance::start_with::<C>(self, args)
+        self.start_worker()?.make::<C>(args)
+    }
+
+    /// Starts a worker with no instance yet: see [`Worker::start`].
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Worker::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     const REENTRANT: bool = true;
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+    /// # }
+    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let worker = RemoteInstance::builder().env("OMP_NUM_THREADS", "2").start_worker()?;
+    /// let models = [worker.make::<Model>(&())?, worker.make::<Model>(&())?];
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn start_worker(&self) -> Result<Worker, Error> {
+        Ok(Worker {
+            link: Link::launch(self)?,
+        })
+    }
+}
+
+impl Worker {
+    /// Starts a worker process (this executable again, in worker mode),
+    /// with no instance yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkerLost`] when the worker cannot be started or ends
+    /// before it connects (with its stderr).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, Worker};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+    /// # }
+    /// remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let worker = Worker::start()?;
+    /// assert_ne!(worker.pid(), std::process::id());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn start() -> Result<Worker, Error> {
+        RemoteBuilder::default().start_worker()
+    }
+
+    /// Makes code `C` in this worker from `args` (its constructor's
+    /// arguments), beside the instances it holds. A code that keeps
+    /// process-global state ([`Code::REENTRANT`] false, the default) has at
+    /// most one instance per worker.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Remote`] when the worker serves no code `C`, already holds
+    /// an instance of it and `C` is not re-entrant, or the constructor
+    /// refuses the arguments (or panics: the worker lives on);
+    /// [`Error::WorkerLost`] when the worker is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, Worker};
+    /// struct Legacy; // global state: one per process
+    /// # impl Code for Legacy {
+    /// #     const NAME: &'static str = "Legacy";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Legacy) }
+    /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+    /// # }
+    /// remote::serve_if_worker(&[remote::entry::<Legacy>()]);
+    /// let worker = Worker::start()?;
+    /// let first = worker.make::<Legacy>(&())?;
+    /// assert!(worker.make::<Legacy>(&()).is_err());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn make<C: Code>(&self, args: &impl Serialize) -> Result<RemoteInstance, Error> {
+        let args = encode(args).map_err(|e| Error::Remote(e.to_string()))?;
+        let link = &self.link;
+        let instance = link.next_instance.fetch_add(1, Ordering::Relaxed);
+        let started = {
+            let mut writer = link.writer.lock();
+            let (id, mut futures) = link.register::<()>(1)?;
+            let start = ToWorker::Start {
+                instance,
+                id,
+                code: C::NAME.to_owned(),
+                args,
+            };
+            let _ = frame::write(&mut *writer, &start);
+            futures.pop().expect("one call registered")
+        };
+        // Failed, the instance is freed in the worker as this drops.
+        let handle = Handle {
+            link: link.clone(),
+            instance,
+            code: C::NAME,
+        };
+        started.result()?;
+        Ok(RemoteInstance {
+            handle: Arc::new(handle),
+        })
+    }
+
+    /// The worker's process id.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # concertina::remote::serve_if_worker(&[]);
+    /// let worker = concertina::remote::Worker::start()?;
+    /// println!("worker {}", worker.pid());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.link.pid
+    }
+
+    /// Why the worker is gone, once it is.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # concertina::remote::serve_if_worker(&[]);
+    /// let worker = concertina::remote::Worker::start()?;
+    /// assert_eq!(worker.lost(), None);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn lost(&self) -> Option<String> {
+        self.link.state.lock().lost.clone()
+    }
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.link.state.lock();
+        f.debug_struct("Worker")
+            .field("pid", &self.link.pid)
+            .field("pending", &state.pending.len())
+            .field("lost", &state.lost)
+            .finish()
     }
 }
 
@@ -198,7 +392,7 @@ impl RemoteInstance {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn start<C: Code>(args: &impl Serialize) -> Result<RemoteInstance, Error> {
-        Self::start_with::<C>(&RemoteBuilder::default(), args)
+        Worker::start()?.make::<C>(args)
     }
 
     /// A builder, to name the worker executable or set its environment.
@@ -213,96 +407,30 @@ impl RemoteInstance {
         RemoteBuilder::default()
     }
 
-    fn start_with<C: Code>(
-        builder: &RemoteBuilder,
-        args: &impl Serialize,
-    ) -> Result<RemoteInstance, Error> {
-        let args = encode(args).map_err(|e| Error::Remote(e.to_string()))?;
-        let path = socket_path();
-        let listener = UnixListener::bind(&path)
-            .map_err(|e| lost(format!("cannot listen at {}: {e}", path.display())))?;
-        let started = spawn_worker(builder, &path);
-        let mut child = match started {
-            Ok(child) => child,
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-        };
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr = child.stderr.take().map(|err| keep_tail(err, tail.clone()));
-        let accepted = accept(&listener, &path, &mut child);
-        drop(listener);
-        let _ = std::fs::remove_file(&path);
-        let stream = match accepted {
-            Ok(stream) => stream,
-            Err(status) => {
-                let why = ended(status, stderr, &tail);
-                return Err(lost(format!("the worker ended before it was ready: {why}")));
-            }
-        };
-        let failed = |why: String, mut child: Child, stderr| {
-            let _ = child.kill();
-            let status = child.wait().ok();
-            lost(format!("{why}: {}", ended(status, stderr, &tail)))
-        };
-        let (mut input, mut writer) = match stream.try_clone() {
-            Ok(reader) => (BufReader::new(reader), BufWriter::new(stream)),
-            Err(e) => {
-                return Err(failed(
-                    format!("cannot share the socket: {e}"),
-                    child,
-                    stderr,
-                ))
-            }
-        };
-        let start = ToWorker::Start {
-            code: C::NAME.to_owned(),
-            args,
-        };
-        if let Err(e) = frame::write(&mut writer, &start) {
-            return Err(failed(format!("cannot send the start: {e}"), child, stderr));
+    /// The worker this instance lives in: [`Worker::make`] puts another
+    /// instance beside it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     const REENTRANT: bool = true;
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
+    /// # }
+    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let first = RemoteInstance::start::<Model>(&())?;
+    /// let second = first.worker().make::<Model>(&())?;
+    /// assert_eq!(first.pid(), second.pid());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn worker(&self) -> Worker {
+        Worker {
+            link: self.handle.link.clone(),
         }
-        match frame::read::<FromWorker>(&mut input) {
-            Ok(Some(FromWorker::Started(Ok(())))) => {}
-            Ok(Some(FromWorker::Started(Err(why)))) => {
-                let _ = frame::write(&mut writer, &ToWorker::Stop);
-                let _ = child.wait();
-                return Err(Error::Remote(why));
-            }
-            Ok(other) => {
-                return Err(failed(
-                    format!("the worker answered the start with {other:?}"),
-                    child,
-                    stderr,
-                ))
-            }
-            Err(e) => return Err(failed(format!("no start answer: {e}"), child, stderr)),
-        }
-        let pid = child.id();
-        let state = Arc::new(Mutex::new(State {
-            next: 0,
-            pending: HashMap::new(),
-            lost: None,
-        }));
-        let child = Arc::new(Mutex::new(child));
-        let reader = {
-            let (state, child) = (state.clone(), child.clone());
-            std::thread::Builder::new()
-                .name(format!("concertina-remote-{}", C::NAME))
-                .spawn(move || read_replies(input, state, child, stderr, tail))
-                .map_err(|e| lost(format!("cannot start the reply thread: {e}")))?
-        };
-        Ok(RemoteInstance {
-            link: Arc::new(Link {
-                code: C::NAME,
-                pid,
-                writer: Mutex::new(writer),
-                state,
-                child,
-                reader: Mutex::new(Some(reader)),
-            }),
-        })
     }
 
     /// Calls `method` with `args` in the worker, after every call made
@@ -343,12 +471,14 @@ impl RemoteInstance {
         };
         // The writer is held from the id to the send, so that calls reach
         // the worker in the order of their ids.
-        let mut writer = self.link.writer.lock();
-        let (first, mut futures) = match self.register::<R>(1) {
+        let link = &self.handle.link;
+        let mut writer = link.writer.lock();
+        let (first, mut futures) = match link.register::<R>(1) {
             Ok(registered) => registered,
             Err(error) => return Future::failed(error),
         };
         let call = ToWorker::Call {
+            instance: self.handle.instance,
             id: first,
             method: method.to_owned(),
             args,
@@ -394,65 +524,34 @@ impl RemoteInstance {
         R: DeserializeOwned + Send + 'static,
         A: Serialize,
     {
-        let args: Result<Vec<Vec<u8>>, _> = args.into_iter().map(|a| encode(&a)).collect();
-        let args = match args {
-            Ok(args) => args,
-            Err(e) => return vec![Future::failed(Error::Remote(e.to_string()))],
+        let encoded: Vec<_> = args.into_iter().map(|a| encode(&a)).collect();
+        let failed = |error: Error| {
+            (0..encoded.len())
+                .map(|_| Future::failed(error.clone()))
+                .collect::<Vec<_>>()
         };
-        if args.is_empty() {
+        if let Some((at, Err(e))) = encoded.iter().enumerate().find(|(_, a)| a.is_err()) {
+            // None is sent: one call that cannot be made fails them all.
+            return failed(Error::Remote(format!("the arguments of call {at}: {e}")));
+        }
+        if encoded.is_empty() {
             return Vec::new();
         }
-        let mut writer = self.link.writer.lock();
-        let (first, futures) = match self.register::<R>(args.len()) {
+        let link = &self.handle.link;
+        let mut writer = link.writer.lock();
+        let (first, futures) = match link.register::<R>(encoded.len()) {
             Ok(registered) => registered,
-            Err(error) => return args.iter().map(|_| Future::failed(error.clone())).collect(),
+            Err(error) => return failed(error),
         };
         let calls = ToWorker::Calls {
+            instance: self.handle.instance,
             first,
             method: method.to_owned(),
-            args,
+            args: encoded.into_iter().flatten().collect(),
         };
         let _ = frame::write(&mut *writer, &calls);
         drop(writer);
         futures
-    }
-
-    /// Registers `count` calls: their first id and their futures, each of
-    /// which tells the worker when cancelled.
-    fn register<R>(&self, count: usize) -> Result<(u64, Vec<Future<R>>), Error>
-    where
-        R: DeserializeOwned + Send + 'static,
-    {
-        let mut state = self.link.state.lock();
-        if let Some(why) = &state.lost {
-            return Err(Error::WorkerLost(why.clone()));
-        }
-        let first = state.next;
-        state.next += count as u64;
-        let futures = (first..first + count as u64)
-            .map(|id| {
-                let (future, task) = Future::<R>::pending();
-                state.pending.insert(
-                    id,
-                    Box::new(move |reply: Result<Vec<u8>, Error>| {
-                        let outcome = reply.and_then(|bytes| {
-                            decode::<R>(&bytes).map_err(|e| Error::Remote(e.to_string()))
-                        });
-                        task.settle(outcome, false);
-                    }),
-                );
-                // A cancel here (or a Ctrl-C while waiting on it) reaches
-                // the worker: a queued call is dropped, a running one sees
-                // `cancelled()`.
-                let link = Arc::downgrade(&self.link);
-                future.on_cancel(move || {
-                    if let Some(link) = link.upgrade() {
-                        let _ = frame::write(&mut *link.writer.lock(), &ToWorker::Cancel { id });
-                    }
-                })
-            })
-            .collect();
-        Ok((first, futures))
     }
 
     /// The worker's process id.
@@ -473,7 +572,7 @@ impl RemoteInstance {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn pid(&self) -> u32 {
-        self.link.pid
+        self.handle.link.pid
     }
 
     /// Why the worker is gone, once it is.
@@ -494,19 +593,133 @@ impl RemoteInstance {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn lost(&self) -> Option<String> {
-        self.link.state.lock().lost.clone()
+        self.handle.link.state.lock().lost.clone()
     }
 }
 
 impl fmt::Debug for RemoteInstance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.link.state.lock();
+        let state = self.handle.link.state.lock();
         f.debug_struct("RemoteInstance")
-            .field("code", &self.link.code)
-            .field("pid", &self.link.pid)
+            .field("code", &self.handle.code)
+            .field("instance", &self.handle.instance)
+            .field("pid", &self.handle.link.pid)
             .field("pending", &state.pending.len())
             .field("lost", &state.lost)
             .finish()
+    }
+}
+
+impl Link {
+    /// Starts the worker process and waits for it to connect.
+    fn launch(builder: &RemoteBuilder) -> Result<Arc<Link>, Error> {
+        let path = socket_path();
+        let listener = UnixListener::bind(&path)
+            .map_err(|e| lost(format!("cannot listen at {}: {e}", path.display())))?;
+        let mut child = match spawn_worker(builder, &path) {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr = child.stderr.take().map(|err| keep_tail(err, tail.clone()));
+        let accepted = accept(&listener, &path, &mut child);
+        drop(listener);
+        let _ = std::fs::remove_file(&path);
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(status) => {
+                let why = ended(status, stderr, &tail);
+                return Err(lost(format!("the worker ended before it was ready: {why}")));
+            }
+        };
+        let pid = child.id();
+        let child = Arc::new(Mutex::new(child));
+        let input = match stream.try_clone() {
+            Ok(reader) => BufReader::new(reader),
+            Err(e) => {
+                let mut child = child.lock();
+                let _ = child.kill();
+                let status = child.wait().ok();
+                let why = ended(status, stderr, &tail);
+                return Err(lost(format!("cannot share the socket: {e}: {why}")));
+            }
+        };
+        let state = Arc::new(Mutex::new(State {
+            next: 0,
+            pending: HashMap::new(),
+            lost: None,
+        }));
+        let reader = {
+            let (state, child) = (state.clone(), child.clone());
+            std::thread::Builder::new()
+                .name(format!("concertina-remote-{pid}"))
+                .spawn(move || read_replies(input, state, child, stderr, tail))
+        };
+        let reader = match reader {
+            Ok(reader) => reader,
+            Err(e) => {
+                let _ = child.lock().kill();
+                return Err(lost(format!("cannot start the reply thread: {e}")));
+            }
+        };
+        Ok(Arc::new(Link {
+            pid,
+            writer: Mutex::new(BufWriter::new(stream)),
+            state,
+            child,
+            reader: Mutex::new(Some(reader)),
+            next_instance: AtomicU32::new(0),
+        }))
+    }
+
+    /// Registers `count` calls: their first id and their futures, each of
+    /// which tells the worker when cancelled.
+    fn register<R>(self: &Arc<Self>, count: usize) -> Result<(u64, Vec<Future<R>>), Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+    {
+        let mut state = self.state.lock();
+        if let Some(why) = &state.lost {
+            return Err(Error::WorkerLost(why.clone()));
+        }
+        let first = state.next;
+        state.next += count as u64;
+        let futures = (first..first + count as u64)
+            .map(|id| {
+                let (future, task) = Future::<R>::pending();
+                state.pending.insert(
+                    id,
+                    Box::new(move |reply: Result<Vec<u8>, Error>| {
+                        let outcome = reply.and_then(|bytes| {
+                            decode::<R>(&bytes).map_err(|e| Error::Remote(e.to_string()))
+                        });
+                        task.settle(outcome, false);
+                    }),
+                );
+                // A cancel here (or a Ctrl-C while waiting on it) reaches
+                // the worker: a queued call is dropped, a running one sees
+                // `cancelled()`.
+                let link = Arc::downgrade(self);
+                future.on_cancel(move || {
+                    if let Some(link) = link.upgrade() {
+                        let _ = frame::write(&mut *link.writer.lock(), &ToWorker::Cancel { id });
+                    }
+                })
+            })
+            .collect();
+        Ok((first, futures))
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let free = ToWorker::Free {
+            instance: self.instance,
+        };
+        let _ = frame::write(&mut *self.link.writer.lock(), &free);
     }
 }
 
@@ -705,7 +918,6 @@ fn read_replies(
                     settle(&state, id, outcome);
                 }
             }
-            Ok(Some(other)) => break Some(format!("an unexpected message: {other:?}")),
             Ok(None) => break None,
             Err(e) => break Some(e.to_string()),
         }

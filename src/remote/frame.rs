@@ -11,10 +11,18 @@ pub(crate) const MAX_FRAME: usize = 1 << 30;
 /// From the parent to its worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorker {
-    /// Make the code named `code` from its constructor's arguments.
-    Start { code: String, args: Vec<u8> },
-    /// Call `method` with `args`; the reply carries `id`.
+    /// Make instance `instance` of the code named `code` from its
+    /// constructor's arguments; the reply (an empty value, or why not)
+    /// carries `id`.
+    Start {
+        instance: u32,
+        id: u64,
+        code: String,
+        args: Vec<u8>,
+    },
+    /// Call `method` of `instance` with `args`; the reply carries `id`.
     Call {
+        instance: u32,
         id: u64,
         method: String,
         args: Vec<u8>,
@@ -22,6 +30,7 @@ pub(crate) enum ToWorker {
     /// Many calls of one method in one message (AMUSE's `call_count`):
     /// ids `first`, `first + 1`, …; their outcomes come back together.
     Calls {
+        instance: u32,
         first: u64,
         method: String,
         args: Vec<Vec<u8>>,
@@ -29,15 +38,15 @@ pub(crate) enum ToWorker {
     /// Cancel call `id`: dropped while queued (its reply says cancelled);
     /// running, [`crate::cancelled`] turns true inside it.
     Cancel { id: u64 },
-    /// Return: the worker exits.
+    /// Drop `instance` once the calls made to it have run.
+    Free { instance: u32 },
+    /// Run the calls made, then exit.
     Stop,
 }
 
 /// From the worker to its parent.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum FromWorker {
-    /// The code was made, or why not.
-    Started(Result<(), String>),
     /// The outcome of call `id`.
     Reply { id: u64, outcome: Outcome },
     /// The outcomes of the calls of one `Calls` message (those not
@@ -86,15 +95,18 @@ pub(crate) fn read<M: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::R
     let mut length = [0u8; 4];
     let mut got = 0;
     while got < 4 {
-        match input.read(&mut length[got..])? {
-            0 if got == 0 => return Ok(None),
-            0 => {
+        match input.read(&mut length[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the stream ended inside a frame's length",
                 ))
             }
-            n => got += n,
+            Ok(n) => got += n,
+            // A signal caught while waiting: read again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     let length = u32::from_le_bytes(length) as usize;

@@ -48,7 +48,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use client::{RemoteBuilder, RemoteInstance};
+pub use client::{RemoteBuilder, RemoteInstance, Worker};
 pub use worker::{serve_if_worker, WORKER_ENV};
 
 /// A value whose methods a worker process runs by name.
@@ -78,6 +78,12 @@ pub trait Code: Sized + 'static {
     /// The name the parent starts it by: unique among the codes a worker
     /// serves.
     const NAME: &'static str;
+    /// True when several instances of this code may live in one process
+    /// (it keeps no process-global state): see
+    /// [`Worker::make`]. False by default: a worker
+    /// then holds at most one instance of it, as a legacy code with global
+    /// state (a Fortran COMMON block) needs.
+    const REENTRANT: bool = false;
     /// Makes the value from its constructor's arguments (postcard).
     ///
     /// # Errors
@@ -197,6 +203,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RemoteError> {
 #[derive(Clone, Copy)]
 pub struct CodeEntry {
     name: &'static str,
+    reentrant: bool,
     make: Make,
 }
 
@@ -227,6 +234,7 @@ impl fmt::Debug for CodeEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CodeEntry")
             .field("name", &self.name)
+            .field("reentrant", &self.reentrant)
             .finish()
     }
 }
@@ -259,6 +267,7 @@ impl<C: Code> Dispatch for C {
 pub fn entry<C: Code>() -> CodeEntry {
     CodeEntry {
         name: C::NAME,
+        reentrant: C::REENTRANT,
         make: |args| Ok(Box::new(C::construct(args)?)),
     }
 }

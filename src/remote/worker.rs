@@ -1,13 +1,16 @@
 //! The worker side: the executable started again in worker mode, serving
-//! one code over the socket its parent named. A thread reads the parent's
-//! messages beside the running call, so that a cancel reaches a call that
-//! runs (it sees [`crate::cancelled`]) or drops one still queued.
+//! instances over the socket its parent named. Each instance runs its calls
+//! on a thread of its own; the main thread reads the parent's messages
+//! beside the running calls, so that a cancel reaches a call that runs (it
+//! sees [`crate::cancelled`]) or drops one still queued.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, BufWriter};
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -24,8 +27,8 @@ pub const WORKER_ENV: &str = "CONCERTINA_WORKER_SOCKET";
 
 /// In a worker process (started by
 /// [`RemoteInstance::start`](crate::remote::RemoteInstance::start)), serves
-/// the code its parent asks for, out of `codes`, until the parent stops it
-/// or goes away, then exits the process; elsewhere returns at once. Call it
+/// the instances its parent asks for, of the codes in `codes`, until the
+/// parent stops it or goes away, then exits the process; elsewhere returns at once. Call it
 /// first thing in `main`, before anything the worker should not do.
 ///
 /// A worker ignores Ctrl-C from the terminal: its parent decides (a Ctrl-C
@@ -69,6 +72,10 @@ pub fn serve_if_worker(codes: &[CodeEntry]) {
     std::process::exit(status);
 }
 
+/// How long the running calls of a worker whose parent went away have to
+/// notice their cancel before the worker exits under them.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+
 /// A call waiting to run.
 struct Call {
     id: u64,
@@ -80,16 +87,49 @@ struct Call {
     last: bool,
 }
 
-/// What the reading thread and the running thread share.
+/// What the reading thread and an instance's thread share.
 #[derive(Default)]
 struct Inbox {
     calls: VecDeque<Call>,
     /// The call running now, and how to cancel it.
     running: Option<(u64, CancelHandle)>,
-    /// The parent said stop: the queued calls run, then the worker exits.
+    /// Freed, or the parent said stop: the queued calls run, then the
+    /// instance is dropped.
     stopping: bool,
     /// The parent went away: nobody to reply to.
     gone: bool,
+    /// Its thread has dropped the instance.
+    finished: bool,
+}
+
+/// An instance: its calls, run one at a time on a thread of its own.
+struct Runner {
+    inbox: Mutex<Inbox>,
+    more: Condvar,
+}
+
+impl Runner {
+    fn update(&self, change: impl FnOnce(&mut Inbox)) {
+        change(&mut self.inbox.lock());
+        // Its thread, and the thread of a successor waiting for it to
+        // finish.
+        self.more.notify_all();
+    }
+
+    /// Waits until its thread has dropped the instance.
+    fn wait_finished(&self) {
+        let mut inbox = self.inbox.lock();
+        while !inbox.finished {
+            self.more.wait(&mut inbox);
+        }
+    }
+}
+
+/// An instance's thread, and what it serves.
+struct Live {
+    code: &'static str,
+    runner: Arc<Runner>,
+    thread: JoinHandle<()>,
 }
 
 type Output = Arc<Mutex<BufWriter<UnixStream>>>;
@@ -98,170 +138,279 @@ fn reply(output: &Output, message: &FromWorker) -> bool {
     frame::write(&mut *output.lock(), message).is_ok()
 }
 
-/// Serves calls until the parent says stop or closes the socket; the exit
-/// status.
+fn reply_to(output: &Output, id: u64, outcome: Outcome) -> bool {
+    reply(output, &FromWorker::Reply { id, outcome })
+}
+
+/// Serves the parent's messages until it says stop or closes the socket;
+/// the exit status. Each instance runs on a thread of its own; this one
+/// reads, so that a cancel reaches a running call.
 fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
     let Ok(writer) = stream.try_clone() else {
         return 2;
     };
     let mut input = BufReader::new(stream);
     let output: Output = Arc::new(Mutex::new(BufWriter::new(writer)));
-    // The start comes first, alone.
-    let mut code = match frame::read::<ToWorker>(&mut input) {
-        Ok(Some(ToWorker::Start { code: name, args })) => match start(codes, &name, &args) {
-            Ok(code) => {
-                if !reply(&output, &FromWorker::Started(Ok(()))) {
-                    return 0;
+    let mut live: HashMap<u32, Live> = HashMap::new();
+    // Freed instances whose queued calls may still run.
+    let mut freed: Vec<Live> = Vec::new();
+    let mut status = 0;
+    let gone = loop {
+        let message = match frame::read::<ToWorker>(&mut input) {
+            Ok(Some(message)) => message,
+            Ok(None) => break true,
+            Err(error) => {
+                eprintln!("concertina worker: {error}");
+                status = 3;
+                break true;
+            }
+        };
+        match message {
+            ToWorker::Start {
+                instance,
+                id,
+                code,
+                args,
+            } => {
+                freed.retain(|l| !l.thread.is_finished());
+                match admit(codes, &code, instance, &live, &freed) {
+                    Ok((entry, predecessor)) => {
+                        let runner = Arc::new(Runner {
+                            inbox: Mutex::default(),
+                            more: Condvar::new(),
+                        });
+                        let thread = {
+                            let (runner, output) = (runner.clone(), output.clone());
+                            std::thread::Builder::new()
+                                .name(format!("concertina-{}-{instance}", entry.name))
+                                .spawn(move || {
+                                    if let Some(predecessor) = predecessor {
+                                        predecessor.wait_finished();
+                                    }
+                                    run_instance(entry, &args, id, &runner, &output);
+                                    runner.update(|inbox| inbox.finished = true);
+                                })
+                        };
+                        match thread {
+                            Ok(thread) => {
+                                live.insert(
+                                    instance,
+                                    Live {
+                                        code: entry.name,
+                                        runner,
+                                        thread,
+                                    },
+                                );
+                            }
+                            Err(e) => {
+                                let why = format!("the worker cannot start a thread: {e}");
+                                reply_to(&output, id, Outcome::Failed(why));
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        reply_to(&output, id, Outcome::Failed(why));
+                    }
                 }
-                code
             }
-            Err(why) => {
-                reply(&output, &FromWorker::Started(Err(why)));
-                return 0;
+            ToWorker::Call {
+                instance,
+                id,
+                method,
+                args,
+            } => match live.get(&instance) {
+                Some(l) => l.runner.update(|inbox| {
+                    inbox.calls.push_back(Call {
+                        id,
+                        method,
+                        args,
+                        batched: false,
+                        last: true,
+                    })
+                }),
+                None => {
+                    reply_to(&output, id, no_instance(instance));
+                }
+            },
+            ToWorker::Calls {
+                instance,
+                first,
+                method,
+                args,
+            } => match live.get(&instance) {
+                Some(l) => l.runner.update(|inbox| {
+                    let count = args.len() as u64;
+                    for (i, args) in (0..).zip(args) {
+                        inbox.calls.push_back(Call {
+                            id: first + i,
+                            method: method.clone(),
+                            args,
+                            batched: true,
+                            last: i + 1 == count,
+                        });
+                    }
+                }),
+                None => {
+                    let outcomes = (first..first + args.len() as u64)
+                        .map(|id| (id, no_instance(instance)))
+                        .collect();
+                    reply(&output, &FromWorker::Replies(outcomes));
+                }
+            },
+            ToWorker::Cancel { id } => {
+                for l in live.values().chain(&freed) {
+                    if cancel(&l.runner, id, &output) {
+                        break;
+                    }
+                }
             }
-        },
-        Ok(Some(ToWorker::Stop)) | Ok(None) => return 0,
-        Ok(Some(other)) => {
-            eprintln!("concertina worker: expected a start, got {other:?}");
-            return 3;
-        }
-        Err(error) => {
-            eprintln!("concertina worker: {error}");
-            return 3;
+            ToWorker::Free { instance } => {
+                if let Some(l) = live.remove(&instance) {
+                    l.runner.update(|inbox| inbox.stopping = true);
+                    freed.push(l);
+                }
+            }
+            ToWorker::Stop => break false,
         }
     };
-    let inbox = Arc::new((Mutex::new(Inbox::default()), Condvar::new()));
-    let reader = {
-        let (inbox, output) = (inbox.clone(), output.clone());
-        std::thread::spawn(move || read_messages(input, &inbox, &output))
-    };
-    let status = run_calls(&mut *code, &inbox, &output);
-    drop(reader);
+    let all: Vec<Live> = live.into_values().chain(freed).collect();
+    for l in &all {
+        l.runner.update(|inbox| {
+            if gone {
+                // A parent gone: the running call is told, so that it can
+                // stop early.
+                inbox.gone = true;
+                if let Some((_, handle)) = &inbox.running {
+                    handle.cancel();
+                }
+            } else {
+                inbox.stopping = true;
+            }
+        });
+    }
+    if gone {
+        // Nobody is left to reply to: the calls have a moment to notice
+        // their cancel, then the process ends under them (no orphans).
+        let deadline = Instant::now() + ORPHAN_GRACE;
+        while Instant::now() < deadline && !all.iter().all(|l| l.thread.is_finished()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    } else {
+        for l in all {
+            let _ = l.thread.join();
+        }
+    }
     status
 }
 
-fn start(codes: &[CodeEntry], name: &str, args: &[u8]) -> Result<Box<dyn Dispatch>, String> {
+fn no_instance(instance: u32) -> Outcome {
+    Outcome::Failed(format!("this worker has no instance {instance}"))
+}
+
+/// The code named `name`, when this worker serves it and may make one
+/// more: a code that is not re-entrant has one instance per process. With
+/// it, for such a code, the freed instance whose thread it must wait for
+/// (the queued calls of a freed instance still run).
+fn admit(
+    codes: &[CodeEntry],
+    name: &str,
+    instance: u32,
+    live: &HashMap<u32, Live>,
+    freed: &[Live],
+) -> Result<(CodeEntry, Option<Arc<Runner>>), String> {
     let Some(entry) = codes.iter().find(|entry| entry.name == name) else {
         return Err(format!(
             "this worker serves no code `{name}` (it serves: {})",
             codes.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
         ));
     };
-    match catch_unwind(AssertUnwindSafe(|| (entry.make)(args))) {
+    if live.contains_key(&instance) {
+        return Err(format!("this worker already has an instance {instance}"));
+    }
+    if entry.reentrant {
+        return Ok((*entry, None));
+    }
+    if live.values().any(|l| l.code == name) {
+        return Err(format!(
+            "this worker already holds an instance of `{name}`, which keeps process-global \
+             state (its `Code::REENTRANT` is false): start it in a worker of its own"
+        ));
+    }
+    let predecessor = freed.iter().rev().find(|l| l.code == name);
+    Ok((*entry, predecessor.map(|l| l.runner.clone())))
+}
+
+/// Cancels call `id` if `runner` has it: dropped while queued (its reply
+/// says cancelled), told while running. True when it had it.
+fn cancel(runner: &Runner, id: u64, output: &Output) -> bool {
+    let mut inbox = runner.inbox.lock();
+    if let Some(at) = inbox.calls.iter().position(|call| call.id == id) {
+        let call = inbox.calls.remove(at);
+        drop(inbox);
+        if call.is_some_and(|c| c.batched) {
+            reply(output, &FromWorker::Replies(vec![(id, Outcome::Cancelled)]));
+        } else {
+            reply_to(output, id, Outcome::Cancelled);
+        }
+        return true;
+    }
+    match &inbox.running {
+        Some((running, handle)) if *running == id => {
+            handle.cancel();
+            true
+        }
+        _ => false,
+    }
+}
+
+/// An instance's thread: makes the code (the reply to its start carries
+/// `id`), then runs its calls until it is freed or the worker ends.
+fn run_instance(entry: CodeEntry, args: &[u8], id: u64, runner: &Runner, output: &Output) {
+    let made = match catch_unwind(AssertUnwindSafe(|| (entry.make)(args))) {
         Ok(made) => made.map_err(|error| error.to_string()),
         Err(payload) => Err(format!(
-            "the constructor of `{name}` panicked: {}",
+            "the constructor of `{}` panicked: {}",
+            entry.name,
             panic_message(&*payload)
         )),
-    }
-}
-
-/// The reading thread: queues calls, cancels, and ends the worker when the
-/// parent says stop or goes away.
-fn read_messages(
-    mut input: BufReader<UnixStream>,
-    inbox: &(Mutex<Inbox>, Condvar),
-    output: &Output,
-) {
-    loop {
-        let message = match frame::read::<ToWorker>(&mut input) {
-            Ok(Some(message)) => message,
-            Ok(None) => break,
-            Err(error) => {
-                eprintln!("concertina worker: {error}");
-                break;
-            }
-        };
-        let mut state = inbox.0.lock();
-        match message {
-            ToWorker::Call { id, method, args } => {
-                state.calls.push_back(Call {
-                    id,
-                    method,
-                    args,
-                    batched: false,
-                    last: true,
-                });
-                inbox.1.notify_one();
-            }
-            ToWorker::Calls {
-                first,
-                method,
-                args,
-            } => {
-                let count = args.len() as u64;
-                for (i, args) in (0..).zip(args) {
-                    state.calls.push_back(Call {
-                        id: first + i,
-                        method: method.clone(),
-                        args,
-                        batched: true,
-                        last: i + 1 == count,
-                    });
-                }
-                inbox.1.notify_one();
-            }
-            ToWorker::Cancel { id } => {
-                if let Some(at) = state.calls.iter().position(|call| call.id == id) {
-                    state.calls.remove(at);
-                    drop(state);
-                    reply(
-                        output,
-                        &FromWorker::Reply {
-                            id,
-                            outcome: Outcome::Cancelled,
-                        },
-                    );
-                } else if let Some((running, handle)) = &state.running {
-                    if *running == id {
-                        handle.cancel();
-                    }
-                }
-            }
-            ToWorker::Stop => {
-                state.stopping = true;
-                inbox.1.notify_one();
-                return;
-            }
-            ToWorker::Start { .. } => {
-                eprintln!("concertina worker: a second start");
-                break;
+    };
+    match made {
+        Ok(mut code) => {
+            if reply_to(output, id, Outcome::Value(Vec::new())) {
+                run_calls(&mut *code, runner, output);
             }
         }
+        Err(why) => {
+            reply_to(output, id, Outcome::Failed(why));
+        }
     }
-    let mut state = inbox.0.lock();
-    state.gone = true;
-    // A parent gone: the running call is told, so that it can stop early.
-    if let Some((_, handle)) = &state.running {
-        handle.cancel();
-    }
-    inbox.1.notify_one();
 }
 
-/// Runs the queued calls one at a time; the exit status once done.
-fn run_calls(code: &mut dyn Dispatch, inbox: &(Mutex<Inbox>, Condvar), output: &Output) -> i32 {
+/// Runs an instance's queued calls one at a time, until it is freed (its
+/// queue run) or the parent is gone.
+fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
     // The outcomes of a `Calls` message so far.
     let mut batch: Vec<(u64, Outcome)> = Vec::new();
     loop {
         let call = {
-            let mut state = inbox.0.lock();
+            let mut inbox = runner.inbox.lock();
             loop {
-                if state.gone {
-                    return 0;
+                if inbox.gone {
+                    return;
                 }
-                if let Some(call) = state.calls.pop_front() {
+                if let Some(call) = inbox.calls.pop_front() {
                     break call;
                 }
-                if state.stopping {
-                    return 0;
+                if inbox.stopping {
+                    return;
                 }
-                inbox.1.wait(&mut state);
+                runner.more.wait(&mut inbox);
             }
         };
         // The call runs as a task of its own, so that a cancel makes
         // `cancelled()` true inside it.
         let (future, task) = Future::<Vec<u8>>::pending();
-        inbox.0.lock().running = Some((call.id, future.cancel_handle()));
+        runner.inbox.lock().running = Some((call.id, future.cancel_handle()));
         let Call {
             id,
             method,
@@ -277,7 +426,7 @@ fn run_calls(code: &mut dyn Dispatch, inbox: &(Mutex<Inbox>, Condvar), output: &
             },
             |_| (),
         );
-        inbox.0.lock().running = None;
+        runner.inbox.lock().running = None;
         let outcome = match future.result() {
             Ok(value) => Outcome::Value(value),
             Err(Error::Panicked(message)) => Outcome::Panicked(message),
@@ -286,16 +435,16 @@ fn run_calls(code: &mut dyn Dispatch, inbox: &(Mutex<Inbox>, Condvar), output: &
             Err(other) => Outcome::Failed(other.to_string()),
         };
         let sent = if !batched {
-            reply(output, &FromWorker::Reply { id, outcome })
+            reply_to(output, id, outcome)
         } else {
             batch.push((id, outcome));
             // The last of its message, or the last queued (its last one
             // was cancelled): the outcomes go back together.
-            let more = !last && inbox.0.lock().calls.front().is_some_and(|c| c.batched);
+            let more = !last && runner.inbox.lock().calls.front().is_some_and(|c| c.batched);
             more || reply(output, &FromWorker::Replies(std::mem::take(&mut batch)))
         };
         if !sent {
-            return 0;
+            return;
         }
     }
 }
