@@ -135,7 +135,7 @@ fn round_trip(c: &mut Criterion) {
 criterion_group!(benches, round_trip);
 
 fn main() {
-    remote::serve_if_worker(&[remote::entry::<Bench>()]);
+    let _session = remote::serve_if_worker(&[remote::entry::<Bench>()]);
     if let Some(path) = std::env::var_os(RAW_ENV) {
         raw_echo(&path.to_string_lossy());
     }

@@ -67,7 +67,7 @@ fn checksum(state: &[f64]) -> f64 {
 
 fn main() -> Result<(), Error> {
     // In a worker process this serves the model and never returns.
-    remote::serve_if_worker(&[remote::entry::<Legacy>()]);
+    let _session = remote::serve_if_worker(&[remote::entry::<Legacy>()]);
 
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
     let cells = args

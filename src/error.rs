@@ -290,6 +290,7 @@ enum ConfigErrorKind {
     Spawn(String),
     Spares(usize),
     KeepAlive(Duration),
+    Transport(String),
 }
 
 /// The largest pool accepted by the builder and by `CONCERTINA_THREADS`.
@@ -332,6 +333,12 @@ impl ConfigError {
 
     pub(crate) fn keep_alive(d: Duration) -> Self {
         Self::of(ConfigErrorKind::KeepAlive(d))
+    }
+
+    /// A remote transport that cannot be used as configured: why, and what
+    /// would do.
+    pub(crate) fn transport(why: impl Into<String>) -> Self {
+        Self::of(ConfigErrorKind::Transport(why.into()))
     }
 
     pub(crate) fn spawn(err: impl fmt::Display) -> Self {
@@ -388,6 +395,7 @@ impl fmt::Display for ConfigError {
                 f,
                 "spare keep-alive {d:?} is not accepted: expected from 1ms to 3600s"
             ),
+            ConfigErrorKind::Transport(why) => f.write_str(why),
         }
     }
 }

@@ -171,7 +171,7 @@ pub use concertina_macros::asynchronous;
 /// }
 ///
 /// fn main() -> Result<(), concertina::Error> {
-///     concertina::remote::serve_if_worker(&[concertina::remote::entry::<Counter>()]);
+///     let _session = concertina::remote::serve_if_worker(&[concertina::remote::entry::<Counter>()]);
 ///     let counter = CounterRemote::start(10)?;
 ///     assert_eq!(counter.add(5).result()?, 15);
 ///     Ok(())

@@ -167,7 +167,7 @@ fn main() {
             fake_worker(&mode.to_string_lossy());
         }
     }
-    remote::serve_if_worker(&[remote::entry::<Legacy>(), remote::entry::<Grid>()]);
+    let session = remote::serve_if_worker(&[remote::entry::<Legacy>(), remote::entry::<Grid>()]);
     if let Ok(scenario) = std::env::var(common::SCENARIO) {
         assert_eq!(scenario, "ctrl_c");
         ctrl_c_scenario();
@@ -185,27 +185,55 @@ fn main() {
     macro_rules! named {
         ($($test:ident),* $(,)?) => { [$((stringify!($test), $test as fn())),*] };
     }
-    let tests = named![
+    // Over either transport.
+    let shared = named![
         calls_run_in_order_in_a_process_of_their_own,
         two_instances_do_not_share_global_state,
         a_panicking_call_fails_alone,
         bad_calls_are_clear_errors,
-        a_worker_that_dies_fails_every_pending_and_later_call,
-        a_killed_worker_is_named_by_its_signal,
         cancel_drops_a_queued_call_and_stops_a_running_one,
         futures_outlive_the_handle,
-        workers_die_with_their_parent,
-        many_instances,
         the_attribute_makes_a_typed_client,
-        garbage_on_the_channel_is_a_clear_worker_lost,
         vectorised_calls_keep_their_order_and_cancel_alone,
         calls_from_many_threads_keep_the_order_they_were_made_in,
-        ctrl_c_cancels_the_remote_call_waited_on_and_the_worker_lives,
         reentrant_codes_share_a_worker_and_run_side_by_side,
         a_legacy_code_has_one_instance_per_worker,
+        the_transport_is_chosen_by_configuration,
+    ];
+    // Worker processes of this machine: their deaths, their parent's, what
+    // they write on the socket, the terminal's Ctrl-C.
+    let local = named![
+        a_worker_that_dies_fails_every_pending_and_later_call,
+        a_killed_worker_is_named_by_its_signal,
+        workers_die_with_their_parent,
+        many_instances,
+        garbage_on_the_channel_is_a_clear_worker_lost,
+        ctrl_c_cancels_the_remote_call_waited_on_and_the_worker_lives,
         a_worker_that_dies_loses_every_instance_in_it,
     ];
-    for (name, test) in tests {
+    // The worker ranks of an MPI job (`mpirun -n 3`).
+    let ranks = named![
+        many_instances_on_ranks,
+        instances_go_round_robin_or_to_a_named_rank
+    ];
+    let on_mpi = session.worker_ranks() > 0;
+    println!(
+        "remote instances over {}",
+        if on_mpi {
+            format!("MPI ({} worker ranks)", session.worker_ranks())
+        } else {
+            "local worker processes".to_owned()
+        }
+    );
+    let tests: Vec<(&str, fn())> = shared
+        .into_iter()
+        .chain(if on_mpi {
+            ranks.to_vec()
+        } else {
+            local.to_vec()
+        })
+        .collect();
+    for &(name, test) in &tests {
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             test();
@@ -367,6 +395,91 @@ fn a_worker_that_dies_loses_every_instance_in_it() {
     assert_eq!(elsewhere.shift(1.0).result(), Ok(4.0));
 }
 
+fn the_transport_is_chosen_by_configuration() {
+    // An explicit local transport, under mpirun too.
+    let local = RemoteInstance::builder()
+        .transport(remote::Transport::Local)
+        .start::<Grid>(&(1usize, 2.0))
+        .unwrap();
+    assert_eq!(local.worker().rank(), None);
+    assert_eq!(local.call::<f64>("shift", &(1.0,)).result(), Ok(3.0));
+    // A rank with the local transport is a contradiction, said as such.
+    match RemoteInstance::builder()
+        .rank(1)
+        .transport(remote::Transport::Local)
+        .start::<Grid>(&(1usize, 0.0))
+    {
+        Err(Error::Config(why)) => assert!(why.to_string().contains("rank 1"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // The MPI transport outside MPI (or without the feature) is refused
+    // with what would do.
+    if std::env::var_os("PMI_SIZE").is_none() && std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none()
+    {
+        match RemoteInstance::builder()
+            .transport(remote::Transport::Mpi)
+            .start::<Grid>(&(1usize, 0.0))
+        {
+            Err(Error::Config(why)) => {
+                let why = why.to_string();
+                assert!(
+                    why.contains("mpirun") || why.contains("`mpi` feature"),
+                    "{why}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn many_instances_on_ranks() {
+    // A re-entrant code: many instances per rank, spread round-robin.
+    let grids: Vec<_> = (0..100usize)
+        .map(|i| GridRemote::start(1, i as f64).unwrap())
+        .collect();
+    let ranks: std::collections::BTreeSet<_> =
+        grids.iter().map(|g| g.instance().worker().rank()).collect();
+    assert_eq!(ranks.len(), 2, "spread over both worker ranks: {ranks:?}");
+    let sums: Vec<_> = grids.iter().map(|g| g.shift(0.5)).collect();
+    let sums = concertina::try_wait_all(sums).unwrap();
+    assert_eq!(sums, (0..100).map(|i| i as f64 + 0.5).collect::<Vec<_>>());
+}
+
+fn instances_go_round_robin_or_to_a_named_rank() {
+    let on_two = RemoteInstance::builder()
+        .rank(2)
+        .start::<Grid>(&(2usize, 1.0))
+        .unwrap();
+    assert_eq!(on_two.worker().rank(), Some(2));
+    assert_ne!(on_two.pid(), std::process::id());
+    let a = RemoteInstance::start::<Grid>(&(1usize, 0.0)).unwrap();
+    let b = RemoteInstance::start::<Grid>(&(1usize, 0.0)).unwrap();
+    assert_ne!(a.worker().rank(), b.worker().rank(), "round-robin");
+    match RemoteInstance::builder()
+        .rank(7)
+        .start::<Grid>(&(1usize, 0.0))
+    {
+        Err(Error::Config(why)) => {
+            assert!(
+                why.to_string()
+                    .contains("rank 7 is not a worker rank: expected 1 to 2"),
+                "{why}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    match RemoteInstance::builder()
+        .rank(1)
+        .env("X", "1")
+        .start::<Grid>(&(1usize, 0.0))
+    {
+        Err(Error::Config(why)) => {
+            assert!(why.to_string().contains("`program` and `env`"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 fn a_panicking_call_fails_alone() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
     let before = model.call::<u64>("add", &(2u64,));
@@ -473,6 +586,8 @@ fn cancel_drops_a_queued_call_and_stops_a_running_one() {
 fn futures_outlive_the_handle() {
     let model = RemoteInstance::start::<Legacy>(&(10u64,)).unwrap();
     let pid = model.pid();
+    // A worker rank serves until the job ends; a local worker stops.
+    let stops = model.worker().rank().is_none();
     let calls: Vec<_> = (0..5u64)
         .map(|_| model.call::<u64>("add", &(1u64,)))
         .collect();
@@ -488,7 +603,7 @@ fn futures_outlive_the_handle() {
         [11, 12, 13, 14, 15]
     );
     assert!(
-        wait_gone(pid),
+        !stops || wait_gone(pid),
         "worker {pid} still runs after its last handle was dropped"
     );
 }

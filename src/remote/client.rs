@@ -17,10 +17,11 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::error::ConfigError;
 use crate::error::Error;
 use crate::future::Future;
 use crate::remote::frame::{self, FromWorker, Outcome, ToWorker};
-use crate::remote::{decode, encode, Code, WORKER_ENV};
+use crate::remote::{decode, encode, Code, Transport, TRANSPORT_ENV, WORKER_ENV};
 
 /// How many of the last lines of a worker's stderr a `WorkerLost` quotes.
 const STDERR_TAIL: usize = 20;
@@ -53,7 +54,7 @@ type Pending = Box<dyn FnOnce(Result<Vec<u8>, Error>) + Send>;
 ///     }
 /// }
 ///
-/// remote::serve_if_worker(&[remote::entry::<Gravity>()]);
+/// let _session = remote::serve_if_worker(&[remote::entry::<Gravity>()]);
 /// let worker = Worker::start()?;
 /// let (near, far) = (worker.make::<Gravity>(&())?, worker.make::<Gravity>(&())?);
 /// assert_eq!(near.pid(), far.pid());
@@ -92,7 +93,7 @@ pub struct Worker {
 /// #         remote::encode(&remote::decode::<(f64,)>(a)?.0)
 /// #     }
 /// # }
-/// remote::serve_if_worker(&[remote::entry::<Model>()]);
+/// let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
 /// let model = RemoteInstance::start::<Model>(&())?;
 /// let t = model.call::<f64>("evolve", &(1.5_f64,));
 /// assert_eq!(t.result()?, 1.5);
@@ -110,16 +111,50 @@ struct Handle {
     code: &'static str,
 }
 
-struct Link {
+/// A worker as its handles see it, whatever carries its messages.
+pub(crate) struct Link {
     pid: u32,
-    writer: Mutex<BufWriter<UnixStream>>,
+    writer: Mutex<Box<dyn Outbox>>,
     state: Arc<Mutex<State>>,
-    child: Arc<Mutex<Child>>,
-    reader: Mutex<Option<JoinHandle<()>>>,
+    process: Process,
     next_instance: AtomicU32,
 }
 
-struct State {
+/// Carries messages to a worker, in the order sent.
+pub(crate) trait Outbox: Send {
+    fn send(&mut self, message: &ToWorker) -> std::io::Result<()>;
+}
+
+impl Outbox for BufWriter<UnixStream> {
+    fn send(&mut self, message: &ToWorker) -> std::io::Result<()> {
+        frame::write(self, message)
+    }
+}
+
+/// What the worker is.
+enum Process {
+    /// A child process: its handle, and the thread reading its replies.
+    Local {
+        child: Arc<Mutex<Child>>,
+        reader: Mutex<Option<JoinHandle<()>>>,
+    },
+    /// Another rank of the MPI job, serving for the whole session.
+    #[cfg(feature = "mpi")]
+    Rank(i32),
+}
+
+impl State {
+    #[cfg(feature = "mpi")]
+    pub(crate) fn new() -> Arc<Mutex<State>> {
+        Arc::new(Mutex::new(State {
+            next: 0,
+            pending: HashMap::new(),
+            lost: None,
+        }))
+    }
+}
+
+pub(crate) struct State {
     next: u64,
     pending: HashMap<u64, Pending>,
     /// Why the worker is gone, once it is.
@@ -152,6 +187,8 @@ static NEXT_SOCKET: AtomicU64 = AtomicU64::new(0);
 pub struct RemoteBuilder {
     program: Option<PathBuf>,
     env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    transport: Option<Transport>,
+    rank: Option<i32>,
 }
 
 impl RemoteBuilder {
@@ -188,6 +225,63 @@ impl RemoteBuilder {
         self
     }
 
+    /// Where the worker runs: this wins over
+    /// [`TRANSPORT_ENV`](crate::remote::TRANSPORT_ENV); without either,
+    /// on the MPI job's worker ranks when the program runs under `mpirun`
+    /// with two ranks or more (and the `mpi` feature), else in a local
+    /// process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::remote::{RemoteInstance, Transport};
+    ///
+    /// // Always a local process, even under mpirun.
+    /// let builder = RemoteInstance::builder().transport(Transport::Local);
+    /// # let _ = builder;
+    /// ```
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// On this worker rank of the MPI job (1 to N-1), instead of the next
+    /// one round-robin; implies [`Transport::Mpi`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = concertina::remote::RemoteInstance::builder().rank(2);
+    /// # let _ = builder;
+    /// ```
+    pub fn rank(mut self, rank: i32) -> Self {
+        self.rank = Some(rank);
+        self.transport = Some(Transport::Mpi);
+        self
+    }
+
+    /// The transport: the builder's, else the environment's, else MPI when
+    /// the program has worker ranks.
+    fn chosen(&self) -> Result<Transport, Error> {
+        if let Some(transport) = self.transport {
+            return Ok(transport);
+        }
+        match std::env::var(TRANSPORT_ENV) {
+            Ok(value) => match value.as_str() {
+                "local" => Ok(Transport::Local),
+                "mpi" => Ok(Transport::Mpi),
+                _ => Err(ConfigError::env(TRANSPORT_ENV, &value, "`local` or `mpi`").into()),
+            },
+            Err(_) => {
+                #[cfg(feature = "mpi")]
+                if crate::remote::mpi::ranks().is_some_and(|ranks| ranks.workers() > 0) {
+                    return Ok(Transport::Mpi);
+                }
+                Ok(Transport::Local)
+            }
+        }
+    }
+
     /// Starts a worker and makes code `C` there: see
     /// [`RemoteInstance::start`].
     ///
@@ -205,7 +299,7 @@ impl RemoteBuilder {
     /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
     /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
     /// # }
-    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let model = RemoteInstance::builder().env("MODEL_LOG", "quiet").start::<Model>(&())?;
     /// # Ok::<(), concertina::Error>(())
     /// ```
@@ -230,15 +324,53 @@ impl RemoteBuilder {
     /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
     /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
     /// # }
-    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let worker = RemoteInstance::builder().env("OMP_NUM_THREADS", "2").start_worker()?;
     /// let models = [worker.make::<Model>(&())?, worker.make::<Model>(&())?];
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn start_worker(&self) -> Result<Worker, Error> {
-        Ok(Worker {
-            link: Link::launch(self)?,
-        })
+        let link = match self.chosen()? {
+            Transport::Local => {
+                if let Some(rank) = self.rank {
+                    return Err(ConfigError::transport(format!(
+                        "rank {rank} was asked for with the local transport: a rank needs `Transport::Mpi`"
+                    ))
+                    .into());
+                }
+                Link::launch(self)?
+            }
+            Transport::Mpi => self.on_rank()?,
+        };
+        Ok(Worker { link })
+    }
+
+    #[cfg(feature = "mpi")]
+    fn on_rank(&self) -> Result<Arc<Link>, Error> {
+        if self.program.is_some() || !self.env.is_empty() {
+            return Err(ConfigError::transport(
+                "`program` and `env` set up local worker processes; the MPI transport's workers are the \
+                 job's ranks, started by mpirun: drop them, or choose `Transport::Local`",
+            )
+            .into());
+        }
+        match crate::remote::mpi::ranks() {
+            Some(ranks) => ranks.link(self.rank),
+            None => Err(ConfigError::transport(
+                "the MPI transport needs the program to run under mpirun with \
+                 `concertina::remote::serve_if_worker` first in `main` (its session kept to the end)",
+            )
+            .into()),
+        }
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    fn on_rank(&self) -> Result<Arc<Link>, Error> {
+        Err(ConfigError::transport(
+            "the MPI transport was chosen, but concertina was built without its `mpi` feature: \
+             enable it, or choose `local`",
+        )
+        .into())
     }
 }
 
@@ -261,7 +393,7 @@ impl Worker {
     /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
     /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
     /// # }
-    /// remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let worker = Worker::start()?;
     /// assert_ne!(worker.pid(), std::process::id());
     /// # Ok::<(), concertina::Error>(())
@@ -292,7 +424,7 @@ impl Worker {
     /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Legacy) }
     /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
     /// # }
-    /// remote::serve_if_worker(&[remote::entry::<Legacy>()]);
+    /// let _session = remote::serve_if_worker(&[remote::entry::<Legacy>()]);
     /// let worker = Worker::start()?;
     /// let first = worker.make::<Legacy>(&())?;
     /// assert!(worker.make::<Legacy>(&()).is_err());
@@ -311,7 +443,7 @@ impl Worker {
                 code: C::NAME.to_owned(),
                 args,
             };
-            let _ = frame::write(&mut *writer, &start);
+            let _ = writer.send(&start);
             futures.pop().expect("one call registered")
         };
         // Failed, the instance is freed in the worker as this drops.
@@ -331,7 +463,7 @@ impl Worker {
     /// # Examples
     ///
     /// ```no_run
-    /// # concertina::remote::serve_if_worker(&[]);
+    /// # let _session = concertina::remote::serve_if_worker(&[]);
     /// let worker = concertina::remote::Worker::start()?;
     /// println!("worker {}", worker.pid());
     /// # Ok::<(), concertina::Error>(())
@@ -345,7 +477,7 @@ impl Worker {
     /// # Examples
     ///
     /// ```no_run
-    /// # concertina::remote::serve_if_worker(&[]);
+    /// # let _session = concertina::remote::serve_if_worker(&[]);
     /// let worker = concertina::remote::Worker::start()?;
     /// assert_eq!(worker.lost(), None);
     /// # Ok::<(), concertina::Error>(())
@@ -355,11 +487,34 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// The MPI rank the worker is, with the MPI transport.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let _session = concertina::remote::serve_if_worker(&[]);
+    /// let worker = concertina::remote::Worker::start()?;
+    /// if let Some(rank) = worker.rank() {
+    ///     println!("on rank {rank}");
+    /// }
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn rank(&self) -> Option<i32> {
+        match self.link.process {
+            #[cfg(feature = "mpi")]
+            Process::Rank(rank) => Some(rank),
+            Process::Local { .. } => None,
+        }
+    }
+}
+
 impl fmt::Debug for Worker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.link.state.lock();
         f.debug_struct("Worker")
             .field("pid", &self.link.pid)
+            .field("rank", &self.rank())
             .field("pending", &state.pending.len())
             .field("lost", &state.lost)
             .finish()
@@ -386,7 +541,7 @@ impl RemoteInstance {
     /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
     /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
     /// # }
-    /// remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let model = RemoteInstance::start::<Model>(&())?;
     /// assert!(model.pid() > 0);
     /// # Ok::<(), concertina::Error>(())
@@ -421,7 +576,7 @@ impl RemoteInstance {
     /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
     /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
     /// # }
-    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let first = RemoteInstance::start::<Model>(&())?;
     /// let second = first.worker().make::<Model>(&())?;
     /// assert_eq!(first.pid(), second.pid());
@@ -455,7 +610,7 @@ impl RemoteInstance {
     /// #         remote::encode(&remote::decode::<(u32,)>(a)?.0)
     /// #     }
     /// # }
-    /// remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let model = RemoteInstance::start::<Model>(&())?;
     /// let calls: Vec<_> = (0..3u32).map(|i| model.call::<u32>("echo", &(i,))).collect();
     /// assert_eq!(concertina::wait_all(calls), [Ok(0), Ok(1), Ok(2)]);
@@ -485,7 +640,7 @@ impl RemoteInstance {
         };
         // A write that fails means the worker is gone: the reply thread
         // sees the socket close and fails the pending calls.
-        let _ = frame::write(&mut *writer, &call);
+        let _ = writer.send(&call);
         drop(writer);
         futures.pop().expect("one call registered")
     }
@@ -513,7 +668,7 @@ impl RemoteInstance {
     /// #         remote::encode(&(remote::decode::<(u32,)>(a)?.0 * 2))
     /// #     }
     /// # }
-    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let model = RemoteInstance::start::<Model>(&())?;
     /// let doubled = model.call_many::<u32, _>("double", (0..1000u32).map(|i| (i,)));
     /// assert_eq!(concertina::try_wait_all(doubled).unwrap()[999], 1998);
@@ -549,7 +704,7 @@ impl RemoteInstance {
             method: method.to_owned(),
             args: encoded.into_iter().flatten().collect(),
         };
-        let _ = frame::write(&mut *writer, &calls);
+        let _ = writer.send(&calls);
         drop(writer);
         futures
     }
@@ -566,7 +721,7 @@ impl RemoteInstance {
     /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
     /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
     /// # }
-    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let model = RemoteInstance::start::<Model>(&())?;
     /// println!("model runs in process {}", model.pid());
     /// # Ok::<(), concertina::Error>(())
@@ -587,7 +742,7 @@ impl RemoteInstance {
     /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
     /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
     /// # }
-    /// # remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let model = RemoteInstance::start::<Model>(&())?;
     /// assert_eq!(model.lost(), None);
     /// # Ok::<(), concertina::Error>(())
@@ -611,6 +766,23 @@ impl fmt::Debug for RemoteInstance {
 }
 
 impl Link {
+    /// The worker on an MPI rank.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn rank(
+        rank: i32,
+        pid: u32,
+        outbox: Box<dyn Outbox>,
+        state: Arc<Mutex<State>>,
+    ) -> Arc<Link> {
+        Arc::new(Link {
+            pid,
+            writer: Mutex::new(outbox),
+            state,
+            process: Process::Rank(rank),
+            next_instance: AtomicU32::new(0),
+        })
+    }
+
     /// Starts the worker process and waits for it to connect.
     fn launch(builder: &RemoteBuilder) -> Result<Arc<Link>, Error> {
         let path = socket_path();
@@ -667,10 +839,12 @@ impl Link {
         };
         Ok(Arc::new(Link {
             pid,
-            writer: Mutex::new(BufWriter::new(stream)),
+            writer: Mutex::new(Box::new(BufWriter::new(stream))),
             state,
-            child,
-            reader: Mutex::new(Some(reader)),
+            process: Process::Local {
+                child,
+                reader: Mutex::new(Some(reader)),
+            },
             next_instance: AtomicU32::new(0),
         }))
     }
@@ -705,7 +879,7 @@ impl Link {
                 let link = Arc::downgrade(self);
                 future.on_cancel(move || {
                     if let Some(link) = link.upgrade() {
-                        let _ = frame::write(&mut *link.writer.lock(), &ToWorker::Cancel { id });
+                        let _ = link.writer.lock().send(&ToWorker::Cancel { id });
                     }
                 })
             })
@@ -719,21 +893,23 @@ impl Drop for Handle {
         let free = ToWorker::Free {
             instance: self.instance,
         };
-        let _ = frame::write(&mut *self.link.writer.lock(), &free);
+        let _ = self.link.writer.lock().send(&free);
     }
 }
 
 impl Drop for Link {
+    #[allow(irrefutable_let_patterns)]
     fn drop(&mut self) {
-        // A stop message, a wait, and a kill after the timeout.
-        let _ = frame::write(&mut *self.writer.lock(), &ToWorker::Stop);
-        let _ = self
-            .writer
-            .lock()
-            .get_ref()
-            .shutdown(std::net::Shutdown::Write);
-        let (child, state) = (self.child.clone(), self.state.clone());
-        let reader = self.reader.lock().take();
+        let Process::Local { child, reader } = &self.process else {
+            // A rank serves until the session ends.
+            return;
+        };
+        // A stop message, a wait, and a kill after the timeout. The socket
+        // closes as the writer drops.
+        let _ = self.writer.lock().send(&ToWorker::Stop);
+        *self.writer.lock() = Box::new(Closed);
+        let (reaped, state) = (child.clone(), self.state.clone());
+        let reader = reader.lock().take();
         let reap = move || {
             // The calls made before the stop still run and reply (their
             // futures may outlive the handle); then the worker exits.
@@ -747,12 +923,12 @@ impl Drop for Link {
             }
             let deadline = Instant::now() + STOP_TIMEOUT;
             while Instant::now() < deadline {
-                if !matches!(child.lock().try_wait(), Ok(None)) {
+                if !matches!(reaped.lock().try_wait(), Ok(None)) {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
-            let _ = child.lock().kill();
+            let _ = reaped.lock().kill();
             if let Some(reader) = reader {
                 let _ = reader.join();
             }
@@ -762,8 +938,17 @@ impl Drop for Link {
             .spawn(reap)
             .is_err()
         {
-            let _ = self.child.lock().kill();
+            let _ = child.lock().kill();
         }
+    }
+}
+
+/// What a stopped worker's messages go to.
+struct Closed;
+
+impl Outbox for Closed {
+    fn send(&mut self, _: &ToWorker) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::NotConnected.into())
     }
 }
 
@@ -888,7 +1073,7 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 /// Settles call `id` with its outcome.
-fn settle(state: &Mutex<State>, id: u64, outcome: Outcome) {
+pub(crate) fn settle(state: &Mutex<State>, id: u64, outcome: Outcome) {
     let pending = state.lock().pending.remove(&id);
     if let Some(settle) = pending {
         settle(match outcome {
@@ -945,6 +1130,12 @@ fn read_replies(
     if let Some(garbage) = garbage {
         why = format!("it wrote {garbage}, and was killed; {why}");
     }
+    fail_all(&state, why);
+}
+
+/// The worker is gone: every pending call, and every later one, fails with
+/// `WorkerLost` and `why`.
+pub(crate) fn fail_all(state: &Mutex<State>, why: String) {
     let pending = {
         let mut state = state.lock();
         state.lost = Some(why.clone());

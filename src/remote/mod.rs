@@ -32,7 +32,7 @@
 //! }
 //!
 //! fn main() -> Result<(), concertina::Error> {
-//!     remote::serve_if_worker(&[remote::entry::<Counter>()]);
+//!     let _session = remote::serve_if_worker(&[remote::entry::<Counter>()]);
 //!     let counter = RemoteInstance::start::<Counter>(&())?;
 //!     assert_eq!(counter.call::<u64>("add", &(5u64,)).result()?, 5);
 //!     Ok(())
@@ -41,6 +41,8 @@
 
 mod client;
 pub(crate) mod frame;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod worker;
 
 use std::fmt;
@@ -49,7 +51,42 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use client::{RemoteBuilder, RemoteInstance, Worker};
-pub use worker::{serve_if_worker, WORKER_ENV};
+pub use worker::{serve_if_worker, Session, WORKER_ENV};
+
+/// The environment variable that chooses where remote instances run when
+/// the builder does not say: `local` (worker processes on this machine) or
+/// `mpi` (the worker ranks of the MPI job this program runs in; needs the
+/// `mpi` feature). Unset: `mpi` when the program runs as rank 0 of a job of
+/// two ranks or more, else `local`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(concertina::remote::TRANSPORT_ENV, "CONCERTINA_TRANSPORT");
+/// ```
+pub const TRANSPORT_ENV: &str = "CONCERTINA_TRANSPORT";
+
+/// Where remote instances run: see [`RemoteBuilder::transport`] and
+/// [`TRANSPORT_ENV`].
+///
+/// # Examples
+///
+/// ```
+/// use concertina::remote::{RemoteInstance, Transport};
+///
+/// let builder = RemoteInstance::builder().transport(Transport::Local);
+/// # let _ = builder;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// A worker process on this machine, this executable started again
+    /// (or the builder's program): a crash is contained.
+    Local,
+    /// A worker rank of the MPI job (`mpirun -n N`, ranks 1 to N-1; the
+    /// `mpi` feature). MPI is fail-stop: a rank that dies ends the job.
+    Mpi,
+}
 
 /// A value whose methods a worker process runs by name.
 ///
@@ -262,7 +299,7 @@ impl<C: Code> Dispatch for C {
 /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Echo) }
 /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { Err(RemoteError::unknown_method(m)) }
 /// # }
-/// remote::serve_if_worker(&[remote::entry::<Echo>()]); // returns at once: not a worker
+/// let _session = remote::serve_if_worker(&[remote::entry::<Echo>()]); // returns at once: not a worker
 /// ```
 pub fn entry<C: Code>() -> CodeEntry {
     CodeEntry {

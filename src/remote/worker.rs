@@ -28,8 +28,11 @@ pub const WORKER_ENV: &str = "CONCERTINA_WORKER_SOCKET";
 /// In a worker process (started by
 /// [`RemoteInstance::start`](crate::remote::RemoteInstance::start)), serves
 /// the instances its parent asks for, of the codes in `codes`, until the
-/// parent stops it or goes away, then exits the process; elsewhere returns at once. Call it
-/// first thing in `main`, before anything the worker should not do.
+/// parent stops it or goes away, then exits the process. On a worker rank
+/// of an MPI job (the `mpi` feature, under `mpirun -n N`), serves rank 0
+/// the same way and exits once rank 0's [`Session`] ends. Elsewhere
+/// returns at once. Call it first thing in `main`, before anything the
+/// worker should not do, and keep the [`Session`] until the end of `main`.
 ///
 /// A worker ignores Ctrl-C from the terminal: its parent decides (a Ctrl-C
 /// in the parent cancels the calls it waits on, and the cancel reaches the
@@ -49,27 +52,77 @@ pub const WORKER_ENV: &str = "CONCERTINA_WORKER_SOCKET";
 ///     }
 /// }
 ///
-/// // First thing in `main`: in a worker process this never returns.
-/// remote::serve_if_worker(&[remote::entry::<Model>()]);
+/// // First thing in `main`: in a worker this never returns.
+/// let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
 /// ```
-pub fn serve_if_worker(codes: &[CodeEntry]) {
-    let Some(path) = std::env::var_os(WORKER_ENV) else {
-        return;
-    };
-    // The terminal's Ctrl-C reaches the whole process group; the parent
-    // handles it and tells the worker what to cancel.
-    let _ = ctrlc::set_handler(|| {});
-    let status = match UnixStream::connect(&path) {
-        Ok(stream) => serve(stream, codes),
-        Err(error) => {
-            eprintln!(
-                "concertina worker: cannot reach the parent at {}: {error}",
-                path.to_string_lossy()
-            );
-            2
+pub fn serve_if_worker(codes: &[CodeEntry]) -> Session {
+    if let Some(path) = std::env::var_os(WORKER_ENV) {
+        // The terminal's Ctrl-C reaches the whole process group; the parent
+        // handles it and tells the worker what to cancel.
+        let _ = ctrlc::set_handler(|| {});
+        let status = match UnixStream::connect(&path) {
+            Ok(stream) => serve(stream, codes),
+            Err(error) => {
+                eprintln!(
+                    "concertina worker: cannot reach the parent at {}: {error}",
+                    path.to_string_lossy()
+                );
+                2
+            }
+        };
+        std::process::exit(status);
+    }
+    Session {
+        #[cfg(feature = "mpi")]
+        ranks: crate::remote::mpi::serve_if_rank(codes),
+    }
+}
+
+/// What [`serve_if_worker`] returns in the program itself (never in a
+/// worker). On rank 0 of an MPI job it holds the job's worker ranks: its
+/// end stops them (each runs the calls it has first) and finalises MPI, so
+/// keep it until the end of `main` (`let _session = ..`, not `let _ =
+/// ..`, which ends it at once). Without MPI it holds nothing.
+///
+/// # Examples
+///
+/// ```
+/// let session = concertina::remote::serve_if_worker(&[]);
+/// assert_eq!(session.worker_ranks(), 0); // not under mpirun
+/// ```
+#[must_use = "the session ends when dropped: keep it until the end of main (`let _session = ..`)"]
+#[derive(Debug)]
+pub struct Session {
+    #[cfg(feature = "mpi")]
+    ranks: Option<Arc<crate::remote::mpi::Ranks>>,
+}
+
+impl Session {
+    /// How many ranks serve remote instances: N-1 under `mpirun -n N`
+    /// with the `mpi` feature, else 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let session = concertina::remote::serve_if_worker(&[]);
+    /// println!("{} worker ranks", session.worker_ranks());
+    /// ```
+    pub fn worker_ranks(&self) -> usize {
+        #[cfg(feature = "mpi")]
+        if let Some(ranks) = &self.ranks {
+            return ranks.workers();
         }
-    };
-    std::process::exit(status);
+        0
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        #[cfg(feature = "mpi")]
+        if let Some(ranks) = self.ranks.take() {
+            ranks.shutdown();
+        }
+    }
 }
 
 /// How long the running calls of a worker whose parent went away have to
@@ -132,10 +185,11 @@ struct Live {
     thread: JoinHandle<()>,
 }
 
-type Output = Arc<Mutex<BufWriter<UnixStream>>>;
+/// Where a worker's replies go: true while they can be sent.
+pub(crate) type Output = Arc<dyn Fn(&FromWorker) -> bool + Send + Sync>;
 
 fn reply(output: &Output, message: &FromWorker) -> bool {
-    frame::write(&mut *output.lock(), message).is_ok()
+    output(message)
 }
 
 fn reply_to(output: &Output, id: u64, outcome: Outcome) -> bool {
@@ -150,21 +204,64 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
         return 2;
     };
     let mut input = BufReader::new(stream);
-    let output: Output = Arc::new(Mutex::new(BufWriter::new(writer)));
-    let mut live: HashMap<u32, Live> = HashMap::new();
-    // Freed instances whose queued calls may still run.
-    let mut freed: Vec<Live> = Vec::new();
+    let writer = Mutex::new(BufWriter::new(writer));
+    let output: Output =
+        Arc::new(move |message: &FromWorker| frame::write(&mut *writer.lock(), message).is_ok());
+    let mut server = Server::new(codes, output);
     let mut status = 0;
     let gone = loop {
-        let message = match frame::read::<ToWorker>(&mut input) {
-            Ok(Some(message)) => message,
+        match frame::read::<ToWorker>(&mut input) {
+            Ok(Some(message)) => {
+                if !server.handle(message) {
+                    break false;
+                }
+            }
             Ok(None) => break true,
             Err(error) => {
                 eprintln!("concertina worker: {error}");
                 status = 3;
                 break true;
             }
-        };
+        }
+    };
+    server.end(gone);
+    if gone {
+        // Nobody is left to reply to: the calls have a moment to notice
+        // their cancel, then the process ends under them (no orphans).
+        let deadline = Instant::now() + ORPHAN_GRACE;
+        while Instant::now() < deadline && !server.finished() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    } else {
+        server.join();
+    }
+    status
+}
+
+/// The instances of a worker and the messages for them, whatever carries
+/// the messages.
+pub(crate) struct Server<'a> {
+    codes: &'a [CodeEntry],
+    output: Output,
+    live: HashMap<u32, Live>,
+    /// Freed instances whose queued calls may still run.
+    freed: Vec<Live>,
+}
+
+impl<'a> Server<'a> {
+    pub(crate) fn new(codes: &'a [CodeEntry], output: Output) -> Self {
+        Server {
+            codes,
+            output,
+            live: HashMap::new(),
+            freed: Vec::new(),
+        }
+    }
+
+    /// Handles one message of the parent; false for a stop.
+    pub(crate) fn handle(&mut self, message: ToWorker) -> bool {
+        let (codes, output, live, freed) =
+            (self.codes, &self.output, &mut self.live, &mut self.freed);
         match message {
             ToWorker::Start {
                 instance,
@@ -173,7 +270,7 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
                 args,
             } => {
                 freed.retain(|l| !l.thread.is_finished());
-                match admit(codes, &code, instance, &live, &freed) {
+                match admit(codes, &code, instance, live, freed) {
                     Ok((entry, predecessor)) => {
                         let runner = Arc::new(Runner {
                             inbox: Mutex::default(),
@@ -204,12 +301,12 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
                             }
                             Err(e) => {
                                 let why = format!("the worker cannot start a thread: {e}");
-                                reply_to(&output, id, Outcome::Failed(why));
+                                reply_to(output, id, Outcome::Failed(why));
                             }
                         }
                     }
                     Err(why) => {
-                        reply_to(&output, id, Outcome::Failed(why));
+                        reply_to(output, id, Outcome::Failed(why));
                     }
                 }
             }
@@ -229,7 +326,7 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
                     })
                 }),
                 None => {
-                    reply_to(&output, id, no_instance(instance));
+                    reply_to(output, id, no_instance(instance));
                 }
             },
             ToWorker::Calls {
@@ -254,12 +351,12 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
                     let outcomes = (first..first + args.len() as u64)
                         .map(|id| (id, no_instance(instance)))
                         .collect();
-                    reply(&output, &FromWorker::Replies(outcomes));
+                    reply(output, &FromWorker::Replies(outcomes));
                 }
             },
             ToWorker::Cancel { id } => {
-                for l in live.values().chain(&freed) {
-                    if cancel(&l.runner, id, &output) {
+                for l in live.values().chain(freed.iter()) {
+                    if cancel(&l.runner, id, output) {
                         break;
                     }
                 }
@@ -270,37 +367,43 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
                     freed.push(l);
                 }
             }
-            ToWorker::Stop => break false,
+            ToWorker::Stop => return false,
         }
-    };
-    let all: Vec<Live> = live.into_values().chain(freed).collect();
-    for l in &all {
-        l.runner.update(|inbox| {
-            if gone {
-                // A parent gone: the running call is told, so that it can
-                // stop early.
-                inbox.gone = true;
-                if let Some((_, handle)) = &inbox.running {
-                    handle.cancel();
-                }
-            } else {
-                inbox.stopping = true;
-            }
-        });
+        true
     }
-    if gone {
-        // Nobody is left to reply to: the calls have a moment to notice
-        // their cancel, then the process ends under them (no orphans).
-        let deadline = Instant::now() + ORPHAN_GRACE;
-        while Instant::now() < deadline && !all.iter().all(|l| l.thread.is_finished()) {
-            std::thread::sleep(Duration::from_millis(1));
+
+    /// Tells every instance that the worker ends: the parent said stop
+    /// (their queued calls run) or is `gone` (running calls are cancelled,
+    /// queued ones dropped).
+    pub(crate) fn end(&mut self, gone: bool) {
+        for l in self.live.values().chain(&self.freed) {
+            l.runner.update(|inbox| {
+                if gone {
+                    inbox.gone = true;
+                    if let Some((_, handle)) = &inbox.running {
+                        handle.cancel();
+                    }
+                } else {
+                    inbox.stopping = true;
+                }
+            });
         }
-    } else {
-        for l in all {
+    }
+
+    /// True when every instance's thread has ended.
+    pub(crate) fn finished(&self) -> bool {
+        self.live
+            .values()
+            .chain(&self.freed)
+            .all(|l| l.thread.is_finished())
+    }
+
+    /// Waits for every instance's thread to end.
+    pub(crate) fn join(self) {
+        for l in self.live.into_values().chain(self.freed) {
             let _ = l.thread.join();
         }
     }
-    status
 }
 
 fn no_instance(instance: u32) -> Outcome {
