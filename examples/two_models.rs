@@ -14,87 +14,10 @@ use std::time::Instant;
 use concertina::{Error, Instance, Pool, RequestPool};
 use indicatif::{ProgressIterator, ProgressStyle};
 
-/// Explicit finite differences for ∂u/∂t = κ∇²u on the unit square, with
-/// u = 0 on the outer boundary.
-#[derive(Clone)]
-struct HeatModel {
-    n: usize,
-    kappa: f64,
-    dt: f64,
-    t: f64,
-    u: Vec<f64>,
-    next: Vec<f64>,
-}
+#[path = "sim/heat.rs"]
+mod heat;
 
-impl HeatModel {
-    fn new(n: usize, kappa: f64, hot: (f64, f64)) -> Self {
-        let dx = 1.0 / (n - 1) as f64;
-        let mut u = vec![0.0; n * n];
-        for y in 1..n - 1 {
-            for x in 1..n - 1 {
-                let (px, py) = (x as f64 * dx - hot.0, y as f64 * dx - hot.1);
-                u[y * n + x] = 100.0 * (-(px * px + py * py) / 0.01).exp();
-            }
-        }
-        // The largest stable step of the explicit scheme, with a margin.
-        let dt = 0.2 * dx * dx / kappa;
-        HeatModel {
-            n,
-            kappa,
-            dt,
-            t: 0.0,
-            next: u.clone(),
-            u,
-        }
-    }
-
-    fn step(&mut self, dt: f64) {
-        let n = self.n;
-        let r = self.kappa * dt * ((n - 1) as f64).powi(2);
-        for y in 1..n - 1 {
-            for x in 1..n - 1 {
-                let i = y * n + x;
-                let lap =
-                    self.u[i - 1] + self.u[i + 1] + self.u[i - n] + self.u[i + n] - 4.0 * self.u[i];
-                self.next[i] = self.u[i] + r * lap;
-            }
-        }
-        std::mem::swap(&mut self.u, &mut self.next);
-        self.t += dt;
-    }
-
-    /// Evolves to `t_end` (the last step shortened to land on it).
-    fn evolve(&mut self, t_end: f64) -> f64 {
-        while self.t < t_end - 1e-12 {
-            let dt = self.dt.min(t_end - self.t);
-            self.step(dt);
-        }
-        self.t
-    }
-
-    /// The column next to the east (`east = true`) or west boundary.
-    fn edge(&self, east: bool) -> Vec<f64> {
-        let x = if east { self.n - 2 } else { 1 };
-        (0..self.n).map(|y| self.u[y * self.n + x]).collect()
-    }
-
-    /// Relaxes the boundary-adjacent column towards the neighbour's edge.
-    fn couple(&mut self, east: bool, neighbour: &[f64]) {
-        let x = if east { self.n - 2 } else { 1 };
-        for (y, v) in neighbour.iter().enumerate().take(self.n - 1).skip(1) {
-            let i = y * self.n + x;
-            self.u[i] = 0.5 * (self.u[i] + v);
-        }
-    }
-
-    fn total_heat(&self) -> f64 {
-        self.u.iter().sum::<f64>() / (self.n * self.n) as f64
-    }
-
-    fn peak(&self) -> f64 {
-        self.u.iter().copied().fold(0.0, f64::max)
-    }
-}
+use heat::HeatModel;
 
 fn parse_arg(
     index: usize,
@@ -122,8 +45,8 @@ const T_END: f64 = 0.04;
 
 fn models(n: usize) -> (HeatModel, HeatModel) {
     (
-        HeatModel::new(n, 0.9, (0.75, 0.5)),
-        HeatModel::new(n, 1.0, (0.25, 0.5)),
+        HeatModel::new(n, 0.9, 0.75, 0.5),
+        HeatModel::new(n, 1.0, 0.25, 0.5),
     )
 }
 
@@ -142,8 +65,8 @@ fn main() -> Result<(), Error> {
         land.evolve(t);
         sea.evolve(t);
         let (land_edge, sea_edge) = (land.edge(false), sea.edge(true));
-        land.couple(false, &sea_edge);
-        sea.couple(true, &land_edge);
+        land.couple(false, sea_edge);
+        sea.couple(true, land_edge);
     }
     let sequential = started.elapsed();
 
@@ -161,8 +84,8 @@ fn main() -> Result<(), Error> {
         // Reads queue behind the evolve calls, writes behind the reads of the other model.
         let land_edge = land_i.spawn(|m| m.edge(false));
         let sea_edge = sea_i.spawn(|m| m.edge(true));
-        drop(land_i.spawn_after(sea_edge, |m, edge| m.couple(false, &edge)));
-        drop(sea_i.spawn_after(land_edge, |m, edge| m.couple(true, &edge)));
+        drop(land_i.spawn_after(sea_edge, |m, edge| m.couple(false, edge)));
+        drop(sea_i.spawn_after(land_edge, |m, edge| m.couple(true, edge)));
     }
     // The pool's requests as they finish, with a progress bar (on a terminal).
     let style = ProgressStyle::with_template("  {bar:40} {pos}/{len} evolve calls done")

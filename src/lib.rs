@@ -60,6 +60,11 @@
 //!   a cancel, a Ctrl-C, a panic and a deadlock, through the
 //!   [`tracing`](https://docs.rs/tracing) crate, all under the target
 //!   `concertina`. Without it, nothing of it is compiled in.
+//! * `mpi`: remote instances on the worker ranks of an MPI job
+//!   (`mpirun -n N`: rank 0 runs the program, ranks 1 to N-1 serve), through
+//!   [rsmpi](https://docs.rs/mpi); needs an MPI library and libclang to
+//!   build. The transport is chosen by `remote::RemoteBuilder::transport` or
+//!   `CONCERTINA_TRANSPORT`, not by the code that makes the calls.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

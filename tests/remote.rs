@@ -412,6 +412,18 @@ fn the_transport_is_chosen_by_configuration() {
         Err(Error::Config(why)) => assert!(why.to_string().contains("rank 1"), "{why}"),
         other => panic!("{other:?}"),
     }
+    // A transport the environment names wrongly is refused, naming both.
+    std::env::set_var(remote::TRANSPORT_ENV, "carrier-pigeon");
+    let refused = RemoteInstance::start::<Grid>(&(1usize, 0.0));
+    std::env::remove_var(remote::TRANSPORT_ENV);
+    match refused {
+        Err(Error::Config(why)) => {
+            assert_eq!(why.variable(), Some("CONCERTINA_TRANSPORT"));
+            assert!(why.to_string().contains("\"carrier-pigeon\""), "{why}");
+            assert!(why.to_string().contains("`local` or `mpi`"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
     // The MPI transport outside MPI (or without the feature) is refused
     // with what would do.
     if std::env::var_os("PMI_SIZE").is_none() && std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none()

@@ -51,8 +51,8 @@ impl std::fmt::Debug for Ranks {
 
 /// To the MPI thread of rank 0.
 enum Out {
-    /// A message (postcard) for a rank.
-    To(i32, Vec<u8>),
+    /// A message (postcard) for a rank, and how many replies it asks for.
+    To(i32, Vec<u8>, usize),
     /// Stop every rank, then finalise.
     Shutdown,
 }
@@ -69,8 +69,14 @@ impl Outbox for RankOutbox {
     fn send(&mut self, message: &ToWorker) -> std::io::Result<()> {
         let bytes = postcard::to_stdvec(message)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        // One reply per call (a cancelled one replies that it was).
+        let replies = match message {
+            ToWorker::Start { .. } | ToWorker::Call { .. } => 1,
+            ToWorker::Calls { args, .. } => args.len(),
+            ToWorker::Cancel { .. } | ToWorker::Free { .. } | ToWorker::Stop => 0,
+        };
         self.outgoing
-            .send(Out::To(self.rank, bytes))
+            .send(Out::To(self.rank, bytes, replies))
             .map_err(|_| std::io::ErrorKind::NotConnected.into())
     }
 }
@@ -193,28 +199,52 @@ fn owner(told: Sender<Result<Started, String>>, incoming: Receiver<Out>) {
     drop(universe);
 }
 
-/// How long to wait for the next message: a few yields after activity,
-/// then sleeps growing to a millisecond, so that an idle rank costs little
-/// CPU and a busy one answers at once.
-struct Backoff(u32);
+/// How long to wait for the next message: yields for a moment after the
+/// last message (the next one of a conversation comes soon), then sleeps
+/// growing to a millisecond, and to 10 ms after 50 ms without a message,
+/// so that an idle rank costs little CPU (MPI's own blocking receive
+/// busy-waits with MPICH, a core per idle rank).
+struct Backoff {
+    last: std::time::Instant,
+    sleeps: u32,
+}
 
 impl Backoff {
-    const YIELDS: u32 = 64;
+    /// How long a rank keeps yielding after its last message.
+    const SPIN: Duration = Duration::from_micros(300);
+    /// After this long without a message, a rank polls only every
+    /// [`Self::DEEP`]: the first message after a pause waits at most that.
+    const DROWSY: Duration = Duration::from_millis(50);
+    const DEEP: Duration = Duration::from_millis(10);
 
-    fn reset(&mut self) {
-        self.0 = 0;
+    fn new() -> Self {
+        Backoff {
+            last: std::time::Instant::now(),
+            sleeps: 0,
+        }
     }
 
-    /// Waits one step; `None` means yield (no timed wait).
+    fn reset(&mut self) {
+        self.last = std::time::Instant::now();
+        self.sleeps = 0;
+    }
+
+    /// True once past the spin after the last message.
+    fn quiet(&self) -> bool {
+        self.last.elapsed() >= Self::SPIN
+    }
+
+    /// Yields (`None`) or says how long to wait.
     fn step(&mut self) -> Option<Duration> {
-        self.0 = self.0.saturating_add(1);
-        if self.0 <= Self::YIELDS {
+        if self.last.elapsed() < Self::SPIN {
             std::thread::yield_now();
-            None
-        } else {
-            let shift = (self.0 - Self::YIELDS).min(6);
-            Some(Duration::from_micros(16 << shift).min(Duration::from_millis(1)))
+            return None;
         }
+        if self.last.elapsed() > Self::DROWSY {
+            return Some(Self::DEEP);
+        }
+        self.sleeps = (self.sleeps + 1).min(5);
+        Some(Duration::from_micros(32 << self.sleeps).min(Duration::from_millis(1)))
     }
 }
 
@@ -245,43 +275,66 @@ fn root(
         pids,
         states: states.clone(),
     }));
+    // Settles the calls a worker's message answers; how many.
     let route = |bytes: &[u8], rank: i32| {
         let state = &states[(rank - 1) as usize];
         match postcard::from_bytes::<FromWorker>(bytes) {
-            Ok(FromWorker::Reply { id, outcome }) => settle(state, id, outcome),
+            Ok(FromWorker::Reply { id, outcome }) => {
+                settle(state, id, outcome);
+                1
+            }
             Ok(FromWorker::Replies(outcomes)) => {
+                let count = outcomes.len();
                 for (id, outcome) in outcomes {
                     settle(state, id, outcome);
                 }
+                count
             }
-            Err(e) => fail_all(
-                state,
-                format!("rank {rank} sent a message that does not decode: {e}"),
-            ),
+            Err(e) => {
+                fail_all(
+                    state,
+                    format!("rank {rank} sent a message that does not decode: {e}"),
+                );
+                0
+            }
         }
     };
+    // Sends a message: the replies it asks for, or `None` to shut down.
     let send = |out: Out| match out {
-        Out::To(rank, bytes) => {
+        Out::To(rank, bytes, replies) => {
             world
                 .process_at_rank(rank)
                 .send_with_tag(&bytes[..], TO_WORKER);
-            true
+            Some(replies)
         }
-        Out::Shutdown => false,
+        Out::Shutdown => None,
     };
-    let mut backoff = Backoff(0);
+    // The replies still to come: with none, nothing can arrive, and this
+    // thread sleeps until there is something to send.
+    let mut outstanding = 0usize;
+    let mut backoff = Backoff::new();
     'serve: loop {
         let mut busy = false;
         loop {
-            match incoming.try_recv() {
-                Ok(out) => {
-                    busy = true;
-                    if !send(out) {
-                        break 'serve;
-                    }
+            // Nothing to wait for, and quiet for a while: sleep until
+            // there is something to send (a conversation's next call
+            // usually comes within the spin).
+            let out = if outstanding == 0 && !busy && backoff.quiet() {
+                match incoming.recv() {
+                    Ok(out) => out,
+                    Err(_) => break 'serve,
                 }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => break 'serve,
+            } else {
+                match incoming.try_recv() {
+                    Ok(out) => out,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => break 'serve,
+                }
+            };
+            busy = true;
+            match send(out) {
+                Some(replies) => outstanding += replies,
+                None => break 'serve,
             }
         }
         while let Some(probed) = world
@@ -289,7 +342,7 @@ fn root(
             .immediate_matched_probe_with_tag(FROM_WORKER)
         {
             let (bytes, status) = probed.matched_receive_vec::<u8>();
-            route(&bytes, status.source_rank());
+            outstanding = outstanding.saturating_sub(route(&bytes, status.source_rank()));
             busy = true;
         }
         if busy {
@@ -298,8 +351,9 @@ fn root(
             match incoming.recv_timeout(wait) {
                 Ok(out) => {
                     backoff.reset();
-                    if !send(out) {
-                        break 'serve;
+                    match send(out) {
+                        Some(replies) => outstanding += replies,
+                        None => break 'serve,
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -321,7 +375,9 @@ fn root(
             .matched_probe()
             .matched_receive_vec::<u8>();
         match status.tag() {
-            FROM_WORKER => route(&bytes, status.source_rank()),
+            FROM_WORKER => {
+                route(&bytes, status.source_rank());
+            }
             _ => running -= 1,
         }
     }
@@ -343,7 +399,7 @@ fn serve_rank(world: &SimpleCommunicator) {
     });
     let mut server = Server::new(codes, output);
     let mut stopping = false;
-    let mut backoff = Backoff(0);
+    let mut backoff = Backoff::new();
     loop {
         let mut busy = false;
         while let Ok(bytes) = replied.try_recv() {
