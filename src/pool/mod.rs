@@ -41,7 +41,7 @@ use crate::future::Future;
 use crate::park;
 use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
-use crate::task::run::run_bare;
+use crate::task::running::run_bare;
 use crate::task::{queued, reject_queued, run_queued, run_task_with, Content, TaskRef};
 use crate::worker::{self, Job, Queued, Worker};
 

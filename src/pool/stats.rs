@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 
 use crate::error::Error;
 #[cfg(feature = "tracing")]
-use crate::task::run::catch;
+use crate::task::running::catch;
 #[cfg(feature = "tracing")]
 use crate::trace;
 

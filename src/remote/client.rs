@@ -111,6 +111,30 @@ struct Handle {
     code: &'static str,
 }
 
+/// The worker ranks of an MPI job, as the builder reaches them: set by the
+/// MPI transport once MPI runs on rank 0.
+#[cfg(feature = "mpi")]
+pub(crate) trait RankLinks: Send + Sync {
+    /// The worker on `rank`, or the next one round-robin.
+    fn link(&self, rank: Option<i32>) -> Result<Arc<Link>, Error>;
+    /// How many ranks serve.
+    fn workers(&self) -> usize;
+}
+
+#[cfg(feature = "mpi")]
+static RANKS: std::sync::OnceLock<Arc<dyn RankLinks>> = std::sync::OnceLock::new();
+
+/// Makes the job's worker ranks reachable by builders.
+#[cfg(feature = "mpi")]
+pub(crate) fn set_ranks(ranks: Arc<dyn RankLinks>) {
+    let _ = RANKS.set(ranks);
+}
+
+#[cfg(feature = "mpi")]
+fn ranks() -> Option<Arc<dyn RankLinks>> {
+    RANKS.get().cloned()
+}
+
 /// A worker as its handles see it, whatever carries its messages.
 pub(crate) struct Link {
     pid: u32,
@@ -274,7 +298,7 @@ impl RemoteBuilder {
             },
             Err(_) => {
                 #[cfg(feature = "mpi")]
-                if crate::remote::mpi::ranks().is_some_and(|ranks| ranks.workers() > 0) {
+                if ranks().is_some_and(|ranks| ranks.workers() > 0) {
                     return Ok(Transport::Mpi);
                 }
                 Ok(Transport::Local)
@@ -354,7 +378,7 @@ impl RemoteBuilder {
             )
             .into());
         }
-        match crate::remote::mpi::ranks() {
+        match ranks() {
             Some(ranks) => ranks.link(self.rank),
             None => Err(ConfigError::transport(
                 "the MPI transport needs the program to run under mpirun with \

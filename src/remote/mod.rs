@@ -43,6 +43,7 @@ mod client;
 pub(crate) mod frame;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod session;
 mod worker;
 
 use std::fmt;
@@ -51,7 +52,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use client::{RemoteBuilder, RemoteInstance, Worker};
-pub use worker::{serve_if_worker, Session, WORKER_ENV};
+pub use session::{serve_if_worker, Session};
+pub use worker::WORKER_ENV;
 
 /// The environment variable that chooses where remote instances run when
 /// the builder does not say: `local` (worker processes on this machine) or

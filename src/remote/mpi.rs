@@ -18,7 +18,7 @@ use mpi::Threading;
 use parking_lot::Mutex;
 
 use crate::error::{ConfigError, Error};
-use crate::remote::client::{fail_all, settle, Link, Outbox, State};
+use crate::remote::client::{fail_all, set_ranks, settle, Link, Outbox, RankLinks, State};
 use crate::remote::frame::{FromWorker, ToWorker};
 use crate::remote::worker::{Output, Server};
 use crate::remote::{CodeEntry, TRANSPORT_ENV};
@@ -56,8 +56,6 @@ enum Out {
     /// Stop every rank, then finalise.
     Shutdown,
 }
-
-static RANKS: OnceLock<Arc<Ranks>> = OnceLock::new();
 
 /// A link's messages, through rank 0's MPI thread.
 struct RankOutbox {
@@ -138,7 +136,7 @@ pub(crate) fn serve_if_rank(codes: &[CodeEntry]) -> Option<Arc<Ranks>> {
                 next: AtomicUsize::new(0),
                 thread: Mutex::new(Some(thread)),
             });
-            let _ = RANKS.set(ranks.clone());
+            set_ranks(ranks.clone());
             Some(ranks)
         }
         Ok(Ok(Started::Worker)) => {
@@ -452,9 +450,8 @@ pub(crate) fn keep_codes(codes: &[CodeEntry]) {
     let _ = CODES.set(Vec::leak(codes.to_vec()));
 }
 
-impl Ranks {
-    /// The worker on `rank`, or the next one round-robin.
-    pub(crate) fn link(&self, rank: Option<i32>) -> Result<Arc<Link>, Error> {
+impl RankLinks for Ranks {
+    fn link(&self, rank: Option<i32>) -> Result<Arc<Link>, Error> {
         if self.links.is_empty() {
             return Err(ConfigError::transport(
                 "the MPI transport has no worker rank: run the program with `mpirun -n N` and N of 2 or more \
@@ -476,11 +473,12 @@ impl Ranks {
         Ok(self.links[index].clone())
     }
 
-    /// How many ranks serve.
-    pub(crate) fn workers(&self) -> usize {
+    fn workers(&self) -> usize {
         self.links.len()
     }
+}
 
+impl Ranks {
     /// Stops every worker rank (each runs the calls it has first) and
     /// finalises MPI.
     pub(crate) fn shutdown(&self) {
@@ -489,9 +487,4 @@ impl Ranks {
             let _ = thread.join();
         }
     }
-}
-
-/// Rank 0's ranks, once MPI runs.
-pub(crate) fn ranks() -> Option<Arc<Ranks>> {
-    RANKS.get().cloned()
 }

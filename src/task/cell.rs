@@ -14,7 +14,7 @@ use crate::sync::Mutex;
 use crate::task::inner::{Content, Inner};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, PENDING};
-use crate::task::run::run_task_in;
+use crate::task::running::run_task_in;
 use crate::worker::{self, Job, Runnable};
 
 use std::sync::atomic::Ordering;

@@ -7,7 +7,7 @@ pub(crate) mod cell;
 pub(crate) mod inner;
 pub(crate) mod listener;
 pub(crate) mod phase;
-pub(crate) mod run;
+pub(crate) mod running;
 
 pub(crate) use cell::{detached, queued, reject_queued, run_queued, run_task_with, TaskRef};
 pub(crate) use inner::{run_guarded, Content, Inner, Queue};
