@@ -251,7 +251,41 @@ fn main() {
             }
         }
     }
-    println!("test result: ok. {} passed", tests.len());
+    let mut passed = tests.len();
+    if on_mpi {
+        // Last: it ends the session.
+        the_end_of_the_session_runs_the_calls_made_then_stops_the_ranks(session);
+        println!("test the_end_of_the_session_runs_the_calls_made_then_stops_the_ranks ... ok");
+        passed += 1;
+    }
+    println!("test result: ok. {passed} passed");
+}
+
+/// Under MPI: the calls made before the session ends still run and reply;
+/// later ones fail with `WorkerLost`; every rank then exits cleanly (the
+/// job's exit status says so).
+fn the_end_of_the_session_runs_the_calls_made_then_stops_the_ranks(session: remote::Session) {
+    let model = RemoteInstance::start::<Legacy>(&(1u64,)).unwrap();
+    let slow = model.call::<u64>("sleep", &(200u64,));
+    let after = model.call::<u64>("add", &(1u64,));
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(session);
+        let _ = done.send(());
+    });
+    ended
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the session ends within a minute");
+    assert_eq!(slow.result(), Ok(200), "made before the end: it ran");
+    assert_eq!(after.result(), Ok(2));
+    match model.call::<u64>("add", &(1u64,)).result() {
+        Err(Error::WorkerLost(why)) => assert!(why.contains("the MPI session ended"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    match RemoteInstance::start::<Grid>(&(1usize, 0.0)) {
+        Err(Error::WorkerLost(why)) => assert!(why.contains("the MPI session ended"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 fn calls_run_in_order_in_a_process_of_their_own() {
