@@ -105,7 +105,9 @@ fn wanted() -> bool {
 /// serves `codes` and exits; rank 0 gets the ranks (and `None` is
 /// returned outside a job).
 pub(crate) fn serve_if_rank(codes: &[CodeEntry]) -> Option<Arc<Ranks>> {
-    if !wanted() {
+    // MPI starts once per process: a second call finds it started.
+    static JOINED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !wanted() || JOINED.swap(true, Ordering::SeqCst) {
         return None;
     }
     keep_codes(codes);

@@ -18,6 +18,8 @@ use crate::remote::CodeEntry;
 /// the same way and exits once rank 0's [`Session`] ends. Elsewhere
 /// returns at once. Call it first thing in `main`, before anything the
 /// worker should not do, and keep the [`Session`] until the end of `main`.
+/// MPI starts once: a second call in the same program returns a session
+/// that holds nothing.
 ///
 /// A worker ignores Ctrl-C from the terminal: its parent decides (a Ctrl-C
 /// in the parent cancels the calls it waits on, and the cancel reaches the
