@@ -61,6 +61,12 @@ pub fn serve_if_worker(codes: &[CodeEntry]) -> Session {
 /// keep it until the end of `main` (`let _session = ..`, not `let _ =
 /// ..`, which ends it at once). Without MPI it holds nothing.
 ///
+/// Its end waits for the calls already made on the ranks (as a local
+/// worker runs the calls made before its stop): a call that never returns
+/// keeps the job waiting, and a Ctrl-C then ends the program (exit 130;
+/// `mpirun` ends the ranks). Calls made after the end fail with
+/// [`Error::WorkerLost`](crate::Error::WorkerLost).
+///
 /// # Examples
 ///
 /// ```
