@@ -23,28 +23,6 @@ use heat::{HeatModel, HeatModelRemote};
 
 const T_END: f64 = 0.02;
 
-fn parse_arg(
-    index: usize,
-    name: &str,
-    default: usize,
-    range: std::ops::RangeInclusive<usize>,
-) -> usize {
-    match std::env::args().nth(index) {
-        None => default,
-        Some(text) => match text.parse::<usize>() {
-            Ok(v) if range.contains(&v) => v,
-            _ => {
-                eprintln!(
-                    "coupled_ranks: {name} must be a whole number from {} to {}, got {text:?}",
-                    range.start(),
-                    range.end()
-                );
-                std::process::exit(2);
-            }
-        },
-    }
-}
-
 /// The land's and the sea's parameters: (diffusivity, hot spot).
 const LAND: (f64, f64, f64) = (0.9, 0.75, 0.5);
 const SEA: (f64, f64, f64) = (1.0, 0.25, 0.5);
@@ -53,8 +31,8 @@ fn main() -> Result<(), Error> {
     // On a worker (rank or process) this serves the model and never returns;
     // on rank 0 the session keeps the ranks until the end of `main`.
     let session = remote::serve_if_worker(&[remote::entry::<HeatModel>()]);
-    let n = parse_arg(1, "GRID", 192, 8..=2048);
-    let intervals = parse_arg(2, "INTERVALS", 8, 1..=1000);
+    let n = heat::parse_arg("coupled_ranks", 1, "GRID", 192, 8..=2048);
+    let intervals = heat::parse_arg("coupled_ranks", 2, "INTERVALS", 8, 1..=1000);
     println!("coupled_ranks: two {n}x{n} models to t = {T_END}, coupled {intervals} times");
 
     // In this process, one model after the other.

@@ -19,28 +19,6 @@ mod heat;
 
 use heat::HeatModel;
 
-fn parse_arg(
-    index: usize,
-    name: &str,
-    default: usize,
-    range: std::ops::RangeInclusive<usize>,
-) -> usize {
-    match std::env::args().nth(index) {
-        None => default,
-        Some(text) => match text.parse::<usize>() {
-            Ok(v) if range.contains(&v) => v,
-            _ => {
-                eprintln!(
-                    "two_models: {name} must be a whole number from {} to {}, got {text:?}",
-                    range.start(),
-                    range.end()
-                );
-                std::process::exit(2);
-            }
-        },
-    }
-}
-
 const T_END: f64 = 0.04;
 
 fn models(n: usize) -> (HeatModel, HeatModel) {
@@ -51,8 +29,8 @@ fn models(n: usize) -> (HeatModel, HeatModel) {
 }
 
 fn main() -> Result<(), Error> {
-    let n = parse_arg(1, "GRID", 256, 8..=2048);
-    let intervals = parse_arg(2, "INTERVALS", 8, 1..=1000);
+    let n = heat::parse_arg("two_models", 1, "GRID", 256, 8..=2048);
+    let intervals = heat::parse_arg("two_models", 2, "INTERVALS", 8, 1..=1000);
     println!(
         "two_models: two {n}x{n} heat-diffusion models to t = {T_END}, coupled {intervals} times"
     );

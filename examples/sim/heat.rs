@@ -1,6 +1,6 @@
 //! A 2-D heat-diffusion model, shared by the coupled-model examples: an
 //! ordinary type, also made a remote code (`HeatModelRemote`) that runs in
-//! a worker process or on an MPI rank.
+//! a worker process or on an MPI rank; and the examples' argument reading.
 
 /// Explicit finite differences for ∂u/∂t = κ∇²u on the unit square, with
 /// u = 0 on the outer boundary.
@@ -92,5 +92,31 @@ impl HeatModel {
     /// The whole grid, for an exact comparison.
     pub fn grid(&self) -> Vec<f64> {
         self.u.clone()
+    }
+}
+
+/// Command-line argument `index` of `program`, a whole number in `range`,
+/// or `default` when absent; anything else ends the program with a message
+/// naming what is accepted.
+pub fn parse_arg(
+    program: &str,
+    index: usize,
+    name: &str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> usize {
+    match std::env::args().nth(index) {
+        None => default,
+        Some(text) => match text.parse::<usize>() {
+            Ok(v) if range.contains(&v) => v,
+            _ => {
+                eprintln!(
+                    "{program}: {name} must be a whole number from {} to {}, got {text:?}",
+                    range.start(),
+                    range.end()
+                );
+                std::process::exit(2);
+            }
+        },
     }
 }

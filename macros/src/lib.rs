@@ -80,15 +80,9 @@ fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
                 params.push(quote!(#r));
             }
             FnArg::Typed(arg) => {
-                let ident = match &*arg.pat {
-                    Pat::Ident(PatIdent {
-                        ident,
-                        subpat: None,
-                        by_ref: None,
-                        ..
-                    }) => ident.clone(),
-                    _ => Ident::new(&format!("__concertina_arg{i}"), Span::call_site()),
-                };
+                let ident = plain_name(&arg.pat).unwrap_or_else(|| {
+                    Ident::new(&format!("__concertina_arg{i}"), Span::call_site())
+                });
                 let ty = &arg.ty;
                 params.push(quote!(#ident: #ty));
                 forwarded.push(ident);
@@ -153,6 +147,19 @@ fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
         #[allow(clippy::needless_pass_by_value)]
         #vis #blocking_sig #body
     })
+}
+
+/// An argument's name when its pattern is a plain one (`t`, `mut t`).
+fn plain_name(pat: &Pat) -> Option<Ident> {
+    match pat {
+        Pat::Ident(PatIdent {
+            ident,
+            subpat: None,
+            by_ref: None,
+            ..
+        }) => Some(ident.clone()),
+        _ => None,
+    }
 }
 
 /// Makes a type a code that runs in a worker process: see
@@ -271,19 +278,11 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
                     receiver = Some(());
                 }
                 FnArg::Typed(arg) => {
-                    let ident = match &*arg.pat {
-                        Pat::Ident(PatIdent {
-                            ident,
-                            subpat: None,
-                            by_ref: None,
-                            ..
-                        }) => ident.clone(),
-                        other => {
-                            return Err(syn::Error::new(
-                                other.span(),
-                                "a remote method's arguments are plain names (`t: f64`)",
-                            ))
-                        }
+                    let Some(ident) = plain_name(&arg.pat) else {
+                        return Err(syn::Error::new(
+                            arg.pat.span(),
+                            "a remote method's arguments are plain names (`t: f64`)",
+                        ));
                     };
                     if let syn::Type::Reference(r) = &*arg.ty {
                         return Err(syn::Error::new(
