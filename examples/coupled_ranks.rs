@@ -39,14 +39,7 @@ fn main() -> Result<(), Error> {
     let started = Instant::now();
     let mut land = HeatModel::new(n, LAND.0, LAND.1, LAND.2);
     let mut sea = HeatModel::new(n, SEA.0, SEA.1, SEA.2);
-    for k in 1..=intervals {
-        let t = T_END * k as f64 / intervals as f64;
-        land.evolve(t);
-        sea.evolve(t);
-        let (land_edge, sea_edge) = (land.edge(false), sea.edge(true));
-        land.couple(false, sea_edge);
-        sea.couple(true, land_edge);
-    }
+    heat::couple_in_turn(&mut land, &mut sea, T_END, intervals);
     let in_process = started.elapsed();
 
     // Remote: each model on a worker of its own, evolving side by side.

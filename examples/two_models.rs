@@ -38,14 +38,7 @@ fn main() -> Result<(), Error> {
     // Sequential: one model after the other, then the exchange.
     let started = Instant::now();
     let (mut land, mut sea) = models(n);
-    for k in 1..=intervals {
-        let t = T_END * k as f64 / intervals as f64;
-        land.evolve(t);
-        sea.evolve(t);
-        let (land_edge, sea_edge) = (land.edge(false), sea.edge(true));
-        land.couple(false, sea_edge);
-        sea.couple(true, land_edge);
-    }
+    heat::couple_in_turn(&mut land, &mut sea, T_END, intervals);
     let sequential = started.elapsed();
 
     // Concurrent: each model an Instance on a shared pool.

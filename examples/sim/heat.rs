@@ -95,6 +95,20 @@ impl HeatModel {
     }
 }
 
+/// The reference run: `land` (its west edge) and `sea` (its east edge)
+/// evolved one after the other to `t_end`, their edges exchanged
+/// `intervals` times on the way.
+pub fn couple_in_turn(land: &mut HeatModel, sea: &mut HeatModel, t_end: f64, intervals: usize) {
+    for k in 1..=intervals {
+        let t = t_end * k as f64 / intervals as f64;
+        land.evolve(t);
+        sea.evolve(t);
+        let (land_edge, sea_edge) = (land.edge(false), sea.edge(true));
+        land.couple(false, sea_edge);
+        sea.couple(true, land_edge);
+    }
+}
+
 /// Command-line argument `index` of `program`, a whole number in `range`,
 /// or `default` when absent; anything else ends the program with a message
 /// naming what is accepted.

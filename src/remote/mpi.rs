@@ -448,7 +448,7 @@ fn serve_rank(world: &SimpleCommunicator) {
 static CODES: OnceLock<&'static [CodeEntry]> = OnceLock::new();
 
 /// Keeps the codes for the MPI thread of a worker rank.
-pub(crate) fn keep_codes(codes: &[CodeEntry]) {
+fn keep_codes(codes: &[CodeEntry]) {
     let _ = CODES.set(Vec::leak(codes.to_vec()));
 }
 
