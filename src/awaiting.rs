@@ -43,19 +43,10 @@ impl<T: Send + 'static> std::future::Future for Awaiting<T> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &self.inner;
-        if !state::is_published(inner.phase()) {
-            let mut slot = inner.slot.lock();
-            if !state::is_published(inner.phase()) {
-                let hooks = slot.hooks();
-                match &hooks.waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => hooks.waker = Some(cx.waker().clone()),
-                }
-                return Poll::Pending;
-            }
+        match self.inner.poll_outcome(cx.waker()) {
+            Some(outcome) => Poll::Ready(outcome),
+            None => Poll::Pending,
         }
-        Poll::Ready(inner.take_outcome())
     }
 }
 

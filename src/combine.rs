@@ -8,8 +8,7 @@ use crate::future::Future;
 use crate::global;
 use crate::pool::{self, Pool};
 use crate::sync::Mutex;
-use crate::task::phase as state;
-use crate::task::{detached, Content, Inner, TaskRef, Watchable};
+use crate::task::{self, Inner, TaskRef, Watchable};
 
 /// The pool a continuation runs on: the pool of this worker thread, or the
 /// default pool on a thread that is not a worker. `Err(Shutdown)` when this
@@ -27,8 +26,7 @@ impl<T: Send + 'static> Future<T> {
     /// A pending future settled by its sources, which the deadlock
     /// detection and claiming follow.
     pub(crate) fn derived(sources: &[Arc<dyn Watchable>]) -> (Self, TaskRef<T>) {
-        let sources = sources.iter().map(Arc::downgrade).collect();
-        let inner = detached(state::PENDING, Content::After(sources));
+        let inner = task::derived(sources);
         (Future::from_shared(inner.clone()), inner)
     }
 
@@ -114,16 +112,7 @@ impl<T: Send + 'static> Future<T> {
             Ok(task) => task,
             Err(outcome) => return next(outcome),
         };
-        let mut slot = inner.slot.lock();
-        if state::is_published(inner.phase()) {
-            let outcome = slot
-                .take_outcome()
-                .expect("a published outcome is present until taken");
-            drop(slot);
-            next(outcome);
-        } else {
-            slot.hooks().continuation = Some(Box::new(next));
-        }
+        inner.on_outcome(Box::new(next));
     }
 }
 

@@ -5,12 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::{CancelHandle, Cancellable};
 use crate::error::{Error, TimedOut};
-// A finished outcome is only read in place or moved out whole, never raced
-// for: nothing for the loom models to check.
-use crate::task::inner::published_phase;
-use crate::task::phase::{self as state, CANCELLED, PENDING, RUNNING};
-use crate::task::{detached, run_guarded, Content, TaskRef};
-use parking_lot::Mutex;
+use crate::sync::Mutex;
+use crate::task::phase::{self as state, CANCELLED, RUNNING};
+use crate::task::{finished, finished_as, pending, published_phase, run_guarded, TaskRef};
 
 /// The handle of a task submitted to a pool: wait for it, take its value,
 /// cancel it, or chain more work after it.
@@ -49,7 +46,7 @@ enum Repr<T> {
 impl<T: Send + 'static> Future<T> {
     /// A pending future and the shared state its job will settle.
     pub(crate) fn pending() -> (Self, TaskRef<T>) {
-        let inner = detached(PENDING, Content::Empty);
+        let inner = pending();
         (Future::from_shared(inner.clone()), inner)
     }
 
@@ -97,7 +94,7 @@ impl<T: Send + 'static> Future<T> {
     #[inline]
     pub fn done(&self) -> bool {
         match &self.repr {
-            Repr::Task(task) => state::is_published(task.phase()),
+            Repr::Task(task) => task.is_published(),
             Repr::Ready(..) => true,
         }
     }
@@ -268,16 +265,9 @@ impl<T: Send + 'static> Future<T> {
             Repr::Ready(..) => return self.result().map(Future::ready),
         };
         task.wait_until(None);
-        let mut slot = task.slot.lock();
-        match slot.take_outcome() {
-            Some(Err(error)) => Err(error),
-            value => {
-                if let Some(value) = value {
-                    slot.content = Content::Outcome(value);
-                }
-                drop(slot);
-                Ok(self)
-            }
+        match task.take_failure() {
+            Some(error) => Err(error),
+            None => Ok(self),
         }
     }
 
@@ -335,7 +325,7 @@ impl<T: Send + 'static> Future<T> {
         match &self.repr {
             Repr::Task(task) => CancelHandle::new(task.clone()),
             // A handle on a finished task: it reports, it cannot cancel.
-            Repr::Ready(phase, _) => CancelHandle::new(detached::<()>(*phase, Content::Empty)),
+            Repr::Ready(phase, _) => CancelHandle::new(finished_as(*phase)),
         }
     }
 
@@ -370,18 +360,7 @@ impl<T: Send + 'static> Future<T> {
             // Finished: the cleanup can never run.
             return self;
         };
-        let mut slot = task.slot.lock();
-        if !state::is_decided(task.phase()) {
-            let hooks = slot.hooks();
-            hooks.cleanup = Some(match hooks.cleanup.take() {
-                None => Box::new(cleanup),
-                Some(first) => Box::new(move || {
-                    run_guarded(first);
-                    cleanup();
-                }),
-            });
-        }
-        drop(slot);
+        task.add_cleanup(Box::new(cleanup));
         self
     }
 
@@ -391,7 +370,12 @@ impl<T: Send + 'static> Future<T> {
     /// once; a panic in it is caught and does not disturb the task, the other
     /// callbacks or the waiters.
     ///
-    /// A callback must not wait on the future it is registered on.
+    /// The future counts as done before any callback runs: a callback (or
+    /// whoever it tells) sees [`done()`](Future::done) true. Waits for the
+    /// outcome return once the callbacks have returned (they borrow it). No
+    /// lock of this crate is held while a callback runs; a callback that
+    /// waits on the very task it is registered on gets
+    /// [`Error::Deadlock`] instead of hanging.
     ///
     /// # Examples
     ///
@@ -413,14 +397,7 @@ impl<T: Send + 'static> Future<T> {
                 return;
             }
         };
-        let mut slot = task.slot.lock();
-        if state::is_published(task.phase()) {
-            if let Some(outcome) = slot.outcome() {
-                run_guarded(|| callback(outcome));
-            }
-        } else {
-            slot.hooks().callbacks.push(Box::new(callback));
-        }
+        task.on_done(Box::new(callback));
     }
 }
 
@@ -464,7 +441,7 @@ impl<T: Send + 'static> Future<T> {
     pub(crate) fn into_task(self) -> TaskRef<T> {
         match self.repr {
             Repr::Task(task) => task,
-            Repr::Ready(phase, outcome) => detached(phase, Content::Outcome(outcome.into_inner())),
+            Repr::Ready(_, outcome) => finished(outcome.into_inner()),
         }
     }
 

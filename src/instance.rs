@@ -13,7 +13,7 @@ use crate::global;
 use crate::park::{Node, Waits};
 use crate::pool::{Pool, Work};
 use crate::sync::{AtomicBool, Mutex, MutexGuard};
-use crate::task::{detached, phase, run_task_with, Content, Queue as CallQueue, Watchable};
+use crate::task::{self, phase, run_task_with, Queue as CallQueue, Watchable};
 use crate::trace;
 use crate::worker::{Queued, Runnable};
 
@@ -162,7 +162,7 @@ impl<C: Send + 'static> Instance<C> {
         R: Send + 'static,
         F: FnOnce(&mut C) -> R + Send + 'static,
     {
-        let inner = detached(phase::PENDING, Content::OnInstance(self.queue_ref()));
+        let inner = task::on_queue(self.queue_ref());
         let future = Future::from_shared(inner.clone());
         let task: Arc<dyn Watchable> = inner.clone();
         let run: Run<C> = Box::new(move |value: &mut C, poisoned: &AtomicBool| {
@@ -208,7 +208,7 @@ impl<C: Send + 'static> Instance<C> {
         R: Send + 'static,
         F: FnOnce(&mut C, D) -> R + Send + 'static,
     {
-        let inner = detached(phase::PENDING, Content::OnInstance(self.queue_ref()));
+        let inner = task::on_queue(self.queue_ref());
         let future = Future::from_shared(inner.clone());
         let task: Arc<dyn Watchable> = inner.clone();
         let gate = Arc::new(AtomicBool::new(false));

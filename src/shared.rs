@@ -66,10 +66,15 @@ impl<T: Clone + Send + 'static> Future<T> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn shared(self) -> Shared<T> {
-        Shared {
-            task: self.into_task(),
-        }
+        let task = self.into_task();
+        task.share(copy::<T>);
+        Shared { task }
     }
+}
+
+/// A copy of a shared task's outcome.
+fn copy<T: Clone>(outcome: &Result<T, Error>) -> Result<T, Error> {
+    outcome.clone()
 }
 
 impl<T: Clone + Send + 'static> Shared<T> {
@@ -147,7 +152,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
     /// assert_eq!(both, [Ok(293.0), Ok(293.0)]);
     /// ```
     pub fn to_future(&self) -> Future<T> {
-        if state::is_published(self.task.phase()) {
+        if self.task.is_released() {
             return Future::finished(self.outcome());
         }
         let (future, inner) = Future::<T>::derived(&[self.task.clone() as Arc<dyn Watchable>]);
@@ -159,7 +164,9 @@ impl<T: Clone + Send + 'static> Shared<T> {
 
     /// Calls `callback` with the outcome once the task has finished (at
     /// once, on this thread, when it already has), as
-    /// [`Future::on_done`] does.
+    /// [`Future::on_done`] does; the callback gets a copy, so that the
+    /// other holders read the outcome meanwhile (a callback may read it
+    /// through a clone of this handle).
     ///
     /// # Examples
     ///
@@ -170,23 +177,12 @@ impl<T: Clone + Send + 'static> Shared<T> {
     /// assert_eq!(rx.recv().unwrap(), Ok(4));
     /// ```
     pub fn on_done(&self, callback: impl FnOnce(&Result<T, Error>) + Send + 'static) {
-        let mut slot = self.task.slot.lock();
-        if state::is_published(self.task.phase()) {
-            if let Some(outcome) = slot.outcome() {
-                crate::task::run_guarded(|| callback(outcome));
-            }
-        } else {
-            slot.hooks().callbacks.push(Box::new(callback));
-        }
+        self.task.on_done(Box::new(callback));
     }
 
     /// The published outcome, copied. A shared task's outcome is never taken.
     fn outcome(&self) -> Result<T, Error> {
-        let slot = self.task.slot.lock();
-        match slot.outcome() {
-            Some(outcome) => outcome.clone(),
-            None => unreachable!("a shared task's outcome stays in place once published"),
-        }
+        self.task.copy_outcome(copy::<T>)
     }
 }
 
@@ -199,7 +195,7 @@ impl<T: Send + 'static> Shared<T> {
     /// assert!(concertina::Future::ready(()).shared().done());
     /// ```
     pub fn done(&self) -> bool {
-        state::is_published(self.task.phase())
+        self.task.is_published()
     }
 
     /// True when the task was cancelled (or interrupted).

@@ -57,6 +57,10 @@ mod checked {
         pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
             self.0.try_lock().ok().map(|held| MutexGuard(Some(held)))
         }
+
+        pub(crate) fn into_inner(self) -> T {
+            self.0.into_inner().unwrap_or_else(|e| e.into_inner())
+        }
     }
 
     impl<T> Deref for MutexGuard<'_, T> {

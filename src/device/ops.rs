@@ -14,7 +14,7 @@ use crate::future::Future;
 use crate::park::{self, Node, Waits};
 use crate::pool::{Pool, Work};
 use crate::sync::{Condvar, Mutex, MutexGuard};
-use crate::task::{detached, phase, run_task_with, Content, Queue, Watchable};
+use crate::task::{self, phase, run_task_with, Queue, Watchable};
 use crate::worker::{self, Queued, Runnable};
 
 pub(crate) struct Ops {
@@ -90,7 +90,7 @@ impl Ops {
         prepare: impl FnOnce(Future<T>) -> Future<T>,
     ) -> (Future<T>, usize) {
         let queue: Weak<dyn Queue> = Arc::downgrade(self) as Weak<dyn Queue>;
-        let inner = detached(phase::PENDING, Content::OnInstance(queue));
+        let inner = task::on_queue(queue);
         let future = prepare(Future::from_shared(inner.clone()));
         let settled = Arc::new(AtomicBool::new(false));
         {

@@ -42,7 +42,7 @@ use crate::park;
 use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
 use crate::task::running::run_bare;
-use crate::task::{queued, reject_queued, run_queued, run_task_with, Content, TaskRef};
+use crate::task::{queued, reject_queued, run_queued, run_task_with, TaskRef};
 use crate::worker::{self, Job, Queued, Worker};
 
 /// A pool of worker threads running blocking closures; every submission
@@ -606,7 +606,7 @@ impl Pool {
         }
         let counted = Counted::new(stats);
         let f = move || counted.run(move || Ok(f()));
-        if task.put(Content::Queued(Box::new(f))) {
+        if task.put_boxed(Box::new(f)) {
             self.execute(TaskJob { task });
         }
     }

@@ -4,20 +4,18 @@
 //! still queued.
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::cancel::Cancellable;
 use crate::error::Error;
 use crate::interrupt::Wakeable;
 use crate::park::{self, Node, Waits};
 use crate::sync::Mutex;
-use crate::task::inner::{Content, Inner};
+use crate::task::inner::{published_phase, Claim, Content, Inner, Queue};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, PENDING};
 use crate::task::running::run_task_in;
 use crate::worker::{self, Job, Runnable};
-
-use std::sync::atomic::Ordering;
 
 /// A task's state as its handles hold it.
 pub(crate) type TaskRef<T> = Arc<dyn Task<T>>;
@@ -64,9 +62,37 @@ where
     })
 }
 
-/// A task that keeps no closure beside its state (a finished future, a
-/// derived one, an instance call).
-pub(crate) fn detached<T: Send + 'static>(phase: u8, content: Content<T>) -> TaskRef<T> {
+/// A pending task settled from outside (a remote call, a parameter's
+/// outer future): nothing to claim.
+pub(crate) fn pending<T: Send + 'static>() -> TaskRef<T> {
+    detached(PENDING, Content::Empty)
+}
+
+/// A published task of `outcome` (a finished future that needs a task).
+pub(crate) fn finished<T: Send + 'static>(outcome: Result<T, Error>) -> TaskRef<T> {
+    detached(published_phase(&outcome, false), Content::Outcome(outcome))
+}
+
+/// A published task of no value, in `phase` (a cancel handle of a finished
+/// future: it reports, it cannot cancel).
+pub(crate) fn finished_as(phase: u8) -> TaskRef<()> {
+    detached(phase, Content::Empty)
+}
+
+/// A derived future, settled by its `sources`, which the deadlock
+/// detection and claiming follow.
+pub(crate) fn derived<T: Send + 'static>(sources: &[Arc<dyn Watchable>]) -> TaskRef<T> {
+    let sources = sources.iter().map(Arc::downgrade).collect();
+    detached(PENDING, Content::After(sources))
+}
+
+/// A call queued on a serial queue, run by the queue's drain.
+pub(crate) fn on_queue<T: Send + 'static>(queue: Weak<dyn Queue>) -> TaskRef<T> {
+    detached(PENDING, Content::OnQueue(queue))
+}
+
+/// A task that keeps no closure beside its state.
+fn detached<T: Send + 'static>(phase: u8, content: Content<T>) -> TaskRef<T> {
     fn no_job<T, F>(state: Inner<T>, _type_only: F) -> TaskRef<T>
     where
         T: Send + 'static,
@@ -82,17 +108,15 @@ pub(crate) fn detached<T: Send + 'static>(phase: u8, content: Content<T>) -> Tas
     no_job(Inner::with(phase, content), || Err(Error::Cancelled))
 }
 
-impl<T, F> TaskCell<T, F> {
+impl<T: Send + 'static, F> TaskCell<T, F> {
     /// Drops the closure once the task is decided without having run it
     /// (cancelled, refused), so that what it holds is released at once.
     fn drop_job_if_decided(&self) {
         // A closure without drop glue (one that captures nothing to drop,
         // or a task that keeps none) has nothing to release early.
-        // Acquire: pairs with the phase change made under the slot lock by
-        // whoever decided the task.
-        if std::mem::needs_drop::<F>()
-            && phase::is_decided(self.state.phase.load(Ordering::Acquire))
-        {
+        // `phase` reads with Acquire: pairs with the phase change made under
+        // the slot lock by whoever decided the task.
+        if std::mem::needs_drop::<F>() && phase::is_decided(self.state.phase()) {
             let job = self.job.lock().take();
             drop(job);
         }
@@ -226,20 +250,12 @@ where
     }
 }
 
-/// What a claim took out of a task's slot.
-enum Claimed<T> {
-    Own,
-    Boxed(crate::task::inner::Boxed<T>),
-    Call(Arc<dyn crate::task::inner::Queue>),
-    Sources(Vec<Arc<dyn Watchable>>),
-}
-
 impl<T: Send + 'static> dyn Task<T> {
     /// On a pool worker, runs this task when it is still queued: here, as
     /// part of the wait (the waiting task's frame records that it waits on
     /// it), or, when this stack is more than half used, on a spare thread of
-    /// the worker's pool. An instance call is claimed by running its queue
-    /// up to it; a derived future by claiming its sources. True when
+    /// the worker's pool. A call on a serial queue is claimed by running its
+    /// queue up to it; a derived future by claiming its sources. True when
     /// something was claimed.
     ///
     /// Nothing else is ever run inside a wait. A wait with a deadline
@@ -249,26 +265,10 @@ impl<T: Send + 'static> dyn Task<T> {
         if self.phase() != PENDING || !worker::on_worker() {
             return false;
         }
-        let claimed = {
-            let mut slot = self.slot.lock();
-            match &slot.content {
-                Content::Own | Content::Queued(_) => {
-                    match std::mem::replace(&mut slot.content, Content::Empty) {
-                        Content::Queued(f) => Claimed::Boxed(f),
-                        _ => Claimed::Own,
-                    }
-                }
-                Content::OnInstance(queue) => match queue.upgrade() {
-                    Some(queue) => Claimed::Call(queue),
-                    None => return false,
-                },
-                Content::After(sources) => {
-                    Claimed::Sources(sources.iter().filter_map(|s| s.upgrade()).collect())
-                }
-                _ => return false,
-            }
+        let Some(claimed) = self.take_claim() else {
+            return false;
         };
-        if let Claimed::Sources(sources) = claimed {
+        if let Claim::Sources(sources) = claimed {
             return sources.into_iter().any(|s| s.claim(here));
         }
         let key = key_of(self);
@@ -277,28 +277,28 @@ impl<T: Send + 'static> dyn Task<T> {
             // The waiting frame cannot go on before this returns.
             let _waiting = park::record(|| Waits::All(vec![self.clone() as Arc<dyn Node>]));
             return match claimed {
-                Claimed::Own => {
+                Claim::Own => {
                     me.run_own();
                     true
                 }
-                Claimed::Boxed(f) => {
+                Claim::Boxed(f) => {
                     run_task_with(me, f, |_| ());
                     true
                 }
-                Claimed::Call(queue) => queue.claim(key),
-                Claimed::Sources(_) => false,
+                Claim::Call(queue) => queue.claim(key),
+                Claim::Sources(_) => false,
             };
         }
         let job: Job = match claimed {
-            Claimed::Own => match me.own_job() {
+            Claim::Own => match me.own_job() {
                 Some(job) => job,
                 None => return true,
             },
-            Claimed::Boxed(f) => Box::new(move || run_task_with(me, f, |_| ())),
-            Claimed::Call(queue) => Box::new(move || {
+            Claim::Boxed(f) => Box::new(move || run_task_with(me, f, |_| ())),
+            Claim::Call(queue) => Box::new(move || {
                 queue.claim(key);
             }),
-            Claimed::Sources(_) => return false,
+            Claim::Sources(_) => return false,
         };
         match worker::current() {
             Some(worker) => worker.dispatch(job),
@@ -356,16 +356,7 @@ where
 /// Runs a queued task taken out of its queue by the pool's job: nothing
 /// when a wait claimed it first, or when it was decided meanwhile.
 pub(crate) fn run_queued<T: Send + 'static>(task: TaskRef<T>) {
-    let taken = {
-        let mut slot = task.slot.lock();
-        match &slot.content {
-            Content::Own | Content::Queued(_) => {
-                Some(std::mem::replace(&mut slot.content, Content::Empty))
-            }
-            _ => None,
-        }
-    };
-    match taken {
+    match task.take_queued() {
         Some(Content::Own) => task.run_own(),
         Some(Content::Queued(f)) => run_task_with(task, f, |_| ()),
         _ => {}
@@ -374,14 +365,7 @@ pub(crate) fn run_queued<T: Send + 'static>(task: TaskRef<T>) {
 
 /// Fails a queued task its pool refused with `Shutdown`, dropping its closure.
 pub(crate) fn reject_queued<T: Send + 'static>(task: TaskRef<T>) {
-    let taken = {
-        let mut slot = task.slot.lock();
-        match &slot.content {
-            Content::Queued(_) => Some(std::mem::replace(&mut slot.content, Content::Empty)),
-            _ => None,
-        }
-    };
-    drop(taken);
+    drop(task.take_queued());
     task.fail(Error::Shutdown);
 }
 
@@ -397,7 +381,7 @@ impl<T: Send + 'static> dyn Task<T> {
     /// with `Err(Interrupted)` (its cleanup runs here), unless it finished
     /// first; a wait that closes a deadlock fails it with `Err(Deadlock)`.
     pub(crate) fn wait_until(self: &Arc<Self>, deadline: Option<std::time::Instant>) -> bool {
-        if phase::is_published(self.phase()) {
+        if self.is_released() {
             return true;
         }
         // A wait with a deadline does not run the task here (it could keep
@@ -405,16 +389,7 @@ impl<T: Send + 'static> dyn Task<T> {
         self.claim_queued(deadline.is_none());
         let waits = || Waits::All(vec![self.clone() as Arc<dyn Node>]);
         loop {
-            let blocked = park::block(
-                &self.slot,
-                &self.cond,
-                |_| phase::is_published(self.phase()),
-                || phase::is_published(self.phase()),
-                deadline,
-                || self.clone(),
-                Some(&waits),
-            );
-            match blocked {
+            match self.block(deadline, || self.clone(), &waits) {
                 park::Blocked::Ready => return true,
                 park::Blocked::TimedOut => return false,
                 park::Blocked::Interrupted(registration) => {

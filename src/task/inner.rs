@@ -5,34 +5,45 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
+use std::thread::ThreadId;
+use std::time::Instant;
 
 use crate::error::Error;
-use crate::park::{Node, Waits};
-use crate::sync::{AtomicU8, Condvar, Mutex};
+use crate::interrupt::Wakeable;
+use crate::park::{self, Node, Waits};
+use crate::sync::{AtomicU8, Condvar, Mutex, MutexGuard};
 use crate::task::listener::{Listener, Watchable};
-use crate::task::phase::{self, CANCELLED, DONE, FAILED, PENDING, RUNNING, SETTLING};
+use crate::task::phase::{self, CANCELLED, DONE, FAILED, LENT, PENDING, RUNNING, SETTLING};
 
 use std::sync::atomic::Ordering;
 
 /// The state shared by a task, its handles and whoever cancels it.
+///
+/// Private to the task room: handles and queues call its methods, and no
+/// user code (a cleanup, a callback, a continuation) ever runs while its
+/// lock is held.
 pub(crate) struct Inner<T> {
-    /// One of the phases of [`crate::task::phase`].
-    pub(crate) phase: AtomicU8,
+    /// One of the phases of [`crate::task::phase`], with [`LENT`] over a
+    /// published phase while the done-callbacks borrow the outcome.
+    phase: AtomicU8,
     /// The queued closure or the outcome, and the hooks.
-    pub(crate) slot: Mutex<Slot<T>>,
-    /// Waiters of the outcome sleep here; `settle` wakes them.
-    pub(crate) cond: Condvar,
+    slot: Mutex<Slot<T>>,
+    /// Waiters of the outcome sleep here; publication wakes them.
+    cond: Condvar,
 }
 
-pub(crate) struct Slot<T> {
-    pub(crate) content: Content<T>,
+struct Slot<T> {
+    content: Content<T>,
     /// Allocated only when somebody registers a hook (or the running task
     /// records a wait).
-    pub(crate) hooks: Option<Box<Hooks<T>>>,
+    hooks: Option<Box<Hooks<T>>>,
 }
 
 /// A boxed closure waiting in a task's slot (a `then` continuation).
 pub(crate) type Boxed<T> = Box<dyn FnOnce() -> Result<T, Error> + Send>;
+
+/// A copy of an outcome, for the done-callbacks of a shared task.
+pub(crate) type Copier<T> = fn(&Result<T, Error>) -> Result<T, Error>;
 
 /// What a task's state holds: its queued closure before it runs, its
 /// outcome after publication, or what a pending task waits on. They never
@@ -44,16 +55,20 @@ pub(crate) enum Content<T> {
     Queued(Boxed<T>),
     /// Present from publication until a consumer takes it.
     Outcome(Result<T, Error>),
+    /// Published, the outcome lent to the done-callbacks that this thread
+    /// runs; it comes back as [`Content::Outcome`] once they returned.
+    Lent(ThreadId),
     /// Queued on a pool, the closure kept beside the state (see
     /// [`crate::task::cell`]); taken as [`Content::Queued`] is.
     Own,
-    /// A call queued on an instance (or running on it) until published.
-    OnInstance(Weak<dyn Queue>),
+    /// A call queued on a serial queue (or running on it) until published.
+    OnQueue(Weak<dyn Queue>),
     /// A derived future, until its sources settle it.
     After(Box<[Weak<dyn Watchable>]>),
 }
 
-/// An instance's queue, as its pending calls see it.
+/// A serial queue (an instance's calls, a parameter's operations), as its
+/// pending calls see it.
 pub(crate) trait Queue: Send + Sync {
     /// What the call with key `call` waits on: the call running now, or the
     /// dependency the first queued call waits for.
@@ -68,17 +83,21 @@ pub(crate) trait Queue: Send + Sync {
 type Callback<T> = Box<dyn FnOnce(&Result<T, Error>) + Send>;
 type Continuation<T> = Box<dyn FnOnce(Result<T, Error>) + Send>;
 
-pub(crate) struct Hooks<T> {
-    pub(crate) cleanup: Option<Box<dyn FnOnce() + Send>>,
-    pub(crate) callbacks: Vec<Callback<T>>,
+struct Hooks<T> {
+    cleanup: Option<Box<dyn FnOnce() + Send>>,
+    callbacks: Vec<Callback<T>>,
     /// Receives the outcome by value instead of the slot (set by `then`,
     /// which consumes the only handle).
-    pub(crate) continuation: Option<Continuation<T>>,
-    pub(crate) waker: Option<Waker>,
+    continuation: Option<Continuation<T>>,
+    waker: Option<Waker>,
     /// Multi-future waits (`wait_any`, `as_completed`, `RequestPool`) told on publication.
-    pub(crate) listeners: Vec<(Arc<Listener>, u64)>,
+    listeners: Vec<(Arc<Listener>, u64)>,
     /// While the running task waits: what it waits on (deadlock detection).
-    pub(crate) waiting: Option<Waits>,
+    waiting: Option<Waits>,
+    /// Set for a shared task (whose outcome is read by many and never
+    /// taken): its done-callbacks get a copy, and the outcome stays in
+    /// place for every reader.
+    copier: Option<Copier<T>>,
 }
 
 impl<T> Default for Hooks<T> {
@@ -90,6 +109,7 @@ impl<T> Default for Hooks<T> {
             waker: None,
             listeners: Vec::new(),
             waiting: None,
+            copier: None,
         }
     }
 }
@@ -102,22 +122,16 @@ impl<T> Hooks<T> {
             && self.waker.is_none()
             && self.listeners.is_empty()
             && self.waiting.is_none()
+            && self.copier.is_none()
     }
 }
 
 impl<T> Slot<T> {
-    pub(crate) fn hooks(&mut self) -> &mut Hooks<T> {
+    fn hooks(&mut self) -> &mut Hooks<T> {
         self.hooks.get_or_insert_with(Box::default)
     }
 
-    pub(crate) fn outcome(&self) -> Option<&Result<T, Error>> {
-        match &self.content {
-            Content::Outcome(outcome) => Some(outcome),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn take_outcome(&mut self) -> Option<Result<T, Error>> {
+    fn take_outcome(&mut self) -> Option<Result<T, Error>> {
         match std::mem::replace(&mut self.content, Content::Empty) {
             Content::Outcome(outcome) => Some(outcome),
             other => {
@@ -126,6 +140,64 @@ impl<T> Slot<T> {
             }
         }
     }
+
+    /// True when the outcome is lent to callbacks running on this thread:
+    /// a wait for it here could never end.
+    fn lent_here(&self) -> bool {
+        matches!(self.content, Content::Lent(id) if id == std::thread::current().id())
+    }
+}
+
+/// What a wait on the outcome from inside one of the task's own
+/// done-callbacks gets: it could never end.
+fn callback_self_wait() -> Error {
+    Error::Deadlock(crate::error::Cycle::new(vec![
+        "a done-callback of a task, waiting on that task".to_owned(),
+    ]))
+}
+
+/// What publication hands on once the lock is released.
+struct Tell<T> {
+    waker: Option<Waker>,
+    listeners: Vec<(Arc<Listener>, u64)>,
+    continuation: Option<Continuation<T>>,
+}
+
+impl<T> Tell<T> {
+    fn new() -> Self {
+        Tell {
+            waker: None,
+            listeners: Vec::new(),
+            continuation: None,
+        }
+    }
+
+    /// Takes what `hooks` has to be told, leaving its callbacks.
+    fn gather(&mut self, hooks: &mut Hooks<T>) {
+        self.continuation = self.continuation.take().or(hooks.continuation.take());
+        self.waker = self.waker.take().or(hooks.waker.take());
+        self.listeners.append(&mut hooks.listeners);
+    }
+
+    fn tell(self) {
+        if let Some(waker) = self.waker {
+            waker.wake();
+        }
+        for (listener, key) in self.listeners {
+            listener.fire(key);
+        }
+    }
+}
+
+/// What a claim took out of a task's slot (see [`Inner::take_claim`]).
+pub(crate) enum Claim<T> {
+    /// The closure kept beside the state.
+    Own,
+    Boxed(Boxed<T>),
+    /// A call on a serial queue: claimed by running the queue up to it.
+    Call(Arc<dyn Queue>),
+    /// A derived future: claimed through its sources.
+    Sources(Vec<Arc<dyn Watchable>>),
 }
 
 /// The phase an outcome publishes as: a failure with `Cancelled` or
@@ -158,10 +230,27 @@ impl<T: Send + 'static> Inner<T> {
         }
     }
 
+    /// The phase, without [`LENT`].
     #[inline]
     pub(crate) fn phase(&self) -> u8 {
         // Acquire: pairs with the Release store that publishes an outcome.
-        self.phase.load(Ordering::Acquire)
+        self.phase.load(Ordering::Acquire) & !LENT
+    }
+
+    /// True once the outcome is published (`done()`), callbacks or not.
+    #[inline]
+    pub(crate) fn is_published(&self) -> bool {
+        phase::is_published(self.phase())
+    }
+
+    /// True once the outcome is published and in place: no done-callback
+    /// borrows it. What every wait waits for.
+    #[inline]
+    pub(crate) fn is_released(&self) -> bool {
+        // Acquire: pairs with the Release store of `release`, made after
+        // the outcome was put back.
+        let raw = self.phase.load(Ordering::Acquire);
+        phase::is_published(raw) && raw & LENT == 0
     }
 
     /// PENDING → RUNNING, without the lock. False when the task was
@@ -175,11 +264,15 @@ impl<T: Send + 'static> Inner<T> {
             .is_ok()
     }
 
-    /// Decides the outcome, runs the hooks, publishes the outcome and wakes
-    /// every waiter. Returns false (and drops `outcome`) when the outcome was
-    /// already decided. With `cancelling`, the cleanup runs first, on this
-    /// thread.
+    /// Decides the outcome, runs the cleanup (with `cancelling`, on this
+    /// thread, before anything is published), publishes the outcome, then
+    /// runs the done-callbacks and hands it on (continuation, waker,
+    /// listeners), waking every waiter. Returns false (and drops `outcome`)
+    /// when the outcome was already decided.
     /// The phase published is [`published_phase`].
+    ///
+    /// Publication comes first: whoever a callback or a dependent tells
+    /// sees this task done. No user code runs under the lock.
     pub(crate) fn settle(&self, outcome: Result<T, Error>, cancelling: bool) -> bool {
         let mut slot = self.slot.lock();
         // Acquire loads and AcqRel CAS: only PENDING → RUNNING happens
@@ -213,88 +306,300 @@ impl<T: Send + 'static> Inner<T> {
             drop(stale);
             return true;
         }
-        let mut hooks = slot.hooks.take();
-        drop(slot);
-
-        if cancelling {
-            if let Some(cleanup) = hooks.as_mut().and_then(|h| h.cleanup.take()) {
+        if let Some(cleanup) = slot.hooks.as_mut().and_then(|h| h.cleanup.take()) {
+            // SETTLING: no cleanup can be added any more, nothing is
+            // published yet, waiters keep waiting. A cleanup that a
+            // completion makes moot is dropped here, outside the lock too.
+            drop(slot);
+            if cancelling {
                 run_guarded(cleanup);
+            } else {
+                drop(cleanup);
             }
+            slot = self.slot.lock();
         }
-        // Callbacks registered while earlier ones run are picked up on the next round.
-        let mut continuation = None;
-        let mut waker = None;
-        let mut listeners = Vec::new();
-        loop {
-            if let Some(mut h) = hooks.take() {
-                for callback in h.callbacks.drain(..) {
-                    run_guarded(|| callback(&outcome));
-                }
-                continuation = continuation.or(h.continuation.take());
-                waker = waker.or(h.waker.take());
-                listeners.append(&mut h.listeners);
-            }
-            let mut slot = self.slot.lock();
-            hooks = slot.hooks.take();
-            if hooks.as_ref().is_some_and(|h| !h.callbacks.is_empty()) {
-                continue;
-            }
-            if let Some(h) = hooks.as_mut() {
-                continuation = continuation.or(h.continuation.take());
-                waker = waker.or(h.waker.take());
-                listeners.append(&mut h.listeners);
-            }
-            // A closure still queued (the task was cancelled or refused
-            // before it ran) is dropped after the lock is released.
-            let stale = match continuation {
-                Some(next) => {
-                    let stale = std::mem::replace(&mut slot.content, Content::Empty);
-                    // Release: as on the fast path above.
-                    self.phase.store(published, Ordering::Release);
-                    drop(slot);
-                    next(outcome);
-                    stale
-                }
-                None => {
-                    let stale = std::mem::replace(&mut slot.content, Content::Outcome(outcome));
-                    // Release: as on the fast path above.
-                    self.phase.store(published, Ordering::Release);
-                    self.cond.notify_all();
-                    drop(slot);
-                    stale
-                }
-            };
-            drop(stale);
-            break;
+        // A closure still queued (the task was cancelled or refused before
+        // it ran) is dropped after the lock is released.
+        let stale = std::mem::replace(&mut slot.content, Content::Empty);
+        let mut hooks = slot.hooks.take();
+        let callbacks = hooks.as_mut().map(|h| std::mem::take(&mut h.callbacks));
+        let copier = hooks.as_ref().and_then(|h| h.copier);
+        let mut tell = Tell::new();
+        if let Some(h) = hooks.as_mut() {
+            tell.gather(h);
         }
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        for (listener, key) in listeners {
-            listener.fire(key);
+        slot.hooks = hooks.filter(|h| !h.is_empty());
+        let callbacks = callbacks.unwrap_or_default();
+        match copier {
+            Some(copy) if !callbacks.is_empty() && tell.continuation.is_none() => {
+                // A shared task: the outcome stays in place for every
+                // reader; the callbacks get one copy.
+                let copied = copy(&outcome);
+                slot.content = Content::Outcome(outcome);
+                // Release: as on the fast path.
+                self.phase.store(published, Ordering::Release);
+                self.cond.notify_all();
+                drop(slot);
+                drop(stale);
+                for callback in callbacks {
+                    run_guarded(|| callback(&copied));
+                }
+                tell.tell();
+            }
+            _ => {
+                drop(stale);
+                self.lend(slot, outcome, published, callbacks, tell);
+            }
         }
         true
     }
 
-    /// Puts `content` (what a pending task waits on, or its boxed closure)
-    /// into the slot; false, leaving the slot alone, when the task is
-    /// already decided (a cancel won the race).
-    pub(crate) fn put(&self, content: Content<T>) -> bool {
+    /// Publishes `outcome` as `published` while `callbacks` borrow it on
+    /// this thread (the phase carries [`LENT`] meanwhile: `done()` is true,
+    /// waits wait), runs them and whatever is registered meanwhile, then
+    /// puts the outcome in place (or hands it to the continuation), wakes
+    /// the waiters and tells the rest. Called with the slot locked.
+    fn lend<'a>(
+        &'a self,
+        mut slot: MutexGuard<'a, Slot<T>>,
+        outcome: Result<T, Error>,
+        published: u8,
+        mut callbacks: Vec<Callback<T>>,
+        mut tell: Tell<T>,
+    ) {
+        while !callbacks.is_empty() {
+            slot.content = Content::Lent(std::thread::current().id());
+            // Release: pairs with the Acquire of `phase`/`is_released`;
+            // nothing of the outcome is readable yet.
+            self.phase.store(published | LENT, Ordering::Release);
+            drop(slot);
+            for callback in callbacks.drain(..) {
+                run_guarded(|| callback(&outcome));
+            }
+            slot = self.slot.lock();
+            // Callbacks registered while these ran (they found it lent).
+            if let Some(h) = slot.hooks.as_mut() {
+                callbacks = std::mem::take(&mut h.callbacks);
+                tell.gather(h);
+            }
+        }
+        if let Some(h) = slot.hooks.as_mut() {
+            tell.gather(h);
+            if h.is_empty() {
+                slot.hooks = None;
+            }
+        }
+        match tell.continuation.take() {
+            Some(next) => {
+                slot.content = Content::Empty;
+                // Release: as in `settle`.
+                self.phase.store(published, Ordering::Release);
+                self.cond.notify_all();
+                drop(slot);
+                next(outcome);
+            }
+            None => {
+                slot.content = Content::Outcome(outcome);
+                // Release: the outcome is back in place before the phase
+                // says so.
+                self.phase.store(published, Ordering::Release);
+                self.cond.notify_all();
+                drop(slot);
+            }
+        }
+        tell.tell();
+    }
+
+    /// Puts a boxed closure (a continuation, made before its closure was
+    /// known) into the slot; false, leaving the slot alone, when the task
+    /// is already decided (a cancel won the race).
+    pub(crate) fn put_boxed(&self, f: Boxed<T>) -> bool {
         let mut slot = self.slot.lock();
         if phase::is_decided(self.phase()) {
             drop(slot);
-            drop(content);
+            drop(f);
             return false;
         }
-        slot.content = content;
+        slot.content = Content::Queued(f);
         true
     }
 
+    /// Takes the closure out of the slot for whoever runs (or claims) the
+    /// task first: `Content::Own` (the closure beside the state) or a boxed
+    /// one; `None` when somebody took it already, or the slot holds
+    /// something else.
+    pub(crate) fn take_queued(&self) -> Option<Content<T>> {
+        let mut slot = self.slot.lock();
+        match &slot.content {
+            Content::Own | Content::Queued(_) => {
+                Some(std::mem::replace(&mut slot.content, Content::Empty))
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes the published outcome (the one handle that consumes itself).
+    /// A wait from one of the task's own done-callbacks gets `Deadlock`.
     pub(crate) fn take_outcome(&self) -> Result<T, Error> {
-        self.slot
-            .lock()
-            .take_outcome()
+        let mut slot = self.slot.lock();
+        if slot.lent_here() {
+            return Err(callback_self_wait());
+        }
+        slot.take_outcome()
             .expect("a published outcome is taken only by the handle that consumes itself")
+    }
+
+    /// The published failure, taken; `None` (the value left in place) when
+    /// the task succeeded. For `join`.
+    pub(crate) fn take_failure(&self) -> Option<Error> {
+        let mut slot = self.slot.lock();
+        if slot.lent_here() {
+            return Some(callback_self_wait());
+        }
+        match &slot.content {
+            Content::Outcome(Err(_)) => slot.take_outcome().and_then(Result::err),
+            _ => None,
+        }
+    }
+
+    /// A copy of the published outcome (a shared task's is never taken).
+    pub(crate) fn copy_outcome(&self, copy: Copier<T>) -> Result<T, Error> {
+        let slot = self.slot.lock();
+        match &slot.content {
+            Content::Outcome(outcome) => copy(outcome),
+            _ if slot.lent_here() => Err(callback_self_wait()),
+            _ => unreachable!("a shared task's outcome stays in place once published"),
+        }
+    }
+
+    /// Makes this a shared task: its done-callbacks get copies made by
+    /// `copy`, and its outcome stays in place.
+    pub(crate) fn share(&self, copy: Copier<T>) {
+        self.slot.lock().hooks().copier = Some(copy);
+    }
+
+    /// Adds a cleanup that a winning cancel runs (after those added
+    /// before); dropped when the task is already decided.
+    pub(crate) fn add_cleanup(&self, cleanup: Box<dyn FnOnce() + Send>) {
+        let mut slot = self.slot.lock();
+        if phase::is_decided(self.phase()) {
+            drop(slot);
+            drop(cleanup);
+            return;
+        }
+        let hooks = slot.hooks();
+        hooks.cleanup = Some(match hooks.cleanup.take() {
+            None => cleanup,
+            Some(first) => Box::new(move || {
+                run_guarded(first);
+                cleanup();
+            }),
+        });
+    }
+
+    /// Calls `callback` with the outcome once published: on the thread
+    /// that publishes it, or at once on this thread when it is in place
+    /// (lent to it meanwhile, or, for a shared task, copied). Never under
+    /// the lock. Dropped when the outcome was taken already.
+    pub(crate) fn on_done(&self, callback: Callback<T>) {
+        let mut slot = self.slot.lock();
+        // Acquire: as in `phase`; publication and lending change the phase
+        // under this lock.
+        let phase = self.phase.load(Ordering::Acquire);
+        if !phase::is_published(phase) || phase & LENT != 0 {
+            // Not published yet, or lent to callbacks on another thread:
+            // whoever publishes (or lends) runs it.
+            slot.hooks().callbacks.push(callback);
+            return;
+        }
+        if let Some(copy) = slot.hooks.as_ref().and_then(|h| h.copier) {
+            let copied = match &slot.content {
+                Content::Outcome(outcome) => copy(outcome),
+                _ => return,
+            };
+            drop(slot);
+            run_guarded(|| callback(&copied));
+            return;
+        }
+        let Some(outcome) = slot.take_outcome() else {
+            return;
+        };
+        self.lend(slot, outcome, phase, vec![callback], Tell::new());
+    }
+
+    /// Hands the outcome, by value, to `next` once published: on the
+    /// thread that publishes it, or at once on this thread (the task's only
+    /// handle was consumed for it).
+    pub(crate) fn on_outcome(&self, next: Continuation<T>) {
+        let mut slot = self.slot.lock();
+        if self.is_released() {
+            let outcome = slot
+                .take_outcome()
+                .expect("a published outcome is present until taken");
+            drop(slot);
+            next(outcome);
+        } else {
+            slot.hooks().continuation = Some(next);
+        }
+    }
+
+    /// The outcome when released, else `waker` is kept to be woken then.
+    pub(crate) fn poll_outcome(&self, waker: &Waker) -> Option<Result<T, Error>> {
+        if !self.is_released() {
+            let mut slot = self.slot.lock();
+            if !self.is_released() {
+                let hooks = slot.hooks();
+                match &hooks.waker {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => hooks.waker = Some(waker.clone()),
+                }
+                return None;
+            }
+        }
+        Some(self.take_outcome())
+    }
+
+    /// Blocks until the outcome is released (see [`park::block`]), or, on
+    /// one of the task's own done-callbacks, at once: `take_outcome` then
+    /// reports the self-wait.
+    pub(crate) fn block(
+        &self,
+        deadline: Option<Instant>,
+        target: impl FnOnce() -> Arc<dyn Wakeable>,
+        waits: &dyn Fn() -> Waits,
+    ) -> park::Blocked {
+        park::block(
+            &self.slot,
+            &self.cond,
+            |slot| self.is_released() || slot.lent_here(),
+            || self.is_released(),
+            deadline,
+            target,
+            Some(waits),
+        )
+    }
+
+    /// What a wait on this queued task can run in its place: the closure
+    /// (taken out of the slot), the serial queue of a call, or the sources
+    /// of a derived future; `None` when nothing is to be claimed.
+    pub(crate) fn take_claim(&self) -> Option<Claim<T>> {
+        let mut slot = self.slot.lock();
+        if self.phase() != PENDING {
+            return None;
+        }
+        Some(match &slot.content {
+            Content::Own | Content::Queued(_) => {
+                match std::mem::replace(&mut slot.content, Content::Empty) {
+                    Content::Queued(f) => Claim::Boxed(f),
+                    _ => Claim::Own,
+                }
+            }
+            Content::OnQueue(queue) => Claim::Call(queue.upgrade()?),
+            Content::After(sources) => {
+                Claim::Sources(sources.iter().filter_map(|s| s.upgrade()).collect())
+            }
+            _ => return None,
+        })
     }
 
     pub(crate) fn fail(&self, error: Error) {
@@ -329,10 +634,10 @@ impl<T: Send + 'static> Inner<T> {
     }
 
     pub(crate) fn watch(&self, listener: &Arc<Listener>, key: u64) -> bool {
-        // Settling collects the listeners and publishes under one lock, so a
-        // listener added before publication is always told.
+        // Publication collects the listeners and releases the outcome under
+        // one lock, so a listener added before its release is always told.
         let mut slot = self.slot.lock();
-        if phase::is_published(self.phase()) {
+        if self.is_released() {
             return true;
         }
         slot.hooks().listeners.push((listener.clone(), key));
@@ -358,7 +663,7 @@ impl<T: Send + 'static> Inner<T> {
                 .and_then(|h| h.waiting.clone())
                 .unwrap_or_default(),
             PENDING => match &slot.content {
-                Content::OnInstance(queue) => {
+                Content::OnQueue(queue) => {
                     let queue = queue.upgrade();
                     drop(slot);
                     queue.map_or(Waits::Nothing, |q| q.blocker(me))
@@ -401,7 +706,7 @@ impl<T: Send + 'static> Inner<T> {
     /// than its closure's name.
     pub(crate) fn kind(&self) -> Option<String> {
         match &self.slot.lock().content {
-            Content::OnInstance(queue) => queue
+            Content::OnQueue(queue) => queue
                 .upgrade()
                 .map(|q| format!("a call on {}", q.describe())),
             Content::After(_) => Some("a derived future".to_owned()),

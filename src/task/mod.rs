@@ -1,7 +1,11 @@
 //! Tasks: the state machine ([`phase`]), the shared state and its one
 //! settling path ([`inner`]), the closure kept beside it, claiming and the
-//! runners that take it ([`cell`]), running a closure as a task ([`run`]), and the listeners of multi-future
-//! waits ([`listener`]).
+//! runners that take it ([`cell`]), running a closure as a task
+//! ([`running`]), and the listeners of multi-future waits ([`listener`]).
+//!
+//! The state is private to this room: handles, queues and pools make tasks
+//! with the constructors below and call the methods of [`Inner`]; none of
+//! them sees the slot, and no user code runs while its lock is held.
 
 pub(crate) mod cell;
 pub(crate) mod inner;
@@ -9,6 +13,9 @@ pub(crate) mod listener;
 pub(crate) mod phase;
 pub(crate) mod running;
 
-pub(crate) use cell::{detached, queued, reject_queued, run_queued, run_task_with, TaskRef};
-pub(crate) use inner::{run_guarded, Content, Inner, Queue};
+pub(crate) use cell::{
+    derived, finished, finished_as, on_queue, pending, queued, reject_queued, run_queued,
+    run_task_with, TaskRef,
+};
+pub(crate) use inner::{published_phase, run_guarded, Inner, Queue};
 pub(crate) use listener::{Listener, Watchable};
