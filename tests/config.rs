@@ -79,6 +79,18 @@ fn scenario_runner() {
                 .map(|p| (p.backend(), p.threads()));
             say(format!("inline threads(0)={inline:?}"));
         }
+        "same_errors" => {
+            let zero = Pool::builder().threads(0).build().map(|p| p.backend());
+            say(format!(
+                "threads(0)={}",
+                zero.map_or_else(|e| e.to_string(), |b| format!("{b:?}"))
+            ));
+            let unset = Pool::builder().build().map(|p| p.backend());
+            say(format!(
+                "unset={}",
+                unset.map_or_else(|e| e.to_string(), |b| format!("{b:?}"))
+            ));
+        }
         "explicit_backend" => {
             let pool = Pool::builder()
                 .backend(Backend::Crossbeam)
@@ -204,6 +216,41 @@ fn a_bad_variable_fails_every_spawn_with_an_error_naming_it() {
                 "error=invalid value {value:?} for {var}: expected {accepted}"
             )]
         );
+    }
+}
+
+#[test]
+fn a_program_gets_the_same_configuration_errors_with_async_disabled() {
+    for disabled in ["0", "1"] {
+        let out = child("same_errors", &[("CONCERTINA_DISABLE_ASYNC", disabled)]);
+        assert_eq!(
+            out[0],
+            "threads(0)=thread count 0 is not accepted: expected a whole number from 1 to 4096",
+            "CONCERTINA_DISABLE_ASYNC={disabled}"
+        );
+        for (var, value, accepted) in [
+            ("CONCERTINA_THREADS", "abc", "a whole number from 1 to 4096"),
+            (
+                "CONCERTINA_BACKEND",
+                "tokio",
+                "one of rayon, crossbeam, inline",
+            ),
+        ] {
+            let out = child(
+                "same_errors",
+                &[("CONCERTINA_DISABLE_ASYNC", disabled), (var, value)],
+            );
+            assert_eq!(
+                out[1],
+                format!("unset=invalid value {value:?} for {var}: expected {accepted}"),
+                "CONCERTINA_DISABLE_ASYNC={disabled}"
+            );
+            let out = child(
+                "spawn",
+                &[("CONCERTINA_DISABLE_ASYNC", disabled), (var, value)],
+            );
+            assert_eq!(out[2], format!("variable=Some({var:?})"));
+        }
     }
 }
 

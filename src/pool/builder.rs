@@ -82,8 +82,9 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// The number of worker threads, from 1 to 4096. Ignored by the inline
-    /// backend, which has none.
+    /// The number of worker threads, from 1 to 4096. Checked in every mode
+    /// (also when `CONCERTINA_DISABLE_ASYNC=1` runs the pool inline), and
+    /// ignored by a builder that chose [`Backend::Inline`] itself.
     ///
     /// # Examples
     ///
@@ -286,8 +287,10 @@ impl PoolBuilder {
     /// the pool reads holds a value that is not accepted, or when the
     /// threads cannot be started. A variable is read only for what the
     /// builder leaves unset (an explicit value wins, even over a variable
-    /// that is not valid); `CONCERTINA_CTRLC` only for the default pool; the
-    /// inline backend reads and checks no thread count.
+    /// that is not valid); `CONCERTINA_CTRLC` only for the default pool. A
+    /// program gets the same errors whether `CONCERTINA_DISABLE_ASYNC=1`
+    /// runs it inline or not: only a builder that chose
+    /// [`Backend::Inline`] itself reads and checks no thread count.
     ///
     /// # Examples
     ///
@@ -304,20 +307,36 @@ impl PoolBuilder {
         // A variable is read only where the builder leaves its value open:
         // an explicit value wins, even over a variable that is not valid.
         let env = Env::read();
+        // The same program gets the same errors in every mode: a backend
+        // left open reads (and checks) `CONCERTINA_BACKEND` and the thread
+        // count even when `CONCERTINA_DISABLE_ASYNC=1` then runs it inline.
         let backend = match self.backend {
             Some(backend) => backend,
-            None if env.disable_async.clone()? => Backend::Inline,
-            None => env.backend.clone()?.unwrap_or(Backend::Rayon),
+            None => {
+                let disabled = env.disable_async.clone()?;
+                let configured = env.backend.clone()?;
+                if disabled {
+                    Backend::Inline
+                } else {
+                    configured.unwrap_or(Backend::Rayon)
+                }
+            }
         };
-        let threads = match (backend, self.threads) {
-            // The inline backend runs tasks on the caller: no threads to count.
-            (Backend::Inline, _) => 0,
+        let threads = match (self.backend, self.threads) {
+            // Chosen inline by the program: it runs tasks on the caller,
+            // with no threads to count.
+            (Some(Backend::Inline), _) => 0,
             (_, Some(n)) if (1..=MAX_THREADS).contains(&n) => n,
             (_, Some(n)) => return Err(ConfigError::threads(n).into()),
             (_, None) => match env.threads.clone()? {
                 Some(n) => n,
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),
             },
+        };
+        let threads = if backend == Backend::Inline {
+            0
+        } else {
+            threads
         };
         let name = self.name.unwrap_or_else(|| "pool".to_owned());
         if name.is_empty() || name.chars().count() > 64 || name.contains('\0') {
