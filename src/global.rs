@@ -9,8 +9,8 @@ use crate::pool::{Pool, PoolBuilder};
 
 static DEFAULT: OnceLock<Result<Pool, Error>> = OnceLock::new();
 
-/// The default pool's builder: named `default`, and installing the Ctrl-C
-/// handler unless `CONCERTINA_CTRLC=0` (or the caller's builder) says not to.
+/// The default pool's builder: named `default`; its `ctrlc(false)` leaves
+/// SIGINT alone for the whole process.
 fn default_builder(caller: PoolBuilder) -> PoolBuilder {
     Pool::builder()
         .name("default")
@@ -74,7 +74,9 @@ pub fn shutdown() {
 /// Configures the default pool before its first use. The builder's name
 /// defaults to `default`; fields left unset come from the environment as
 /// usual. The default pool installs the Ctrl-C handler unless
-/// `CONCERTINA_CTRLC=0` or the builder says [`ctrlc(false)`](PoolBuilder::ctrlc).
+/// `CONCERTINA_CTRLC=0` or the builder says [`ctrlc(false)`](PoolBuilder::ctrlc),
+/// which here leaves SIGINT alone for the whole process: no other pool,
+/// hook or remote instance installs it then.
 ///
 /// # Errors
 ///

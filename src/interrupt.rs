@@ -225,12 +225,10 @@ fn hit_inline(unless_handling: bool) -> Option<usize> {
     )
 }
 
-/// Wakes every registered wait; returns the new generation and how many
-/// waits there were, or `None` (waking nothing) when `unless_handling` and a
-/// wait woken by an earlier interrupt is still registered: it is still
-/// handling that one.
 /// Wakes every registered wait and hits the inline tasks: the new
-/// generation, the waits woken and the inline tasks hit.
+/// generation, the waits woken and the inline tasks hit; or `None` (waking
+/// nothing) when `unless_handling` and a wait woken by an earlier interrupt
+/// is still registered: it is still handling that one.
 fn wake_waits(unless_handling: bool) -> Option<(u64, usize, usize)> {
     let (generation, waiters): (u64, Vec<Arc<dyn Wakeable>>) = {
         // Every part, always in the same order.
@@ -385,6 +383,9 @@ fn exit() -> ! {
 /// hooks), or on the signal thread before an exit; a panicking hook does not
 /// stop the others.
 ///
+/// A hook relies on the Ctrl-C handler: registering one installs it (see
+/// [`handles_ctrlc`]) unless the application left SIGINT alone.
+///
 /// # Examples
 ///
 /// ```
@@ -399,12 +400,51 @@ fn exit() -> ! {
 /// ```
 pub fn on_interrupt(hook: impl Fn() + Send + Sync + 'static) {
     HOOKS.lock().push(Arc::new(hook));
+    rely_on_handler();
 }
 
 /// Installs this crate's Ctrl-C handler, once per process. Leaves an
 /// existing handler of the application alone: returns false then.
 pub(crate) fn install_handler() -> bool {
     *HANDLER.get_or_init(|| ctrlc::try_set_handler(interrupt).is_ok())
+}
+
+/// Set once the application said that SIGINT is not this crate's:
+/// `ctrlc(false)` on the default pool's builder (or `CONCERTINA_CTRLC=0`,
+/// read where it is needed).
+static LEFT_ALONE: AtomicBool = AtomicBool::new(false);
+
+/// The application leaves SIGINT alone: nothing installs the handler any
+/// more unless a pool's builder asks for it with `ctrlc(true)`.
+pub(crate) fn leave_alone() {
+    LEFT_ALONE.store(true, Ordering::Release);
+}
+
+/// Installs the handler for something that relies on it (a pool, an
+/// interrupt hook, a remote instance) unless the application left SIGINT
+/// alone; true when this crate's handler is installed.
+pub(crate) fn rely_on_handler() -> bool {
+    // Acquire: pairs with the Release of `leave_alone`.
+    if LEFT_ALONE.load(Ordering::Acquire) || env_flag("CONCERTINA_CTRLC") == Some(false) {
+        return handles_ctrlc();
+    }
+    install_handler()
+}
+
+/// The value of a `CONCERTINA_*` switch: `Some` for one of the accepted
+/// values (see [`parse_flag`]), `None` when unset or not accepted (which
+/// whoever builds a pool reports).
+fn env_flag(var: &str) -> Option<bool> {
+    std::env::var(var).ok().as_deref().and_then(parse_flag)
+}
+
+/// The values every `CONCERTINA_*` switch accepts.
+pub(crate) fn parse_flag(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// The number of threads blocked right now in a wait of this crate (past
@@ -429,20 +469,26 @@ pub fn blocked_waits() -> usize {
     REGISTRY.iter().map(|part| part.lock().waiters.len()).sum()
 }
 
-/// True when this crate's Ctrl-C handler is installed; false when it was
-/// never asked for (`CONCERTINA_CTRLC=0`, or no default pool used yet) or
-/// when the application owns the SIGINT handler, which should then call
-/// [`interrupt`].
+/// True when this crate's Ctrl-C handler is installed; false when nothing
+/// relied on it yet, when the application left SIGINT alone
+/// (`CONCERTINA_CTRLC=0`, or [`ctrlc(false)`](crate::pool::PoolBuilder::ctrlc)
+/// given to [`configure`](crate::configure)), or when the application owns
+/// the SIGINT handler, which should then call [`interrupt`].
+///
+/// Whatever relies on Ctrl-C installs the handler: building any pool (unless
+/// its builder says `ctrlc(false)`), registering an [`on_interrupt`] hook
+/// (and so `Device::stop_on_interrupt`), starting a remote instance.
 ///
 /// # Examples
 ///
 /// ```
-/// // Building the default pool installs the handler unless told not to.
-/// let _ = concertina::default_pool();
+/// // Building a pool installs the handler unless told not to.
+/// let _pool = concertina::Pool::builder().name("motors").threads(1).build()?;
 /// if !concertina::interrupt::handles_ctrlc() {
 ///     // CONCERTINA_CTRLC=0, or the application owns SIGINT: its handler
 ///     // should call concertina::interrupt::interrupt().
 /// }
+/// # Ok::<(), concertina::Error>(())
 /// ```
 pub fn handles_ctrlc() -> bool {
     HANDLER.get().copied().unwrap_or(false)

@@ -86,6 +86,53 @@ fn scenario_runner() {
             say(format!("stops: {}", stops.load(Ordering::SeqCst)));
             say("the program's own cleanup ran");
         }
+        "own pool, nobody waits" => {
+            // No default pool anywhere: the motor's operations run on a
+            // pool of the program's own, and nobody waits on the move.
+            let motors = concertina::Pool::builder()
+                .name("motors")
+                .threads(1)
+                .backend(concertina::Backend::Crossbeam)
+                .build()
+                .unwrap();
+            let position = Parameter::builder("position")
+                .pool(&motors)
+                .setter(|_mm: f64| {
+                    MOVING.store(true, Ordering::SeqCst);
+                    while !concertina::cancelled() {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                })
+                .on_cancel(|| say("stop ran"))
+                .build()
+                .unwrap();
+            let device = Device::builder("motor")
+                .parameter(position.clone())
+                .build()
+                .unwrap();
+            device.stop_on_interrupt();
+            let _moving = position.set(5.0);
+            while !MOVING.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            say(format!(
+                "handler installed: {}",
+                concertina::interrupt::handles_ctrlc()
+            ));
+            say("ready: the stage moves, nobody waits");
+            std::thread::sleep(Duration::from_secs(60));
+            say("still alive after 60 s");
+        }
+        "hook only" => {
+            concertina::interrupt::on_interrupt(|| say("hook ran"));
+            say(format!(
+                "handler installed: {}",
+                concertina::interrupt::handles_ctrlc()
+            ));
+            say("ready: nothing but a hook");
+            std::thread::sleep(Duration::from_secs(60));
+            say("still alive after 60 s");
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -131,4 +178,39 @@ fn ctrl_c_during_an_inline_move_cancels_it_and_the_program_goes_on() {
         "the program's own cleanup ran",
     ];
     assert_eq!(said, expected);
+}
+
+#[test]
+fn ctrl_c_stops_a_motor_on_a_program_s_own_pool_with_no_default_pool() {
+    let (said, code) = child("own pool, nobody waits", &[]);
+    assert_eq!(
+        said,
+        [
+            "handler installed: true",
+            "ready: the stage moves, nobody waits",
+            "stop ran"
+        ]
+    );
+    assert_eq!(code, Some(130), "nobody waited: the program exits as usual");
+}
+
+#[test]
+fn an_interrupt_hook_alone_installs_the_handler_unless_sigint_is_left_alone() {
+    let (said, code) = child("hook only", &[]);
+    assert_eq!(
+        said,
+        [
+            "handler installed: true",
+            "ready: nothing but a hook",
+            "hook ran"
+        ]
+    );
+    assert_eq!(code, Some(130));
+    // Left alone, SIGINT kills the child as it would any program.
+    let (said, code) = child("hook only", &[("CONCERTINA_CTRLC", "0")]);
+    assert_eq!(
+        said,
+        ["handler installed: false", "ready: nothing but a hook"]
+    );
+    assert_eq!(code, None, "killed by the signal");
 }

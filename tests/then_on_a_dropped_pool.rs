@@ -12,7 +12,14 @@ use concertina::{Error, Pool};
 fn then_on_a_source_whose_pool_is_dropped_fails_with_shutdown() {
     for backend in THREADED {
         within(60, move || {
-            let workers = Pool::builder().threads(1).backend(backend).build().unwrap();
+            // A pool that leaves SIGINT alone: only the default pool, were
+            // it built, would install the handler.
+            let workers = Pool::builder()
+                .threads(1)
+                .backend(backend)
+                .ctrlc(false)
+                .build()
+                .unwrap();
             let gate = Gate::new();
             let g = gate.clone();
             let source = workers.spawn(move || {

@@ -76,8 +76,8 @@ pub struct PoolBuilder {
     spare_keep_alive: Option<Duration>,
     ctrlc: Option<bool>,
     hooks: ThreadHooks,
-    /// Set for the default pool only: an unset `ctrlc` then follows
-    /// `CONCERTINA_CTRLC` (on unless it says 0).
+    /// Set for the default pool only: its `ctrlc(false)` leaves SIGINT
+    /// alone for the whole process.
     default_pool: bool,
 }
 
@@ -181,9 +181,19 @@ impl PoolBuilder {
 
     /// Whether building this pool installs the Ctrl-C handler (once per
     /// process; never over a SIGINT handler the application already has).
-    /// Unset, the [default pool](crate::default_pool) installs it unless
-    /// `CONCERTINA_CTRLC=0`, and other pools do not. See
+    /// Unset, every pool installs it unless `CONCERTINA_CTRLC=0` or the
+    /// application gave `ctrlc(false)` to [`configure`](crate::configure):
+    /// a program that uses only pools of its own still has its waits
+    /// interrupted and its [interrupt hooks](crate::interrupt::on_interrupt)
+    /// run. `ctrlc(false)` keeps this pool from installing it (given to
+    /// `configure`, it leaves SIGINT alone for the whole process); `ctrlc(true)`
+    /// installs it whatever the environment says. See
     /// [`interrupt`](mod@crate::interrupt) for what a Ctrl-C then does.
+    ///
+    /// # Errors
+    ///
+    /// Left unset, a `CONCERTINA_CTRLC` that holds a value not accepted
+    /// makes [`build`](PoolBuilder::build) fail, naming it.
     ///
     /// # Examples
     ///
@@ -362,13 +372,26 @@ impl PoolBuilder {
             max: max_spare,
             keep_alive,
         };
-        let pool = Pool::start(name, backend, spares, self.hooks)?;
-        let ctrlc = match self.ctrlc {
+        // `CONCERTINA_CTRLC` is read only where the builder leaves the
+        // choice open, and checked before any thread starts.
+        let install = match self.ctrlc {
             Some(install) => install,
-            None => self.default_pool && env.ctrlc.clone()?,
+            None => env.ctrlc.clone()?,
         };
-        if ctrlc {
-            interrupt::install_handler();
+        let pool = Pool::start(name, backend, spares, self.hooks)?;
+        match (self.ctrlc, install) {
+            (Some(true), _) => {
+                interrupt::install_handler();
+            }
+            // The application's word, for the whole process: on the
+            // default pool, or in the environment.
+            (Some(false), _) if self.default_pool => interrupt::leave_alone(),
+            // Another pool's, for that pool only.
+            (Some(false), _) => {}
+            (None, true) => {
+                interrupt::rely_on_handler();
+            }
+            (None, false) => interrupt::leave_alone(),
         }
         Ok(pool)
     }
@@ -428,7 +451,8 @@ impl Env {
         let flag = |var: &'static str, unset: bool| {
             get(var, FLAG_ACCEPTED).and_then(|v| match v {
                 None => Ok(unset),
-                Some(s) => parse_flag(&s).ok_or_else(|| ConfigError::env(var, &s, FLAG_ACCEPTED)),
+                Some(s) => interrupt::parse_flag(&s)
+                    .ok_or_else(|| ConfigError::env(var, &s, FLAG_ACCEPTED)),
             })
         };
         Env {
@@ -437,14 +461,6 @@ impl Env {
             disable_async: flag("CONCERTINA_DISABLE_ASYNC", false),
             ctrlc: flag("CONCERTINA_CTRLC", true),
         }
-    }
-}
-
-fn parse_flag(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 

@@ -366,6 +366,9 @@ impl RemoteBuilder {
             }
             Transport::Mpi => self.on_rank()?,
         };
+        // A Ctrl-C while a call is waited on cancels it in the worker: that
+        // relies on the handler, as a pool does.
+        crate::interrupt::rely_on_handler();
         Ok(Worker { link })
     }
 
