@@ -1,0 +1,147 @@
+//! Shutting a pool down settles every future of every queue on it: a
+//! call queued on an instance, an operation queued on a parameter, a task
+//! queued on the pool — each runs or fails with `Shutdown`; none is left
+//! pending.
+
+mod common;
+
+use common::{within, Gate, THREADED};
+use concertina::{Error, Parameter};
+
+#[test]
+fn shutdown_now_settles_every_call_queued_on_an_instance() {
+    for backend in THREADED {
+        within(60, move || {
+            let pool = common::pool(backend, 1);
+            let model = pool.instance(0_u32);
+            let gate = Gate::new();
+            let g = gate.clone();
+            let (started_tx, started) = std::sync::mpsc::channel();
+            let first = model.spawn(move |n| {
+                started_tx.send(()).unwrap();
+                g.wait();
+                *n += 1;
+                *n
+            });
+            started.recv().unwrap();
+            let queued: Vec<_> = (0..1_000)
+                .map(|_| {
+                    model.spawn(|n| {
+                        *n += 1;
+                        *n
+                    })
+                })
+                .collect();
+            let stopper = {
+                let pool = pool.clone();
+                std::thread::spawn(move || pool.shutdown_now())
+            };
+            while !pool.is_shutdown() {
+                std::thread::yield_now();
+            }
+            gate.open();
+            stopper.join().unwrap();
+            assert_eq!(
+                first.result(),
+                Ok(1),
+                "{backend:?}: the running call finishes"
+            );
+            let outcomes = concertina::wait_all(queued);
+            assert!(
+                outcomes.iter().all(|o| *o == Err(Error::Shutdown)),
+                "{backend:?}: queued calls fail with Shutdown: {:?}",
+                outcomes.iter().find(|o| **o != Err(Error::Shutdown))
+            );
+            assert_eq!(
+                model.call(|n| *n),
+                Err(Error::Shutdown),
+                "{backend:?}: later calls"
+            );
+        });
+    }
+}
+
+#[test]
+fn shutdown_now_settles_every_operation_queued_on_a_parameter() {
+    for backend in THREADED {
+        within(60, move || {
+            let pool = common::pool(backend, 1);
+            let gate = Gate::new();
+            let g = gate.clone();
+            let (started_tx, started) = std::sync::mpsc::channel();
+            let started_tx = std::sync::Mutex::new(Some(started_tx));
+            let position = Parameter::builder("position")
+                .pool(&pool)
+                .setter(move |_mm: f64| {
+                    if let Some(tx) = started_tx.lock().unwrap().take() {
+                        tx.send(()).unwrap();
+                        g.wait();
+                    }
+                })
+                .getter(|| 0.0)
+                .build()
+                .unwrap();
+            let first = position.set(1.0);
+            started.recv().unwrap();
+            let queued: Vec<_> = (0..200).map(|i| position.set(f64::from(i))).collect();
+            let reads: Vec<_> = (0..200).map(|_| position.get()).collect();
+            let stopper = {
+                let pool = pool.clone();
+                std::thread::spawn(move || pool.shutdown_now())
+            };
+            while !pool.is_shutdown() {
+                std::thread::yield_now();
+            }
+            gate.open();
+            stopper.join().unwrap();
+            assert_eq!(first.result(), Ok(()), "{backend:?}");
+            for outcome in concertina::wait_all(queued) {
+                assert_eq!(outcome, Err(Error::Shutdown), "{backend:?}");
+            }
+            for outcome in concertina::wait_all(reads) {
+                assert_eq!(outcome, Err(Error::Shutdown), "{backend:?}");
+            }
+            assert_eq!(position.get().result(), Err(Error::Shutdown), "{backend:?}");
+        });
+    }
+}
+
+#[test]
+fn shutdown_now_settles_calls_waiting_on_a_dependency_and_tasks_queued_behind_a_gate() {
+    for backend in THREADED {
+        within(60, move || {
+            let pool = common::pool(backend, 1);
+            let other = common::pool(backend, 1);
+            let model = pool.instance(0_u32);
+            let gate = Gate::new();
+            let g = gate.clone();
+            let dependency = other.spawn(move || {
+                g.wait();
+                5_u32
+            });
+            let after = model.spawn_after(dependency, |n, d| *n + d);
+            let g = gate.clone();
+            let blocker = pool.spawn(move || g.wait());
+            let tasks: Vec<_> = (0..100).map(|i| pool.spawn(move || i)).collect();
+            // The instance's drain job waits in the pool's queue too.
+            let calls: Vec<_> = (0..1_000).map(|_| model.spawn(|n| *n)).collect();
+            let stopper = {
+                let pool = pool.clone();
+                std::thread::spawn(move || pool.shutdown_now())
+            };
+            while !pool.is_shutdown() {
+                std::thread::yield_now();
+            }
+            gate.open();
+            stopper.join().unwrap();
+            blocker.result().unwrap();
+            assert_eq!(after.result(), Err(Error::Shutdown), "{backend:?}");
+            for outcome in concertina::wait_all(tasks) {
+                assert_eq!(outcome, Err(Error::Shutdown), "{backend:?}");
+            }
+            for outcome in concertina::wait_all(calls) {
+                assert_eq!(outcome, Err(Error::Shutdown), "{backend:?}");
+            }
+        });
+    }
+}
