@@ -27,11 +27,30 @@ use parking_lot::{Condvar, Mutex};
 pub(crate) trait Wakeable: Send + Sync {
     fn wake(&self);
 
-    /// True when waking it cancels what it stands for at once (a task run
-    /// inline): nothing is left for the hooks to wait on.
-    fn settles_on_wake(&self) -> bool {
-        false
+    /// What a Ctrl-C does to it: by default, wakes the wait, which then
+    /// cancels what it waited on.
+    fn on_interrupt(&self) -> Woken {
+        self.wake();
+        Woken::Wait
     }
+
+    /// False for a [holding](Woken::Nothing) registration: it is no wait,
+    /// so it never counts as still handling an earlier interrupt.
+    fn handles(&self) -> bool {
+        true
+    }
+}
+
+/// What an interrupt did to one registration.
+pub(crate) enum Woken {
+    /// Woke a blocked wait: it cancels what it waited on, then acknowledges
+    /// (the hooks wait for that).
+    Wait,
+    /// Cancelled what it stands for at once (a task run inline, what a
+    /// multi-wait holds between its waits): nothing for the hooks to wait on.
+    Settled,
+    /// Held nothing left to cancel: as if nobody waited.
+    Nothing,
 }
 
 type Hook = Arc<dyn Fn() + Send + Sync>;
@@ -78,6 +97,9 @@ pub(crate) struct Registration {
     shard: usize,
     token: u64,
     generation: u64,
+    /// False for a holding registration (see [`Wakeable::handles`]): its
+    /// end neither acknowledges an interrupt nor waits for the hooks.
+    handles: bool,
 }
 
 /// Registers a wait on `target`.
@@ -90,11 +112,13 @@ pub(crate) fn register(target: Arc<dyn Wakeable>) -> Registration {
     // it holds every part, so this wait is either woken by it or begins
     // after it.
     let generation = GENERATION.load(Ordering::Acquire);
+    let handles = target.handles();
     registry.waiters.push((token, generation, target));
     Registration {
         shard,
         token,
         generation,
+        handles,
     }
 }
 
@@ -114,7 +138,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if self.interrupted() {
+        if self.handles && self.interrupted() {
             // What the wait waited on is cancelled by now (its caller does
             // that before dropping this): the hooks may run.
             {
@@ -235,21 +259,22 @@ fn wake_waits(unless_handling: bool) -> Option<(u64, usize, usize)> {
         let parts: Vec<_> = REGISTRY.iter().map(|part| part.lock()).collect();
         let now = GENERATION.load(Ordering::Acquire);
         let all = || parts.iter().flat_map(|part| part.waiters.iter());
-        if unless_handling && all().any(|(_, began, _)| *began != now) {
+        if unless_handling && all().any(|(_, began, w)| *began != now && w.handles()) {
             return None;
         }
         let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
         (generation, all().map(|(_, _, w)| w.clone()).collect())
     };
-    let inline = hit_inline(unless_handling)?;
+    let mut settled = hit_inline(unless_handling)?;
     let mut waits = 0;
     for waiter in &waiters {
-        waiter.wake();
-        if !waiter.settles_on_wake() {
-            waits += 1;
+        match waiter.on_interrupt() {
+            Woken::Wait => waits += 1,
+            Woken::Settled => settled += 1,
+            Woken::Nothing => {}
         }
     }
-    Some((generation, waits, inline + (waiters.len() - waits)))
+    Some((generation, waits, settled))
 }
 
 /// How long the hooks wait for the woken waits to cancel what they waited
@@ -466,7 +491,16 @@ pub(crate) fn parse_flag(s: &str) -> Option<bool> {
 /// # Ok::<(), concertina::Error>(())
 /// ```
 pub fn blocked_waits() -> usize {
-    REGISTRY.iter().map(|part| part.lock().waiters.len()).sum()
+    REGISTRY
+        .iter()
+        .map(|part| {
+            part.lock()
+                .waiters
+                .iter()
+                .filter(|(_, _, w)| w.handles())
+                .count()
+        })
+        .sum()
 }
 
 /// True when this crate's Ctrl-C handler is installed; false when nothing

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::error::{panic_message, Error, TimedOut};
 use crate::future::Future;
 use crate::park::deadline_after;
-use crate::task::{Listener, Watchable};
+use crate::task::{Holding, Listener, Watchable};
 
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
@@ -67,6 +67,8 @@ pub struct RequestPool<T = ()> {
     /// Keys of finished requests seen by a wait that took none of them (a
     /// `wait_all_timeout` that timed out), in the order they finished.
     ready: VecDeque<u64>,
+    /// A Ctrl-C between two waits cancels what is left.
+    holding: Holding,
 }
 
 impl<T: Send + 'static> Default for RequestPool<T> {
@@ -75,6 +77,7 @@ impl<T: Send + 'static> Default for RequestPool<T> {
             listener: Listener::new(),
             requests: BTreeMap::new(),
             ready: VecDeque::new(),
+            holding: Holding::new(),
         }
     }
 }
@@ -129,6 +132,8 @@ impl<T: Send + 'static> RequestPool<T> {
         let future = Future::from_shared(task);
         if watched.watch(&self.listener, key) {
             self.listener.fire(key);
+        } else {
+            self.holding.hold(&watched);
         }
         let finish = Box::new(move || {
             let outcome = future.result();
@@ -159,6 +164,8 @@ impl<T: Send + 'static> RequestPool<T> {
             request.watched.unwatch(&other.listener);
             if request.watched.watch(&self.listener, key) {
                 self.listener.fire(key);
+            } else {
+                self.holding.hold(&request.watched);
             }
             self.requests.insert(key, request);
         }

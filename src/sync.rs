@@ -28,6 +28,21 @@ macro_rules! task_local {
 }
 pub(crate) use task_local;
 
+#[cfg(loom)]
+pub(crate) use loom::thread::ThreadId;
+/// The running thread's identity (loom's threads share one OS thread).
+#[cfg(not(loom))]
+pub(crate) use std::thread::ThreadId;
+
+/// The identity of the running thread.
+#[inline]
+pub(crate) fn thread_id() -> ThreadId {
+    #[cfg(not(loom))]
+    return std::thread::current().id();
+    #[cfg(loom)]
+    return loom::thread::current().id();
+}
+
 /// Spins and yields before a wait parks; loom explores the park alone.
 #[inline]
 pub(crate) fn spin_then_yield() -> bool {

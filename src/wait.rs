@@ -20,7 +20,7 @@ use crate::error::{Error, TimedOut};
 use crate::future::Future;
 use crate::interrupt;
 use crate::park::deadline_after;
-use crate::task::{Listener, Watchable};
+use crate::task::{Holding, Listener, Watchable};
 
 pub use crate::request_pool::Completed;
 
@@ -471,6 +471,8 @@ pub fn as_completed_timeout<T: Send + 'static>(
 pub struct AsCompleted<T: Send + 'static> {
     futures: Vec<Option<Future<T>>>,
     listener: Arc<Listener>,
+    /// A Ctrl-C between two `next` calls cancels what is left.
+    _holding: Holding,
     left: usize,
     /// `None`: no deadline (also for a timeout too long to represent).
     deadline: Option<Instant>,
@@ -479,15 +481,20 @@ pub struct AsCompleted<T: Send + 'static> {
 impl<T: Send + 'static> AsCompleted<T> {
     fn new(futures: Vec<Future<T>>, deadline: Option<Instant>) -> Self {
         let listener = Listener::new();
+        let holding = Holding::new();
         for (i, f) in futures.iter().enumerate() {
-            if f.task().is_none_or(|task| task.watch(&listener, i as u64)) {
-                listener.fire(i as u64);
+            match f.task() {
+                Some(task) if !task.watch(&listener, i as u64) => {
+                    holding.hold(&(task.clone() as Arc<dyn Watchable>));
+                }
+                _ => listener.fire(i as u64),
             }
         }
         let left = futures.len();
         AsCompleted {
             futures: futures.into_iter().map(Some).collect(),
             listener,
+            _holding: holding,
             left,
             deadline,
         }

@@ -134,6 +134,64 @@ fn scenario_runner() {
             rx2.recv_timeout(Duration::from_secs(30)).unwrap();
             say("both tasks saw cancellation");
         }
+        "sweep" | "sweep request pool" => {
+            // Many short runs; the loop body works between two waits, where
+            // the SIGINT lands most of the time.
+            let after: usize = std::env::var("SWEEP_READY_AFTER").unwrap().parse().unwrap();
+            let pool = concertina::Pool::builder()
+                .name("sweep")
+                .threads(2)
+                .backend(concertina::Backend::Crossbeam)
+                .build()
+                .unwrap();
+            let cleanups = Arc::new(AtomicUsize::new(0));
+            let runs: Vec<_> = (0..200_u64)
+                .map(|i| {
+                    let c = cleanups.clone();
+                    pool.spawn(move || {
+                        std::thread::sleep(Duration::from_millis(2));
+                        i
+                    })
+                    .on_cancel(move || {
+                        c.fetch_add(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            let (mut ok, mut interrupted, mut other) = (0, 0, 0);
+            let mut count = |outcome: Result<u64, Error>, seen: usize| {
+                match outcome {
+                    Ok(_) => ok += 1,
+                    Err(Error::Interrupted) => interrupted += 1,
+                    Err(_) => other += 1,
+                }
+                if seen == after {
+                    say("ready: between two waits");
+                }
+                // The loop body: a little work on each result.
+                std::thread::sleep(Duration::from_millis(3));
+            };
+            if scenario == "sweep" {
+                for (seen, (_, outcome)) in concertina::as_completed(runs).enumerate() {
+                    count(outcome, seen);
+                }
+            } else {
+                let mut requests = RequestPool::new();
+                for run in runs {
+                    requests.add(run);
+                }
+                let mut seen = 0;
+                while let Some((_, outcome)) = requests.wait_one() {
+                    count(outcome, seen);
+                    seen += 1;
+                }
+            }
+            say(format!(
+                "finished: {} outcomes, interrupted {}, other {other}, cleanups match {}",
+                ok + interrupted + other,
+                interrupted > 0,
+                cleanups.load(Ordering::SeqCst) == interrupted
+            ));
+        }
         "disabled" => {
             say(format!(
                 "handler installed: {}",
@@ -394,4 +452,22 @@ fn every_kind_of_wait_is_interrupted() {
         Err(Error::Interrupted),
         "every clone sees it"
     );
+}
+
+#[test]
+fn ctrl_c_between_two_waits_of_a_sweep_belongs_to_the_sweep() {
+    for scenario in ["sweep", "sweep request pool"] {
+        for after in ["0", "7", "40"] {
+            let (lines, code) = child(scenario, &[("SWEEP_READY_AFTER", after)]);
+            assert_eq!(code, Some(0), "{scenario} after {after}: {lines:?}");
+            assert_eq!(
+                lines,
+                [
+                    "ready: between two waits",
+                    "finished: 200 outcomes, interrupted true, other 0, cleanups match true"
+                ],
+                "{scenario} after {after}"
+            );
+        }
+    }
 }

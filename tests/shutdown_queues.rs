@@ -121,7 +121,12 @@ fn shutdown_now_settles_calls_waiting_on_a_dependency_and_tasks_queued_behind_a_
             });
             let after = model.spawn_after(dependency, |n, d| *n + d);
             let g = gate.clone();
-            let blocker = pool.spawn(move || g.wait());
+            let (started_tx, started) = std::sync::mpsc::channel();
+            let blocker = pool.spawn(move || {
+                started_tx.send(()).unwrap();
+                g.wait();
+            });
+            started.recv().unwrap();
             let tasks: Vec<_> = (0..100).map(|i| pool.spawn(move || i)).collect();
             // The instance's drain job waits in the pool's queue too.
             let calls: Vec<_> = (0..1_000).map(|_| model.spawn(|n| *n)).collect();

@@ -5,13 +5,12 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
-use std::thread::ThreadId;
 use std::time::Instant;
 
 use crate::error::Error;
 use crate::interrupt::Wakeable;
 use crate::park::{self, Node, Waits};
-use crate::sync::{AtomicU8, Condvar, Mutex, MutexGuard};
+use crate::sync::{self, AtomicU8, Condvar, Mutex, MutexGuard, ThreadId};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, CANCELLED, DONE, FAILED, LENT, PENDING, RUNNING, SETTLING};
 
@@ -144,7 +143,7 @@ impl<T> Slot<T> {
     /// True when the outcome is lent to callbacks running on this thread:
     /// a wait for it here could never end.
     fn lent_here(&self) -> bool {
-        matches!(self.content, Content::Lent(id) if id == std::thread::current().id())
+        matches!(self.content, Content::Lent(id) if id == sync::thread_id())
     }
 }
 
@@ -368,7 +367,7 @@ impl<T: Send + 'static> Inner<T> {
         mut tell: Tell<T>,
     ) {
         while !callbacks.is_empty() {
-            slot.content = Content::Lent(std::thread::current().id());
+            slot.content = Content::Lent(sync::thread_id());
             // Release: pairs with the Acquire of `phase`/`is_released`;
             // nothing of the outcome is readable yet.
             self.phase.store(published | LENT, Ordering::Release);

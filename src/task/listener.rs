@@ -2,11 +2,11 @@
 //! when a task it watches is published.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::cancel::Cancellable;
-use crate::interrupt::Wakeable;
+use crate::interrupt::{self, Registration, Wakeable, Woken};
 use crate::park::{block, Blocked, Node, Waits};
 use crate::sync::{AtomicUsize, Condvar, Mutex};
 
@@ -117,5 +117,72 @@ impl Wakeable for Listener {
     fn wake(&self) {
         let _fired = self.fired.lock();
         self.cond.notify_all();
+    }
+}
+
+/// What an alive multi-wait (an [`as_completed`](crate::as_completed)
+/// iterator, and so `try_wait_all`; a [`RequestPool`](crate::RequestPool))
+/// still holds. A Ctrl-C belongs to it for its whole life, not only while
+/// it is blocked: one that lands while the program runs between two of its
+/// waits cancels every task it holds with `Err(Interrupted)` at once (their
+/// cleanups run), the process does not exit, and the next waits report
+/// those outcomes. Holding only finished tasks, it counts as nobody waiting.
+pub(crate) struct Holding {
+    held: Arc<Held>,
+    _registration: Registration,
+}
+
+struct Held {
+    tasks: Mutex<Vec<Weak<dyn Watchable>>>,
+}
+
+impl Holding {
+    pub(crate) fn new() -> Holding {
+        let held = Arc::new(Held {
+            tasks: Mutex::new(Vec::new()),
+        });
+        let registration = interrupt::register(held.clone());
+        Holding {
+            held,
+            _registration: registration,
+        }
+    }
+
+    /// Holds `task` too (finished tasks are let go now and then).
+    pub(crate) fn hold(&self, task: &Arc<dyn Watchable>) {
+        let mut tasks = self.held.tasks.lock();
+        if tasks.len() >= 64 && tasks.len().is_power_of_two() {
+            tasks.retain(|t| t.upgrade().is_some_and(|t| !t.is_done()));
+        }
+        tasks.push(Arc::downgrade(task));
+    }
+}
+
+impl Wakeable for Held {
+    fn wake(&self) {}
+
+    fn on_interrupt(&self) -> Woken {
+        let unfinished: Vec<Arc<dyn Watchable>> = self
+            .tasks
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|t| !t.is_done())
+            .collect();
+        // Outside the lock: cancelling runs the tasks' cleanups.
+        let mut cancelled = false;
+        for task in unfinished {
+            task.interrupt();
+            cancelled = true;
+        }
+        if cancelled {
+            Woken::Settled
+        } else {
+            Woken::Nothing
+        }
+    }
+
+    fn handles(&self) -> bool {
+        false
     }
 }

@@ -18,4 +18,4 @@ pub(crate) use cell::{
     run_task_with, TaskRef,
 };
 pub(crate) use inner::{published_phase, run_guarded, Inner, Queue};
-pub(crate) use listener::{Listener, Watchable};
+pub(crate) use listener::{Holding, Listener, Watchable};

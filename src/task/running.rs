@@ -4,7 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::error::{panic_message, Error};
-use crate::interrupt::{self, Wakeable};
+use crate::interrupt::{self, Wakeable, Woken};
 use crate::park::{self, Node, Waits};
 use crate::task::inner::Inner;
 use crate::worker;
@@ -60,8 +60,9 @@ impl Wakeable for InterruptRun {
         self.0.interrupt_run();
     }
 
-    fn settles_on_wake(&self) -> bool {
-        true
+    fn on_interrupt(&self) -> Woken {
+        self.wake();
+        Woken::Settled
     }
 }
 
