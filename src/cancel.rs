@@ -123,6 +123,12 @@ impl CancelHandle {
         self.task.cancel()
     }
 
+    /// Cancels the task as a Ctrl-C does: its cleanup runs and its waiters
+    /// get `Err(Interrupted)` (unless it finished first).
+    pub(crate) fn interrupt(&self) {
+        self.task.interrupt();
+    }
+
     /// True once the task was cancelled and its cancellation published.
     ///
     /// # Examples

@@ -123,6 +123,39 @@ fn scenario_runner() {
             std::thread::sleep(Duration::from_secs(60));
             say("still alive after 60 s");
         }
+        "held move" => {
+            // The program holds a move it does not wait on and waits on
+            // something else: the Ctrl-C's hook aborts the move, whose
+            // future then says it was a Ctrl-C.
+            let position = motor(&stops, "moving");
+            let device = Device::builder("motor")
+                .parameter(position.clone())
+                .build()
+                .unwrap();
+            device.stop_on_interrupt();
+            let held = position.set(1.0);
+            while !MOVING.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let reading = concertina::spawn(|| {
+                while !concertina::cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            std::thread::spawn(|| {
+                while concertina::blocked_waits() == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                say("ready: waiting on a reading");
+            });
+            say(format!("reading returned {:?}", reading.result()));
+            say(format!("held move returned {:?}", held.result()));
+            position.idle().unwrap();
+            say(format!("stops: {}", stops.load(Ordering::SeqCst)));
+            let later = position.set(2.0);
+            say(format!("abort gives {}", device.abort()));
+            say(format!("a plain abort: {:?}", later.result()));
+        }
         "hook only" => {
             concertina::interrupt::on_interrupt(|| say("hook ran"));
             say(format!(
@@ -213,4 +246,15 @@ fn an_interrupt_hook_alone_installs_the_handler_unless_sigint_is_left_alone() {
         ["handler installed: false", "ready: nothing but a hook"]
     );
     assert_eq!(code, None, "killed by the signal");
+}
+
+#[test]
+fn operations_a_ctrl_c_aborts_fail_with_interrupted() {
+    let (said, code) = child("held move", &[]);
+    assert_eq!(code, Some(0), "{said:?}");
+    let has = |line: &str| said.iter().any(|l| l == line);
+    assert!(has("reading returned Err(Interrupted)"), "{said:?}");
+    assert!(has("held move returned Err(Interrupted)"), "{said:?}");
+    assert!(has("stops: 1"), "{said:?}");
+    assert!(has("a plain abort: Err(Cancelled)"), "{said:?}");
 }

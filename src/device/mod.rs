@@ -68,7 +68,7 @@ fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
 /// A parameter of a device, whatever its value type.
 trait AnyParameter: Send + Sync {
     fn node(&self) -> &Arc<LockNode>;
-    fn abort(&self, once_per_move: bool) -> bool;
+    fn abort(&self, by_interrupt: bool) -> bool;
     fn type_name(&self) -> &'static str;
 }
 
@@ -77,8 +77,8 @@ impl<T: Send + 'static> AnyParameter for ParamInner<T> {
         &self.node
     }
 
-    fn abort(&self, once_per_move: bool) -> bool {
-        ParamInner::abort(self, once_per_move)
+    fn abort(&self, by_interrupt: bool) -> bool {
+        ParamInner::abort(self, by_interrupt)
     }
 
     fn type_name(&self) -> &'static str {
@@ -465,10 +465,17 @@ impl Device {
     }
 
     /// Makes every Ctrl-C abort this device (Concert's "Ctrl-C stops all
-    /// devices"), through an [`on_interrupt`](crate::interrupt::on_interrupt) hook that
-    /// lives as long as the device. One Ctrl-C stops each parameter once:
-    /// a parameter whose stop already ran since its last set began (the
+    /// devices"), through an [`on_interrupt`](crate::interrupt::on_interrupt) hook
+    /// (which installs the Ctrl-C handler unless the application left SIGINT
+    /// alone). The hook holds the device weakly: once the device is dropped
+    /// it does nothing (it stays registered). One Ctrl-C stops each parameter
+    /// once: a parameter whose stop already ran since its last set began (the
     /// interrupted wait cancelled that set) is not stopped again.
+    ///
+    /// The operations a Ctrl-C aborts fail with [`Error::Interrupted`](crate::Error::Interrupted),
+    /// as the interrupted waits do, so that a program holding their futures
+    /// tells a Ctrl-C from an ordinary cancel ([`abort`](Device::abort) gives
+    /// `Err(Cancelled)`).
     ///
     /// # Examples
     ///
@@ -507,10 +514,10 @@ impl Device {
 }
 
 impl DeviceInner {
-    fn abort(&self, once_per_move: bool) -> usize {
+    fn abort(&self, by_interrupt: bool) -> usize {
         self.parameters
             .iter()
-            .filter(|e| e.erased.abort(once_per_move))
+            .filter(|e| e.erased.abort(by_interrupt))
             .count()
     }
 }

@@ -819,19 +819,25 @@ impl<T> ParamInner<T> {
     }
 
     /// Cancels the operations in flight, then runs the stop unless one of
-    /// those cancels did — or, `once_per_move`, unless a stop ran since the
-    /// last set began to apply (one Ctrl-C, one stop).
-    pub(crate) fn abort(&self, once_per_move: bool) -> bool {
+    /// those cancels did. `by_interrupt` (a Ctrl-C's hook): the operations
+    /// fail with `Err(Interrupted)`, as the interrupted waits do, and no
+    /// stop runs when one ran since the last set began to apply (one
+    /// Ctrl-C, one stop).
+    pub(crate) fn abort(&self, by_interrupt: bool) -> bool {
         let before = self.motion.lock().stops;
         let inflight: Vec<CancelHandle> = std::mem::take(&mut *self.inflight.lock());
         for handle in &inflight {
-            handle.cancel();
+            if by_interrupt {
+                handle.interrupt();
+            } else {
+                handle.cancel();
+            }
         }
         if self.stop.is_none() {
             return false;
         }
         let mut motion = self.motion.lock();
-        if motion.stops == before && !(once_per_move && motion.stopped) {
+        if motion.stops == before && !(by_interrupt && motion.stopped) {
             self.run_stop(&mut motion);
         }
         true
