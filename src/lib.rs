@@ -29,7 +29,7 @@
 //!   worker blocked in a wait is compensated by a spare thread, so nested
 //!   and cross-pool waits finish, even on one-thread pools, and a real
 //!   cycle of waits is reported as [`Error::Deadlock`] instead of hanging.
-//! * [`scope`] runs tasks that borrow from the caller's stack.
+//! * [`scope()`] runs tasks that borrow from the caller's stack.
 //! * [`Instance`] runs calls on one value in order on the shared pool;
 //!   [`RequestPool`], [`wait_all`], [`wait_any`], [`try_wait_all`],
 //!   [`as_completed`] wait for many (each takes its futures and gives every
@@ -70,7 +70,8 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
-// In dependency order: each module uses only those listed above it.
+// Alphabetically. Imports run one way: the lower layers (sync, error,
+// interrupt, worker, park, cancel, task) never name the higher ones.
 mod awaiting;
 mod cancel;
 mod combine;

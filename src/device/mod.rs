@@ -472,7 +472,7 @@ impl Device {
     /// once: a parameter whose stop already ran since its last set began (the
     /// interrupted wait cancelled that set) is not stopped again.
     ///
-    /// The operations a Ctrl-C aborts fail with [`Error::Interrupted`](crate::Error::Interrupted),
+    /// The operations a Ctrl-C aborts fail with [`Error::Interrupted`],
     /// as the interrupted waits do, so that a program holding their futures
     /// tells a Ctrl-C from an ordinary cancel ([`abort`](Device::abort) gives
     /// `Err(Cancelled)`).

@@ -92,7 +92,7 @@ struct Shared {
 enum Exec {
     Rayon {
         /// The rayon pool and the pool's queue: each submission goes to the
-        /// queue, and tokens on rayon run it (see [`rayon`](self::rayon)).
+        /// queue, and tokens on rayon run it (see [`rayon`]).
         intake: Intake<(Arc<::rayon::ThreadPool>, Sender<Queued>)>,
         /// Our threads (empty for an adopted pool, whose threads are not ours).
         handles: Mutex<Vec<JoinHandle<()>>>,

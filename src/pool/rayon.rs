@@ -2,12 +2,12 @@
 //! through `spawn_handler`, so that shutdown joins them), or a rayon pool an
 //! application adopted into a [`Pool`](super::Pool).
 //!
-//! Compensation: rayon cannot add a thread to a running pool, so a worker
-//! blocked in a wait is compensated by a spare thread of our own; while a
-//! spare is idle and a worker is blocked, submissions go to the spares'
-//! overflow lane instead of rayon's queues. Work already in the blocked
-//! worker's own deque waits for a sibling to steal it, for the worker to
-//! return, or for a wait on it to claim it.
+//! Every submission goes to the pool's own queue (the lane the spare
+//! threads take from too); what goes on rayon is a token, a job that runs
+//! jobs from that queue until it is empty. Compensation: rayon cannot add
+//! a thread to a running pool, so a worker blocked in a wait is compensated
+//! by a spare thread of our own, which takes the queued jobs as the tokens
+//! do.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;

@@ -250,7 +250,7 @@ impl RemoteBuilder {
     }
 
     /// Where the worker runs: this wins over
-    /// [`TRANSPORT_ENV`](crate::remote::TRANSPORT_ENV); without either,
+    /// [`TRANSPORT_ENV`]; without either,
     /// on the MPI job's worker ranks when the program runs under `mpirun`
     /// with two ranks or more (and the `mpi` feature), else in a local
     /// process.

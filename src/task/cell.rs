@@ -377,7 +377,7 @@ pub(crate) fn key_of<T>(task: &TaskRef<T>) -> usize {
 impl<T: Send + 'static> dyn Task<T> {
     /// Blocks until the outcome is published or the deadline passes; true
     /// when published. Claims the task first when it is still queued (see
-    /// [`claim_queued`](Self::claim_queued)). A Ctrl-C during the wait cancels this task
+    /// `claim_queued`). A Ctrl-C during the wait cancels this task
     /// with `Err(Interrupted)` (its cleanup runs here), unless it finished
     /// first; a wait that closes a deadlock fails it with `Err(Deadlock)`.
     pub(crate) fn wait_until(self: &Arc<Self>, deadline: Option<std::time::Instant>) -> bool {
