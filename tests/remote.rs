@@ -834,7 +834,14 @@ fn ctrl_c_scenario() {
         .status()
         .unwrap();
     assert!(sent.success());
-    say("ready: waiting on the remote call");
+    // Ready once this thread is blocked in the wait: a SIGINT before it
+    // would find nobody waiting.
+    std::thread::spawn(|| {
+        while concertina::interrupt::blocked_waits() == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        say("ready: waiting on the remote call");
+    });
     let outcome = spin.result();
     say(format!("outcome {outcome:?}"));
     let total = model.call::<u64>("total", &()).result();
