@@ -38,6 +38,26 @@ fn motor(stops: &Arc<AtomicUsize>, said: &'static str) -> Parameter<f64> {
         .unwrap()
 }
 
+/// A device of `position` whose every Ctrl-C aborts it.
+fn stopped_on_interrupt(position: &Parameter<f64>) -> Device {
+    let device = Device::builder("motor")
+        .parameter(position.clone())
+        .build()
+        .unwrap();
+    device.stop_on_interrupt();
+    device
+}
+
+/// Says `ready: <what>` once the motor moves and a thread waits.
+fn ready_when_moving_and_blocked(what: &'static str) {
+    std::thread::spawn(move || {
+        while !MOVING.load(Ordering::SeqCst) || concertina::blocked_waits() == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        say(format!("ready: {what}"));
+    });
+}
+
 /// The child's side: does nothing unless started by `child`.
 #[test]
 fn scenario_runner() {
@@ -48,18 +68,9 @@ fn scenario_runner() {
     match scenario.as_str() {
         "one stop per ctrl-c" => {
             let position = motor(&stops, "moving");
-            let device = Device::builder("motor")
-                .parameter(position.clone())
-                .build()
-                .unwrap();
-            device.stop_on_interrupt();
+            let _device = stopped_on_interrupt(&position);
             // SIGINT once the move runs and this thread waits for it.
-            std::thread::spawn(|| {
-                while !MOVING.load(Ordering::SeqCst) || concertina::blocked_waits() == 0 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                say("ready: waiting on the move");
-            });
+            ready_when_moving_and_blocked("waiting on the move");
             let outcome = position.set(1.0).result();
             position.idle().unwrap();
             say(format!("wait returned {outcome:?}"));
@@ -106,11 +117,7 @@ fn scenario_runner() {
                 .on_cancel(|| say("stop ran"))
                 .build()
                 .unwrap();
-            let device = Device::builder("motor")
-                .parameter(position.clone())
-                .build()
-                .unwrap();
-            device.stop_on_interrupt();
+            let _device = stopped_on_interrupt(&position);
             let _moving = position.set(5.0);
             while !MOVING.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(1));
@@ -128,26 +135,14 @@ fn scenario_runner() {
             // something else: the Ctrl-C's hook aborts the move, whose
             // future then says it was a Ctrl-C.
             let position = motor(&stops, "moving");
-            let device = Device::builder("motor")
-                .parameter(position.clone())
-                .build()
-                .unwrap();
-            device.stop_on_interrupt();
+            let device = stopped_on_interrupt(&position);
             let held = position.set(1.0);
-            while !MOVING.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
             let reading = concertina::spawn(|| {
                 while !concertina::cancelled() {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             });
-            std::thread::spawn(|| {
-                while concertina::blocked_waits() == 0 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                say("ready: waiting on a reading");
-            });
+            ready_when_moving_and_blocked("waiting on a reading");
             say(format!("reading returned {:?}", reading.result()));
             say(format!("held move returned {:?}", held.result()));
             position.idle().unwrap();

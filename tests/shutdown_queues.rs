@@ -6,7 +6,21 @@
 mod common;
 
 use common::{within, Gate, THREADED};
-use concertina::{Error, Parameter};
+use concertina::{Error, Parameter, Pool};
+
+/// Shuts `pool` down from another thread while `gate` holds its running
+/// work, then opens the gate and waits for the shutdown to end.
+fn shut_down_now_then_open(pool: &Pool, gate: &Gate) {
+    let stopper = {
+        let pool = pool.clone();
+        std::thread::spawn(move || pool.shutdown_now())
+    };
+    while !pool.is_shutdown() {
+        std::thread::yield_now();
+    }
+    gate.open();
+    stopper.join().unwrap();
+}
 
 #[test]
 fn shutdown_now_settles_every_call_queued_on_an_instance() {
@@ -32,15 +46,7 @@ fn shutdown_now_settles_every_call_queued_on_an_instance() {
                     })
                 })
                 .collect();
-            let stopper = {
-                let pool = pool.clone();
-                std::thread::spawn(move || pool.shutdown_now())
-            };
-            while !pool.is_shutdown() {
-                std::thread::yield_now();
-            }
-            gate.open();
-            stopper.join().unwrap();
+            shut_down_now_then_open(&pool, &gate);
             assert_eq!(
                 first.result(),
                 Ok(1),
@@ -85,15 +91,7 @@ fn shutdown_now_settles_every_operation_queued_on_a_parameter() {
             started.recv().unwrap();
             let queued: Vec<_> = (0..200).map(|i| position.set(f64::from(i))).collect();
             let reads: Vec<_> = (0..200).map(|_| position.get()).collect();
-            let stopper = {
-                let pool = pool.clone();
-                std::thread::spawn(move || pool.shutdown_now())
-            };
-            while !pool.is_shutdown() {
-                std::thread::yield_now();
-            }
-            gate.open();
-            stopper.join().unwrap();
+            shut_down_now_then_open(&pool, &gate);
             assert_eq!(first.result(), Ok(()), "{backend:?}");
             for outcome in concertina::wait_all(queued) {
                 assert_eq!(outcome, Err(Error::Shutdown), "{backend:?}");
@@ -130,15 +128,7 @@ fn shutdown_now_settles_calls_waiting_on_a_dependency_and_tasks_queued_behind_a_
             let tasks: Vec<_> = (0..100).map(|i| pool.spawn(move || i)).collect();
             // The instance's drain job waits in the pool's queue too.
             let calls: Vec<_> = (0..1_000).map(|_| model.spawn(|n| *n)).collect();
-            let stopper = {
-                let pool = pool.clone();
-                std::thread::spawn(move || pool.shutdown_now())
-            };
-            while !pool.is_shutdown() {
-                std::thread::yield_now();
-            }
-            gate.open();
-            stopper.join().unwrap();
+            shut_down_now_then_open(&pool, &gate);
             blocker.result().unwrap();
             assert_eq!(after.result(), Err(Error::Shutdown), "{backend:?}");
             for outcome in concertina::wait_all(tasks) {
