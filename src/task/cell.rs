@@ -11,10 +11,11 @@ use crate::error::Error;
 use crate::interrupt::Wakeable;
 use crate::park::{self, Node, Waits};
 use crate::sync::Mutex;
-use crate::task::inner::{published_phase, Claim, Content, Inner, Queue};
+use crate::task::inner::{Claim, Content, Inner, Queue};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, PENDING};
 use crate::task::running::run_task_in;
+use crate::task::settle::published_phase;
 use crate::worker::{self, Job, Runnable};
 
 /// A task's state as its handles hold it.

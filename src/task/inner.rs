@@ -1,6 +1,6 @@
 //! A task's shared state: its phase, its slot (the queued closure or the
-//! outcome, and the hooks), and `settle`, the one place an outcome is
-//! decided and published.
+//! outcome, and the hooks), and what handles and queues ask of it; the one
+//! place an outcome is decided and published is beside it ([`super::settle`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
@@ -10,9 +10,10 @@ use std::time::Instant;
 use crate::error::Error;
 use crate::interrupt::Wakeable;
 use crate::park::{self, Node, Waits};
-use crate::sync::{self, AtomicU8, Condvar, Mutex, MutexGuard, ThreadId};
+use crate::sync::{self, AtomicU8, Condvar, Mutex, ThreadId};
 use crate::task::listener::{Listener, Watchable};
-use crate::task::phase::{self, CANCELLED, DONE, FAILED, LENT, PENDING, RUNNING, SETTLING};
+use crate::task::phase::{self, LENT, PENDING, RUNNING};
+use crate::task::settle::Tell;
 
 use std::sync::atomic::Ordering;
 
@@ -24,18 +25,18 @@ use std::sync::atomic::Ordering;
 pub(crate) struct Inner<T> {
     /// One of the phases of [`crate::task::phase`], with [`LENT`] over a
     /// published phase while the done-callbacks borrow the outcome.
-    phase: AtomicU8,
+    pub(super) phase: AtomicU8,
     /// The queued closure or the outcome, and the hooks.
-    slot: Mutex<Slot<T>>,
+    pub(super) slot: Mutex<Slot<T>>,
     /// Waiters of the outcome sleep here; publication wakes them.
-    cond: Condvar,
+    pub(super) cond: Condvar,
 }
 
-struct Slot<T> {
-    content: Content<T>,
+pub(super) struct Slot<T> {
+    pub(super) content: Content<T>,
     /// Allocated only when somebody registers a hook (or the running task
     /// records a wait).
-    hooks: Option<Box<Hooks<T>>>,
+    pub(super) hooks: Option<Box<Hooks<T>>>,
 }
 
 /// A boxed closure waiting in a task's slot (a `then` continuation).
@@ -79,24 +80,24 @@ pub(crate) trait Queue: Send + Sync {
     fn describe(&self) -> String;
 }
 
-type Callback<T> = Box<dyn FnOnce(&Result<T, Error>) + Send>;
-type Continuation<T> = Box<dyn FnOnce(Result<T, Error>) + Send>;
+pub(super) type Callback<T> = Box<dyn FnOnce(&Result<T, Error>) + Send>;
+pub(super) type Continuation<T> = Box<dyn FnOnce(Result<T, Error>) + Send>;
 
-struct Hooks<T> {
-    cleanup: Option<Box<dyn FnOnce() + Send>>,
-    callbacks: Vec<Callback<T>>,
+pub(super) struct Hooks<T> {
+    pub(super) cleanup: Option<Box<dyn FnOnce() + Send>>,
+    pub(super) callbacks: Vec<Callback<T>>,
     /// Receives the outcome by value instead of the slot (set by `then`,
     /// which consumes the only handle).
-    continuation: Option<Continuation<T>>,
-    waker: Option<Waker>,
+    pub(super) continuation: Option<Continuation<T>>,
+    pub(super) waker: Option<Waker>,
     /// Multi-future waits (`wait_any`, `as_completed`, `RequestPool`) told on publication.
-    listeners: Vec<(Arc<Listener>, u64)>,
+    pub(super) listeners: Vec<(Arc<Listener>, u64)>,
     /// While the running task waits: what it waits on (deadlock detection).
-    waiting: Option<Waits>,
+    pub(super) waiting: Option<Waits>,
     /// Set for a shared task (whose outcome is read by many and never
     /// taken): its done-callbacks get a copy, and the outcome stays in
     /// place for every reader.
-    copier: Option<Copier<T>>,
+    pub(super) copier: Option<Copier<T>>,
 }
 
 impl<T> Default for Hooks<T> {
@@ -114,7 +115,7 @@ impl<T> Default for Hooks<T> {
 }
 
 impl<T> Hooks<T> {
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.cleanup.is_none()
             && self.callbacks.is_empty()
             && self.continuation.is_none()
@@ -126,11 +127,11 @@ impl<T> Hooks<T> {
 }
 
 impl<T> Slot<T> {
-    fn hooks(&mut self) -> &mut Hooks<T> {
+    pub(super) fn hooks(&mut self) -> &mut Hooks<T> {
         self.hooks.get_or_insert_with(Box::default)
     }
 
-    fn take_outcome(&mut self) -> Option<Result<T, Error>> {
+    pub(super) fn take_outcome(&mut self) -> Option<Result<T, Error>> {
         match std::mem::replace(&mut self.content, Content::Empty) {
             Content::Outcome(outcome) => Some(outcome),
             other => {
@@ -142,7 +143,7 @@ impl<T> Slot<T> {
 
     /// True when the outcome is lent to callbacks running on this thread:
     /// a wait for it here could never end.
-    fn lent_here(&self) -> bool {
+    pub(super) fn lent_here(&self) -> bool {
         matches!(self.content, Content::Lent(id) if id == sync::thread_id())
     }
 }
@@ -155,39 +156,6 @@ fn callback_self_wait() -> Error {
     ]))
 }
 
-/// What publication hands on once the lock is released.
-struct Tell<T> {
-    waker: Option<Waker>,
-    listeners: Vec<(Arc<Listener>, u64)>,
-    continuation: Option<Continuation<T>>,
-}
-
-impl<T> Tell<T> {
-    fn new() -> Self {
-        Tell {
-            waker: None,
-            listeners: Vec::new(),
-            continuation: None,
-        }
-    }
-
-    /// Takes what `hooks` has to be told, leaving its callbacks.
-    fn gather(&mut self, hooks: &mut Hooks<T>) {
-        self.continuation = self.continuation.take().or(hooks.continuation.take());
-        self.waker = self.waker.take().or(hooks.waker.take());
-        self.listeners.append(&mut hooks.listeners);
-    }
-
-    fn tell(self) {
-        if let Some(waker) = self.waker {
-            waker.wake();
-        }
-        for (listener, key) in self.listeners {
-            listener.fire(key);
-        }
-    }
-}
-
 /// What a claim took out of a task's slot (see [`Inner::take_claim`]).
 pub(crate) enum Claim<T> {
     /// The closure kept beside the state.
@@ -197,18 +165,6 @@ pub(crate) enum Claim<T> {
     Call(Arc<dyn Queue>),
     /// A derived future: claimed through its sources.
     Sources(Vec<Arc<dyn Watchable>>),
-}
-
-/// The phase an outcome publishes as: a failure with `Cancelled` or
-/// `Interrupted`, or any outcome of a cancelling settle, as CANCELLED (so
-/// that a future derived from a cancelled one reports `cancelled()` too).
-pub(crate) fn published_phase<T>(outcome: &Result<T, Error>, cancelling: bool) -> u8 {
-    match outcome {
-        Ok(_) => DONE,
-        Err(_) if cancelling => CANCELLED,
-        Err(Error::Cancelled | Error::Interrupted) => CANCELLED,
-        Err(_) => FAILED,
-    }
 }
 
 /// Runs a user hook, keeping its panic away from the thread that runs it.
@@ -261,152 +217,6 @@ impl<T: Send + 'static> Inner<T> {
         self.phase
             .compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
-    }
-
-    /// Decides the outcome, runs the cleanup (with `cancelling`, on this
-    /// thread, before anything is published), publishes the outcome, then
-    /// runs the done-callbacks and hands it on (continuation, waker,
-    /// listeners), waking every waiter. Returns false (and drops `outcome`)
-    /// when the outcome was already decided.
-    /// The phase published is [`published_phase`].
-    ///
-    /// Publication comes first: whoever a callback or a dependent tells
-    /// sees this task done. No user code runs under the lock.
-    pub(crate) fn settle(&self, outcome: Result<T, Error>, cancelling: bool) -> bool {
-        let mut slot = self.slot.lock();
-        // Acquire loads and AcqRel CAS: only PENDING → RUNNING happens
-        // without the lock, and the CAS below orders this decision after it.
-        let mut phase = self.phase.load(Ordering::Acquire);
-        loop {
-            if phase::is_decided(phase) {
-                drop(slot);
-                drop(outcome);
-                return false;
-            }
-            // Only PENDING → RUNNING happens without the lock; retry on it.
-            match self
-                .phase
-                .compare_exchange(phase, SETTLING, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => break,
-                Err(now) => phase = now,
-            }
-        }
-        let published = published_phase(&outcome, cancelling);
-        if slot.hooks.as_ref().is_none_or(|h| h.is_empty()) {
-            // Nobody registered a hook, and nobody can while the lock is
-            // held: publish at once.
-            let stale = std::mem::replace(&mut slot.content, Content::Outcome(outcome));
-            // Release: the outcome written above is seen by whoever reads
-            // the published phase with Acquire.
-            self.phase.store(published, Ordering::Release);
-            self.cond.notify_all();
-            drop(slot);
-            drop(stale);
-            return true;
-        }
-        if let Some(cleanup) = slot.hooks.as_mut().and_then(|h| h.cleanup.take()) {
-            // SETTLING: no cleanup can be added any more, nothing is
-            // published yet, waiters keep waiting. A cleanup that a
-            // completion makes moot is dropped here, outside the lock too.
-            drop(slot);
-            if cancelling {
-                run_guarded(cleanup);
-            } else {
-                drop(cleanup);
-            }
-            slot = self.slot.lock();
-        }
-        // A closure still queued (the task was cancelled or refused before
-        // it ran) is dropped after the lock is released.
-        let stale = std::mem::replace(&mut slot.content, Content::Empty);
-        let mut hooks = slot.hooks.take();
-        let callbacks = hooks.as_mut().map(|h| std::mem::take(&mut h.callbacks));
-        let copier = hooks.as_ref().and_then(|h| h.copier);
-        let mut tell = Tell::new();
-        if let Some(h) = hooks.as_mut() {
-            tell.gather(h);
-        }
-        slot.hooks = hooks.filter(|h| !h.is_empty());
-        let callbacks = callbacks.unwrap_or_default();
-        match copier {
-            Some(copy) if !callbacks.is_empty() && tell.continuation.is_none() => {
-                // A shared task: the outcome stays in place for every
-                // reader; the callbacks get one copy.
-                let copied = copy(&outcome);
-                slot.content = Content::Outcome(outcome);
-                // Release: as on the fast path.
-                self.phase.store(published, Ordering::Release);
-                self.cond.notify_all();
-                drop(slot);
-                drop(stale);
-                for callback in callbacks {
-                    run_guarded(|| callback(&copied));
-                }
-                tell.tell();
-            }
-            _ => {
-                drop(stale);
-                self.lend(slot, outcome, published, callbacks, tell);
-            }
-        }
-        true
-    }
-
-    /// Publishes `outcome` as `published` while `callbacks` borrow it on
-    /// this thread (the phase carries [`LENT`] meanwhile: `done()` is true,
-    /// waits wait), runs them and whatever is registered meanwhile, then
-    /// puts the outcome in place (or hands it to the continuation), wakes
-    /// the waiters and tells the rest. Called with the slot locked.
-    fn lend<'a>(
-        &'a self,
-        mut slot: MutexGuard<'a, Slot<T>>,
-        outcome: Result<T, Error>,
-        published: u8,
-        mut callbacks: Vec<Callback<T>>,
-        mut tell: Tell<T>,
-    ) {
-        while !callbacks.is_empty() {
-            slot.content = Content::Lent(sync::thread_id());
-            // Release: pairs with the Acquire of `phase`/`is_released`;
-            // nothing of the outcome is readable yet.
-            self.phase.store(published | LENT, Ordering::Release);
-            drop(slot);
-            for callback in callbacks.drain(..) {
-                run_guarded(|| callback(&outcome));
-            }
-            slot = self.slot.lock();
-            // Callbacks registered while these ran (they found it lent).
-            if let Some(h) = slot.hooks.as_mut() {
-                callbacks = std::mem::take(&mut h.callbacks);
-                tell.gather(h);
-            }
-        }
-        if let Some(h) = slot.hooks.as_mut() {
-            tell.gather(h);
-            if h.is_empty() {
-                slot.hooks = None;
-            }
-        }
-        match tell.continuation.take() {
-            Some(next) => {
-                slot.content = Content::Empty;
-                // Release: as in `settle`.
-                self.phase.store(published, Ordering::Release);
-                self.cond.notify_all();
-                drop(slot);
-                next(outcome);
-            }
-            None => {
-                slot.content = Content::Outcome(outcome);
-                // Release: the outcome is back in place before the phase
-                // says so.
-                self.phase.store(published, Ordering::Release);
-                self.cond.notify_all();
-                drop(slot);
-            }
-        }
-        tell.tell();
     }
 
     /// Puts a boxed closure (a continuation, made before its closure was

@@ -1,5 +1,5 @@
-//! Tasks: the state machine ([`phase`]), the shared state and its one
-//! settling path ([`inner`]), the closure kept beside it, claiming and the
+//! Tasks: the state machine ([`phase`]), the shared state ([`inner`]) and
+//! its one settling path ([`settle`]), the closure kept beside it, claiming and the
 //! runners that take it ([`cell`]), running a closure as a task
 //! ([`running`]), and the listeners of multi-future waits ([`listener`]).
 //!
@@ -12,10 +12,12 @@ pub(crate) mod inner;
 pub(crate) mod listener;
 pub(crate) mod phase;
 pub(crate) mod running;
+pub(crate) mod settle;
 
 pub(crate) use cell::{
     derived, finished, finished_as, on_queue, pending, queued, reject_queued, run_queued,
     run_task_with, TaskRef,
 };
-pub(crate) use inner::{published_phase, run_guarded, Inner, Queue};
+pub(crate) use inner::{run_guarded, Inner, Queue};
 pub(crate) use listener::{Holding, Listener, Watchable};
+pub(crate) use settle::published_phase;

@@ -1,0 +1,206 @@
+//! Settling a task: the one place an outcome is decided and published,
+//! and the done-callbacks, continuation and listeners told after.
+
+use std::sync::Arc;
+use std::task::Waker;
+
+use crate::error::Error;
+use crate::sync::{self, MutexGuard};
+use crate::task::inner::{run_guarded, Callback, Content, Continuation, Hooks, Inner, Slot};
+use crate::task::listener::Listener;
+use crate::task::phase::{self, CANCELLED, DONE, FAILED, LENT, SETTLING};
+
+use std::sync::atomic::Ordering;
+
+/// What publication hands on once the lock is released.
+pub(super) struct Tell<T> {
+    waker: Option<Waker>,
+    listeners: Vec<(Arc<Listener>, u64)>,
+    continuation: Option<Continuation<T>>,
+}
+
+impl<T> Tell<T> {
+    pub(super) fn new() -> Self {
+        Tell {
+            waker: None,
+            listeners: Vec::new(),
+            continuation: None,
+        }
+    }
+
+    /// Takes what `hooks` has to be told, leaving its callbacks.
+    fn gather(&mut self, hooks: &mut Hooks<T>) {
+        self.continuation = self.continuation.take().or(hooks.continuation.take());
+        self.waker = self.waker.take().or(hooks.waker.take());
+        self.listeners.append(&mut hooks.listeners);
+    }
+
+    fn tell(self) {
+        if let Some(waker) = self.waker {
+            waker.wake();
+        }
+        for (listener, key) in self.listeners {
+            listener.fire(key);
+        }
+    }
+}
+
+/// The phase an outcome publishes as: a failure with `Cancelled` or
+/// `Interrupted`, or any outcome of a cancelling settle, as CANCELLED (so
+/// that a future derived from a cancelled one reports `cancelled()` too).
+pub(crate) fn published_phase<T>(outcome: &Result<T, Error>, cancelling: bool) -> u8 {
+    match outcome {
+        Ok(_) => DONE,
+        Err(_) if cancelling => CANCELLED,
+        Err(Error::Cancelled | Error::Interrupted) => CANCELLED,
+        Err(_) => FAILED,
+    }
+}
+
+impl<T: Send + 'static> Inner<T> {
+    /// Decides the outcome, runs the cleanup (with `cancelling`, on this
+    /// thread, before anything is published), publishes the outcome, then
+    /// runs the done-callbacks and hands it on (continuation, waker,
+    /// listeners), waking every waiter. Returns false (and drops `outcome`)
+    /// when the outcome was already decided.
+    /// The phase published is [`published_phase`].
+    ///
+    /// Publication comes first: whoever a callback or a dependent tells
+    /// sees this task done. No user code runs under the lock.
+    pub(crate) fn settle(&self, outcome: Result<T, Error>, cancelling: bool) -> bool {
+        let mut slot = self.slot.lock();
+        // Acquire loads and AcqRel CAS: only PENDING → RUNNING happens
+        // without the lock, and the CAS below orders this decision after it.
+        let mut phase = self.phase.load(Ordering::Acquire);
+        loop {
+            if phase::is_decided(phase) {
+                drop(slot);
+                drop(outcome);
+                return false;
+            }
+            // Only PENDING → RUNNING happens without the lock; retry on it.
+            match self
+                .phase
+                .compare_exchange(phase, SETTLING, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => phase = now,
+            }
+        }
+        let published = published_phase(&outcome, cancelling);
+        if slot.hooks.as_ref().is_none_or(|h| h.is_empty()) {
+            // Nobody registered a hook, and nobody can while the lock is
+            // held: publish at once.
+            let stale = std::mem::replace(&mut slot.content, Content::Outcome(outcome));
+            // Release: the outcome written above is seen by whoever reads
+            // the published phase with Acquire.
+            self.phase.store(published, Ordering::Release);
+            self.cond.notify_all();
+            drop(slot);
+            drop(stale);
+            return true;
+        }
+        if let Some(cleanup) = slot.hooks.as_mut().and_then(|h| h.cleanup.take()) {
+            // SETTLING: no cleanup can be added any more, nothing is
+            // published yet, waiters keep waiting. A cleanup that a
+            // completion makes moot is dropped here, outside the lock too.
+            drop(slot);
+            if cancelling {
+                run_guarded(cleanup);
+            } else {
+                drop(cleanup);
+            }
+            slot = self.slot.lock();
+        }
+        // A closure still queued (the task was cancelled or refused before
+        // it ran) is dropped after the lock is released.
+        let stale = std::mem::replace(&mut slot.content, Content::Empty);
+        let mut hooks = slot.hooks.take();
+        let callbacks = hooks.as_mut().map(|h| std::mem::take(&mut h.callbacks));
+        let copier = hooks.as_ref().and_then(|h| h.copier);
+        let mut tell = Tell::new();
+        if let Some(h) = hooks.as_mut() {
+            tell.gather(h);
+        }
+        slot.hooks = hooks.filter(|h| !h.is_empty());
+        let callbacks = callbacks.unwrap_or_default();
+        match copier {
+            Some(copy) if !callbacks.is_empty() && tell.continuation.is_none() => {
+                // A shared task: the outcome stays in place for every
+                // reader; the callbacks get one copy.
+                let copied = copy(&outcome);
+                slot.content = Content::Outcome(outcome);
+                // Release: as on the fast path.
+                self.phase.store(published, Ordering::Release);
+                self.cond.notify_all();
+                drop(slot);
+                drop(stale);
+                for callback in callbacks {
+                    run_guarded(|| callback(&copied));
+                }
+                tell.tell();
+            }
+            _ => {
+                drop(stale);
+                self.lend(slot, outcome, published, callbacks, tell);
+            }
+        }
+        true
+    }
+
+    /// Publishes `outcome` as `published` while `callbacks` borrow it on
+    /// this thread (the phase carries [`LENT`] meanwhile: `done()` is true,
+    /// waits wait), runs them and whatever is registered meanwhile, then
+    /// puts the outcome in place (or hands it to the continuation), wakes
+    /// the waiters and tells the rest. Called with the slot locked.
+    pub(super) fn lend<'a>(
+        &'a self,
+        mut slot: MutexGuard<'a, Slot<T>>,
+        outcome: Result<T, Error>,
+        published: u8,
+        mut callbacks: Vec<Callback<T>>,
+        mut tell: Tell<T>,
+    ) {
+        while !callbacks.is_empty() {
+            slot.content = Content::Lent(sync::thread_id());
+            // Release: pairs with the Acquire of `phase`/`is_released`;
+            // nothing of the outcome is readable yet.
+            self.phase.store(published | LENT, Ordering::Release);
+            drop(slot);
+            for callback in callbacks.drain(..) {
+                run_guarded(|| callback(&outcome));
+            }
+            slot = self.slot.lock();
+            // Callbacks registered while these ran (they found it lent).
+            if let Some(h) = slot.hooks.as_mut() {
+                callbacks = std::mem::take(&mut h.callbacks);
+                tell.gather(h);
+            }
+        }
+        if let Some(h) = slot.hooks.as_mut() {
+            tell.gather(h);
+            if h.is_empty() {
+                slot.hooks = None;
+            }
+        }
+        match tell.continuation.take() {
+            Some(next) => {
+                slot.content = Content::Empty;
+                // Release: as in `settle`.
+                self.phase.store(published, Ordering::Release);
+                self.cond.notify_all();
+                drop(slot);
+                next(outcome);
+            }
+            None => {
+                slot.content = Content::Outcome(outcome);
+                // Release: the outcome is back in place before the phase
+                // says so.
+                self.phase.store(published, Ordering::Release);
+                self.cond.notify_all();
+                drop(slot);
+            }
+        }
+        tell.tell();
+    }
+}
