@@ -17,6 +17,22 @@ use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::task::{self, phase, run_task_with, Queue, Watchable};
 use crate::worker::{self, Queued, Runnable};
 
+crate::sync::task_local! {
+    /// The queue whose parameter's stop this thread runs now (its address;
+    /// 0 for none): the operations the stop submits to it are part of it.
+    static STOPPING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// While alive, this thread runs the stop of a queue's parameter (see
+/// [`Ops::stopping`]).
+pub(crate) struct Stopping(usize);
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        STOPPING.with(|s| s.set(self.0));
+    }
+}
+
 pub(crate) struct Ops {
     state: Mutex<State>,
     /// Told when an operation has settled.
@@ -83,6 +99,24 @@ impl Ops {
         self.submit_keyed(f, prepare).0
     }
 
+    /// Marks this thread as running the parameter's stop until the guard
+    /// drops: the operations the stop submits to this queue (a stop that
+    /// reads the position, say) run at once, on this thread, as part of it
+    /// — queued, they would wait for the very operation that is being
+    /// stopped, and that one waits for its stop.
+    pub(crate) fn stopping(self: &Arc<Self>) -> Stopping {
+        Stopping(STOPPING.with(|s| s.replace(self.address())))
+    }
+
+    /// True while this thread runs the parameter's stop.
+    pub(crate) fn stopping_here(self: &Arc<Self>) -> bool {
+        STOPPING.with(|s| s.get()) == self.address()
+    }
+
+    fn address(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
     /// As [`submit`](Ops::submit), with the operation's key.
     fn submit_keyed<T: Send + 'static>(
         self: &Arc<Self>,
@@ -91,6 +125,13 @@ impl Ops {
     ) -> (Future<T>, usize) {
         let queue: Weak<dyn Queue> = Arc::downgrade(self) as Weak<dyn Queue>;
         let inner = task::on_queue(queue);
+        if self.stopping_here() {
+            // Part of the stop that runs on this thread: at once, here.
+            let key = Arc::as_ptr(&inner) as *const () as usize;
+            let future = prepare(Future::from_shared(inner.clone()));
+            run_task_with(inner, f, |_| ());
+            return (future, key);
+        }
         let future = prepare(Future::from_shared(inner.clone()));
         let settled = Arc::new(AtomicBool::new(false));
         {

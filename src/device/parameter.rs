@@ -233,8 +233,10 @@ impl<T: Send + 'static> ParameterBuilder<T> {
 
     /// The cancel operation (Concert's `cancel_operation`): runs when a set
     /// that has begun to apply is cancelled, and on [`Device::abort`]. It
-    /// runs on the cancelling thread, at most once per move, and must not
-    /// wait for operations on its own parameter (they wait for it).
+    /// runs on the cancelling thread, at most once per move. It may use its
+    /// own parameter (read where the motor stopped, set a safe value): what
+    /// it submits to it runs at once, on that thread, as part of the stop
+    /// (queued, it would wait for the very move being stopped).
     ///
     /// [`Device::abort`]: crate::Device::abort
     ///
@@ -530,7 +532,9 @@ impl<T: Send + 'static> Parameter<T> {
             crate::cancel::check_cancelled()?;
             getter().map_err(|e| failed(&node, "read", e))
         };
-        if !self.inner.concurrent_reads {
+        // A read the parameter's stop makes is part of the stop (see
+        // `Ops::stopping`), whether or not reads run side by side.
+        if !self.inner.concurrent_reads || self.inner.ops.stopping_here() {
             return self.track(self.inner.ops.submit(read, |f| f));
         }
         let node = self.inner.node.clone();
@@ -573,7 +577,11 @@ impl<T: Send + 'static> Parameter<T> {
         let (inner, applying) = (self.inner.clone(), stage.clone());
         let apply = move || {
             let _span = trace::device_op(|| inner.node.full_name(), "set");
-            {
+            if inner.ops.stopping_here() {
+                // A set the stop makes, on the thread that runs the stop
+                // (and holds the lock below): part of it.
+                applying.store(APPLYING, Ordering::Relaxed);
+            } else {
                 // The last check: after the queue and the lock, under the
                 // lock a stop holds while it runs.
                 let mut motion = inner.motion.lock();
@@ -814,6 +822,8 @@ impl<T> ParamInner<T> {
             motion.stopped = true;
             motion.stops += 1;
             let stop = stop.clone();
+            // What the stop does to this parameter is part of it.
+            let _stopping = self.ops.stopping();
             run_guarded(move || stop());
         }
     }

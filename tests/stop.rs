@@ -1,0 +1,107 @@
+//! A parameter's stop may use its own parameter: a read (or a set) that the
+//! stop makes runs as part of the stop, instead of queueing behind the very
+//! move being stopped (which waits for its stop) and hanging.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use common::{within, THREADED};
+use concertina::{Device, Error, Parameter};
+
+/// What the stop read.
+type Seen = Arc<OnceLock<Result<f64, Error>>>;
+
+/// A motor whose move runs until cancelled and whose stop reads where it
+/// stopped and parks it at 0.0; returns it with what the stop saw.
+fn motor(
+    pool: &concertina::Pool,
+    concurrent_reads: bool,
+) -> (Parameter<f64>, Seen, Arc<AtomicBool>) {
+    let position = Arc::new(AtomicU32::new(0));
+    let moving = Arc::new(AtomicBool::new(false));
+    let itself: Arc<OnceLock<Parameter<f64>>> = Arc::default();
+    let seen: Seen = Arc::default();
+    let (p, m) = (position.clone(), moving.clone());
+    let (read, set) = (position.clone(), position.clone());
+    let (me, saw) = (itself.clone(), seen.clone());
+    let mut builder = Parameter::builder("position")
+        .pool(pool)
+        .getter(move || f64::from(read.load(Ordering::SeqCst)))
+        .setter(move |mm: f64| {
+            if mm == 0.0 {
+                set.store(0, Ordering::SeqCst);
+                return;
+            }
+            m.store(true, Ordering::SeqCst);
+            while !concertina::cancelled() {
+                p.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+        .on_cancel(move || {
+            let parameter = me.get().expect("set before the move");
+            let _ = saw.set(parameter.get().result());
+            parameter
+                .set(0.0)
+                .result()
+                .expect("the parking set runs inside the stop");
+        });
+    if concurrent_reads {
+        builder = builder.concurrent_reads();
+    }
+    let parameter = builder.build().unwrap();
+    let _ = itself.set(parameter.clone());
+    (parameter, seen, moving)
+}
+
+#[test]
+fn a_stop_that_reads_and_sets_its_own_parameter_runs_through() {
+    for backend in THREADED {
+        for concurrent_reads in [false, true] {
+            within(60, move || {
+                let pool = common::pool(backend, 1);
+                let (position, seen, moving) = motor(&pool, concurrent_reads);
+                let moved = position.set(5.0);
+                while !moving.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                assert!(moved.cancel());
+                assert_eq!(moved.result(), Err(Error::Cancelled));
+                assert!(matches!(seen.get(), Some(Ok(_))), "{backend:?}: {seen:?}");
+                assert_eq!(
+                    position.get().result(),
+                    Ok(0.0),
+                    "{backend:?}: parked by the stop"
+                );
+            });
+        }
+    }
+}
+
+#[test]
+fn a_device_abort_whose_stop_uses_the_parameter_runs_through() {
+    for backend in THREADED {
+        within(60, move || {
+            let pool = common::pool(backend, 1);
+            let (position, seen, moving) = motor(&pool, false);
+            let device = Device::builder("stage")
+                .parameter(position.clone())
+                .build()
+                .unwrap();
+            let moved = position.set(5.0);
+            while !moving.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(device.abort(), 1);
+            assert_eq!(moved.result(), Err(Error::Cancelled));
+            assert!(matches!(seen.get(), Some(Ok(_))), "{backend:?}: {seen:?}");
+            assert_eq!(position.get().result(), Ok(0.0), "{backend:?}");
+            // With nothing moving, the abort's stop runs on its own.
+            assert_eq!(device.abort(), 1);
+            assert_eq!(position.get().result(), Ok(0.0), "{backend:?}");
+        });
+    }
+}
