@@ -202,8 +202,8 @@ impl<T: Send + 'static> Inner<T> {
     /// borrows it. What every wait waits for.
     #[inline]
     pub(crate) fn is_released(&self) -> bool {
-        // Acquire: pairs with the Release store of `release`, made after
-        // the outcome was put back.
+        // Acquire: pairs with the Release stores of `settle` and `lend`,
+        // made once the outcome is in place.
         let raw = self.phase.load(Ordering::Acquire);
         phase::is_published(raw) && raw & LENT == 0
     }

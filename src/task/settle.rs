@@ -6,7 +6,7 @@ use std::task::Waker;
 
 use crate::error::Error;
 use crate::sync::{self, MutexGuard};
-use crate::task::inner::{run_guarded, Callback, Content, Continuation, Hooks, Inner, Slot};
+use crate::task::inner::{run_guarded, Callback, Content, Continuation, Inner, Slot};
 use crate::task::listener::Listener;
 use crate::task::phase::{self, CANCELLED, DONE, FAILED, LENT, SETTLING};
 
@@ -28,11 +28,18 @@ impl<T> Tell<T> {
         }
     }
 
-    /// Takes what `hooks` has to be told, leaving its callbacks.
-    fn gather(&mut self, hooks: &mut Hooks<T>) {
+    /// Takes what the slot's hooks have to be told, leaving their
+    /// callbacks, and drops the hooks once nothing is left in them.
+    fn gather(&mut self, slot: &mut Slot<T>) {
+        let Some(hooks) = slot.hooks.as_mut() else {
+            return;
+        };
         self.continuation = self.continuation.take().or(hooks.continuation.take());
         self.waker = self.waker.take().or(hooks.waker.take());
         self.listeners.append(&mut hooks.listeners);
+        if hooks.is_empty() {
+            slot.hooks = None;
+        }
     }
 
     fn tell(self) {
@@ -115,15 +122,12 @@ impl<T: Send + 'static> Inner<T> {
         // A closure still queued (the task was cancelled or refused before
         // it ran) is dropped after the lock is released.
         let stale = std::mem::replace(&mut slot.content, Content::Empty);
-        let mut hooks = slot.hooks.take();
-        let callbacks = hooks.as_mut().map(|h| std::mem::take(&mut h.callbacks));
-        let copier = hooks.as_ref().and_then(|h| h.copier);
+        let (callbacks, copier) = match slot.hooks.as_mut() {
+            Some(h) => (std::mem::take(&mut h.callbacks), h.copier),
+            None => (Vec::new(), None),
+        };
         let mut tell = Tell::new();
-        if let Some(h) = hooks.as_mut() {
-            tell.gather(h);
-        }
-        slot.hooks = hooks.filter(|h| !h.is_empty());
-        let callbacks = callbacks.unwrap_or_default();
+        tell.gather(&mut slot);
         match copier {
             Some(copy) if !callbacks.is_empty() && tell.continuation.is_none() => {
                 // A shared task: the outcome stays in place for every
@@ -174,15 +178,9 @@ impl<T: Send + 'static> Inner<T> {
             // Callbacks registered while these ran (they found it lent).
             if let Some(h) = slot.hooks.as_mut() {
                 callbacks = std::mem::take(&mut h.callbacks);
-                tell.gather(h);
             }
         }
-        if let Some(h) = slot.hooks.as_mut() {
-            tell.gather(h);
-            if h.is_empty() {
-                slot.hooks = None;
-            }
-        }
+        tell.gather(&mut slot);
         match tell.continuation.take() {
             Some(next) => {
                 slot.content = Content::Empty;
