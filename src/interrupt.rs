@@ -449,6 +449,10 @@ pub(crate) fn leave_alone() {
 /// interrupt hook, a remote instance) unless the application left SIGINT
 /// alone; true when this crate's handler is installed.
 pub(crate) fn rely_on_handler() -> bool {
+    if let Some(&installed) = HANDLER.get() {
+        // Decided once per process: nothing to read again.
+        return installed;
+    }
     // Acquire: pairs with the Release of `leave_alone`.
     if LEFT_ALONE.load(Ordering::Acquire) || env_flag("CONCERTINA_CTRLC") == Some(false) {
         return handles_ctrlc();

@@ -481,7 +481,7 @@ pub struct AsCompleted<T: Send + 'static> {
 impl<T: Send + 'static> AsCompleted<T> {
     fn new(futures: Vec<Future<T>>, deadline: Option<Instant>) -> Self {
         let listener = Listener::new();
-        let holding = Holding::new();
+        let mut holding = Holding::new();
         for (i, f) in futures.iter().enumerate() {
             match f.task() {
                 Some(task) if !task.watch(&listener, i as u64) => {

@@ -126,10 +126,10 @@ impl Wakeable for Listener {
 /// it is blocked: one that lands while the program runs between two of its
 /// waits cancels every task it holds with `Err(Interrupted)` at once (their
 /// cleanups run), the process does not exit, and the next waits report
-/// those outcomes. Holding only finished tasks, it counts as nobody waiting.
+/// those outcomes. Holding only finished tasks, it counts as nobody waiting;
+/// it registers for Ctrl-C only once it holds an unfinished task.
 pub(crate) struct Holding {
-    held: Arc<Held>,
-    _registration: Registration,
+    held: Option<(Arc<Held>, Registration)>,
 }
 
 struct Held {
@@ -138,19 +138,19 @@ struct Held {
 
 impl Holding {
     pub(crate) fn new() -> Holding {
-        let held = Arc::new(Held {
-            tasks: Mutex::new(Vec::new()),
-        });
-        let registration = interrupt::register(held.clone());
-        Holding {
-            held,
-            _registration: registration,
-        }
+        Holding { held: None }
     }
 
     /// Holds `task` too (finished tasks are let go now and then).
-    pub(crate) fn hold(&self, task: &Arc<dyn Watchable>) {
-        let mut tasks = self.held.tasks.lock();
+    pub(crate) fn hold(&mut self, task: &Arc<dyn Watchable>) {
+        let (held, _) = self.held.get_or_insert_with(|| {
+            let held = Arc::new(Held {
+                tasks: Mutex::new(Vec::new()),
+            });
+            let registration = interrupt::register(held.clone());
+            (held, registration)
+        });
+        let mut tasks = held.tasks.lock();
         if tasks.len() >= 64 && tasks.len().is_power_of_two() {
             tasks.retain(|t| t.upgrade().is_some_and(|t| !t.is_done()));
         }
