@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::park;
+use crate::graph;
 
 /// A task's state as seen by whoever cancels it, whatever its value type.
 pub(crate) trait Cancellable: Send + Sync {
@@ -54,7 +54,7 @@ pub(crate) trait Cancellable: Send + Sync {
 /// # Ok::<(), Error>(())
 /// ```
 pub fn cancelled() -> bool {
-    park::frame_cancelled()
+    graph::frame_cancelled()
 }
 
 /// Inside a task: `Err(Error::Cancelled)` once the task has been cancelled,

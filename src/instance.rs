@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use crate::error::Error;
 use crate::future::Future;
 use crate::global;
-use crate::park::{Node, Waits};
+use crate::graph::{Node, Waits};
 use crate::pool::{Pool, Work};
 use crate::sync::{AtomicBool, Mutex, MutexGuard};
 use crate::task::{self, phase, run_task_with, Queue as CallQueue, Watchable};

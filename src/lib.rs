@@ -79,6 +79,7 @@ pub mod device;
 pub mod error;
 mod future;
 mod global;
+mod graph;
 mod instance;
 pub mod interrupt;
 #[cfg(all(test, loom))]

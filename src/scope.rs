@@ -5,19 +5,21 @@
 //! `std::thread::scope`, at most the pool's thread count running at once,
 //! started as tasks arrive), named after the pool. A scope thread blocked
 //! in a wait is compensated as a pool worker is: the scope starts another
-//! while it has queued tasks. The scope ends only once every task has
-//! finished.
+//! while it has queued tasks. The scope ends only once every task's closure
+//! has returned; that wait, as the waits of its tasks, is in the wait graph
+//! (see [`crate::park`]).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
-
 use crate::future::Future;
-use crate::interrupt;
+use crate::graph::{self, Node, Waits};
+use crate::interrupt::{self, Wakeable};
+use crate::park::{self, Blocked, Waiter};
 use crate::pool::{Backend, Pool, ThreadHooks};
+use crate::sync::{Condvar, Mutex};
 use crate::task::run_task_with;
 use crate::worker::{self, Job, Worker};
 
@@ -25,7 +27,7 @@ use crate::worker::{self, Job, Worker};
 type ScopedJob<'scope> = Box<dyn FnOnce() + Send + 'scope>;
 
 /// Waits for one task of the scope; `true`: interrupt it first.
-type Waiter = Box<dyn FnOnce(bool) + Send>;
+type TaskWait = Box<dyn FnOnce(bool) + Send>;
 
 /// What a scope's threads share: the queue of tasks, beside the counts
 /// that decide when to start a thread. The queue is only touched with the
@@ -45,6 +47,8 @@ struct Control {
     work: Condvar,
     /// The thread that starts compensating threads waits here.
     manage: Condvar,
+    /// The scope's end waits here for the last closure to return.
+    ended: Condvar,
     /// At most this many threads running (not blocked) at once.
     limit: usize,
     /// The pool's thread hooks, run by the scope's threads.
@@ -57,6 +61,8 @@ struct Counts {
     threads: usize,
     idle: usize,
     blocked: usize,
+    /// Tasks spawned whose closure has not returned yet.
+    unfinished: usize,
     /// Set when the scope's body returned and its tasks finished: threads
     /// leave.
     closed: bool,
@@ -208,7 +214,8 @@ pub struct Scope<'scope, 'env> {
     /// The pool whose statistics count the tasks.
     pool: Option<Pool>,
     name: String,
-    waiters: Mutex<Vec<Waiter>>,
+    /// Each task's wait, and the task as the wait graph sees it.
+    waiters: Mutex<Vec<(TaskWait, Arc<dyn Node>)>>,
     _env: PhantomData<&'env mut &'env ()>,
 }
 
@@ -262,10 +269,16 @@ impl Drop for Ending<'_, '_, '_> {
             }
         }
         let began = interrupt::generation();
-        for waiter in std::mem::take(&mut *scope.waiters.lock()) {
+        let (waiters, tasks): (Vec<_>, Vec<_>) = std::mem::take(&mut *scope.waiters.lock())
+            .into_iter()
+            .unzip();
+        for waiter in waiters {
             waiter(interrupt::generation() != began);
         }
         let sync = &scope.state.sync;
+        // Every outcome is published; a closure decided while it ran (a
+        // cancel, a deadlock found by a wait on it) may run on.
+        sync.wait_ended(&tasks);
         sync.counts.lock().closed = true;
         sync.work.notify_all();
         sync.manage.notify_all();
@@ -303,18 +316,23 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             return future;
         };
         let waited = task.clone();
-        self.waiters.lock().push(Box::new(move |interrupt| {
+        let node = task.clone() as Arc<dyn Node>;
+        let waiter: TaskWait = Box::new(move |interrupt| {
             if interrupt {
                 waited.interrupt();
             }
             waited.wait_until(None);
-        }));
+        });
+        self.waiters.lock().push((waiter, node));
         let sync = &self.state.sync;
+        let ended = sync.clone();
         let mut counts = sync.counts.lock();
         self.state.queue.lock().push_back(Box::new(move || {
             run_task_with(task, f, |_| ());
+            ended.returned();
         }));
         counts.queued += 1;
+        counts.unfinished += 1;
         if counts.idle > 0 {
             sync.work.notify_one();
         } else if counts.wants_thread(sync.limit) {
@@ -406,6 +424,89 @@ fn start_thread<'scope, 'env>(
     }
 }
 
+impl Control {
+    /// A task's closure returned.
+    fn returned(&self) {
+        let mut counts = self.counts.lock();
+        counts.unfinished -= 1;
+        if counts.unfinished == 0 {
+            self.ended.notify_all();
+        }
+    }
+
+    /// Waits until every task's closure has returned. `tasks` are what the
+    /// wait waits on: when they wait, through others, on whoever ends the
+    /// scope, the wait fails its own task with the deadlock (so that those
+    /// waiting on it go on) and waits on.
+    fn wait_ended(self: &Arc<Self>, tasks: &[Arc<dyn Node>]) {
+        let ending = Ended {
+            control: self,
+            tasks,
+            looks: std::cell::Cell::new(true),
+        };
+        loop {
+            match park::block(&ending, None) {
+                Blocked::Ready => return,
+                // Every outcome is published: nothing is left to cancel.
+                Blocked::TimedOut | Blocked::Interrupted(_) => {}
+                Blocked::Deadlock(error) => {
+                    if let Some(frame) = graph::frame() {
+                        frame.fail_run(error);
+                    }
+                    ending.looks.set(false);
+                }
+            }
+        }
+    }
+}
+
+impl Wakeable for Control {
+    fn wake(&self) {
+        let _counts = self.counts.lock();
+        self.ended.notify_all();
+    }
+}
+
+/// The end of a scope waiting for its tasks' closures to return.
+struct Ended<'a> {
+    control: &'a Arc<Control>,
+    tasks: &'a [Arc<dyn Node>],
+    looks: std::cell::Cell<bool>,
+}
+
+impl Waiter for Ended<'_> {
+    type State = Counts;
+
+    fn lock(&self) -> &Mutex<Counts> {
+        &self.control.counts
+    }
+
+    fn cond(&self) -> &Condvar {
+        &self.control.ended
+    }
+
+    fn ready(&self, counts: &Counts) -> bool {
+        counts.unfinished == 0
+    }
+
+    fn quick(&self) -> bool {
+        let counts = self.control.counts.try_lock();
+        counts.is_some_and(|counts| self.ready(&counts))
+    }
+
+    fn target(&self) -> Arc<dyn Wakeable> {
+        self.control.clone()
+    }
+
+    fn waits(&self) -> Waits {
+        Waits::All(self.tasks.to_vec())
+    }
+
+    fn looks(&self) -> bool {
+        self.looks.get()
+    }
+}
+
 impl<'scope> State<'scope> {
     fn new(limit: usize, hooks: ThreadHooks, pool: Option<Pool>) -> Arc<Self> {
         Arc::new(State {
@@ -416,10 +517,12 @@ impl<'scope> State<'scope> {
                     threads: 0,
                     idle: 0,
                     blocked: 0,
+                    unfinished: 0,
                     closed: false,
                 }),
                 work: Condvar::new(),
                 manage: Condvar::new(),
+                ended: Condvar::new(),
                 limit,
                 hooks,
                 pool,

@@ -152,5 +152,10 @@ mod checked {
             self.0.notify_all();
             0
         }
+
+        pub(crate) fn notify_one(&self) -> bool {
+            self.0.notify_one();
+            false
+        }
     }
 }

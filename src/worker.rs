@@ -9,6 +9,8 @@
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, OnceLock};
 
+use crate::graph::Node;
+
 /// A closure handed to a spare thread.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
@@ -50,6 +52,11 @@ pub(crate) trait Worker: Send + Sync {
     /// True once the pool was shut down with `shutdown_now`: queued work
     /// fails with `Shutdown` instead of running.
     fn discarding(&self) -> bool;
+    /// `owner` (what this thread acts for) begins a wait: the pool counts
+    /// it among those its shutdown waits on, for the wait graph.
+    fn waiting(&self, _owner: &Arc<dyn Node>) {}
+    /// The wait [`Worker::waiting`] announced is over.
+    fn done_waiting(&self, _owner: &Arc<dyn Node>) {}
 }
 
 /// The stack of a worker thread: where it began and how large it is.
@@ -127,6 +134,26 @@ pub(crate) fn stack_room() -> bool {
         let used = stack.base.abs_diff(stack_position());
         used < stack.size / 2
     })
+}
+
+/// Tells this thread's pool that `owner` waits, until the guard drops
+/// (before the wait looks for cycles, so that a shutdown of the pool
+/// waiting on the owner's wait is seen). Nothing on other threads.
+pub(crate) struct Waiting(Option<(Arc<dyn Worker>, Arc<dyn Node>)>);
+
+pub(crate) fn waiting(owner: &Arc<dyn Node>) -> Waiting {
+    Waiting(current().map(|worker| {
+        worker.waiting(owner);
+        (worker, owner.clone())
+    }))
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some((worker, owner)) = self.0.take() {
+            worker.done_waiting(&owner);
+        }
+    }
 }
 
 /// Tells this thread's pool that the thread blocks, until the guard drops.

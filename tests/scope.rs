@@ -212,3 +212,110 @@ fn a_scope_inside_a_task_of_a_one_thread_pool_finishes() {
         assert_eq!(values, [Ok(2), Ok(4), Ok(6)], "{backend:?}");
     }
 }
+
+/// Two scope tasks that wait on each other's futures — directly, or one of
+/// them through a `then` — close a cycle: one of the waits reports
+/// `Deadlock` (the other then gets the error passed on), and the scope
+/// returns.
+#[test]
+fn two_scope_tasks_waiting_on_each_other_report_a_deadlock() {
+    type Slot = std::sync::OnceLock<concertina::Shared<Result<u32, String>>>;
+    fn wait_on(slot: &Slot, through_then: bool) -> Result<u32, String> {
+        let other = slot.get().expect("spawned before the gate opened");
+        let waited = if through_then {
+            other.to_future().then(|v| v).result()
+        } else {
+            other.result()
+        };
+        match waited {
+            Ok(inner) => inner.map(|v| v + 1),
+            Err(error) => Err(format!("{error:?}")),
+        }
+    }
+    for (backend, threads, through_then) in THREADED
+        .into_iter()
+        .flat_map(|b| [(b, 1, false), (b, 2, false), (b, 1, true), (b, 2, true)])
+    {
+        for _ in 0..20 {
+            let outcome = within(60, move || {
+                let pool = pool(backend, threads);
+                let slots: [Slot; 2] = Default::default();
+                let gate = Gate::new();
+                pool.scope(|s| {
+                    let (slots, gate) = (&slots, &gate);
+                    let a = s
+                        .spawn(move || {
+                            gate.wait();
+                            wait_on(&slots[1], through_then)
+                        })
+                        .shared();
+                    let b = s
+                        .spawn(move || {
+                            gate.wait();
+                            wait_on(&slots[0], false)
+                        })
+                        .shared();
+                    let _ = slots[0].set(a.clone());
+                    let _ = slots[1].set(b.clone());
+                    gate.open();
+                    (a.result(), b.result())
+                })
+            });
+            let text = format!("{outcome:?}");
+            assert!(
+                text.contains("Deadlock"),
+                "{backend:?}, {threads} threads, through then: {through_then}: {text}"
+            );
+        }
+    }
+}
+
+/// A cycle through a scope's ending: a pool task opens a scope whose task
+/// waits on a second pool task, which waits on the first. The scope's wait
+/// for its task is in the wait graph, so the cycle is reported and both
+/// pool tasks end.
+#[test]
+fn a_cycle_through_the_end_of_a_scope_is_reported() {
+    type Slot = std::sync::OnceLock<concertina::Shared<Result<u32, String>>>;
+    fn wait_on(slot: &Slot) -> Result<u32, String> {
+        match slot.get().expect("set before the gate opened").result() {
+            Ok(inner) => inner.map(|v| v + 1),
+            Err(error) => Err(format!("{error:?}")),
+        }
+    }
+    for backend in THREADED.into_iter().flat_map(|b| [b; 10]) {
+        let outcome = within(60, move || {
+            let pool = pool(backend, 2);
+            let slots: std::sync::Arc<[Slot; 2]> = Default::default();
+            let gate = std::sync::Arc::new(Gate::new());
+            let opener = {
+                let (pool, slots, gate) = (pool.clone(), slots.clone(), gate.clone());
+                pool.clone().spawn(move || {
+                    pool.scope(|s| {
+                        s.spawn(|| {
+                            gate.wait();
+                            wait_on(&slots[1])
+                        })
+                        .result()
+                        .unwrap_or_else(|error| Err(format!("{error:?}")))
+                    })
+                })
+            }
+            .shared();
+            let other = {
+                let (slots, gate) = (slots.clone(), gate.clone());
+                pool.spawn(move || {
+                    gate.wait();
+                    wait_on(&slots[0])
+                })
+            }
+            .shared();
+            let _ = slots[0].set(opener.clone());
+            let _ = slots[1].set(other.clone());
+            gate.open();
+            (opener.result(), other.result())
+        });
+        let text = format!("{outcome:?}");
+        assert!(text.contains("Deadlock"), "{backend:?}: {text}");
+    }
+}

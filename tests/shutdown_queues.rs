@@ -140,3 +140,68 @@ fn shutdown_now_settles_calls_waiting_on_a_dependency_and_tasks_queued_behind_a_
         });
     }
 }
+
+/// `Pool::shutdown()` called by a task of pool B while a task of pool A
+/// waits on that very task: waiting for A's threads could never end. The
+/// cycle is reported (the shutdown returns without waiting for the
+/// threads, or A's wait gets `Deadlock`), never a hang — whether A's task
+/// waits before the shutdown begins or after — and A's threads exit once
+/// their tasks end.
+#[test]
+fn a_shutdown_that_would_wait_on_its_own_caller_does_not_hang() {
+    for backend in THREADED {
+        for waits_first in [true, false] {
+            for _ in 0..5 {
+                let (a_outcome, b_outcome) = within(60, move || {
+                    let a = common::pool(backend, 1);
+                    let b = common::pool(backend, 1);
+                    let slot =
+                        std::sync::Arc::new(std::sync::OnceLock::<concertina::Shared<u32>>::new());
+                    let gate = Gate::new();
+                    let a_task = {
+                        let (slot, gate) = (slot.clone(), gate.clone());
+                        a.spawn(move || {
+                            gate.wait();
+                            if !waits_first {
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                            }
+                            slot.get().expect("set before the gate opened").result()
+                        })
+                    };
+                    let (started_tx, started) = std::sync::mpsc::channel();
+                    let b_task = {
+                        let (a, gate) = (a.clone(), gate.clone());
+                        b.spawn(move || {
+                            // Running on B before A's task waits on it (so
+                            // that A's wait cannot run it in place).
+                            started_tx.send(()).unwrap();
+                            gate.wait();
+                            if waits_first {
+                                // A's task is blocked in its wait on this one.
+                                while a.stats().blocked == 0 {
+                                    std::thread::yield_now();
+                                }
+                            }
+                            a.shutdown();
+                            7
+                        })
+                    }
+                    .shared();
+                    started.recv().unwrap();
+                    let _ = slot.set(b_task.clone());
+                    gate.open();
+                    (a_task.result(), b_task.result())
+                });
+                let text = format!("{a_outcome:?} {b_outcome:?}");
+                assert!(
+                    b_outcome == Ok(7) || text.contains("Deadlock"),
+                    "{backend:?}, waits first: {waits_first}: {text}"
+                );
+                assert!(
+                    matches!(a_outcome, Ok(Ok(7)) | Ok(Err(Error::Deadlock(_)))),
+                    "{backend:?}, waits first: {waits_first}: {text}"
+                );
+            }
+        }
+    }
+}

@@ -11,8 +11,9 @@ use std::sync::{Arc, LazyLock, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::error::{DeviceError, DeviceErrorKind, Error};
+use crate::graph::{self, Node, Waits};
 use crate::interrupt::Wakeable;
-use crate::park::{self, block, Blocked, Node, Waits};
+use crate::park::{block, Blocked, Waiter};
 use crate::sync::{Condvar, Mutex};
 
 static NEXT_NODE: AtomicU64 = AtomicU64::new(1);
@@ -49,14 +50,14 @@ impl LockNode {
 }
 
 /// Who holds a lock: a task, or a thread that runs none (see
-/// [`park::owner`]).
+/// [`graph::owner`]).
 #[derive(Clone)]
 pub(crate) struct Owner(Arc<dyn Node>);
 
 impl Owner {
     /// Whoever this thread acts for.
     pub(crate) fn current() -> Owner {
-        Owner(park::owner())
+        Owner(graph::owner())
     }
 
     pub(crate) fn of(node: Arc<dyn Node>) -> Owner {
@@ -64,13 +65,13 @@ impl Owner {
     }
 
     fn key(&self) -> usize {
-        park::key(&self.0)
+        graph::key(&self.0)
     }
 
     /// True when this owner waits on `other` (through futures, not locks):
     /// `other` then acts for it and may use its locks.
     fn lends_to(&self, other: &Owner) -> bool {
-        park::reaches(&self.0, other.key())
+        graph::reaches(&self.0, other.key())
     }
 }
 
@@ -128,7 +129,7 @@ struct Locks {
     generation: u64,
     /// Parameters whose queued operations wait for a lock: told at the next
     /// generation.
-    held_off: Vec<(Weak<dyn Kick>, park::Watching)>,
+    held_off: Vec<(Weak<dyn Kick>, graph::Watching)>,
 }
 
 /// A parameter's queue, told to look again at the operations a lock held off.
@@ -227,6 +228,43 @@ impl Wakeable for LockTable {
     fn wake(&self) {
         let _locks = self.locks.lock();
         self.released.notify_all();
+    }
+}
+
+/// A wait for the lock table to change (a release, or a new wait that may
+/// lend a lock): `edge` is the wait as the wait graph sees it.
+struct LockWaiting<'a> {
+    table: &'a Arc<LockTable>,
+    edge: Arc<dyn Node>,
+    generation: u64,
+}
+
+impl Waiter for LockWaiting<'_> {
+    type State = Locks;
+
+    fn lock(&self) -> &Mutex<Locks> {
+        &self.table.locks
+    }
+
+    fn cond(&self) -> &Condvar {
+        &self.table.released
+    }
+
+    fn ready(&self, locks: &Locks) -> bool {
+        locks.generation != self.generation
+    }
+
+    fn quick(&self) -> bool {
+        let locks = self.table.locks.try_lock();
+        locks.is_some_and(|locks| self.ready(&locks))
+    }
+
+    fn target(&self) -> Arc<dyn Wakeable> {
+        self.table.clone()
+    }
+
+    fn waits(&self) -> Waits {
+        Waits::All(vec![self.edge.clone()])
     }
 }
 
@@ -396,7 +434,7 @@ pub(crate) fn try_operation(
 ) -> Result<Holds, Arc<dyn Node>> {
     let nodes = std::slice::from_ref(node);
     // Counted before anything is read: a wait recorded from here on tells.
-    let watching = park::watch_waits(changed);
+    let watching = graph::watch_waits(changed);
     loop {
         let attempt = Attempt {
             nodes,
@@ -433,7 +471,7 @@ pub(crate) fn acquire(
     let nodes = sorted(objects);
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let table = &*TABLE;
-    let _watching = park::watch_waits(changed);
+    let _watching = graph::watch_waits(changed);
     loop {
         let attempt = Attempt {
             nodes: &nodes,
@@ -450,18 +488,12 @@ pub(crate) fn acquire(
             hold,
             names: names(&nodes).join(", "),
         });
-        let waits = || Waits::All(vec![edge.clone()]);
-        let moved = |locks: &Locks| locks.generation != generation;
-        let quick = || table.locks.try_lock().is_some_and(|locks| moved(&locks));
-        match block(
-            &table.locks,
-            &table.released,
-            moved,
-            quick,
-            deadline,
-            || table.clone() as Arc<dyn Wakeable>,
-            Some(&waits),
-        ) {
+        let waiting = LockWaiting {
+            table,
+            edge,
+            generation,
+        };
+        match block(&waiting, deadline) {
             Blocked::Ready => {}
             Blocked::TimedOut => {
                 return Err(DeviceError::error(DeviceErrorKind::LockTimeout {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use crate::device::lock::{self, Kick, LockNode, Owner};
 use crate::error::Error;
 use crate::future::Future;
-use crate::park::{self, Node, Waits};
+use crate::graph::{self, Node, Waits};
 use crate::pool::{Pool, Work};
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::task::{self, phase, run_task_with, Queue, Watchable};
@@ -176,7 +176,7 @@ impl Ops {
         barrier.result()?;
         let _blocked = worker::block();
         let mut state = self.state.lock();
-        while state.running.as_ref().is_some_and(|r| park::key(r) == key) {
+        while state.running.as_ref().is_some_and(|r| graph::key(r) == key) {
             self.settled.wait(&mut state);
         }
         Ok(())
@@ -339,7 +339,7 @@ impl Queue for Ops {
     fn blocker(&self, call: usize) -> Waits {
         let state = self.state.lock();
         if let Some(running) = &state.running {
-            if park::key(running) != call {
+            if graph::key(running) != call {
                 return Waits::All(vec![running.clone()]);
             }
         }

@@ -24,10 +24,12 @@ pub(super) fn start(
         if let Some(bytes) = stack_size {
             builder = builder.stack_size(bytes);
         }
-        let (ctx, receiver) = (ctx.clone(), receiver.clone());
-        match builder.spawn(move || work(&ctx, &receiver)) {
+        let (thread_ctx, receiver) = (ctx.clone(), receiver.clone());
+        ctx.count_thread(true);
+        match builder.spawn(move || work(&thread_ctx, &receiver)) {
             Ok(handle) => handles.push(handle),
             Err(err) => {
+                ctx.count_thread(false);
                 // The workers started so far see the channel close and exit
                 // once the caller drops the sender.
                 return Err(ConfigError::spawn(err).into());
@@ -43,4 +45,5 @@ fn work(ctx: &Arc<Ctx>, receiver: &Receiver<Queued>) {
         spare::run(|| job.run());
     }
     leave_thread();
+    ctx.count_thread(false);
 }

@@ -34,13 +34,15 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
-use parking_lot::{Condvar, Mutex};
 
 use crate::error::Error;
 use crate::future::Future;
-use crate::park;
+use crate::graph::{self, Node, Waits};
+use crate::interrupt::{Wakeable, Woken};
+use crate::park::{self, Blocked, Waiter};
 use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
+use crate::sync::{Condvar, Mutex};
 use crate::task::running::run_bare;
 use crate::task::{queued, reject_queued, run_queued, run_task_with, TaskRef};
 use crate::worker::{self, Job, Queued, Worker};
@@ -121,8 +123,13 @@ pub(crate) struct Ctx {
     /// Compensation for blocked workers (`None` for the inline backend).
     spares: Option<Arc<Spares>>,
     stack_size: Option<usize>,
-    /// Tasks in flight on an adopted rayon pool.
+    /// What a shutdown waits for: the pool's threads (spares too) between
+    /// entering and leaving, and the tokens in flight on an adopted rayon
+    /// pool.
     live: Mutex<usize>,
+    /// What the pool's threads act for while they wait (see
+    /// [`Worker::waiting`]): what a shutdown waits on, in the wait graph.
+    waiting: Mutex<Vec<Arc<dyn Node>>>,
     /// Rayon backend: tokens on rayon now (at most `threads`).
     tokens: AtomicUsize,
     /// Rayon backend: the most tokens at once, one per rayon thread.
@@ -174,6 +181,7 @@ impl Ctx {
             spares,
             stack_size,
             live: Mutex::new(0),
+            waiting: Mutex::new(Vec::new()),
             quiet: Condvar::new(),
             tokens: AtomicUsize::new(0),
             token_limit: threads,
@@ -181,19 +189,22 @@ impl Ctx {
             stats: Counters::new(name),
         });
         if let Some(spares) = &ctx.spares {
-            let (weak, stop) = (Arc::downgrade(&ctx), ctx.hooks.stop.clone());
+            let weak = Arc::downgrade(&ctx);
             spares.set_enter(
                 Arc::new(move |base| {
                     if let Some(ctx) = weak.upgrade() {
                         enter_thread(&ctx, base);
                     }
                 }),
-                Arc::new(move || {
-                    ThreadHooks::run(&stop);
-                    worker::uninstall();
-                    CTX.with(|c| c.borrow_mut().take());
-                    stats::leave();
-                }),
+                Arc::new(leave_thread),
+                {
+                    let weak = Arc::downgrade(&ctx);
+                    Arc::new(move |more| {
+                        if let Some(ctx) = weak.upgrade() {
+                            ctx.count_thread(more);
+                        }
+                    })
+                },
             );
         }
         ctx
@@ -208,6 +219,17 @@ impl Ctx {
         *self.live.lock() += 1;
     }
 
+    /// Counts a thread the shutdown waits for: before it is started (a
+    /// shutdown never misses one that is about to run a task), and again
+    /// once it has left (or could not be started).
+    pub(super) fn count_thread(&self, more: bool) {
+        if more {
+            self.add_live();
+        } else {
+            self.sub_live();
+        }
+    }
+
     fn sub_live(&self) {
         let mut live = self.live.lock();
         *live -= 1;
@@ -216,9 +238,98 @@ impl Ctx {
         }
     }
 
-    fn wait_quiet(&self) {
-        let mut live = self.live.lock();
-        self.quiet.wait_while(&mut live, |live| *live > 0);
+    /// Waits until every thread has left (and every adopted token ended);
+    /// false, at once, when that wait closes a cycle: a thread of the pool
+    /// waits, through others, on the caller.
+    fn wait_quiet(self: &Arc<Self>) -> bool {
+        let quiet = Quiet {
+            ctx: self,
+            node: Arc::new(ShutdownNode(Arc::downgrade(self))),
+        };
+        loop {
+            match park::block(&quiet, None) {
+                Blocked::Ready => return true,
+                Blocked::Deadlock(_) => return false,
+                // A shutdown is no wait a Ctrl-C cancels (see `Ctx::on_interrupt`).
+                Blocked::TimedOut | Blocked::Interrupted(_) => {}
+            }
+        }
+    }
+}
+
+/// A shutdown waiting for the pool's threads to leave.
+struct Quiet<'a> {
+    ctx: &'a Arc<Ctx>,
+    node: Arc<dyn Node>,
+}
+
+impl Waiter for Quiet<'_> {
+    type State = usize;
+
+    fn lock(&self) -> &Mutex<usize> {
+        &self.ctx.live
+    }
+
+    fn cond(&self) -> &Condvar {
+        &self.ctx.quiet
+    }
+
+    fn ready(&self, live: &usize) -> bool {
+        *live == 0
+    }
+
+    fn quick(&self) -> bool {
+        self.ctx.live.try_lock().is_some_and(|live| *live == 0)
+    }
+
+    fn target(&self) -> Arc<dyn Wakeable> {
+        self.ctx.clone()
+    }
+
+    fn waits(&self) -> Waits {
+        Waits::All(vec![self.node.clone()])
+    }
+}
+
+impl Wakeable for Ctx {
+    fn wake(&self) {
+        let _live = self.live.lock();
+        self.quiet.notify_all();
+    }
+
+    /// A Ctrl-C does not stop a shutdown: it goes to the waits of the
+    /// pool's tasks, as if the shutdown were not waiting.
+    fn on_interrupt(&self) -> Woken {
+        Woken::Nothing
+    }
+
+    fn handles(&self) -> bool {
+        false
+    }
+}
+
+/// A pool's shutdown as the wait graph sees it: it waits on whatever the
+/// pool's threads wait on (a thread that runs without waiting ends).
+struct ShutdownNode(Weak<Ctx>);
+
+impl Node for ShutdownNode {
+    fn waits(&self) -> Waits {
+        match self.0.upgrade() {
+            Some(ctx) => Waits::All(ctx.waiting.lock().clone()),
+            None => Waits::Nothing,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.0.upgrade() {
+            Some(ctx) => format!("the shutdown of pool `{}`", ctx.stats.name),
+            None => "the shutdown of a pool".to_owned(),
+        }
+    }
+
+    /// The pool's tasks do not act for whoever shuts the pool down.
+    fn lends(&self) -> bool {
+        false
     }
 }
 
@@ -282,6 +393,17 @@ impl Worker for Ctx {
 
     fn discarding(&self) -> bool {
         self.closing() == DISCARDING
+    }
+
+    fn waiting(&self, owner: &Arc<dyn Node>) {
+        self.waiting.lock().push(owner.clone());
+    }
+
+    fn done_waiting(&self, owner: &Arc<dyn Node>) {
+        let mut waiting = self.waiting.lock();
+        if let Some(i) = waiting.iter().rposition(|o| Arc::ptr_eq(o, owner)) {
+            waiting.swap_remove(i);
+        }
     }
 }
 
@@ -410,7 +532,11 @@ impl Shared {
         if !wait || self.on_own_worker() {
             return;
         }
-        self.ctx.wait_quiet();
+        if !self.ctx.wait_quiet() {
+            // A thread of the pool waits on the caller: the threads finish
+            // and exit on their own.
+            return;
+        }
         for handle in handles {
             let _ = handle.join();
         }
@@ -424,7 +550,7 @@ impl Drop for Shared {
     fn drop(&mut self) {
         // Inside a task, a task of this pool may be waiting on this one:
         // joining could never end. The threads drain and exit on their own.
-        let in_task = worker::on_worker() || park::frame().is_some();
+        let in_task = worker::on_worker() || graph::frame().is_some();
         self.close(DRAINING, !in_task);
     }
 }
@@ -687,7 +813,10 @@ impl Pool {
     /// [`Error::Shutdown`], every task already queued still runs, and this
     /// call returns when all of them have finished and the threads have
     /// exited (spare threads too). Called from one of the pool's own tasks,
-    /// it does not wait. Dropping the last `Pool` handle does the same, but
+    /// it does not wait; nor does it when a task of the pool waits, directly
+    /// or through others, on the task calling it (waiting could never end:
+    /// the cycle is reported as a deadlock, the threads finish and exit on
+    /// their own). Dropping the last `Pool` handle does the same, but
     /// waits only on a thread that runs no task: dropped inside a task (which
     /// a task of this pool may be waiting on), it lets the threads finish and
     /// exit on their own. Calling it again is harmless.

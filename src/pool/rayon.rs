@@ -42,12 +42,16 @@ pub(super) fn start(
             if let Some(bytes) = thread.stack_size() {
                 builder = builder.stack_size(bytes);
             }
-            let ctx = ctx.clone();
-            let handle = builder.spawn(move || {
-                enter_thread(&ctx, worker::stack_position());
-                thread.run();
-                leave_thread();
-            })?;
+            let (ctx, thread_ctx) = (ctx.clone(), ctx.clone());
+            ctx.count_thread(true);
+            let handle = builder
+                .spawn(move || {
+                    enter_thread(&thread_ctx, worker::stack_position());
+                    thread.run();
+                    leave_thread();
+                    thread_ctx.count_thread(false);
+                })
+                .inspect_err(|_| ctx.count_thread(false))?;
             spawned.lock().push(handle);
             Ok(())
         });

@@ -54,10 +54,15 @@ pub(crate) struct Spares {
     /// stack began).
     enter: Mutex<Option<Enter>>,
     leave: Mutex<Option<Leave>>,
+    /// Counts a spare thread the pool's shutdown waits for: `true` before
+    /// it is started (so that a shutdown never misses one about to run),
+    /// `false` once it has left (or could not be started).
+    count: Mutex<Option<Count>>,
 }
 
 type Enter = Arc<dyn Fn(usize) + Send + Sync>;
 type Leave = Arc<dyn Fn() + Send + Sync>;
+type Count = Arc<dyn Fn(bool) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -93,14 +98,23 @@ impl Spares {
             handles: Mutex::new(Vec::new()),
             enter: Mutex::new(None),
             leave: Mutex::new(None),
+            count: Mutex::new(None),
         })
     }
 
-    /// What makes a spare thread a worker of the pool, and what it does
-    /// when it retires.
-    pub(crate) fn set_enter(&self, enter: Enter, leave: Leave) {
+    /// What makes a spare thread a worker of the pool, what it does when
+    /// it retires, and how the pool counts it (see [`Spares::count`]).
+    pub(crate) fn set_enter(&self, enter: Enter, leave: Leave, count: Count) {
         *self.enter.lock() = Some(enter);
         *self.leave.lock() = Some(leave);
+        *self.count.lock() = Some(count);
+    }
+
+    fn count(&self, more: bool) {
+        let count = self.count.lock().clone();
+        if let Some(count) = count {
+            count(more);
+        }
     }
 
     /// Threads of the pool blocked in a wait now.
@@ -207,6 +221,7 @@ impl Spares {
             builder = builder.stack_size(bytes);
         }
         let spares = self.clone();
+        self.count(true);
         match builder.spawn(move || spares.main()) {
             Ok(handle) => {
                 state.spares += 1;
@@ -216,7 +231,10 @@ impl Spares {
                 handles.push(handle);
                 true
             }
-            Err(_) => false,
+            Err(_) => {
+                self.count(false);
+                false
+            }
         }
     }
 
@@ -234,6 +252,7 @@ impl Spares {
             Some(leave) => leave(),
             None => worker::uninstall(),
         }
+        self.count(false);
     }
 
     /// Waits to be owed a slot, then runs one job; false when the spare

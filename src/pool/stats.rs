@@ -120,7 +120,7 @@ pub(crate) struct Counters {
     id: u64,
     /// The pool's name, for the spans of its tasks.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-    name: String,
+    pub(super) name: String,
     /// Written by the submitting threads.
     submitted: Line<AtomicU64>,
     /// Runs counted by threads that are not the pool's: the inline

@@ -8,10 +8,11 @@ use std::sync::{Arc, Weak};
 
 use crate::cancel::Cancellable;
 use crate::error::Error;
+use crate::graph::{self, Node, Waits};
 use crate::interrupt::Wakeable;
-use crate::park::{self, Node, Waits};
-use crate::sync::Mutex;
-use crate::task::inner::{Claim, Content, Inner, Queue};
+use crate::park;
+use crate::sync::{Condvar, Mutex};
+use crate::task::inner::{Claim, Content, Inner, Queue, Slot};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, PENDING};
 use crate::task::running::run_task_in;
@@ -230,6 +231,10 @@ impl<T: Send + 'static, F: Send> Node for TaskCell<T, F> {
     fn interrupt_run(&self) {
         Cancellable::interrupt(self);
     }
+
+    fn fail_run(&self, error: Error) {
+        Cancellable::fail(self, error);
+    }
 }
 
 impl<T, F> Watchable for TaskCell<T, F>
@@ -276,7 +281,7 @@ impl<T: Send + 'static> dyn Task<T> {
         let me = self.clone();
         if here && worker::stack_room() {
             // The waiting frame cannot go on before this returns.
-            let _waiting = park::record(|| Waits::All(vec![self.clone() as Arc<dyn Node>]));
+            let _waiting = graph::record(|| Waits::All(vec![self.clone() as Arc<dyn Node>]));
             return match claimed {
                 Claim::Own => {
                     me.run_own();
@@ -370,6 +375,36 @@ pub(crate) fn reject_queued<T: Send + 'static>(task: TaskRef<T>) {
     task.fail(Error::Shutdown);
 }
 
+/// A wait for a task's outcome: released, or, on one of the task's own
+/// done-callbacks, at once (`take_outcome` then reports the self-wait).
+impl<T: Send + 'static> park::Waiter for Arc<dyn Task<T>> {
+    type State = Slot<T>;
+
+    fn lock(&self) -> &Mutex<Slot<T>> {
+        &self.slot
+    }
+
+    fn cond(&self) -> &Condvar {
+        &self.cond
+    }
+
+    fn ready(&self, slot: &Slot<T>) -> bool {
+        self.is_released() || slot.lent_here()
+    }
+
+    fn quick(&self) -> bool {
+        self.is_released()
+    }
+
+    fn target(&self) -> Arc<dyn Wakeable> {
+        self.clone()
+    }
+
+    fn waits(&self) -> Waits {
+        Waits::All(vec![self.clone() as Arc<dyn Node>])
+    }
+}
+
 /// The identity of a task in the wait graph (as [`park`] computes it).
 pub(crate) fn key_of<T>(task: &TaskRef<T>) -> usize {
     Arc::as_ptr(task) as *const () as usize
@@ -388,9 +423,8 @@ impl<T: Send + 'static> dyn Task<T> {
         // A wait with a deadline does not run the task here (it could keep
         // the wait far past its deadline): a spare thread runs it.
         self.claim_queued(deadline.is_none());
-        let waits = || Waits::All(vec![self.clone() as Arc<dyn Node>]);
         loop {
-            match self.block(deadline, || self.clone(), &waits) {
+            match park::block(self, deadline) {
                 park::Blocked::Ready => return true,
                 park::Blocked::TimedOut => return false,
                 park::Blocked::Interrupted(registration) => {

@@ -5,15 +5,12 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
-use std::time::Instant;
 
 use crate::error::Error;
-use crate::interrupt::Wakeable;
-use crate::park::{self, Node, Waits};
+use crate::graph::{Node, Waits};
 use crate::sync::{self, AtomicU8, Condvar, Mutex, ThreadId};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, LENT, PENDING, RUNNING};
-use crate::task::settle::Tell;
 
 use std::sync::atomic::Ordering;
 
@@ -32,7 +29,9 @@ pub(crate) struct Inner<T> {
     pub(super) cond: Condvar,
 }
 
-pub(super) struct Slot<T> {
+/// A task's slot: visible to the crate only as the state a wait for the
+/// task sleeps on (its fields stay in the task room).
+pub(crate) struct Slot<T> {
     pub(super) content: Content<T>,
     /// Allocated only when somebody registers a hook (or the running task
     /// records a wait).
@@ -306,36 +305,6 @@ impl<T: Send + 'static> Inner<T> {
         });
     }
 
-    /// Calls `callback` with the outcome once published: on the thread
-    /// that publishes it, or at once on this thread when it is in place
-    /// (lent to it meanwhile, or, for a shared task, copied). Never under
-    /// the lock. Dropped when the outcome was taken already.
-    pub(crate) fn on_done(&self, callback: Callback<T>) {
-        let mut slot = self.slot.lock();
-        // Acquire: as in `phase`; publication and lending change the phase
-        // under this lock.
-        let phase = self.phase.load(Ordering::Acquire);
-        if !phase::is_published(phase) || phase & LENT != 0 {
-            // Not published yet, or lent to callbacks on another thread:
-            // whoever publishes (or lends) runs it.
-            slot.hooks().callbacks.push(callback);
-            return;
-        }
-        if let Some(copy) = slot.hooks.as_ref().and_then(|h| h.copier) {
-            let copied = match &slot.content {
-                Content::Outcome(outcome) => copy(outcome),
-                _ => return,
-            };
-            drop(slot);
-            run_guarded(|| callback(&copied));
-            return;
-        }
-        let Some(outcome) = slot.take_outcome() else {
-            return;
-        };
-        self.lend(slot, outcome, phase, vec![callback], Tell::new());
-    }
-
     /// Hands the outcome, by value, to `next` once published: on the
     /// thread that publishes it, or at once on this thread (the task's only
     /// handle was consumed for it).
@@ -366,26 +335,6 @@ impl<T: Send + 'static> Inner<T> {
             }
         }
         Some(self.take_outcome())
-    }
-
-    /// Blocks until the outcome is released (see [`park::block`]), or, on
-    /// one of the task's own done-callbacks, at once: `take_outcome` then
-    /// reports the self-wait.
-    pub(crate) fn block(
-        &self,
-        deadline: Option<Instant>,
-        target: impl FnOnce() -> Arc<dyn Wakeable>,
-        waits: &dyn Fn() -> Waits,
-    ) -> park::Blocked {
-        park::block(
-            &self.slot,
-            &self.cond,
-            |slot| self.is_released() || slot.lent_here(),
-            || self.is_released(),
-            deadline,
-            target,
-            Some(waits),
-        )
     }
 
     /// What a wait on this queued task can run in its place: the closure
@@ -461,16 +410,16 @@ impl<T: Send + 'static> Inner<T> {
     }
 
     /// What this task waits on, for the deadlock detection: a running task,
-    /// what its current wait waits on; a queued instance call, its queue's
-    /// blocker; a derived future, its unpublished sources.
+    /// what its current wait waits on (also once its outcome was decided
+    /// while it runs: whoever waits for its closure to return, as a scope
+    /// does, waits on that); a queued instance call, its queue's blocker; a
+    /// derived future, its unpublished sources.
     pub(crate) fn waits(&self, me: usize) -> Waits {
         let slot = self.slot.lock();
+        if let Some(waiting) = slot.hooks.as_ref().and_then(|h| h.waiting.clone()) {
+            return waiting;
+        }
         match self.phase() {
-            RUNNING => slot
-                .hooks
-                .as_ref()
-                .and_then(|h| h.waiting.clone())
-                .unwrap_or_default(),
             PENDING => match &slot.content {
                 Content::OnQueue(queue) => {
                     let queue = queue.upgrade();

@@ -6,8 +6,9 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::cancel::Cancellable;
+use crate::graph::{Node, Waits};
 use crate::interrupt::{self, Registration, Wakeable, Woken};
-use crate::park::{block, Blocked, Node, Waits};
+use crate::park::{block, Blocked, Waiter};
 use crate::sync::{AtomicUsize, Condvar, Mutex};
 
 use std::sync::atomic::Ordering;
@@ -32,6 +33,41 @@ pub(crate) struct Listener {
     /// The length of `fired`, read without the lock by the quick check.
     count: AtomicUsize,
     cond: Condvar,
+}
+
+/// A wait for the next published task of those a listener watches.
+struct NextFired<'a, W> {
+    listener: &'a Arc<Listener>,
+    watched: &'a W,
+}
+
+impl<W: Fn() -> Vec<Arc<dyn Watchable>>> Waiter for NextFired<'_, W> {
+    type State = VecDeque<u64>;
+
+    fn lock(&self) -> &Mutex<VecDeque<u64>> {
+        &self.listener.fired
+    }
+
+    fn cond(&self) -> &Condvar {
+        &self.listener.cond
+    }
+
+    fn ready(&self, fired: &VecDeque<u64>) -> bool {
+        !fired.is_empty()
+    }
+
+    fn quick(&self) -> bool {
+        self.listener.has_fired()
+    }
+
+    fn target(&self) -> Arc<dyn Wakeable> {
+        self.listener.clone()
+    }
+
+    fn waits(&self) -> Waits {
+        let nodes = (self.watched)().into_iter().map(|t| t as Arc<dyn Node>);
+        Waits::Any(nodes.collect())
+    }
 }
 
 impl Listener {
@@ -80,18 +116,12 @@ impl Listener {
                     continue;
                 }
             }
-            let waits = || {
-                let nodes = watched().into_iter().map(|t| t as Arc<dyn Node>);
-                Waits::Any(nodes.collect())
-            };
             let blocked = block(
-                &self.fired,
-                &self.cond,
-                |fired| !fired.is_empty(),
-                || self.has_fired(),
+                &NextFired {
+                    listener: self,
+                    watched: &watched,
+                },
                 deadline,
-                || self.clone(),
-                Some(&waits),
             );
             match blocked {
                 Blocked::Ready => break,

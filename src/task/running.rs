@@ -4,8 +4,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::error::{panic_message, Error};
+use crate::graph::{self, Node, Waits};
 use crate::interrupt::{self, Wakeable, Woken};
-use crate::park::{self, Node, Waits};
 use crate::task::inner::Inner;
 use crate::worker;
 
@@ -39,11 +39,11 @@ pub(crate) fn run_task_in<T, F>(
     let _inline = (!worker::on_worker()).then(|| {
         (
             interrupt::register(Arc::new(InterruptRun(node.clone()))),
-            park::record(|| Waits::All(vec![node.clone()])),
+            graph::record(|| Waits::All(vec![node.clone()])),
         )
     });
     let outcome = {
-        let _frame = park::enter(node);
+        let _frame = graph::enter(node);
         catch(f).0
     };
     before(&outcome);
@@ -77,12 +77,12 @@ impl Wakeable for InterruptRun {
 /// on, so none runs.
 pub(crate) fn run_bare<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     if worker::on_worker() {
-        let _inline = park::enter_inline();
+        let _inline = graph::enter_inline();
         return catch(f).0;
     }
     let inline = interrupt::inline_enter();
     let outcome = {
-        let _inline = park::enter_bare();
+        let _inline = graph::enter_bare();
         catch(f).0
     };
     if inline.interrupted() {

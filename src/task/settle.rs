@@ -152,6 +152,36 @@ impl<T: Send + 'static> Inner<T> {
         true
     }
 
+    /// Calls `callback` with the outcome once published: on the thread
+    /// that publishes it, or at once on this thread when it is in place
+    /// (lent to it meanwhile, or, for a shared task, copied). Never under
+    /// the lock. Dropped when the outcome was taken already.
+    pub(crate) fn on_done(&self, callback: Callback<T>) {
+        let mut slot = self.slot.lock();
+        // Acquire: as in `phase`; publication and lending change the phase
+        // under this lock.
+        let phase = self.phase.load(Ordering::Acquire);
+        if !phase::is_published(phase) || phase & LENT != 0 {
+            // Not published yet, or lent to callbacks on another thread:
+            // whoever publishes (or lends) runs it.
+            slot.hooks().callbacks.push(callback);
+            return;
+        }
+        if let Some(copy) = slot.hooks.as_ref().and_then(|h| h.copier) {
+            let copied = match &slot.content {
+                Content::Outcome(outcome) => copy(outcome),
+                _ => return,
+            };
+            drop(slot);
+            run_guarded(|| callback(&copied));
+            return;
+        }
+        let Some(outcome) = slot.take_outcome() else {
+            return;
+        };
+        self.lend(slot, outcome, phase, vec![callback], Tell::new());
+    }
+
     /// Publishes `outcome` as `published` while `callbacks` borrow it on
     /// this thread (the phase carries [`LENT`] meanwhile: `done()` is true,
     /// waits wait), runs them and whatever is registered meanwhile, then
