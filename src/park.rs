@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use crate::error::Error;
 use crate::graph::{self, Waits};
-use crate::interrupt::{self, Registration, Wakeable};
+use crate::interrupt::{self, Registration, Wakeable, Woken};
 use crate::sync::{self, Condvar, Mutex};
 use crate::worker;
 
@@ -134,6 +134,96 @@ pub(crate) fn block<W: Waiter>(waiter: &W, deadline: Option<Instant>) -> Blocked
                 }
             }
         }
+    }
+}
+
+/// What a wait of the runtime's own does when it finds a cycle through it.
+pub(crate) enum OnCycle {
+    /// Stops waiting (a shutdown that would wait on its own caller).
+    GiveUp,
+    /// Fails the task this thread runs for with the deadlock, so that whoever
+    /// waits on it goes on, and waits on without looking again (the end of
+    /// a scope, a queue waiting for an operation's stop: they cannot go on
+    /// before what they wait for ends).
+    FailOwner,
+}
+
+/// Waits until `waiter` is ready, for the runtime itself (a shutdown, the
+/// end of a scope, a queue waiting for a stop): a Ctrl-C goes to the waits
+/// of the program, as if this one did not wait, and a cycle is handled as
+/// `on_cycle` says. True once ready; false when it gave up.
+pub(crate) fn wait_internal<W: Waiter>(waiter: &W, on_cycle: OnCycle) -> bool {
+    let mut looks = true;
+    loop {
+        let blocked = block(&Internal { waiter, looks }, None);
+        match blocked {
+            Blocked::Ready => return true,
+            Blocked::TimedOut | Blocked::Interrupted(_) => {}
+            Blocked::Deadlock(error) => match on_cycle {
+                OnCycle::GiveUp => return false,
+                OnCycle::FailOwner => {
+                    if let Some(frame) = graph::frame() {
+                        frame.fail_run(error);
+                    }
+                    looks = false;
+                }
+            },
+        }
+    }
+}
+
+/// A waiter as [`wait_internal`] waits on it.
+struct Internal<'a, W> {
+    waiter: &'a W,
+    looks: bool,
+}
+
+impl<W: Waiter> Waiter for Internal<'_, W> {
+    type State = W::State;
+
+    fn lock(&self) -> &Mutex<W::State> {
+        self.waiter.lock()
+    }
+
+    fn cond(&self) -> &Condvar {
+        self.waiter.cond()
+    }
+
+    fn ready(&self, state: &W::State) -> bool {
+        self.waiter.ready(state)
+    }
+
+    fn quick(&self) -> bool {
+        self.waiter.quick()
+    }
+
+    fn target(&self) -> Arc<dyn Wakeable> {
+        Arc::new(Unhandled(self.waiter.target()))
+    }
+
+    fn waits(&self) -> Waits {
+        self.waiter.waits()
+    }
+
+    fn looks(&self) -> bool {
+        self.looks && self.waiter.looks()
+    }
+}
+
+/// A Ctrl-C leaves a wait of the runtime's own alone.
+struct Unhandled(Arc<dyn Wakeable>);
+
+impl Wakeable for Unhandled {
+    fn wake(&self) {
+        self.0.wake();
+    }
+
+    fn on_interrupt(&self) -> Woken {
+        Woken::Nothing
+    }
+
+    fn handles(&self) -> bool {
+        false
     }
 }
 

@@ -15,9 +15,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::future::Future;
-use crate::graph::{self, Node, Waits};
+use crate::graph::{Node, Waits};
 use crate::interrupt::{self, Wakeable};
-use crate::park::{self, Blocked, Waiter};
+use crate::park::{self, OnCycle, Waiter};
 use crate::pool::{Backend, Pool, ThreadHooks};
 use crate::sync::{Condvar, Mutex};
 use crate::task::run_task_with;
@@ -442,21 +442,8 @@ impl Control {
         let ending = Ended {
             control: self,
             tasks,
-            looks: std::cell::Cell::new(true),
         };
-        loop {
-            match park::block(&ending, None) {
-                Blocked::Ready => return,
-                // Every outcome is published: nothing is left to cancel.
-                Blocked::TimedOut | Blocked::Interrupted(_) => {}
-                Blocked::Deadlock(error) => {
-                    if let Some(frame) = graph::frame() {
-                        frame.fail_run(error);
-                    }
-                    ending.looks.set(false);
-                }
-            }
-        }
+        park::wait_internal(&ending, OnCycle::FailOwner);
     }
 }
 
@@ -471,7 +458,6 @@ impl Wakeable for Control {
 struct Ended<'a> {
     control: &'a Arc<Control>,
     tasks: &'a [Arc<dyn Node>],
-    looks: std::cell::Cell<bool>,
 }
 
 impl Waiter for Ended<'_> {
@@ -500,10 +486,6 @@ impl Waiter for Ended<'_> {
 
     fn waits(&self) -> Waits {
         Waits::All(self.tasks.to_vec())
-    }
-
-    fn looks(&self) -> bool {
-        self.looks.get()
     }
 }
 

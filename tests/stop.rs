@@ -105,3 +105,57 @@ fn a_device_abort_whose_stop_uses_the_parameter_runs_through() {
         });
     }
 }
+
+/// A stop that waits on a task which reads the parameter being stopped:
+/// the read is queued behind the move, the move waits for its stop, the
+/// stop waits for the task. The wait graph sees it (a cancelled operation
+/// waits on whoever runs its stop, and the queue's drain waits for the
+/// stop through `park`): one of the waits reports `Deadlock`, the stop
+/// returns, the cancel completes and the parameter takes operations again.
+#[test]
+fn a_stop_waiting_on_a_task_that_reads_its_parameter_reports_a_deadlock() {
+    for backend in THREADED {
+        within(60, move || {
+            let pool = common::pool(backend, 2);
+            let itself: Arc<OnceLock<Parameter<f64>>> = Arc::default();
+            let seen: Arc<OnceLock<String>> = Arc::default();
+            let moving = Arc::new(AtomicBool::new(false));
+            let (me, saw, m, task_pool) =
+                (itself.clone(), seen.clone(), moving.clone(), pool.clone());
+            let position = Parameter::builder("position")
+                .pool(&pool)
+                .getter(|| 1.0)
+                .setter(move |_: f64| {
+                    m.store(true, Ordering::SeqCst);
+                    while !concertina::cancelled() {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                })
+                .on_cancel(move || {
+                    let parameter = me.get().expect("set before the move").clone();
+                    // Another task's read: queued behind the move.
+                    let read = task_pool.spawn(move || parameter.get().result());
+                    let _ = saw.set(format!("{:?}", read.result()));
+                })
+                .build()
+                .unwrap();
+            let _ = itself.set(position.clone());
+            let moved = position.set(5.0);
+            while !moving.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(moved.cancel());
+            assert_eq!(moved.result(), Err(Error::Cancelled));
+            let seen = seen.get().cloned().unwrap_or_default();
+            assert!(
+                seen.contains("Deadlock"),
+                "{backend:?}: the stop saw {seen}"
+            );
+            assert_eq!(
+                position.get().result(),
+                Ok(1.0),
+                "{backend:?}: the queue goes on"
+            );
+        });
+    }
+}

@@ -12,10 +12,12 @@ use crate::device::lock::{self, Kick, LockNode, Owner};
 use crate::error::Error;
 use crate::future::Future;
 use crate::graph::{self, Node, Waits};
+use crate::interrupt::Wakeable;
+use crate::park::{self, OnCycle, Waiter};
 use crate::pool::{Pool, Work};
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::task::{self, phase, run_task_with, Queue, Watchable};
-use crate::worker::{self, Queued, Runnable};
+use crate::worker::{Queued, Runnable};
 
 crate::sync::task_local! {
     /// The queue whose parameter's stop this thread runs now (its address;
@@ -174,11 +176,8 @@ impl Ops {
     pub(crate) fn idle(self: &Arc<Self>) -> Result<(), Error> {
         let (barrier, key) = self.submit_keyed(|| Ok(()), |f| f);
         barrier.result()?;
-        let _blocked = worker::block();
-        let mut state = self.state.lock();
-        while state.running.as_ref().is_some_and(|r| graph::key(r) == key) {
-            self.settled.wait(&mut state);
-        }
+        // The drain clears the barrier as soon as it has run.
+        park::wait_internal(&Past { ops: self, key }, OnCycle::FailOwner);
         Ok(())
     }
 
@@ -296,8 +295,11 @@ impl Ops {
                 state.running = Some(op.task.clone());
                 op
             };
-            (op.run)();
-            self.wait_settled(&op.settled);
+            let Op {
+                task, run, settled, ..
+            } = op;
+            run();
+            self.wait_settled(&task, &settled);
             drop(holds);
             self.state.lock().running = None;
             self.settled.notify_all();
@@ -312,17 +314,96 @@ impl Ops {
 
     /// Waits until a cancelled operation's stop has returned (at once for
     /// one that completed: it settled itself). The canceller is running
-    /// the stop; this worker is compensated meanwhile.
-    fn wait_settled(&self, settled: &AtomicBool) {
+    /// the stop; this worker is compensated meanwhile, and the wait is in
+    /// the wait graph (the operation waits on whoever runs its stop).
+    fn wait_settled(self: &Arc<Self>, task: &Arc<dyn Watchable>, settled: &AtomicBool) {
+        let settling = Settling {
+            ops: self,
+            task,
+            settled,
+        };
+        park::wait_internal(&settling, OnCycle::FailOwner);
+    }
+}
+
+/// The drain waiting for a cancelled operation's stop to return.
+struct Settling<'a> {
+    ops: &'a Arc<Ops>,
+    task: &'a Arc<dyn Watchable>,
+    settled: &'a AtomicBool,
+}
+
+impl Waiter for Settling<'_> {
+    type State = State;
+
+    fn lock(&self) -> &Mutex<State> {
+        &self.ops.state
+    }
+
+    fn cond(&self) -> &Condvar {
+        &self.ops.settled
+    }
+
+    fn ready(&self, _: &State) -> bool {
+        self.quick()
+    }
+
+    fn quick(&self) -> bool {
         // Acquire: pairs with the Release in the settling callback.
-        if settled.load(Ordering::Acquire) {
-            return;
-        }
-        let _blocked = worker::block();
-        let mut state = self.state.lock();
-        while !settled.load(Ordering::Acquire) {
-            self.settled.wait(&mut state);
-        }
+        self.settled.load(Ordering::Acquire)
+    }
+
+    fn target(&self) -> Arc<dyn Wakeable> {
+        self.ops.clone()
+    }
+
+    fn waits(&self) -> Waits {
+        Waits::All(vec![self.task.clone() as Arc<dyn Node>])
+    }
+}
+
+/// `idle()` waiting for the drain to move past its barrier.
+struct Past<'a> {
+    ops: &'a Arc<Ops>,
+    key: usize,
+}
+
+impl Waiter for Past<'_> {
+    type State = State;
+
+    fn lock(&self) -> &Mutex<State> {
+        &self.ops.state
+    }
+
+    fn cond(&self) -> &Condvar {
+        &self.ops.settled
+    }
+
+    fn ready(&self, state: &State) -> bool {
+        state
+            .running
+            .as_ref()
+            .is_none_or(|r| graph::key(r) != self.key)
+    }
+
+    fn quick(&self) -> bool {
+        let state = self.ops.state.try_lock();
+        state.is_some_and(|state| self.ready(&state))
+    }
+
+    fn target(&self) -> Arc<dyn Wakeable> {
+        self.ops.clone()
+    }
+
+    fn waits(&self) -> Waits {
+        Waits::Nothing
+    }
+}
+
+impl Wakeable for Ops {
+    fn wake(&self) {
+        let _state = self.state.lock();
+        self.settled.notify_all();
     }
 }
 

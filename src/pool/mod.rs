@@ -38,8 +38,8 @@ use crossbeam_channel::Sender;
 use crate::error::Error;
 use crate::future::Future;
 use crate::graph::{self, Node, Waits};
-use crate::interrupt::{Wakeable, Woken};
-use crate::park::{self, Blocked, Waiter};
+use crate::interrupt::Wakeable;
+use crate::park::{self, OnCycle, Waiter};
 use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
 use crate::sync::{Condvar, Mutex};
@@ -246,14 +246,7 @@ impl Ctx {
             ctx: self,
             node: Arc::new(ShutdownNode(Arc::downgrade(self))),
         };
-        loop {
-            match park::block(&quiet, None) {
-                Blocked::Ready => return true,
-                Blocked::Deadlock(_) => return false,
-                // A shutdown is no wait a Ctrl-C cancels (see `Ctx::on_interrupt`).
-                Blocked::TimedOut | Blocked::Interrupted(_) => {}
-            }
-        }
+        park::wait_internal(&quiet, OnCycle::GiveUp)
     }
 }
 
@@ -295,16 +288,6 @@ impl Wakeable for Ctx {
     fn wake(&self) {
         let _live = self.live.lock();
         self.quiet.notify_all();
-    }
-
-    /// A Ctrl-C does not stop a shutdown: it goes to the waits of the
-    /// pool's tasks, as if the shutdown were not waiting.
-    fn on_interrupt(&self) -> Woken {
-        Woken::Nothing
-    }
-
-    fn handles(&self) -> bool {
-        false
     }
 }
 

@@ -93,6 +93,9 @@ pub(super) struct Hooks<T> {
     pub(super) listeners: Vec<(Arc<Listener>, u64)>,
     /// While the running task waits: what it waits on (deadlock detection).
     pub(super) waiting: Option<Waits>,
+    /// While a cancel runs the task's cleanup: who runs it (what its
+    /// settling waits on, for the deadlock detection).
+    pub(super) settler: Option<Arc<dyn Node>>,
     /// Set for a shared task (whose outcome is read by many and never
     /// taken): its done-callbacks get a copy, and the outcome stays in
     /// place for every reader.
@@ -108,6 +111,7 @@ impl<T> Default for Hooks<T> {
             waker: None,
             listeners: Vec::new(),
             waiting: None,
+            settler: None,
             copier: None,
         }
     }
@@ -121,6 +125,7 @@ impl<T> Hooks<T> {
             && self.waker.is_none()
             && self.listeners.is_empty()
             && self.waiting.is_none()
+            && self.settler.is_none()
             && self.copier.is_none()
     }
 }
@@ -416,8 +421,25 @@ impl<T: Send + 'static> Inner<T> {
     /// derived future, its unpublished sources.
     pub(crate) fn waits(&self, me: usize) -> Waits {
         let slot = self.slot.lock();
-        if let Some(waiting) = slot.hooks.as_ref().and_then(|h| h.waiting.clone()) {
-            return waiting;
+        if let Some(hooks) = slot.hooks.as_ref() {
+            match (&hooks.waiting, &hooks.settler) {
+                (Some(waiting), None) => return waiting.clone(),
+                (None, Some(settler)) => return Waits::All(vec![settler.clone()]),
+                // Its closure waits, and its cleanup runs elsewhere: both
+                // must end before it settles.
+                (Some(waiting), Some(settler)) => {
+                    let mut nodes = match waiting {
+                        Waits::All(nodes) => nodes.clone(),
+                        Waits::Any(_) | Waits::Nothing => Vec::new(),
+                    };
+                    if nodes.is_empty() {
+                        return Waits::All(vec![settler.clone()]);
+                    }
+                    nodes.push(settler.clone());
+                    return Waits::All(nodes);
+                }
+                (None, None) => {}
+            }
         }
         match self.phase() {
             PENDING => match &slot.content {

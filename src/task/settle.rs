@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use crate::error::Error;
+use crate::graph;
 use crate::sync::{self, MutexGuard};
 use crate::task::inner::{run_guarded, Callback, Content, Continuation, Inner, Slot};
 use crate::task::listener::Listener;
@@ -111,13 +112,20 @@ impl<T: Send + 'static> Inner<T> {
             // SETTLING: no cleanup can be added any more, nothing is
             // published yet, waiters keep waiting. A cleanup that a
             // completion makes moot is dropped here, outside the lock too.
-            drop(slot);
             if cancelling {
+                // Meanwhile the task waits on whoever runs its cleanup.
+                slot.hooks().settler = Some(graph::owner());
+                drop(slot);
                 run_guarded(cleanup);
+                slot = self.slot.lock();
+                if let Some(hooks) = slot.hooks.as_mut() {
+                    hooks.settler = None;
+                }
             } else {
+                drop(slot);
                 drop(cleanup);
+                slot = self.slot.lock();
             }
-            slot = self.slot.lock();
         }
         // A closure still queued (the task was cancelled or refused before
         // it ran) is dropped after the lock is released.
