@@ -1,8 +1,8 @@
 //! `Instance<C>`: calls on one value run strictly in order, one at a time,
 //! on a shared pool, without a thread of their own (OMUSE's asynchronous
-//! calls on a code instance).
+//! calls on a code instance): a [serial queue](crate::serial) whose items
+//! are calls on the value.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -11,11 +11,11 @@ use crate::error::Error;
 use crate::future::Future;
 use crate::global;
 use crate::graph::{Node, Waits};
-use crate::pool::{Pool, Work};
-use crate::sync::{AtomicBool, Mutex, MutexGuard};
+use crate::pool::Pool;
+use crate::serial::{Kind, Serial, State};
+use crate::sync::{AtomicBool, Mutex};
 use crate::task::{self, phase, run_task_with, Queue as CallQueue, Watchable};
 use crate::trace;
-use crate::worker::{Queued, Runnable};
 
 /// A value whose calls run in submission order, one at a time, on a pool.
 ///
@@ -43,7 +43,7 @@ use crate::worker::{Queued, Runnable};
 /// # Ok::<(), concertina::Error>(())
 /// ```
 pub struct Instance<C> {
-    shared: Arc<Shared<C>>,
+    shared: Arc<Serial<Calls<C>>>,
 }
 
 impl<C> Clone for Instance<C> {
@@ -54,22 +54,10 @@ impl<C> Clone for Instance<C> {
     }
 }
 
-struct Shared<C> {
-    pool: Result<Pool, Error>,
-    queue: Mutex<Queue<C>>,
+/// An instance's side of its serial queue: the value its calls run on.
+struct Calls<C> {
     value: Mutex<C>,
     poisoned: AtomicBool,
-}
-
-struct Queue<C> {
-    calls: VecDeque<Call<C>>,
-    /// A drain job is on the pool and has not started yet.
-    scheduled: bool,
-    /// Somebody runs the calls now (the drain job, or a wait that claimed
-    /// the queue); only they pop calls.
-    draining: bool,
-    /// The call running now, for the deadlock detection.
-    running: Option<Arc<dyn Node>>,
 }
 
 type Run<C> = Box<dyn FnOnce(&mut C, &AtomicBool) + Send>;
@@ -93,10 +81,6 @@ impl<C> Call<C> {
             .as_ref()
             .is_none_or(|(g, _)| g.load(Ordering::Acquire))
             || phase::is_decided(self.task.phase())
-    }
-
-    fn key(&self) -> usize {
-        Arc::as_ptr(&self.task) as *const () as usize
     }
 }
 
@@ -130,17 +114,13 @@ impl<C: Send + 'static> Instance<C> {
 
     pub(crate) fn with_pool(pool: Result<Pool, Error>, value: C) -> Self {
         Instance {
-            shared: Arc::new(Shared {
+            shared: Serial::new(
                 pool,
-                queue: Mutex::new(Queue {
-                    calls: VecDeque::new(),
-                    scheduled: false,
-                    draining: false,
-                    running: None,
-                }),
-                value: Mutex::new(value),
-                poisoned: AtomicBool::new(false),
-            }),
+                Calls {
+                    value: Mutex::new(value),
+                    poisoned: AtomicBool::new(false),
+                },
+            ),
         }
     }
 
@@ -360,7 +340,7 @@ impl<C: Send + 'static> Instance<C> {
     /// ```
     pub fn poisoned(&self) -> bool {
         // Acquire: pairs with the Release in `note_panic`.
-        self.shared.poisoned.load(Ordering::Acquire)
+        self.shared.kind.poisoned.load(Ordering::Acquire)
     }
 
     /// The number of calls queued and not started yet.
@@ -374,7 +354,7 @@ impl<C: Send + 'static> Instance<C> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn queued(&self) -> usize {
-        self.shared.queue.lock().calls.len()
+        self.shared.queued()
     }
 
     /// The queue as its pending calls see it.
@@ -382,117 +362,48 @@ impl<C: Send + 'static> Instance<C> {
         Arc::downgrade(&self.shared) as Weak<dyn CallQueue>
     }
 
-    /// Queues a call, or fails it at once when the pool is shut down (a
-    /// queue that kept accepting calls could keep `shutdown()` waiting).
+    /// Queues a call (see [`Serial::enqueue`]).
     fn submit(&self, call: Call<C>) {
-        if let Ok(pool) = &self.shared.pool {
-            if pool.is_shutdown() {
-                call.task.fail(Error::Shutdown);
-                return;
-            }
-        }
-        let mut queue = self.shared.queue.lock();
-        queue.calls.push_back(call);
-        self.shared.start_if_idle(queue);
+        self.shared.enqueue(call);
     }
 
     /// Starts a drain when none runs and the first call became runnable.
     fn kick(&self) {
-        self.shared.start_if_idle(self.shared.queue.lock());
+        self.shared.kick();
     }
 }
 
-impl<C: Send + 'static> Shared<C> {
-    fn start_if_idle(self: &Arc<Self>, mut queue: MutexGuard<'_, Queue<C>>) {
-        if queue.scheduled || queue.draining || !queue.calls.front().is_some_and(Call::runnable) {
-            return;
-        }
-        queue.scheduled = true;
-        drop(queue);
-        self.schedule();
+impl<C> Kind for Calls<C> {
+    type Item = Call<C>;
+    type Flags = ();
+    type Held = ();
+
+    fn task(call: &Call<C>) -> &Arc<dyn Watchable> {
+        &call.task
     }
 
-    /// Puts a drain job on the pool; when the pool refuses it, every queued
-    /// call fails with the pool's error.
-    fn schedule(self: &Arc<Self>) {
-        match &self.pool {
-            Ok(pool) => pool.execute(Drain(self.clone())),
-            Err(error) => self.fail_all(error.clone()),
-        }
+    fn has_runnable(state: &State<Self>) -> bool {
+        state.items.front().is_some_and(Call::runnable)
     }
 
-    fn fail_all(&self, error: Error) {
-        let calls = {
-            let mut queue = self.queue.lock();
-            queue.scheduled = false;
-            std::mem::take(&mut queue.calls)
-        };
-        for call in calls {
-            call.task.fail(error.clone());
+    /// The first call, once runnable: strictly in order.
+    fn next(queue: &Arc<Serial<Self>>) -> Option<(Call<C>, ())> {
+        let mut state = queue.state.lock();
+        if !Self::has_runnable(&state) {
+            return None;
         }
+        state.take_running(0).map(|call| (call, ()))
     }
 
-    /// The drain job: runs the queue unless a wait that claimed it does.
-    fn drain_scheduled(self: &Arc<Self>) {
-        {
-            let mut queue = self.queue.lock();
-            queue.scheduled = false;
-            if queue.draining {
-                // The claimer schedules another drain if calls remain.
-                return;
-            }
-            queue.draining = true;
-        }
-        self.drain(None);
+    fn run(queue: &Arc<Serial<Self>>, call: Call<C>, (): ()) {
+        let calls = &queue.kind;
+        let mut value = calls.value.lock();
+        (call.run)(&mut value, &calls.poisoned);
     }
 
-    /// Runs queued calls back to back until the queue is empty, its first
-    /// call waits on a dependency, or (with `until`) that call has run.
-    /// The caller has set `draining`.
-    fn drain(self: &Arc<Self>, until: Option<usize>) {
-        loop {
-            if self.pool.as_ref().is_ok_and(Pool::is_discarding) {
-                self.queue.lock().draining = false;
-                self.fail_all(Error::Shutdown);
-                return;
-            }
-            let call = {
-                let mut queue = self.queue.lock();
-                match queue.calls.front() {
-                    Some(call) if call.runnable() => {
-                        let call = queue.calls.pop_front();
-                        queue.running = call.as_ref().map(|c| c.task.clone() as Arc<dyn Node>);
-                        call
-                    }
-                    _ => None,
-                }
-            };
-            let Some(call) = call else { break };
-            let key = call.key();
-            {
-                let mut value = self.value.lock();
-                (call.run)(&mut value, &self.poisoned);
-            }
-            self.queue.lock().running = None;
-            if until == Some(key) {
-                break;
-            }
-        }
-        let mut queue = self.queue.lock();
-        queue.draining = false;
-        self.start_if_idle(queue);
-    }
-}
-
-impl<C: Send + 'static> CallQueue for Shared<C> {
-    fn blocker(&self, call: usize) -> Waits {
-        let queue = self.queue.lock();
-        if let Some(running) = &queue.running {
-            if Arc::as_ptr(running) as *const () as usize != call {
-                return Waits::All(vec![running.clone()]);
-            }
-        }
-        match queue.calls.front() {
+    /// A queued call waits on the dependency of the first one.
+    fn blocked_by(state: &State<Self>, _call: usize) -> Waits {
+        match state.items.front() {
             Some(Call {
                 gate: Some((gate, dependency)),
                 ..
@@ -504,53 +415,19 @@ impl<C: Send + 'static> CallQueue for Shared<C> {
         }
     }
 
-    fn claim(self: Arc<Self>, call: usize) -> bool {
-        {
-            let mut queue = self.queue.lock();
-            if queue.draining || !queue.calls.iter().any(|c| c.key() == call) {
-                return false;
-            }
-            queue.draining = true;
-        }
-        self.drain(Some(call));
-        true
-    }
-
     fn describe(&self) -> String {
         format!("instance `Instance<{}>`", std::any::type_name::<C>())
-    }
-}
-
-/// The job that runs an instance's queue on its pool.
-struct Drain<C>(Arc<Shared<C>>);
-
-impl<C: Send + 'static> Work for Drain<C> {
-    fn run(self) {
-        self.0.drain_scheduled();
-    }
-
-    fn reject(self) {
-        self.0.fail_all(Error::Shutdown);
-    }
-
-    fn into_queued(self) -> Queued {
-        // The instance itself goes into the queue: no allocation of its own.
-        Queued::Task(self.0)
-    }
-}
-
-impl<C: Send + 'static> Runnable for Shared<C> {
-    fn run_from_queue(self: Arc<Self>) {
-        // `drain` fails the queue itself after `shutdown_now`.
-        self.drain_scheduled();
     }
 }
 
 impl<C> fmt::Debug for Instance<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instance")
-            .field("queued", &self.shared.queue.lock().calls.len())
-            .field("poisoned", &self.shared.poisoned.load(Ordering::Acquire))
+            .field("queued", &self.shared.queued())
+            .field(
+                "poisoned",
+                &self.shared.kind.poisoned.load(Ordering::Acquire),
+            )
             .finish()
     }
 }

@@ -90,6 +90,7 @@ pub mod pool;
 pub mod remote;
 mod request_pool;
 mod scope;
+mod serial;
 mod shared;
 mod sync;
 mod task;

@@ -1,23 +1,23 @@
 //! A parameter's operations: one at a time, in submission order, on a pool,
-//! without a thread of their own (a small instance). An operation held off
-//! by another owner's lock stays queued and lets the next ones by; the next
-//! operation starts only once the previous one has settled: its closure
-//! returned and, when it was cancelled, its stop returned.
+//! without a thread of their own (a [serial queue](crate::serial)). An
+//! operation held off by another owner's lock stays queued and lets the
+//! next ones by; the next operation starts only once the previous one has
+//! settled: its closure returned and, when it was cancelled, its stop
+//! returned.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use crate::device::lock::{self, Kick, LockNode, Owner};
+use crate::device::lock::{self, Holds, Kick, LockNode, Owner};
 use crate::error::Error;
 use crate::future::Future;
 use crate::graph::{self, Node, Waits};
 use crate::interrupt::Wakeable;
 use crate::park::{self, OnCycle, Waiter};
-use crate::pool::{Pool, Work};
-use crate::sync::{Condvar, Mutex, MutexGuard};
+use crate::pool::Pool;
+use crate::serial::{self, Kind, Serial, State};
+use crate::sync::{Condvar, Mutex};
 use crate::task::{self, phase, run_task_with, Queue, Watchable};
-use crate::worker::{Queued, Runnable};
 
 crate::sync::task_local! {
     /// The queue whose parameter's stop this thread runs now (its address;
@@ -35,30 +35,26 @@ impl Drop for Stopping {
     }
 }
 
-pub(crate) struct Ops {
-    state: Mutex<State>,
+/// A parameter's serial queue of operations.
+pub(crate) type Ops = Serial<Operations>;
+
+/// A parameter's side of its serial queue.
+pub(crate) struct Operations {
     /// Told when an operation has settled.
     settled: Condvar,
-    pool: Result<Pool, Error>,
     node: Arc<LockNode>,
 }
 
-struct State {
-    queue: VecDeque<Op>,
-    /// A drain job is on the pool and has not started yet.
-    scheduled: bool,
-    /// Somebody runs the operations now (the drain job, or a wait that
-    /// claimed the queue); only they take operations out.
-    draining: bool,
+/// What the queue keeps beside its operations.
+#[derive(Default)]
+pub(crate) struct Flags {
     /// Every queued operation waits for a lock: no drain until a kick.
     held_off: bool,
     /// A kick or a submission arrived while the queue was drained.
     kicked: bool,
-    /// The operation running now, for the deadlock detection.
-    running: Option<Arc<dyn Node>>,
 }
 
-struct Op {
+pub(crate) struct Op {
     task: Arc<dyn Watchable>,
     run: Box<dyn FnOnce() + Send>,
     /// Set once the operation's future has settled (its stop, if it was
@@ -70,25 +66,19 @@ struct Op {
 
 impl Op {
     fn key(&self) -> usize {
-        Arc::as_ptr(&self.task) as *const () as usize
+        serial::key_of(&self.task)
     }
 }
 
 impl Ops {
-    pub(crate) fn new(pool: Result<Pool, Error>, node: Arc<LockNode>) -> Arc<Ops> {
-        Arc::new(Ops {
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                scheduled: false,
-                draining: false,
-                held_off: false,
-                kicked: false,
-                running: None,
-            }),
-            settled: Condvar::new(),
+    pub(crate) fn operations(pool: Result<Pool, Error>, node: Arc<LockNode>) -> Arc<Ops> {
+        Serial::new(
             pool,
-            node,
-        })
+            Operations {
+                settled: Condvar::new(),
+                node,
+            },
+        )
     }
 
     /// Queues `f` as the parameter's next operation. `prepare` registers
@@ -144,30 +134,18 @@ impl Ops {
                 // Release: pairs with the Acquire of the drain that waits.
                 settled.store(true, Ordering::Release);
                 if let Some(ops) = ops.upgrade() {
-                    let _state = ops.state.lock();
-                    ops.settled.notify_all();
+                    ops.wake();
                 }
             });
         }
         let task: Arc<dyn Watchable> = inner.clone();
-        let key = Arc::as_ptr(&task) as *const () as usize;
-        if let Ok(pool) = &self.pool {
-            if pool.is_shutdown() {
-                task.fail(Error::Shutdown);
-                return (future, key);
-            }
-        }
-        let op = Op {
+        let key = serial::key_of(&task);
+        self.enqueue(Op {
             task,
             run: Box::new(move || run_task_with(inner, f, |_| ())),
             settled,
             held_by: None,
-        };
-        let mut state = self.state.lock();
-        state.queue.push_back(op);
-        state.held_off = false;
-        state.kicked = true;
-        self.start_if_idle(state);
+        });
         (future, key)
     }
 
@@ -179,137 +157,6 @@ impl Ops {
         // The drain clears the barrier as soon as it has run.
         park::wait_internal(&Past { ops: self, key }, OnCycle::FailOwner);
         Ok(())
-    }
-
-    /// True while an operation is queued or running.
-    pub(crate) fn busy(&self) -> bool {
-        let state = self.state.lock();
-        !state.queue.is_empty() || state.running.is_some()
-    }
-
-    fn start_if_idle(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
-        if state.scheduled || state.draining || state.held_off || state.queue.is_empty() {
-            return;
-        }
-        state.scheduled = true;
-        drop(state);
-        match &self.pool {
-            Ok(pool) => pool.execute(Drain(self.clone())),
-            Err(error) => self.fail_all(error.clone()),
-        }
-    }
-
-    fn fail_all(&self, error: Error) {
-        let ops = {
-            let mut state = self.state.lock();
-            state.scheduled = false;
-            std::mem::take(&mut state.queue)
-        };
-        for op in ops {
-            op.task.fail(error.clone());
-        }
-    }
-
-    fn drain_scheduled(self: &Arc<Self>) {
-        {
-            let mut state = self.state.lock();
-            state.scheduled = false;
-            if state.draining {
-                return;
-            }
-            state.draining = true;
-        }
-        self.drain(None);
-    }
-
-    /// Runs operations one at a time, each the first in queue order that no
-    /// lock holds off, until none is left that can run (or, with `until`,
-    /// that operation has run). The caller has set `draining`.
-    fn drain(self: &Arc<Self>, until: Option<usize>) {
-        let me: Weak<dyn Kick> = Arc::downgrade(self) as Weak<dyn Kick>;
-        loop {
-            if self.pool.as_ref().is_ok_and(Pool::is_discarding) {
-                self.state.lock().draining = false;
-                self.fail_all(Error::Shutdown);
-                return;
-            }
-            self.state.lock().kicked = false;
-            // The first operation in queue order that no lock holds off;
-            // cancelled ones met on the way (settled already) are dropped.
-            // Only the drain takes operations out, so positions hold.
-            let mut index = 0;
-            let mut chosen = None;
-            loop {
-                let (key, node, dropped) = {
-                    let mut state = self.state.lock();
-                    let mut dropped = Vec::new();
-                    while state
-                        .queue
-                        .get(index)
-                        .is_some_and(|op| phase::is_decided(op.task.phase()))
-                    {
-                        dropped.extend(state.queue.remove(index));
-                    }
-                    match state.queue.get(index) {
-                        Some(op) => (op.key(), op.task.clone() as Arc<dyn Node>, dropped),
-                        None => {
-                            drop(state);
-                            drop(dropped);
-                            break;
-                        }
-                    }
-                };
-                drop(dropped);
-                let outcome = lock::try_operation(&self.node, &Owner::of(node), me.clone());
-                let mut state = self.state.lock();
-                let op = state
-                    .queue
-                    .get_mut(index)
-                    .filter(|op| op.key() == key)
-                    .expect("only the drain takes operations out");
-                match outcome {
-                    Ok(holds) => {
-                        op.held_by = None;
-                        chosen = Some((key, holds));
-                        break;
-                    }
-                    Err(edge) => {
-                        op.held_by = Some(edge);
-                        index += 1;
-                    }
-                }
-            }
-            let Some((key, holds)) = chosen else {
-                let mut state = self.state.lock();
-                if state.kicked {
-                    continue;
-                }
-                // Every operation waits for a lock: the lock table kicks
-                // this queue when something changes.
-                state.held_off = !state.queue.is_empty();
-                break;
-            };
-            let op = {
-                let mut state = self.state.lock();
-                let op = state.queue.remove(index).expect("found above");
-                state.running = Some(op.task.clone());
-                op
-            };
-            let Op {
-                task, run, settled, ..
-            } = op;
-            run();
-            self.wait_settled(&task, &settled);
-            drop(holds);
-            self.state.lock().running = None;
-            self.settled.notify_all();
-            if until == Some(key) {
-                break;
-            }
-        }
-        let mut state = self.state.lock();
-        state.draining = false;
-        self.start_if_idle(state);
     }
 
     /// Waits until a cancelled operation's stop has returned (at once for
@@ -334,17 +181,17 @@ struct Settling<'a> {
 }
 
 impl Waiter for Settling<'_> {
-    type State = State;
+    type State = State<Operations>;
 
-    fn lock(&self) -> &Mutex<State> {
+    fn lock(&self) -> &Mutex<State<Operations>> {
         &self.ops.state
     }
 
     fn cond(&self) -> &Condvar {
-        &self.ops.settled
+        &self.ops.kind.settled
     }
 
-    fn ready(&self, _: &State) -> bool {
+    fn ready(&self, _: &State<Operations>) -> bool {
         self.quick()
     }
 
@@ -369,17 +216,17 @@ struct Past<'a> {
 }
 
 impl Waiter for Past<'_> {
-    type State = State;
+    type State = State<Operations>;
 
-    fn lock(&self) -> &Mutex<State> {
+    fn lock(&self) -> &Mutex<State<Operations>> {
         &self.ops.state
     }
 
     fn cond(&self) -> &Condvar {
-        &self.ops.settled
+        &self.ops.kind.settled
     }
 
-    fn ready(&self, state: &State) -> bool {
+    fn ready(&self, state: &State<Operations>) -> bool {
         state
             .running
             .as_ref()
@@ -403,28 +250,111 @@ impl Waiter for Past<'_> {
 impl Wakeable for Ops {
     fn wake(&self) {
         let _state = self.state.lock();
-        self.settled.notify_all();
+        self.kind.settled.notify_all();
     }
 }
 
 impl Kick for Ops {
     fn kick(self: Arc<Self>) {
-        let mut state = self.state.lock();
-        state.kicked = true;
-        state.held_off = false;
-        self.start_if_idle(state);
+        Serial::kick(&self);
     }
 }
 
-impl Queue for Ops {
-    fn blocker(&self, call: usize) -> Waits {
-        let state = self.state.lock();
-        if let Some(running) = &state.running {
-            if graph::key(running) != call {
-                return Waits::All(vec![running.clone()]);
+impl Kind for Operations {
+    type Item = Op;
+    type Flags = Flags;
+    type Held = Holds;
+
+    fn task(op: &Op) -> &Arc<dyn Watchable> {
+        &op.task
+    }
+
+    fn has_runnable(state: &State<Self>) -> bool {
+        !state.flags.held_off && !state.items.is_empty()
+    }
+
+    fn woken(flags: &mut Flags) {
+        flags.kicked = true;
+        flags.held_off = false;
+    }
+
+    /// The first operation in queue order that no lock holds off, with the
+    /// lock's hold; cancelled ones met on the way (settled already) are
+    /// dropped. Only the drain takes operations out, so positions hold.
+    fn next(ops: &Arc<Ops>) -> Option<(Op, Holds)> {
+        let me: Weak<dyn Kick> = Arc::downgrade(ops) as Weak<dyn Kick>;
+        loop {
+            ops.state.lock().flags.kicked = false;
+            let mut index = 0;
+            loop {
+                let (key, node, dropped) = {
+                    let mut state = ops.state.lock();
+                    let mut dropped = Vec::new();
+                    while state
+                        .items
+                        .get(index)
+                        .is_some_and(|op| phase::is_decided(op.task.phase()))
+                    {
+                        dropped.extend(state.items.remove(index));
+                    }
+                    match state.items.get(index) {
+                        Some(op) => (op.key(), op.task.clone() as Arc<dyn Node>, dropped),
+                        None => {
+                            drop(state);
+                            drop(dropped);
+                            break;
+                        }
+                    }
+                };
+                drop(dropped);
+                let outcome = lock::try_operation(&ops.kind.node, &Owner::of(node), me.clone());
+                let mut state = ops.state.lock();
+                let op = state
+                    .items
+                    .get_mut(index)
+                    .filter(|op| op.key() == key)
+                    .expect("only the drain takes operations out");
+                match outcome {
+                    Ok(holds) => {
+                        op.held_by = None;
+                        let op = state.take_running(index).expect("found above");
+                        return Some((op, holds));
+                    }
+                    Err(edge) => {
+                        op.held_by = Some(edge);
+                        index += 1;
+                    }
+                }
             }
+            let mut state = ops.state.lock();
+            if state.flags.kicked {
+                continue;
+            }
+            // Every operation waits for a lock: the lock table kicks this
+            // queue when something changes.
+            state.flags.held_off = !state.items.is_empty();
+            return None;
         }
-        match state.queue.iter().find(|op| op.key() == call) {
+    }
+
+    /// Runs the operation, then waits for its stop when it was cancelled;
+    /// the lock's hold is released after.
+    fn run(ops: &Arc<Ops>, op: Op, holds: Holds) {
+        let Op {
+            task, run, settled, ..
+        } = op;
+        run();
+        ops.wait_settled(&task, &settled);
+        drop(holds);
+    }
+
+    fn ran(ops: &Ops) {
+        ops.wake();
+    }
+
+    /// A queued operation waits on what holds it off.
+    fn blocked_by(state: &State<Self>, call: usize) -> Waits {
+        match state.items.iter().find(|op| op.key() == call) {
             Some(Op {
                 held_by: Some(edge),
                 ..
@@ -433,42 +363,7 @@ impl Queue for Ops {
         }
     }
 
-    fn claim(self: Arc<Self>, call: usize) -> bool {
-        {
-            let mut state = self.state.lock();
-            if state.draining || !state.queue.iter().any(|op| op.key() == call) {
-                return false;
-            }
-            state.draining = true;
-        }
-        self.drain(Some(call));
-        true
-    }
-
     fn describe(&self) -> String {
         format!("parameter `{}`", self.node.full_name())
-    }
-}
-
-/// The job that runs a parameter's queue on its pool.
-struct Drain(Arc<Ops>);
-
-impl Work for Drain {
-    fn run(self) {
-        self.0.drain_scheduled();
-    }
-
-    fn reject(self) {
-        self.0.fail_all(Error::Shutdown);
-    }
-
-    fn into_queued(self) -> Queued {
-        Queued::Task(self.0)
-    }
-}
-
-impl Runnable for Ops {
-    fn run_from_queue(self: Arc<Self>) {
-        self.drain_scheduled();
     }
 }

@@ -332,7 +332,7 @@ impl<T: Send + 'static> ParameterBuilder<T> {
         };
         Ok(Parameter {
             inner: Arc::new(ParamInner {
-                ops: Ops::new(pool.clone(), node.clone()),
+                ops: Ops::operations(pool.clone(), node.clone()),
                 node,
                 getter: self.getter,
                 setter: self.setter,
