@@ -9,7 +9,8 @@ use std::sync::Arc;
 use loom::sync::atomic::AtomicUsize;
 use loom::thread;
 
-use crate::task::{queued, run_queued, run_task_with};
+use crate::task::cell::run_queued;
+use crate::task::{queued, run_task_with};
 use crate::{wait_any, Backend, Error, Future, Pool};
 
 /// A value that counts how many were made and how many dropped.

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::graph::{self, Node, Waits};
-use crate::pool::{Pool, Work};
+use crate::pool::Pool;
 use crate::sync::{Mutex, MutexGuard};
 use crate::task::{Queue, Watchable};
-use crate::worker::{Queued, Runnable};
+use crate::worker::Runnable;
 
 /// What a serial queue queues, and how it runs it.
 ///
@@ -149,7 +149,7 @@ impl<K: Live> Serial<K> {
         state.scheduled = true;
         drop(state);
         match &self.pool {
-            Ok(pool) => pool.execute(Drain(self.clone())),
+            Ok(pool) => pool.execute(self.clone()),
             Err(error) => self.fail_all(error.clone()),
         }
     }
@@ -236,27 +236,14 @@ impl<K: Live> Queue for Serial<K> {
     }
 }
 
-/// The job that runs a queue on its pool.
-struct Drain<K: Kind>(Arc<Serial<K>>);
-
-impl<K: Live> Work for Drain<K> {
-    fn run(self) {
-        self.0.drain_scheduled();
-    }
-
-    fn reject(self) {
-        self.0.fail_all(Error::Shutdown);
-    }
-
-    fn into_queued(self) -> Queued {
-        // The queue itself goes into the pool's queue: no allocation.
-        Queued::Task(self.0)
-    }
-}
-
+/// The queue itself goes into its pool's queue: its drain runs there.
 impl<K: Live> Runnable for Serial<K> {
     fn run_from_queue(self: Arc<Self>) {
         // `drain` fails the queue itself after `shutdown_now`.
         self.drain_scheduled();
+    }
+
+    fn reject(self: Arc<Self>) {
+        self.fail_all(Error::Shutdown);
     }
 }

@@ -14,29 +14,22 @@ use crate::graph::Node;
 /// A closure handed to a spare thread.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
-/// A task that can run from a pool's queue: the queue holds the task's own
-/// shared state, so queuing it costs no allocation of its own.
+/// The one kind of item a pool's queue holds: a task's own shared state
+/// (its closure beside it), or a serial queue's (whose drain it runs), so
+/// that queuing costs no allocation of its own. It runs there, or, when the
+/// pool is shut down, it is rejected and fails what waits on it — never
+/// just dropped.
 pub(crate) trait Runnable: Send + Sync {
-    /// Runs the task taken from the queue (nothing when a wait claimed it
+    /// Runs the item taken from the queue (nothing when a wait claimed it
     /// first); fails it with `Shutdown` on a pool shut down with
     /// `shutdown_now`.
     fn run_from_queue(self: Arc<Self>);
+    /// Fails it with `Shutdown` without running it: its pool refused it.
+    fn reject(self: Arc<Self>);
 }
 
 /// What a pool's queue holds.
-pub(crate) enum Queued {
-    Task(Arc<dyn Runnable>),
-    Job(Job),
-}
-
-impl Queued {
-    pub(crate) fn run(self) {
-        match self {
-            Queued::Task(task) => task.run_from_queue(),
-            Queued::Job(job) => job(),
-        }
-    }
-}
+pub(crate) type Queued = Arc<dyn Runnable>;
 
 /// A pool, as seen from one of its threads.
 pub(crate) trait Worker: Send + Sync {

@@ -42,7 +42,7 @@ pub(super) fn start(
 fn work(ctx: &Arc<Ctx>, receiver: &Receiver<Queued>) {
     enter_thread(ctx, worker::stack_position());
     while let Ok(job) = receiver.recv() {
-        spare::run(|| job.run());
+        spare::run(|| job.run_from_queue());
     }
     leave_thread();
     ctx.count_thread(false);

@@ -44,7 +44,7 @@ use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
 use crate::sync::{Condvar, Mutex};
 use crate::task::running::run_bare;
-use crate::task::{queued, reject_queued, run_queued, run_task_with, TaskRef};
+use crate::task::{queued, run_task_with, TaskRef};
 use crate::worker::{self, Job, Queued, Worker};
 
 /// A pool of worker threads running blocking closures; every submission
@@ -342,7 +342,7 @@ impl Ctx {
         let Some(spares) = &self.spares else { return };
         loop {
             while let Some(job) = spares.try_take() {
-                spare::run(|| job.run());
+                spare::run(|| job.run_from_queue());
             }
             self.tokens.fetch_sub(1, Ordering::SeqCst);
             // Pairs with the fence in `want_token` (see there).
@@ -424,53 +424,6 @@ pub(crate) fn current() -> Option<Option<Pool>> {
                 .map(|shared| Pool { shared })
         })
     })
-}
-
-/// True on a worker of a pool shut down with `shutdown_now`: queued work
-/// must fail with `Shutdown` instead of running.
-fn discarding() -> bool {
-    CTX.with(|c| {
-        c.borrow()
-            .as_ref()
-            .is_some_and(|ctx| ctx.closing() == DISCARDING)
-    })
-}
-
-/// Work on its way to a worker: it runs there, or, when the pool is shut
-/// down, it is rejected and fails what waits on it. Never just dropped.
-pub(crate) trait Work: Send + 'static + Sized {
-    fn run(self);
-    fn reject(self);
-    /// What goes into the pool's queue for it.
-    fn into_queued(self) -> Queued {
-        Queued::Job(Box::new(move || self.run()))
-    }
-}
-
-/// A task on its way to a worker. Its closure waits in the task's state, so
-/// that a wait on the task may claim and run it first; the job runs it only
-/// if nobody did, or fails it with `Shutdown` after `shutdown_now`.
-struct TaskJob<T> {
-    task: TaskRef<T>,
-}
-
-impl<T: Send + 'static> Work for TaskJob<T> {
-    fn run(self) {
-        if discarding() {
-            reject_queued(self.task);
-        } else {
-            run_queued(self.task);
-        }
-    }
-
-    fn reject(self) {
-        reject_queued(self.task);
-    }
-
-    fn into_queued(self) -> Queued {
-        // The task itself goes into the queue: no allocation of its own.
-        Queued::Task(self.task)
-    }
 }
 
 impl Shared {
@@ -690,7 +643,7 @@ impl Pool {
         let f = move || counted.run(f);
         // The closure waits beside the task's state, in one allocation.
         let task = queued(f);
-        self.execute(TaskJob { task: task.clone() });
+        self.execute(task.clone());
         Future::from_shared(task)
     }
 
@@ -716,13 +669,15 @@ impl Pool {
         let counted = Counted::new(stats);
         let f = move || counted.run(move || Ok(f()));
         if task.put_boxed(Box::new(f)) {
-            self.execute(TaskJob { task });
+            self.execute(task);
         }
     }
 
-    /// Runs work on the pool (on the caller for the inline backend), or
-    /// rejects it on this thread when the pool is shut down.
-    pub(crate) fn execute<W: Work>(&self, work: W) {
+    /// Queues `work` on the pool (runs it on the caller for the inline
+    /// backend), or rejects it on this thread when the pool is shut down.
+    /// A task's closure waits in the task's state, so that a wait on the
+    /// task may claim and run it first; the pool runs it only if nobody did.
+    pub(crate) fn execute(&self, work: Queued) {
         let shared = &*self.shared;
         // See `intake`: a submission that sees the pool open is handed over
         // before the backend is taken out; one that starts after
@@ -731,7 +686,7 @@ impl Pool {
         let rejected = match &shared.exec {
             Exec::Inline => {
                 if shared.ctx.closing() == OPEN {
-                    work.run();
+                    work.run_from_queue();
                     None
                 } else {
                     Some(work)
@@ -740,7 +695,7 @@ impl Pool {
             Exec::Rayon { intake, owned, .. } => intake
                 .submit(closing, work, |(pool, queue), work| {
                     // The pool keeps a receiver, so a send cannot fail while the sender lives.
-                    let _ = queue.send(work.into_queued());
+                    let _ = queue.send(work);
                     if !shared.ctx.want_token() {
                         // Every rayon thread already runs a token: one of
                         // them takes this job.
@@ -754,7 +709,7 @@ impl Pool {
             Exec::Channel { intake, .. } => intake
                 .submit(closing, work, |sender, work| {
                     // The pool keeps a receiver, so a send cannot fail while the sender lives.
-                    let _ = sender.send(work.into_queued());
+                    let _ = sender.send(work);
                 })
                 .err(),
         };

@@ -288,7 +288,7 @@ impl Spares {
         let job = self.lane.recv_timeout(self.config.keep_alive);
         let go_on = match job {
             Ok(job) => {
-                run(|| job.run());
+                run(|| job.run_from_queue());
                 true
             }
             // Idle for the keep-alive: retire unless a worker is still blocked.

@@ -198,6 +198,10 @@ where
             run_queued(task);
         }
     }
+
+    fn reject(self: Arc<Self>) {
+        reject_queued(self);
+    }
 }
 
 impl<T: Send + 'static, F: Send> Wakeable for TaskCell<T, F> {
@@ -370,7 +374,7 @@ pub(crate) fn run_queued<T: Send + 'static>(task: TaskRef<T>) {
 }
 
 /// Fails a queued task its pool refused with `Shutdown`, dropping its closure.
-pub(crate) fn reject_queued<T: Send + 'static>(task: TaskRef<T>) {
+fn reject_queued<T: Send + 'static>(task: TaskRef<T>) {
     drop(task.take_queued());
     task.fail(Error::Shutdown);
 }

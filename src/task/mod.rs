@@ -15,8 +15,7 @@ pub(crate) mod running;
 pub(crate) mod settle;
 
 pub(crate) use cell::{
-    derived, finished, finished_as, on_queue, pending, queued, reject_queued, run_queued,
-    run_task_with, TaskRef,
+    derived, finished, finished_as, on_queue, pending, queued, run_task_with, TaskRef,
 };
 pub(crate) use inner::{run_guarded, Inner, Queue};
 pub(crate) use listener::{Holding, Listener, Watchable};
