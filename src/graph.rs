@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use crate::error::{Cycle, Error};
 use crate::interrupt;
-use crate::sync::{task_local, Mutex};
+use crate::sync::{process, task_local, Mutex};
 
 /// How far the deadlock detection follows a chain of waits.
 pub(crate) const MAX_DEPTH: usize = 64;
@@ -163,7 +163,7 @@ pub(crate) fn reaches(from: &Arc<dyn Node>, target: usize) -> bool {
 /// when a new wait is recorded: it may lend them a lock.
 static WATCHERS: AtomicUsize = AtomicUsize::new(0);
 /// Held while a wait that found a cycle looks again and withdraws.
-static RESOLVING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+static RESOLVING: process::Mutex<()> = process::Mutex::new(());
 /// What hears it (the lock table).
 static ON_WAIT: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 

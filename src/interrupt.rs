@@ -20,7 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::process::{Condvar, Mutex};
 
 /// Something a blocked thread waits on: a wake takes its lock and notifies
 /// its condvar, so that the waiter re-checks its condition.

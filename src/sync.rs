@@ -1,7 +1,7 @@
-//! The synchronisation primitives of the task state machine, the instance
-//! queue, the many-future waits and the pool's intake, in one place: `parking_lot` and `std`
-//! normally, loom's checked models under `--cfg loom` (see
-//! docs/reliability.md). Both sides offer the same (parking_lot-shaped) API.
+//! The synchronisation primitives of the crate, in one place:
+//! `parking_lot` and `std` normally, loom's checked models under
+//! `--cfg loom` (see docs/reliability.md). Both sides offer the same
+//! (parking_lot-shaped) API. No other file names `parking_lot`.
 
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
@@ -10,6 +10,15 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 
 #[cfg(loom)]
 pub(crate) use self::checked::{Condvar, Mutex, MutexGuard, RwLock};
+
+/// The primitives of process-wide statics (the Ctrl-C registry, the
+/// registry of live pools, the deadlock resolution): built in `const`
+/// context, so parking_lot's in both modes. loom cannot model a static;
+/// the models keep to per-object state, whose primitives are the ones
+/// above.
+pub(crate) mod process {
+    pub(crate) use parking_lot::{Condvar, Mutex};
+}
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 
@@ -151,6 +160,15 @@ mod checked {
         pub(crate) fn notify_all(&self) -> usize {
             self.0.notify_all();
             0
+        }
+
+        pub(crate) fn wait_for<T>(
+            &self,
+            guard: &mut MutexGuard<'_, T>,
+            _timeout: std::time::Duration,
+        ) -> WaitTimeoutResult {
+            self.wait(guard);
+            WaitTimeoutResult
         }
 
         pub(crate) fn notify_one(&self) -> bool {

@@ -12,10 +12,9 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::Mutex;
-
 use crate::error::{ConfigError, Error};
 use crate::pool::{enter_thread, leave_thread, Ctx, CTX};
+use crate::sync::Mutex;
 use crate::worker;
 
 /// Starts `threads` rayon workers for `ctx`; returns the pool and the

@@ -22,8 +22,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use parking_lot::{Condvar, Mutex};
 
+use crate::sync::{Condvar, Mutex};
 use crate::worker::{self, Job, Queued};
 
 /// How a pool's spare threads are made.
@@ -83,7 +83,7 @@ struct State {
     closed: bool,
 }
 
-thread_local! {
+crate::sync::task_local! {
     /// True on a spare thread.
     static SPARE: Cell<bool> = const { Cell::new(false) };
 }
@@ -205,6 +205,21 @@ impl Spares {
                 let _ = handle.join();
             }
         }
+    }
+
+    /// Serves as a spare on this thread until told to retire (the loom
+    /// model runs a spare on a thread of its own, without `spawn`).
+    #[cfg(all(loom, test))]
+    pub(crate) fn serve_here(&self) {
+        SPARE.with(|s| s.set(true));
+        while self.serve() {}
+    }
+
+    /// Blocked threads, entitled spares, gated spares.
+    #[cfg(all(loom, test))]
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        let state = self.state.lock();
+        (state.blocked, state.entitled, state.gated)
     }
 
     /// The number of live spare threads.

@@ -13,9 +13,8 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
-
 use crate::error::Error;
+use crate::sync::{process, Mutex};
 #[cfg(feature = "tracing")]
 use crate::task::running::catch;
 #[cfg(feature = "tracing")]
@@ -145,7 +144,7 @@ struct Threads {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The counters of every live pool, by number.
-static REGISTRY: Mutex<Vec<(u64, Weak<Counters>)>> = Mutex::new(Vec::new());
+static REGISTRY: process::Mutex<Vec<(u64, Weak<Counters>)>> = process::Mutex::new(Vec::new());
 
 /// The pool this thread counts for, and its part.
 struct ThreadPart {

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -22,6 +21,7 @@ use crate::error::Error;
 use crate::future::Future;
 use crate::remote::frame::{self, FromWorker, Outcome, ToWorker};
 use crate::remote::{decode, encode, Code, Transport, TRANSPORT_ENV, WORKER_ENV};
+use crate::sync::Mutex;
 
 /// How many of the last lines of a worker's stderr a `WorkerLost` quotes.
 const STDERR_TAIL: usize = 20;

@@ -15,13 +15,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 use mpi::Threading;
-use parking_lot::Mutex;
 
 use crate::error::{ConfigError, Error};
 use crate::remote::client::{fail_all, set_ranks, settle, Link, Outbox, RankLinks, State};
 use crate::remote::frame::{FromWorker, ToWorker};
 use crate::remote::worker::{Output, Server};
 use crate::remote::{CodeEntry, TRANSPORT_ENV};
+use crate::sync::Mutex;
 
 /// Parent to worker: a [`ToWorker`].
 const TO_WORKER: i32 = 1;

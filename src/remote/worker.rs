@@ -12,13 +12,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
-
 use crate::cancel::CancelHandle;
 use crate::error::{panic_message, Error};
 use crate::future::Future;
 use crate::remote::frame::{self, FromWorker, Outcome, ToWorker};
 use crate::remote::{CodeEntry, Dispatch};
+use crate::sync::{Condvar, Mutex};
 use crate::task::run_task_with;
 
 /// The environment variable that puts an executable in worker mode: the
