@@ -116,6 +116,17 @@ impl Grid {
         self.cells = cells;
     }
 
+    /// `bytes` back, with every byte turned by `key` (so that a reply is
+    /// not its own argument).
+    pub fn echo(&mut self, bytes: Vec<u8>, key: u8) -> Vec<u8> {
+        bytes.into_iter().map(|b| b ^ key).collect()
+    }
+
+    /// A value of `len` bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        vec![7; len]
+    }
+
     /// Waits until another grid of this worker meets it too; this
     /// worker's pid.
     pub fn meet(&mut self) -> u32 {
@@ -198,6 +209,8 @@ fn main() {
         calls_from_many_threads_keep_the_order_they_were_made_in,
         reentrant_codes_share_a_worker_and_run_side_by_side,
         a_legacy_code_has_one_instance_per_worker,
+        messages_of_every_size_in_flight_both_ways_at_once,
+        messages_over_the_limit_fail_their_calls_and_the_instance_lives,
         the_transport_is_chosen_by_configuration,
     ];
     // Worker processes of this machine: their deaths, their parent's, what
@@ -717,6 +730,63 @@ fn the_attribute_makes_a_typed_client() {
         Err(Error::Remote(why)) => assert_eq!(why, "no method `local_only`"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Calls of 1 B to 64 MB made without waiting, on two instances (two
+/// worker ranks under MPI), their arguments and results in flight in both
+/// directions at once: beyond the MPI library's eager limit, a blocking
+/// send on both sides would wait for ever. Every reply comes back whole.
+fn messages_of_every_size_in_flight_both_ways_at_once() {
+    let grids: Vec<_> = (0..2).map(|_| GridRemote::start(1, 0.0).unwrap()).collect();
+    let sizes = [1usize, 10_000, 100_000, 1 << 20];
+    let mut calls = Vec::new();
+    for round in 0..4u8 {
+        for &size in &sizes {
+            for (g, grid) in grids.iter().enumerate() {
+                let key = round.wrapping_mul(31) ^ g as u8 ^ size as u8;
+                calls.push((size, key, grid.echo(vec![round; size], key)));
+            }
+        }
+    }
+    // The largest: one each way on each instance, beside the others.
+    for (g, grid) in grids.iter().enumerate() {
+        calls.push((64 << 20, g as u8, grid.echo(vec![0; 64 << 20], g as u8)));
+    }
+    for (i, (size, key, call)) in calls.into_iter().enumerate() {
+        let back = call.result().unwrap();
+        assert_eq!(back.len(), size, "call {i}");
+        assert!(back.iter().all(|&b| b == back[0]), "call {i}: whole");
+        assert_eq!(
+            back[0] ^ key,
+            if size == 64 << 20 { 0 } else { (i / 8) as u8 }
+        );
+    }
+}
+
+/// An argument over the 1 GiB limit of a message fails its call at once
+/// with an error naming the size and the limit; a result over it fails its
+/// call; a batch whose results together are over it comes back in parts.
+/// The instance lives on. Heavy (gigabytes): run with `CONCERTINA_HEAVY=1
+/// cargo test --release --test remote` (and under `mpirun -n 3`).
+fn messages_over_the_limit_fail_their_calls_and_the_instance_lives() {
+    if std::env::var_os("CONCERTINA_HEAVY").is_none() {
+        return;
+    }
+    let grid = GridRemote::start(1, 0.0).unwrap();
+    match grid.echo(vec![0; (1 << 30) + 1], 0).result() {
+        Err(Error::Remote(why)) => assert!(why.contains("over the 1073741824-byte limit"), "{why}"),
+        other => panic!("{:?}", other.map(|v| v.len())),
+    }
+    match grid.bytes((1 << 30) + 1).result() {
+        Err(Error::Remote(why)) => assert!(why.contains("over the 1073741824-byte limit"), "{why}"),
+        other => panic!("{:?}", other.map(|v| v.len())),
+    }
+    let batch = grid
+        .instance()
+        .call_many::<Vec<u8>, _>("bytes", (0..1_100).map(|_| (1usize << 20,)));
+    let batch = concertina::try_wait_all(batch).unwrap();
+    assert!(batch.iter().all(|b| b.len() == 1 << 20));
+    assert_eq!(grid.shift(1.0).result(), Ok(1.0), "the instance lives");
 }
 
 fn garbage_on_the_channel_is_a_clear_worker_lost() {

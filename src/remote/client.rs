@@ -470,7 +470,9 @@ impl Worker {
                 code: C::NAME.to_owned(),
                 args,
             };
-            let _ = writer.send(&start);
+            let refused = refusal(writer.send(&start));
+            drop(writer);
+            link.refuse(refused, id, 1);
             futures.pop().expect("one call registered")
         };
         // Failed, the instance is freed in the worker as this drops.
@@ -665,10 +667,9 @@ impl RemoteInstance {
             method: method.to_owned(),
             args,
         };
-        // A write that fails means the worker is gone: the reply thread
-        // sees the socket close and fails the pending calls.
-        let _ = writer.send(&call);
+        let refused = refusal(writer.send(&call));
         drop(writer);
+        link.refuse(refused, first, 1);
         futures.pop().expect("one call registered")
     }
 
@@ -731,8 +732,10 @@ impl RemoteInstance {
             method: method.to_owned(),
             args: encoded.into_iter().flatten().collect(),
         };
-        let _ = writer.send(&calls);
+        let count = futures.len();
+        let refused = refusal(writer.send(&calls));
         drop(writer);
+        link.refuse(refused, first, count);
         futures
     }
 
@@ -878,6 +881,17 @@ impl Link {
 
     /// Registers `count` calls: their first id and their futures, each of
     /// which tells the worker when cancelled.
+    /// Fails the calls `first..first + count`, whose message the transport
+    /// refused, with the reason (never under the writer's lock: settling
+    /// runs the futures' callbacks).
+    fn refuse(&self, refused: Option<String>, first: u64, count: usize) {
+        if let Some(why) = refused {
+            for id in first..first + count as u64 {
+                settle(&self.state, id, Outcome::Failed(why.clone()));
+            }
+        }
+    }
+
     fn register<R>(self: &Arc<Self>, count: usize) -> Result<(u64, Vec<Future<R>>), Error>
     where
         R: DeserializeOwned + Send + 'static,
@@ -1109,6 +1123,16 @@ pub(crate) fn settle(state: &Mutex<State>, id: u64, outcome: Outcome) {
             Outcome::Failed(why) => Err(Error::Remote(why)),
             Outcome::Cancelled => Err(Error::Cancelled),
         });
+    }
+}
+
+/// Why the transport refused a message (one over the size limit), if it
+/// did. A write that fails otherwise means the worker is gone: its reply
+/// side fails the pending calls.
+fn refusal(sent: std::io::Result<()>) -> Option<String> {
+    match sent {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Some(e.to_string()),
+        _ => None,
     }
 }
 

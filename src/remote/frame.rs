@@ -68,19 +68,24 @@ pub(crate) enum Outcome {
     Cancelled,
 }
 
+/// Refuses a message of `bytes` over [`MAX_FRAME`] (every transport: an
+/// MPI message counts its bytes in an `i32`), with an error of kind
+/// `InvalidInput` that names the size and the limit.
+pub(crate) fn check_size(bytes: usize) -> io::Result<()> {
+    if bytes > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a message of {bytes} bytes is over the {MAX_FRAME}-byte limit of a message"),
+        ));
+    }
+    Ok(())
+}
+
 /// Writes `message` as one frame.
 pub(crate) fn write<M: Serialize>(out: &mut impl Write, message: &M) -> io::Result<()> {
     let payload =
         postcard::to_stdvec(message).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    if payload.len() > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "a message of {} bytes is over the {MAX_FRAME}-byte limit",
-                payload.len()
-            ),
-        ));
-    }
+    check_size(payload.len())?;
     let mut frame = Vec::with_capacity(4 + payload.len());
     frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     frame.extend_from_slice(&payload);

@@ -18,7 +18,7 @@ use mpi::Threading;
 
 use crate::error::{ConfigError, Error};
 use crate::remote::client::{fail_all, set_ranks, settle, Link, Outbox, RankLinks, State};
-use crate::remote::frame::{FromWorker, ToWorker};
+use crate::remote::frame::{self, FromWorker, ToWorker};
 use crate::remote::worker::{Output, Server};
 use crate::remote::{CodeEntry, TRANSPORT_ENV};
 use crate::sync::Mutex;
@@ -67,6 +67,7 @@ impl Outbox for RankOutbox {
     fn send(&mut self, message: &ToWorker) -> std::io::Result<()> {
         let bytes = postcard::to_stdvec(message)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        frame::check_size(bytes.len())?;
         // One reply per call (a cancelled one replies that it was).
         let replies = match message {
             ToWorker::Start { .. } | ToWorker::Call { .. } => 1,
@@ -248,6 +249,43 @@ impl Backoff {
     }
 }
 
+/// Sends `bytes` to `to` with `tag`, receiving meanwhile: until the send
+/// completes, every message with tag `incoming` from `from` is received
+/// and handed to `arrived`. A blocking send of a message beyond the MPI
+/// library's eager limit waits for the peer to receive it; two ranks that
+/// sent each other such messages at once would both wait for ever. With
+/// this, each one receives the other's message while its own is under way.
+fn send_receiving<S, D>(
+    from: &S,
+    to: &D,
+    bytes: &[u8],
+    tag: i32,
+    incoming: i32,
+    arrived: &mut dyn FnMut(Vec<u8>, mpi::point_to_point::Status),
+) where
+    S: Source,
+    D: Destination,
+{
+    mpi::request::scope(|scope| {
+        let mut request = to.immediate_send_with_tag(scope, bytes, tag);
+        loop {
+            match request.test() {
+                Ok(_) => return,
+                Err(pending) => request = pending,
+            }
+            let mut received = false;
+            while let Some(probed) = from.immediate_matched_probe_with_tag(incoming) {
+                let (bytes, status) = probed.matched_receive_vec::<u8>();
+                arrived(bytes, status);
+                received = true;
+            }
+            if !received {
+                std::thread::yield_now();
+            }
+        }
+    });
+}
+
 /// Rank 0's MPI thread.
 fn root(
     world: &SimpleCommunicator,
@@ -299,19 +337,29 @@ fn root(
             }
         }
     };
-    // Sends a message: the replies it asks for, or `None` to shut down.
-    let send = |out: Out| match out {
-        Out::To(rank, bytes, replies) => {
-            world
-                .process_at_rank(rank)
-                .send_with_tag(&bytes[..], TO_WORKER);
-            Some(replies)
-        }
-        Out::Shutdown => None,
-    };
     // The replies still to come: with none, nothing can arrive, and this
     // thread sleeps until there is something to send.
     let mut outstanding = 0usize;
+    // Sends a message, taking the replies that arrive meanwhile; false to
+    // shut down.
+    let send = |out: Out, outstanding: &mut usize| match out {
+        Out::To(rank, bytes, replies) => {
+            *outstanding += replies;
+            send_receiving(
+                &world.any_process(),
+                &world.process_at_rank(rank),
+                &bytes,
+                TO_WORKER,
+                FROM_WORKER,
+                &mut |bytes, status| {
+                    let settled = route(&bytes, status.source_rank());
+                    *outstanding = outstanding.saturating_sub(settled);
+                },
+            );
+            true
+        }
+        Out::Shutdown => false,
+    };
     let mut backoff = Backoff::new();
     'serve: loop {
         let mut busy = false;
@@ -332,9 +380,8 @@ fn root(
                 }
             };
             busy = true;
-            match send(out) {
-                Some(replies) => outstanding += replies,
-                None => break 'serve,
+            if !send(out, &mut outstanding) {
+                break 'serve;
             }
         }
         while let Some(probed) = world
@@ -351,9 +398,8 @@ fn root(
             match incoming.recv_timeout(wait) {
                 Ok(out) => {
                     backoff.reset();
-                    match send(out) {
-                        Some(replies) => outstanding += replies,
-                        None => break 'serve,
+                    if !send(out, &mut outstanding) {
+                        break 'serve;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -364,9 +410,16 @@ fn root(
     // Every rank runs the calls it has, replies, and says it stopped.
     let stop = postcard::to_stdvec(&ToWorker::Stop).expect("a stop encodes");
     for rank in 1..size {
-        world
-            .process_at_rank(rank)
-            .send_with_tag(&stop[..], TO_WORKER);
+        send_receiving(
+            &world.any_process(),
+            &world.process_at_rank(rank),
+            &stop,
+            TO_WORKER,
+            FROM_WORKER,
+            &mut |bytes, status| {
+                route(&bytes, status.source_rank());
+            },
+        );
     }
     let mut running = size - 1;
     while running > 0 {
@@ -397,50 +450,76 @@ fn serve_rank(world: &SimpleCommunicator) {
             .ok()
             .is_some_and(|bytes| replies.send(bytes).is_ok())
     });
-    let mut server = Server::new(codes, output);
-    let mut stopping = false;
+    let mut rank = Rank {
+        server: Server::new(codes, output),
+        stopping: false,
+        world,
+    };
     let mut backoff = Backoff::new();
     loop {
         let mut busy = false;
         while let Ok(bytes) = replied.try_recv() {
-            parent.send_with_tag(&bytes[..], FROM_WORKER);
+            rank.reply(&bytes, FROM_WORKER);
             busy = true;
         }
-        if stopping && server.finished() {
+        if rank.stopping && rank.server.finished() {
             // Whatever the last calls replied, then the end.
             while let Ok(bytes) = replied.try_recv() {
-                parent.send_with_tag(&bytes[..], FROM_WORKER);
+                rank.reply(&bytes, FROM_WORKER);
             }
-            parent.send_with_tag(&[0u8][..], STOPPED);
+            rank.reply(&[0u8], STOPPED);
             return;
         }
         if let Some(probed) = parent.immediate_matched_probe_with_tag(TO_WORKER) {
             let (bytes, _) = probed.matched_receive_vec::<u8>();
-            match postcard::from_bytes::<ToWorker>(&bytes) {
-                Ok(message) => {
-                    if !server.handle(message) {
-                        server.end(false);
-                        stopping = true;
-                    }
-                }
-                Err(e) => {
-                    eprintln!(
-                        "concertina worker rank {}: a message that does not decode: {e}",
-                        world.rank()
-                    );
-                    world.abort(3);
-                }
-            }
+            rank.arrived(&bytes);
             busy = true;
         }
         if busy {
             backoff.reset();
         } else if let Some(wait) = backoff.step() {
             if let Ok(bytes) = replied.recv_timeout(wait) {
-                parent.send_with_tag(&bytes[..], FROM_WORKER);
+                rank.reply(&bytes, FROM_WORKER);
                 backoff.reset();
             }
         }
+    }
+}
+
+/// A worker rank's side of the conversation with rank 0.
+struct Rank<'a> {
+    server: Server<'a>,
+    stopping: bool,
+    world: &'a SimpleCommunicator,
+}
+
+impl Rank<'_> {
+    /// A message from the parent: handled at once (the server queues calls
+    /// to their instances), also while a reply is being sent.
+    fn arrived(&mut self, bytes: &[u8]) {
+        match postcard::from_bytes::<ToWorker>(bytes) {
+            Ok(message) => {
+                if !self.server.handle(message) {
+                    self.server.end(false);
+                    self.stopping = true;
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "concertina worker rank {}: a message that does not decode: {e}",
+                    self.world.rank()
+                );
+                self.world.abort(3);
+            }
+        }
+    }
+
+    /// Sends `bytes` to the parent, taking its messages meanwhile.
+    fn reply(&mut self, bytes: &[u8], tag: i32) {
+        let parent = self.world.process_at_rank(0);
+        send_receiving(&parent, &parent, bytes, tag, TO_WORKER, &mut |bytes, _| {
+            self.arrived(&bytes)
+        });
     }
 }
 

@@ -101,12 +101,66 @@ struct Live {
 /// Where a worker's replies go: true while they can be sent.
 pub(crate) type Output = Arc<dyn Fn(&FromWorker) -> bool + Send + Sync>;
 
-fn reply(output: &Output, message: &FromWorker) -> bool {
-    output(message)
+/// What a reply may weigh: a message's limit, less room for its framing.
+const REPLY_LIMIT: usize = frame::MAX_FRAME - 4096;
+
+/// About how many bytes `outcome` takes in a message.
+fn weight(outcome: &Outcome) -> usize {
+    16 + match outcome {
+        Outcome::Value(bytes) => bytes.len(),
+        Outcome::Panicked(text) | Outcome::Failed(text) => text.len(),
+        Outcome::Cancelled => 0,
+    }
+}
+
+/// An outcome that fits in a message: itself, or the failure that it does
+/// not (a value over the limit never reaches the parent).
+fn fitting(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Value(bytes)
+            if weight(&Outcome::Value(Vec::new())) + bytes.len() > REPLY_LIMIT =>
+        {
+            Outcome::Failed(format!(
+                "the result of {} bytes is over the {}-byte limit of a message",
+                bytes.len(),
+                frame::MAX_FRAME
+            ))
+        }
+        outcome => outcome,
+    }
+}
+
+/// Sends `message`, so that every call gets its reply whatever the sizes:
+/// a value over the limit of a message becomes its failure, and a batch of
+/// outcomes over it goes in parts. True while replies can be sent.
+fn reply(output: &Output, message: FromWorker) -> bool {
+    match message {
+        FromWorker::Reply { id, outcome } => output(&FromWorker::Reply {
+            id,
+            outcome: fitting(outcome),
+        }),
+        FromWorker::Replies(outcomes) => {
+            let mut part = Vec::new();
+            let mut weighed = 0;
+            for (id, outcome) in outcomes {
+                let outcome = fitting(outcome);
+                let w = weight(&outcome);
+                if !part.is_empty() && weighed + w > REPLY_LIMIT {
+                    if !output(&FromWorker::Replies(std::mem::take(&mut part))) {
+                        return false;
+                    }
+                    weighed = 0;
+                }
+                weighed += w;
+                part.push((id, outcome));
+            }
+            part.is_empty() || output(&FromWorker::Replies(part))
+        }
+    }
 }
 
 fn reply_to(output: &Output, id: u64, outcome: Outcome) -> bool {
-    reply(output, &FromWorker::Reply { id, outcome })
+    reply(output, FromWorker::Reply { id, outcome })
 }
 
 /// Serves the parent's messages until it says stop or closes the socket;
@@ -264,7 +318,7 @@ impl<'a> Server<'a> {
                     let outcomes = (first..first + args.len() as u64)
                         .map(|id| (id, no_instance(instance)))
                         .collect();
-                    reply(output, &FromWorker::Replies(outcomes));
+                    reply(output, FromWorker::Replies(outcomes));
                 }
             },
             ToWorker::Cancel { id } => {
@@ -364,7 +418,7 @@ fn cancel(runner: &Runner, id: u64, output: &Output) -> bool {
         let call = inbox.calls.remove(at);
         drop(inbox);
         if call.is_some_and(|c| c.batched) {
-            reply(output, &FromWorker::Replies(vec![(id, Outcome::Cancelled)]));
+            reply(output, FromWorker::Replies(vec![(id, Outcome::Cancelled)]));
         } else {
             reply_to(output, id, Outcome::Cancelled);
         }
@@ -457,7 +511,7 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
             // The last of its message, or the last queued (its last one
             // was cancelled): the outcomes go back together.
             let more = !last && runner.inbox.lock().calls.front().is_some_and(|c| c.batched);
-            more || reply(output, &FromWorker::Replies(std::mem::take(&mut batch)))
+            more || reply(output, FromWorker::Replies(std::mem::take(&mut batch)))
         };
         if !sent {
             return;
