@@ -349,7 +349,8 @@ impl Kind for Operations {
     }
 
     fn ran(ops: &Ops) {
-        ops.wake();
+        // `running` was cleared under the lock: waiters re-check it.
+        ops.kind.settled.notify_all();
     }
 
     /// A queued operation waits on what holds it off.
