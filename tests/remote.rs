@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -71,6 +72,41 @@ impl Code for Legacy {
                 remote::encode("stopped")
             }
             "total" => remote::encode(&TOTAL.load(Ordering::SeqCst)),
+            "helper" => {
+                // A helper program that outlives the worker and keeps its
+                // stderr (inherited, as children inherit it).
+                let helper = std::process::Command::new("sleep")
+                    .arg("60")
+                    .spawn()
+                    .map_err(|e| RemoteError::new(e.to_string()))?;
+                remote::encode(&helper.id())
+            }
+            "fork" => {
+                // A forked child keeps every descriptor of the worker, its
+                // socket too, and outlives it.
+                // SAFETY: the child calls only async-signal-safe functions.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    unsafe {
+                        libc::sleep(60);
+                        libc::_exit(0);
+                    }
+                }
+                remote::encode(&pid)
+            }
+            "progress" => {
+                // A progress bar: `\r` and no newline, then a byte that is
+                // not UTF-8, then a line.
+                let (steps,): (u32,) = remote::decode(args)?;
+                let mut err = std::io::stderr();
+                for i in 0..steps {
+                    let _ = write!(err, "\r{:>3}% {}", i % 100, "#".repeat(60));
+                }
+                let _ = err.write_all(b"\xff done\n");
+                eprintln!("legacy: still writing");
+                remote::encode(&steps)
+            }
+            "worker_env" => remote::encode(&std::env::var_os(remote::WORKER_ENV).is_some()),
             "sleep" => {
                 let (ms,): (u64,) = remote::decode(args)?;
                 std::thread::sleep(Duration::from_millis(ms));
@@ -223,6 +259,10 @@ fn main() {
         garbage_on_the_channel_is_a_clear_worker_lost,
         ctrl_c_cancels_the_remote_call_waited_on_and_the_worker_lives,
         a_worker_that_dies_loses_every_instance_in_it,
+        a_worker_killed_while_its_helper_holds_its_stderr_is_lost_at_once,
+        a_worker_killed_while_a_forked_child_holds_its_socket_is_lost,
+        progress_output_and_bad_bytes_on_stderr_pass_and_the_worker_lives,
+        a_program_the_code_runs_is_no_worker,
     ];
     // The worker ranks of an MPI job (`mpirun -n 3`).
     let ranks = named![
@@ -620,6 +660,88 @@ fn a_killed_worker_is_named_by_its_signal() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Kills `pid` with SIGKILL.
+fn kill_9(pid: u32) {
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// A worker killed while a helper program it started still holds its
+/// stderr: the pending call fails with `WorkerLost` at once, without
+/// waiting for the helper to close the pipe.
+fn a_worker_killed_while_its_helper_holds_its_stderr_is_lost_at_once() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let helper = model.call::<u32>("helper", &()).result().unwrap();
+    let long = model.call::<u64>("sleep", &(60_000u64,));
+    std::thread::sleep(Duration::from_millis(20));
+    kill_9(model.pid());
+    let outcome = long.result();
+    kill_9(helper);
+    match outcome {
+        Err(Error::WorkerLost(why)) => assert!(why.contains("SIGKILL"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A worker killed while a child it forked (which keeps every descriptor,
+/// the socket to the parent too) lives on: its death is seen from the
+/// process, not from the socket's end.
+fn a_worker_killed_while_a_forked_child_holds_its_socket_is_lost() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let child = model.call::<i32>("fork", &()).result().unwrap();
+    assert!(child > 0);
+    let long = model.call::<u64>("sleep", &(60_000u64,));
+    std::thread::sleep(Duration::from_millis(20));
+    kill_9(model.pid());
+    let outcome = long.result();
+    kill_9(child as u32);
+    match outcome {
+        Err(Error::WorkerLost(why)) => assert!(why.contains("SIGKILL"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// 1 MB of progress output without a newline, then a byte that is not
+/// UTF-8: passed on, and the worker goes on writing and calling. When it
+/// dies, its error quotes a bounded tail of what it wrote.
+fn progress_output_and_bad_bytes_on_stderr_pass_and_the_worker_lives() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    assert_eq!(
+        model.call::<u32>("progress", &(16_000u32,)).result(),
+        Ok(16_000)
+    );
+    assert_eq!(
+        model.call::<u32>("progress", &(10u32,)).result(),
+        Ok(10),
+        "no broken pipe"
+    );
+    assert_eq!(model.call::<u64>("add", &(2u64,)).result(), Ok(2));
+    let long = model.call::<u64>("sleep", &(60_000u64,));
+    std::thread::sleep(Duration::from_millis(20));
+    kill_9(model.pid());
+    match long.result() {
+        Err(Error::WorkerLost(why)) => {
+            assert!(why.contains("legacy: still writing"), "{why}");
+            assert!(
+                why.contains("\u{fffd} done"),
+                "the bad byte shown as such: {why}"
+            );
+            assert!(why.len() < 16 << 10, "a bounded tail: {} bytes", why.len());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The worker's own variables are not passed on to what its code runs: a
+/// concertina program started by a code is a program, not a worker.
+fn a_program_the_code_runs_is_no_worker() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    assert_eq!(model.call::<bool>("worker_env", &()).result(), Ok(false));
 }
 
 fn cancel_drops_a_queued_call_and_stops_a_running_one() {

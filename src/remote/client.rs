@@ -1,9 +1,9 @@
 //! The parent side: a worker process per instance, a thread that reads its
 //! replies, and one that keeps the tail of its stderr.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -20,11 +20,10 @@ use crate::error::ConfigError;
 use crate::error::Error;
 use crate::future::Future;
 use crate::remote::frame::{self, FromWorker, Outcome, ToWorker};
+use crate::remote::process::{self, Tail};
 use crate::remote::{decode, encode, Code, Transport, TRANSPORT_ENV, WORKER_ENV};
 use crate::sync::Mutex;
 
-/// How many of the last lines of a worker's stderr a `WorkerLost` quotes.
-const STDERR_TAIL: usize = 20;
 /// How long a worker may take to connect after it started.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped worker may take to exit before it is killed.
@@ -825,8 +824,11 @@ impl Link {
                 return Err(e);
             }
         };
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr = child.stderr.take().map(|err| keep_tail(err, tail.clone()));
+        let tail = Arc::new(Mutex::new(Tail::default()));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|err| process::relay_stderr(err, tail.clone()));
         let accepted = accept(&listener, &path, &mut child);
         drop(listener);
         let _ = std::fs::remove_file(&path);
@@ -839,6 +841,11 @@ impl Link {
         };
         let pid = child.id();
         let child = Arc::new(Mutex::new(child));
+        // The worker's death, seen from the process: its socket's end is
+        // not enough when a child of the worker holds the socket.
+        if let Ok(socket) = stream.try_clone() {
+            process::watch(&child, socket);
+        }
         let input = match stream.try_clone() {
             Ok(reader) => BufReader::new(reader),
             Err(e) => {
@@ -879,8 +886,6 @@ impl Link {
         }))
     }
 
-    /// Registers `count` calls: their first id and their futures, each of
-    /// which tells the worker when cancelled.
     /// Fails the calls `first..first + count`, whose message the transport
     /// refused, with the reason (never under the writer's lock: settling
     /// runs the futures' callbacks).
@@ -892,6 +897,8 @@ impl Link {
         }
     }
 
+    /// Registers `count` calls: their first id and their futures, each of
+    /// which tells the worker when cancelled.
     fn register<R>(self: &Arc<Self>, count: usize) -> Result<(u64, Vec<Future<R>>), Error>
     where
         R: DeserializeOwned + Send + 'static,
@@ -1058,34 +1065,10 @@ fn accept(
     Err(child.wait().ok())
 }
 
-/// Copies the worker's stderr to ours, keeping its last lines.
-fn keep_tail(
-    stderr: std::process::ChildStderr,
-    tail: Arc<Mutex<VecDeque<String>>>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = writeln!(std::io::stderr(), "{line}");
-            let mut tail = tail.lock();
-            if tail.len() == STDERR_TAIL {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-    })
-}
-
 /// How the worker ended, with the tail of its stderr.
-fn ended(
-    status: Option<ExitStatus>,
-    stderr: Option<JoinHandle<()>>,
-    tail: &Mutex<VecDeque<String>>,
-) -> String {
-    if let Some(stderr) = stderr {
-        // The worker is gone: its stderr ends.
-        let _ = stderr.join();
-    }
+fn ended(status: Option<ExitStatus>, stderr: Option<JoinHandle<()>>, tail: &Mutex<Tail>) -> String {
+    // The worker is gone: its stderr ends (unless a child of it holds it).
+    process::wait_relay(stderr);
     let how = match status {
         Some(status) => match (status.code(), status.signal()) {
             (Some(code), _) => format!("exited with status {code}"),
@@ -1094,12 +1077,9 @@ fn ended(
         },
         None => "its end could not be observed".to_owned(),
     };
-    let tail = tail.lock();
-    if tail.is_empty() {
-        format!("{how}; its stderr was empty")
-    } else {
-        let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
-        format!("{how}; the last lines of its stderr:\n{}", lines.join("\n"))
+    match tail.lock().text() {
+        None => format!("{how}; its stderr was empty"),
+        Some(lines) => format!("{how}; the last lines of its stderr:\n{lines}"),
     }
 }
 
@@ -1144,7 +1124,7 @@ fn read_replies(
     state: Arc<Mutex<State>>,
     child: Arc<Mutex<Child>>,
     stderr: Option<JoinHandle<()>>,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    tail: Arc<Mutex<Tail>>,
 ) {
     let garbage = loop {
         match frame::read::<FromWorker>(&mut input) {

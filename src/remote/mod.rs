@@ -43,6 +43,7 @@ mod client;
 pub(crate) mod frame;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod process;
 mod session;
 mod worker;
 

@@ -44,6 +44,8 @@ use crate::remote::CodeEntry;
 /// ```
 pub fn serve_if_worker(codes: &[CodeEntry]) -> Session {
     if let Some(path) = std::env::var_os(WORKER_ENV) {
+        // A concertina program that the code runs is no worker of ours.
+        std::env::remove_var(WORKER_ENV);
         // The terminal's Ctrl-C reaches the whole process group; the parent
         // handles it and tells the worker what to cancel.
         let _ = ctrlc::set_handler(|| {});
