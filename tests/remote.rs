@@ -263,6 +263,7 @@ fn main() {
         a_worker_killed_while_a_forked_child_holds_its_socket_is_lost,
         progress_output_and_bad_bytes_on_stderr_pass_and_the_worker_lives,
         a_program_the_code_runs_is_no_worker,
+        a_cancel_after_the_handle_is_dropped_reaches_the_worker,
     ];
     // The worker ranks of an MPI job (`mpirun -n 3`).
     let ranks = named![
@@ -734,6 +735,34 @@ fn progress_output_and_bad_bytes_on_stderr_pass_and_the_worker_lives() {
             assert!(why.len() < 16 << 10, "a bounded tail: {} bytes", why.len());
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// A running call cancelled after the instance's last handle was dropped:
+/// the cancel still reaches the worker, whose call sees `cancelled()` and
+/// returns, and the worker then exits (it spun on for ever before).
+fn a_cancel_after_the_handle_is_dropped_reaches_the_worker() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let pid = model.pid();
+    let marker = std::env::temp_dir().join(format!("concertina-spin-{pid}"));
+    let _ = std::fs::remove_file(&marker);
+    let running = model.call::<String>("spin", &(marker.to_string_lossy().into_owned(),));
+    while !marker.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = std::fs::remove_file(&marker);
+    drop(model);
+    assert!(running.cancel());
+    assert_eq!(running.result(), Err(Error::Cancelled));
+    // The worker ends once its call has replied.
+    while std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

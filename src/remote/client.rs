@@ -137,7 +137,9 @@ fn ranks() -> Option<Arc<dyn RankLinks>> {
 /// A worker as its handles see it, whatever carries its messages.
 pub(crate) struct Link {
     pid: u32,
-    writer: Mutex<Box<dyn Outbox>>,
+    /// Shared with the cancel hooks of pending calls: a cancel reaches the
+    /// worker while it lives, also after the last handle was dropped.
+    writer: Arc<Mutex<Box<dyn Outbox>>>,
     state: Arc<Mutex<State>>,
     process: Process,
     next_instance: AtomicU32,
@@ -160,6 +162,9 @@ enum Process {
     Local {
         child: Arc<Mutex<Child>>,
         reader: Mutex<Option<JoinHandle<()>>>,
+        /// The parent's end of the socket, shut for writing once the calls
+        /// made before the stop have replied.
+        socket: Option<UnixStream>,
     },
     /// Another rank of the MPI job, serving for the whole session.
     #[cfg(feature = "mpi")]
@@ -805,7 +810,7 @@ impl Link {
     ) -> Arc<Link> {
         Arc::new(Link {
             pid,
-            writer: Mutex::new(outbox),
+            writer: Arc::new(Mutex::new(outbox)),
             state,
             process: Process::Rank(rank),
             next_instance: AtomicU32::new(0),
@@ -846,6 +851,9 @@ impl Link {
         if let Ok(socket) = stream.try_clone() {
             process::watch(&child, socket);
         }
+        // What tells the worker, once its calls have replied after a stop,
+        // that nothing more will come.
+        let ending = stream.try_clone().ok();
         let input = match stream.try_clone() {
             Ok(reader) => BufReader::new(reader),
             Err(e) => {
@@ -876,11 +884,12 @@ impl Link {
         };
         Ok(Arc::new(Link {
             pid,
-            writer: Mutex::new(Box::new(BufWriter::new(stream))),
+            writer: Arc::new(Mutex::new(Box::new(BufWriter::new(stream)))),
             state,
             process: Process::Local {
                 child,
                 reader: Mutex::new(Some(reader)),
+                socket: ending,
             },
             next_instance: AtomicU32::new(0),
         }))
@@ -924,10 +933,10 @@ impl Link {
                 // A cancel here (or a Ctrl-C while waiting on it) reaches
                 // the worker: a queued call is dropped, a running one sees
                 // `cancelled()`.
-                let link = Arc::downgrade(self);
+                let writer = Arc::downgrade(&self.writer);
                 future.on_cancel(move || {
-                    if let Some(link) = link.upgrade() {
-                        let _ = link.writer.lock().send(&ToWorker::Cancel { id });
+                    if let Some(writer) = writer.upgrade() {
+                        let _ = writer.lock().send(&ToWorker::Cancel { id });
                     }
                 })
             })
@@ -948,19 +957,25 @@ impl Drop for Handle {
 impl Drop for Link {
     #[allow(irrefutable_let_patterns)]
     fn drop(&mut self) {
-        let Process::Local { child, reader } = &self.process else {
+        let Process::Local {
+            child,
+            reader,
+            socket,
+        } = &self.process
+        else {
             // A rank serves until the session ends.
             return;
         };
-        // A stop message, a wait, and a kill after the timeout. The socket
-        // closes as the writer drops.
+        // A stop message, a wait, and a kill after the timeout.
         let _ = self.writer.lock().send(&ToWorker::Stop);
-        *self.writer.lock() = Box::new(Closed);
-        let (reaped, state) = (child.clone(), self.state.clone());
+        let (reaped, state, writer) = (child.clone(), self.state.clone(), self.writer.clone());
+        let socket = socket.as_ref().and_then(|s| s.try_clone().ok());
         let reader = reader.lock().take();
         let reap = move || {
             // The calls made before the stop still run and reply (their
-            // futures may outlive the handle); then the worker exits.
+            // futures may outlive the handle, and a cancel of theirs still
+            // reaches the worker); then nothing more is sent, and the
+            // worker exits.
             loop {
                 let state = state.lock();
                 if state.pending.is_empty() || state.lost.is_some() {
@@ -968,6 +983,10 @@ impl Drop for Link {
                 }
                 drop(state);
                 std::thread::sleep(Duration::from_millis(2));
+            }
+            *writer.lock() = Box::new(Closed);
+            if let Some(socket) = socket {
+                let _ = socket.shutdown(std::net::Shutdown::Write);
             }
             let deadline = Instant::now() + STOP_TIMEOUT;
             while Instant::now() < deadline {

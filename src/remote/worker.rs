@@ -176,7 +176,7 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
         Arc::new(move |message: &FromWorker| frame::write(&mut *writer.lock(), message).is_ok());
     let mut server = Server::new(codes, output);
     let mut status = 0;
-    let gone = loop {
+    let mut gone = loop {
         match frame::read::<ToWorker>(&mut input) {
             Ok(Some(message)) => {
                 if !server.handle(message) {
@@ -192,6 +192,19 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
         }
     };
     server.end(gone);
+    if !gone {
+        // After the stop, the parent still tells the cancels of the calls
+        // that run, until they have all replied and it shuts the socket.
+        while let Ok(Some(message)) = frame::read::<ToWorker>(&mut input) {
+            server.handle(message);
+        }
+        // The parent shuts the socket once every call has replied: an end
+        // before that is the parent gone.
+        if !server.finished() {
+            server.end(true);
+            gone = true;
+        }
+    }
     if gone {
         // Nobody is left to reply to: the calls have a moment to notice
         // their cancel, then the process ends under them (no orphans).
