@@ -246,6 +246,7 @@ fn main() {
         reentrant_codes_share_a_worker_and_run_side_by_side,
         a_legacy_code_has_one_instance_per_worker,
         messages_of_every_size_in_flight_both_ways_at_once,
+        a_batchs_replies_do_not_wait_for_the_next_message,
         messages_over_the_limit_fail_their_calls_and_the_instance_lives,
         the_transport_is_chosen_by_configuration,
     ];
@@ -881,6 +882,45 @@ fn the_attribute_makes_a_typed_client() {
         Err(Error::Remote(why)) => assert_eq!(why, "no method `local_only`"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Waits until `marker` exists (a spinning call runs), then removes it.
+fn spinning(marker: &std::path::Path) {
+    while !marker.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = std::fs::remove_file(marker);
+}
+
+/// The replies of a vectorised call go back once its calls have run, even
+/// when its last call was cancelled and another vectorised call follows
+/// whose first call runs on and on: they are not held behind it.
+fn a_batchs_replies_do_not_wait_for_the_next_message() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let marker = |name: &str| {
+        let path = std::env::temp_dir().join(format!("concertina-{name}-{}", model.pid()));
+        let _ = std::fs::remove_file(&path);
+        path
+    };
+    let (first, second) = (marker("hold"), marker("next"));
+    // Holds the queue while the rest is queued.
+    let hold = model.call::<String>("spin", &(first.to_string_lossy().into_owned(),));
+    spinning(&first);
+    let mut quick = model.call_many::<u64, _>("add", [(1u64,), (2,), (3,)]);
+    let next = model.call_many::<String, _>("spin", [(second.to_string_lossy().into_owned(),)]);
+    let cancelled = quick.pop().expect("three calls");
+    assert!(cancelled.cancel());
+    assert!(hold.cancel());
+    // The next message's spin runs now, until cancelled: the quick ones
+    // have replied by then.
+    spinning(&second);
+    // (The held spin added a million as it stopped.)
+    assert_eq!(concertina::wait_all(quick), [Ok(1_000_001), Ok(1_000_003)]);
+    assert!(next.iter().all(|f| !f.done()));
+    for f in &next {
+        f.cancel();
+    }
+    assert_eq!(cancelled.result(), Err(Error::Cancelled));
 }
 
 /// Calls of 1 B to 64 MB made without waiting, on two instances (two

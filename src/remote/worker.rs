@@ -42,13 +42,20 @@ pub(crate) fn serve_parent_at(path: &std::ffi::OsStr, codes: &[CodeEntry]) -> i3
 /// notice their cancel before the worker exits under them.
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 
+/// How long the outcomes of a vectorised call may wait for the rest of its
+/// message's calls before they go back (checked as each call ends: a call
+/// of the message that runs long holds at most the outcomes of the
+/// moment before it).
+const HOLD_REPLIES: Duration = Duration::from_millis(1);
+
 /// A call waiting to run.
 struct Call {
     id: u64,
     method: String,
     args: Vec<u8>,
-    /// Part of a `Calls` message: its outcome goes back with the others'.
-    batched: bool,
+    /// Part of a `Calls` message (named by its first call's id): its
+    /// outcome goes back with the others' of that message.
+    batch: Option<u64>,
     /// The last of its message.
     last: bool,
 }
@@ -301,7 +308,7 @@ impl<'a> Server<'a> {
                         id,
                         method,
                         args,
-                        batched: false,
+                        batch: None,
                         last: true,
                     })
                 }),
@@ -322,7 +329,7 @@ impl<'a> Server<'a> {
                             id: first + i,
                             method: method.clone(),
                             args,
-                            batched: true,
+                            batch: Some(first),
                             last: i + 1 == count,
                         });
                     }
@@ -430,7 +437,7 @@ fn cancel(runner: &Runner, id: u64, output: &Output) -> bool {
     if let Some(at) = inbox.calls.iter().position(|call| call.id == id) {
         let call = inbox.calls.remove(at);
         drop(inbox);
-        if call.is_some_and(|c| c.batched) {
+        if call.is_some_and(|c| c.batch.is_some()) {
             reply(output, FromWorker::Replies(vec![(id, Outcome::Cancelled)]));
         } else {
             reply_to(output, id, Outcome::Cancelled);
@@ -472,8 +479,10 @@ fn run_instance(entry: CodeEntry, args: &[u8], id: u64, runner: &Runner, output:
 /// Runs an instance's queued calls one at a time, until it is freed (its
 /// queue run) or the parent is gone.
 fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
-    // The outcomes of a `Calls` message so far.
-    let mut batch: Vec<(u64, Outcome)> = Vec::new();
+    // The outcomes of a `Calls` message not sent yet, and since when the
+    // first of them waits.
+    let mut held: Vec<(u64, Outcome)> = Vec::new();
+    let mut held_since = Instant::now();
     loop {
         let call = {
             let mut inbox = runner.inbox.lock();
@@ -498,7 +507,7 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
             id,
             method,
             args,
-            batched,
+            batch,
             last,
         } = call;
         run_task_with(
@@ -517,14 +526,28 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
             Err(Error::Remote(why)) => Outcome::Failed(why),
             Err(other) => Outcome::Failed(other.to_string()),
         };
-        let sent = if !batched {
-            reply_to(output, id, outcome)
-        } else {
-            batch.push((id, outcome));
-            // The last of its message, or the last queued (its last one
-            // was cancelled): the outcomes go back together.
-            let more = !last && runner.inbox.lock().calls.front().is_some_and(|c| c.batched);
-            more || reply(output, FromWorker::Replies(std::mem::take(&mut batch)))
+        let sent = match batch {
+            None => reply_to(output, id, outcome),
+            Some(batch) => {
+                if held.is_empty() {
+                    held_since = Instant::now();
+                }
+                held.push((id, outcome));
+                // The outcomes of a message go back together while its
+                // calls come quickly one after the other; they go once its
+                // last has run, once the next queued call is not of it (its
+                // last was cancelled, or another message follows), or once
+                // the first of them has waited for `HOLD_REPLIES`.
+                let more = !last
+                    && held_since.elapsed() < HOLD_REPLIES
+                    && runner
+                        .inbox
+                        .lock()
+                        .calls
+                        .front()
+                        .is_some_and(|c| c.batch == Some(batch));
+                more || reply(output, FromWorker::Replies(std::mem::take(&mut held)))
+            }
         };
         if !sent {
             return;
