@@ -1,17 +1,18 @@
-//! The parent side: a worker process per instance, a thread that reads its
-//! replies, and one that keeps the tail of its stderr.
+//! The parent side: the handles ([`Worker`], [`RemoteInstance`],
+//! [`RemoteBuilder`]), the link to a worker with its pending calls, and
+//! their settling. The transports are rooms of their own: worker processes
+//! of this machine in `local`, MPI ranks in `mpi`.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{BufReader, BufWriter};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::ExitStatusExt;
+use std::io::BufWriter;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -19,15 +20,14 @@ use serde::Serialize;
 use crate::error::ConfigError;
 use crate::error::Error;
 use crate::future::Future;
-use crate::remote::frame::{self, FromWorker, Outcome, ToWorker};
-use crate::remote::process::{self, Tail};
-use crate::remote::{decode, encode, Code, Transport, TRANSPORT_ENV, WORKER_ENV};
+use crate::remote::frame::{self, Outcome, ToWorker};
+use crate::remote::{decode, encode, Code, Transport, TRANSPORT_ENV};
 use crate::sync::Mutex;
 
 /// How long a worker may take to connect after it started.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped worker may take to exit before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Pending = Box<dyn FnOnce(Result<Vec<u8>, Error>) + Send>;
 
@@ -136,13 +136,13 @@ fn ranks() -> Option<Arc<dyn RankLinks>> {
 
 /// A worker as its handles see it, whatever carries its messages.
 pub(crate) struct Link {
-    pid: u32,
+    pub(super) pid: u32,
     /// Shared with the cancel hooks of pending calls: a cancel reaches the
     /// worker while it lives, also after the last handle was dropped.
-    writer: Arc<Mutex<Box<dyn Outbox>>>,
-    state: Arc<Mutex<State>>,
-    process: Process,
-    next_instance: AtomicU32,
+    pub(super) writer: Arc<Mutex<Box<dyn Outbox>>>,
+    pub(super) state: Arc<Mutex<State>>,
+    pub(super) process: Process,
+    pub(super) next_instance: AtomicU32,
 }
 
 /// Carries messages to a worker, in the order sent.
@@ -157,7 +157,7 @@ impl Outbox for BufWriter<UnixStream> {
 }
 
 /// What the worker is.
-enum Process {
+pub(super) enum Process {
     /// A child process: its handle, and the thread reading its replies.
     Local {
         child: Arc<Mutex<Child>>,
@@ -183,13 +183,13 @@ impl State {
 }
 
 pub(crate) struct State {
-    next: u64,
-    pending: HashMap<u64, Pending>,
+    pub(super) next: u64,
+    pub(super) pending: HashMap<u64, Pending>,
     /// Why the worker is gone, once it is.
-    lost: Option<String>,
+    pub(super) lost: Option<String>,
 }
 
-static NEXT_SOCKET: AtomicU64 = AtomicU64::new(0);
+pub(super) static NEXT_SOCKET: AtomicU64 = AtomicU64::new(0);
 
 /// How to start a worker: which executable (this one by default), with
 /// which extra environment. See [`RemoteInstance::builder`].
@@ -213,10 +213,10 @@ static NEXT_SOCKET: AtomicU64 = AtomicU64::new(0);
 #[derive(Clone, Debug, Default)]
 #[must_use = "a builder starts nothing until start() is called"]
 pub struct RemoteBuilder {
-    program: Option<PathBuf>,
-    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
-    transport: Option<Transport>,
-    rank: Option<i32>,
+    pub(super) program: Option<PathBuf>,
+    pub(super) env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    pub(super) transport: Option<Transport>,
+    pub(super) rank: Option<i32>,
 }
 
 impl RemoteBuilder {
@@ -817,84 +817,6 @@ impl Link {
         })
     }
 
-    /// Starts the worker process and waits for it to connect.
-    fn launch(builder: &RemoteBuilder) -> Result<Arc<Link>, Error> {
-        let path = socket_path();
-        let listener = UnixListener::bind(&path)
-            .map_err(|e| lost(format!("cannot listen at {}: {e}", path.display())))?;
-        let mut child = match spawn_worker(builder, &path) {
-            Ok(child) => child,
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-        };
-        let tail = Arc::new(Mutex::new(Tail::default()));
-        let stderr = child
-            .stderr
-            .take()
-            .map(|err| process::relay_stderr(err, tail.clone()));
-        let accepted = accept(&listener, &path, &mut child);
-        drop(listener);
-        let _ = std::fs::remove_file(&path);
-        let stream = match accepted {
-            Ok(stream) => stream,
-            Err(status) => {
-                let why = ended(status, stderr, &tail);
-                return Err(lost(format!("the worker ended before it was ready: {why}")));
-            }
-        };
-        let pid = child.id();
-        let child = Arc::new(Mutex::new(child));
-        // The worker's death, seen from the process: its socket's end is
-        // not enough when a child of the worker holds the socket.
-        if let Ok(socket) = stream.try_clone() {
-            process::watch(&child, socket);
-        }
-        // What tells the worker, once its calls have replied after a stop,
-        // that nothing more will come.
-        let ending = stream.try_clone().ok();
-        let input = match stream.try_clone() {
-            Ok(reader) => BufReader::new(reader),
-            Err(e) => {
-                let mut child = child.lock();
-                let _ = child.kill();
-                let status = child.wait().ok();
-                let why = ended(status, stderr, &tail);
-                return Err(lost(format!("cannot share the socket: {e}: {why}")));
-            }
-        };
-        let state = Arc::new(Mutex::new(State {
-            next: 0,
-            pending: HashMap::new(),
-            lost: None,
-        }));
-        let reader = {
-            let (state, child) = (state.clone(), child.clone());
-            std::thread::Builder::new()
-                .name(format!("concertina-remote-{pid}"))
-                .spawn(move || read_replies(input, state, child, stderr, tail))
-        };
-        let reader = match reader {
-            Ok(reader) => reader,
-            Err(e) => {
-                let _ = child.lock().kill();
-                return Err(lost(format!("cannot start the reply thread: {e}")));
-            }
-        };
-        Ok(Arc::new(Link {
-            pid,
-            writer: Arc::new(Mutex::new(Box::new(BufWriter::new(stream)))),
-            state,
-            process: Process::Local {
-                child,
-                reader: Mutex::new(Some(reader)),
-                socket: ending,
-            },
-            next_instance: AtomicU32::new(0),
-        }))
-    }
-
     /// Fails the calls `first..first + count`, whose message the transport
     /// refused, with the reason (never under the writer's lock: settling
     /// runs the futures' callbacks).
@@ -954,162 +876,8 @@ impl Drop for Handle {
     }
 }
 
-impl Drop for Link {
-    #[allow(irrefutable_let_patterns)]
-    fn drop(&mut self) {
-        let Process::Local {
-            child,
-            reader,
-            socket,
-        } = &self.process
-        else {
-            // A rank serves until the session ends.
-            return;
-        };
-        // A stop message, a wait, and a kill after the timeout.
-        let _ = self.writer.lock().send(&ToWorker::Stop);
-        let (reaped, state, writer) = (child.clone(), self.state.clone(), self.writer.clone());
-        let socket = socket.as_ref().and_then(|s| s.try_clone().ok());
-        let reader = reader.lock().take();
-        let reap = move || {
-            // The calls made before the stop still run and reply (their
-            // futures may outlive the handle, and a cancel of theirs still
-            // reaches the worker); then nothing more is sent, and the
-            // worker exits.
-            loop {
-                let state = state.lock();
-                if state.pending.is_empty() || state.lost.is_some() {
-                    break;
-                }
-                drop(state);
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            *writer.lock() = Box::new(Closed);
-            if let Some(socket) = socket {
-                let _ = socket.shutdown(std::net::Shutdown::Write);
-            }
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while Instant::now() < deadline {
-                if !matches!(reaped.lock().try_wait(), Ok(None)) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            let _ = reaped.lock().kill();
-            if let Some(reader) = reader {
-                let _ = reader.join();
-            }
-        };
-        if std::thread::Builder::new()
-            .name("concertina-remote-stop".into())
-            .spawn(reap)
-            .is_err()
-        {
-            let _ = child.lock().kill();
-        }
-    }
-}
-
-/// What a stopped worker's messages go to.
-struct Closed;
-
-impl Outbox for Closed {
-    fn send(&mut self, _: &ToWorker) -> std::io::Result<()> {
-        Err(std::io::ErrorKind::NotConnected.into())
-    }
-}
-
-fn lost(why: String) -> Error {
+pub(super) fn lost(why: String) -> Error {
     Error::WorkerLost(why)
-}
-
-/// A socket path of its own in the temporary directory.
-fn socket_path() -> PathBuf {
-    let n = NEXT_SOCKET.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("concertina-{}-{n}.sock", std::process::id()))
-}
-
-/// The worker executable (this one by default), in worker mode.
-fn spawn_worker(builder: &RemoteBuilder, path: &std::path::Path) -> Result<Child, Error> {
-    let exe = match &builder.program {
-        Some(program) => program.clone(),
-        None => std::env::current_exe().map_err(|e| {
-            lost(format!(
-                "cannot find this executable to start a worker: {e}"
-            ))
-        })?,
-    };
-    Command::new(&exe)
-        .envs(builder.env.iter().map(|(k, v)| (k, v)))
-        .env(WORKER_ENV, path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| lost(format!("cannot start {} as a worker: {e}", exe.display())))
-}
-
-/// Waits for the worker to connect; its exit status if it ended first.
-fn accept(
-    listener: &UnixListener,
-    path: &std::path::Path,
-    child: &mut Child,
-) -> Result<UnixStream, Option<ExitStatus>> {
-    if listener.set_nonblocking(true).is_err() {
-        return Err(None);
-    }
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let _ = stream.set_nonblocking(false);
-                return Ok(stream);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => break,
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(Some(status));
-        }
-        if Instant::now() > deadline {
-            eprintln!(
-                "concertina: a worker did not connect to {} within {CONNECT_TIMEOUT:?}; killed",
-                path.display()
-            );
-            break;
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let _ = child.kill();
-    Err(child.wait().ok())
-}
-
-/// How the worker ended, with the tail of its stderr.
-fn ended(status: Option<ExitStatus>, stderr: Option<JoinHandle<()>>, tail: &Mutex<Tail>) -> String {
-    // The worker is gone: its stderr ends (unless a child of it holds it).
-    process::wait_relay(stderr);
-    let how = match status {
-        Some(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => format!("exited with status {code}"),
-            (None, Some(signal)) => format!("killed by signal {signal}{}", signal_name(signal)),
-            _ => format!("ended ({status})"),
-        },
-        None => "its end could not be observed".to_owned(),
-    };
-    match tail.lock().text() {
-        None => format!("{how}; its stderr was empty"),
-        Some(lines) => format!("{how}; the last lines of its stderr:\n{lines}"),
-    }
-}
-
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        6 => " (SIGABRT)",
-        9 => " (SIGKILL)",
-        11 => " (SIGSEGV)",
-        15 => " (SIGTERM)",
-        _ => "",
-    }
 }
 
 /// Settles call `id` with its outcome.
@@ -1133,54 +901,6 @@ fn refusal(sent: std::io::Result<()>) -> Option<String> {
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Some(e.to_string()),
         _ => None,
     }
-}
-
-/// The reply thread: settles each call with its reply; when the worker is
-/// gone (the socket closed, or garbage on it), fails every pending call,
-/// and every later one, with `WorkerLost`.
-fn read_replies(
-    mut input: BufReader<UnixStream>,
-    state: Arc<Mutex<State>>,
-    child: Arc<Mutex<Child>>,
-    stderr: Option<JoinHandle<()>>,
-    tail: Arc<Mutex<Tail>>,
-) {
-    let garbage = loop {
-        match frame::read::<FromWorker>(&mut input) {
-            Ok(Some(FromWorker::Reply { id, outcome })) => settle(&state, id, outcome),
-            Ok(Some(FromWorker::Replies(outcomes))) => {
-                for (id, outcome) in outcomes {
-                    settle(&state, id, outcome);
-                }
-            }
-            Ok(None) => break None,
-            Err(e) => break Some(e.to_string()),
-        }
-    };
-    // Gone, or talking garbage: make sure it is gone, and say how it ended.
-    let status = {
-        let deadline = Instant::now() + Duration::from_millis(100);
-        loop {
-            // Polled apart from the match: its lock must not be held in the
-            // arms, which lock the child again.
-            let polled = child.lock().try_wait();
-            match polled {
-                Ok(Some(status)) => break Some(status),
-                Err(_) => break None,
-                Ok(None) if garbage.is_some() || Instant::now() > deadline => {
-                    let mut child = child.lock();
-                    let _ = child.kill();
-                    break child.wait().ok();
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
-            }
-        }
-    };
-    let mut why = ended(status, stderr, &tail);
-    if let Some(garbage) = garbage {
-        why = format!("it wrote {garbage}, and was killed; {why}");
-    }
-    fail_all(&state, why);
 }
 
 /// The worker is gone: every pending call, and every later one, fails with

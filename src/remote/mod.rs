@@ -41,6 +41,7 @@
 
 mod client;
 pub(crate) mod frame;
+mod local;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod process;
