@@ -230,19 +230,13 @@ pub(crate) fn current() -> Option<Option<Pool>> {
 /// next task of a conversation usually comes within microseconds, and
 /// taking it here saves a rayon spawn and the wake of a sleeping thread.
 fn linger(spares: &Spares) -> Option<crate::worker::Queued> {
-    const SPIN_ROUNDS: u32 = 6;
-    const YIELD_ROUNDS: u32 = 10;
-    for round in 0..=YIELD_ROUNDS {
-        if round <= SPIN_ROUNDS {
-            for _ in 0..(1u32 << round) {
-                std::hint::spin_loop();
-            }
-        } else {
-            std::thread::yield_now();
-        }
-        if let Some(job) = spares.try_take() {
-            return Some(job);
-        }
+    if !crate::sync::spin_then_yield() {
+        return None;
     }
-    None
+    let mut job = None;
+    crate::park::spin_until(|| {
+        job = spares.try_take();
+        job.is_some()
+    });
+    job
 }
