@@ -225,7 +225,8 @@ fn main() {
         // be killed.
         let a = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
         let b = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-        println!("pids {} {}", a.pid(), b.pid());
+        let helper = a.call::<u32>("helper", &()).result().unwrap();
+        println!("pids {} {} {helper}", a.pid(), b.pid());
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
@@ -265,6 +266,7 @@ fn main() {
         progress_output_and_bad_bytes_on_stderr_pass_and_the_worker_lives,
         a_program_the_code_runs_is_no_worker,
         a_cancel_after_the_handle_is_dropped_reaches_the_worker,
+        a_stopped_worker_takes_its_helpers_with_it,
     ];
     // The worker ranks of an MPI job (`mpirun -n 3`).
     let ranks = named![
@@ -683,7 +685,10 @@ fn a_worker_killed_while_its_helper_holds_its_stderr_is_lost_at_once() {
     std::thread::sleep(Duration::from_millis(20));
     kill_9(model.pid());
     let outcome = long.result();
-    kill_9(helper);
+    // Ended with the worker's process group; in case it was not.
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &helper.to_string()])
+        .status();
     match outcome {
         Err(Error::WorkerLost(why)) => assert!(why.contains("SIGKILL"), "{why}"),
         other => panic!("{other:?}"),
@@ -701,7 +706,10 @@ fn a_worker_killed_while_a_forked_child_holds_its_socket_is_lost() {
     std::thread::sleep(Duration::from_millis(20));
     kill_9(model.pid());
     let outcome = long.result();
-    kill_9(child as u32);
+    // Ended with the worker's process group; in case it was not.
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &child.to_string()])
+        .status();
     match outcome {
         Err(Error::WorkerLost(why)) => assert!(why.contains("SIGKILL"), "{why}"),
         other => panic!("{other:?}"),
@@ -849,12 +857,24 @@ fn workers_die_with_their_parent() {
         .split(' ')
         .map(|p| p.parse().unwrap())
         .collect();
-    assert_eq!(pids.len(), 2);
+    assert_eq!(pids.len(), 3);
     parent.kill().unwrap();
     parent.wait().unwrap();
     for pid in pids {
-        assert!(wait_gone(pid), "worker {pid} outlived its killed parent");
+        assert!(
+            wait_gone(pid),
+            "worker (or helper) {pid} outlived its killed parent"
+        );
     }
+}
+
+/// A worker stopped (its last handle dropped) takes the helper programs
+/// its code started with it.
+fn a_stopped_worker_takes_its_helpers_with_it() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let helper = model.call::<u32>("helper", &()).result().unwrap();
+    drop(model);
+    assert!(wait_gone(helper), "helper {helper} outlived its worker");
 }
 
 fn many_instances() {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -187,6 +187,9 @@ fn spawn_worker(builder: &RemoteBuilder, path: &std::path::Path) -> Result<Child
     Command::new(&exe)
         .envs(builder.env.iter().map(|(k, v)| (k, v)))
         .env(WORKER_ENV, path)
+        // A group of its own: what its code starts goes with it (see
+        // `process::end_group`); the parent relays a terminal's Ctrl-C.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped())
@@ -298,6 +301,8 @@ fn read_replies(
             }
         }
     };
+    let pid = child.lock().id();
+    process::end_group(pid);
     let mut why = ended(status, stderr, &tail);
     if let Some(garbage) = garbage {
         why = format!("it wrote {garbage}, and was killed; {why}");

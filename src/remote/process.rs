@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, ChildStderr};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::{Arc, LazyLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -161,4 +161,17 @@ fn watch_loop() {
             }
         });
     }
+}
+
+/// Ends what a worker started, once the worker has ended: it leads a
+/// process group of its own (see the local transport's launch), and the
+/// programs its code started (helpers, forked children) are in it. Through
+/// the system's `kill`; nothing when the group is empty.
+pub(crate) fn end_group(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }

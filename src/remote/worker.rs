@@ -177,6 +177,7 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
     let Ok(writer) = stream.try_clone() else {
         return 2;
     };
+    watch_parent(&stream);
     let mut input = BufReader::new(stream);
     let writer = Mutex::new(BufWriter::new(writer));
     let output: Output =
@@ -219,10 +220,32 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
         while Instant::now() < deadline && !server.finished() {
             std::thread::sleep(Duration::from_millis(1));
         }
+        // What the codes started goes too: the worker leads a group of its
+        // own, and ends it (itself last).
+        crate::remote::process::end_group(std::process::id());
     } else {
         server.join();
     }
     status
+}
+
+/// Ends the conversation when the parent dies, even while a child of this
+/// worker holds the socket open (the parent's end then never closes): this
+/// process is handed to another parent, which a thread looks for.
+fn watch_parent(stream: &UnixStream) {
+    let Ok(socket) = stream.try_clone() else {
+        return;
+    };
+    let parent = std::os::unix::process::parent_id();
+    let _ = std::thread::Builder::new()
+        .name("concertina-worker-parent".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(100));
+            if std::os::unix::process::parent_id() != parent {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+        });
 }
 
 /// The instances of a worker and the messages for them, whatever carries
