@@ -282,6 +282,10 @@ fn read_replies(
             Err(e) => break Some(e.to_string()),
         }
     };
+    // What the worker started goes with it — ended before the worker is
+    // reaped, so that its group's number cannot be another's yet.
+    let pid = child.lock().id();
+    process::end_group(pid);
     // Gone, or talking garbage: make sure it is gone, and say how it ended.
     let status = {
         let deadline = Instant::now() + Duration::from_millis(100);
@@ -301,8 +305,6 @@ fn read_replies(
             }
         }
     };
-    let pid = child.lock().id();
-    process::end_group(pid);
     let mut why = ended(status, stderr, &tail);
     if let Some(garbage) = garbage {
         why = format!("it wrote {garbage}, and was killed; {why}");
