@@ -73,9 +73,14 @@ pub(crate) trait Waiter {
     fn cond(&self) -> &Condvar;
     /// The condition, read under the lock.
     fn ready(&self, state: &Self::State) -> bool;
-    /// The same condition read without the lock (a finished wait costs one
-    /// load).
-    fn quick(&self) -> bool;
+    /// The same condition read without waiting for the lock (a finished
+    /// wait costs one load where the waiter has one to read; by default,
+    /// the condition under the lock when it is free).
+    fn quick(&self) -> bool {
+        self.lock()
+            .try_lock()
+            .is_some_and(|state| self.ready(&state))
+    }
     /// What a Ctrl-C wakes.
     fn target(&self) -> Arc<dyn Wakeable>;
     /// What the wait waits on, for the deadlock detection.

@@ -475,11 +475,6 @@ impl Waiter for Ended<'_> {
         counts.unfinished == 0
     }
 
-    fn quick(&self) -> bool {
-        let counts = self.control.counts.try_lock();
-        counts.is_some_and(|counts| self.ready(&counts))
-    }
-
     fn target(&self) -> Arc<dyn Wakeable> {
         self.control.clone()
     }

@@ -92,7 +92,7 @@ impl Code for Legacy {
                         libc::_exit(0);
                     }
                 }
-                remote::encode(&pid)
+                remote::encode(&u32::try_from(pid).unwrap_or(0))
             }
             "progress" => {
                 // A progress bar: `\r` and no newline, then a byte that is
@@ -675,21 +675,30 @@ fn kill_9(pid: u32) {
     assert!(killed.success());
 }
 
-/// A worker killed while a helper program it started still holds its
-/// stderr: the pending call fails with `WorkerLost` at once, without
-/// waiting for the helper to close the pipe.
-fn a_worker_killed_while_its_helper_holds_its_stderr_is_lost_at_once() {
+/// Starts a worker whose code starts a descendant with `method` (its pid
+/// back), kills the worker with a call pending, and returns that call's
+/// outcome.
+fn killed_while_a_descendant_lives(method: &str) -> Result<u64, Error> {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    let helper = model.call::<u32>("helper", &()).result().unwrap();
+    let descendant = model.call::<u32>(method, &()).result().unwrap();
+    assert!(descendant > 0);
     let long = model.call::<u64>("sleep", &(60_000u64,));
     std::thread::sleep(Duration::from_millis(20));
     kill_9(model.pid());
     let outcome = long.result();
     // Ended with the worker's process group; in case it was not.
     let _ = std::process::Command::new("kill")
-        .args(["-9", &helper.to_string()])
+        .args(["-9", &descendant.to_string()])
+        .stderr(std::process::Stdio::null())
         .status();
-    match outcome {
+    outcome
+}
+
+/// A worker killed while a helper program it started still holds its
+/// stderr: the pending call fails with `WorkerLost` at once, without
+/// waiting for the helper to close the pipe.
+fn a_worker_killed_while_its_helper_holds_its_stderr_is_lost_at_once() {
+    match killed_while_a_descendant_lives("helper") {
         Err(Error::WorkerLost(why)) => assert!(why.contains("SIGKILL"), "{why}"),
         other => panic!("{other:?}"),
     }
@@ -699,18 +708,7 @@ fn a_worker_killed_while_its_helper_holds_its_stderr_is_lost_at_once() {
 /// the socket to the parent too) lives on: its death is seen from the
 /// process, not from the socket's end.
 fn a_worker_killed_while_a_forked_child_holds_its_socket_is_lost() {
-    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    let child = model.call::<i32>("fork", &()).result().unwrap();
-    assert!(child > 0);
-    let long = model.call::<u64>("sleep", &(60_000u64,));
-    std::thread::sleep(Duration::from_millis(20));
-    kill_9(model.pid());
-    let outcome = long.result();
-    // Ended with the worker's process group; in case it was not.
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &child.to_string()])
-        .status();
-    match outcome {
+    match killed_while_a_descendant_lives("fork") {
         Err(Error::WorkerLost(why)) => assert!(why.contains("SIGKILL"), "{why}"),
         other => panic!("{other:?}"),
     }

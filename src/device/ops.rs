@@ -233,11 +233,6 @@ impl Waiter for Past<'_> {
             .is_none_or(|r| graph::key(r) != self.key)
     }
 
-    fn quick(&self) -> bool {
-        let state = self.ops.state.try_lock();
-        state.is_some_and(|state| self.ready(&state))
-    }
-
     fn target(&self) -> Arc<dyn Wakeable> {
         self.ops.clone()
     }

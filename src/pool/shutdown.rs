@@ -70,10 +70,6 @@ impl Waiter for Quiet<'_> {
         *live == 0
     }
 
-    fn quick(&self) -> bool {
-        self.ctx.live.try_lock().is_some_and(|live| *live == 0)
-    }
-
     fn target(&self) -> Arc<dyn Wakeable> {
         self.ctx.clone()
     }

@@ -257,11 +257,6 @@ impl Waiter for LockWaiting<'_> {
         locks.generation != self.generation
     }
 
-    fn quick(&self) -> bool {
-        let locks = self.table.locks.try_lock();
-        locks.is_some_and(|locks| self.ready(&locks))
-    }
-
     fn target(&self) -> Arc<dyn Wakeable> {
         self.table.clone()
     }
