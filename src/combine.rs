@@ -93,14 +93,20 @@ impl<T: Send + 'static> Future<T> {
     /// assert_eq!(reading.result(), Ok(4.2), "the value is still there");
     /// ```
     pub fn when_done(&self) -> Future<()> {
-        let Some(task) = self.task() else {
-            return Future::finished(
-                self.with_ready(|outcome| outcome.as_ref().map(|_| ()).map_err(Clone::clone)),
-            );
-        };
-        let (signal, inner) = Future::<()>::derived(&[task.clone() as Arc<dyn Watchable>]);
+        let done = |outcome: &Result<T, Error>| outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+        if let Some(outcome) = self.with_ready(done) {
+            return Future::finished(outcome);
+        }
+        // A finished outcome lent to a done-callback has no task to follow:
+        // the signal settles when the outcome comes back.
+        let sources: Vec<Arc<dyn Watchable>> = self
+            .task()
+            .iter()
+            .map(|t| (*t).clone() as Arc<dyn Watchable>)
+            .collect();
+        let (signal, inner) = Future::<()>::derived(&sources);
         self.on_done(move |outcome| {
-            inner.settle(outcome.as_ref().map(|_| ()).map_err(Clone::clone), false);
+            inner.settle(done(outcome), false);
         });
         signal
     }

@@ -38,9 +38,69 @@ pub struct Future<T> {
 /// task, `Future::ready`, `Future::failed`): those cost no allocation.
 enum Repr<T> {
     Task(TaskRef<T>),
-    /// The outcome, with its published phase. The mutex keeps the handle
-    /// `Sync` whatever `T`; only `on_done` and `when_done` lock it.
-    Ready(u8, Mutex<Result<T, Error>>),
+    /// The outcome, with its published phase.
+    Ready(u8, Ready<T>),
+}
+
+/// A callback waiting for a finished outcome lent to another one.
+type Callback<T> = Box<dyn FnOnce(&Result<T, Error>) + Send>;
+
+/// The outcome of a finished future that has no task. The mutex keeps the
+/// handle `Sync` whatever `T`; a done-callback borrows the outcome outside
+/// it, as a task's lends its own: no callback runs under the lock, and one
+/// registered meanwhile (by the callback itself through another reference
+/// to this handle, or by another thread) runs after it on the lending
+/// thread.
+struct Ready<T>(Mutex<ReadyState<T>>);
+
+struct ReadyState<T> {
+    /// `None` while lent to a done-callback.
+    outcome: Option<Result<T, Error>>,
+    later: Vec<Callback<T>>,
+}
+
+impl<T> Ready<T> {
+    fn new(outcome: Result<T, Error>) -> Self {
+        Ready(Mutex::new(ReadyState {
+            outcome: Some(outcome),
+            later: Vec::new(),
+        }))
+    }
+
+    fn into_inner(self) -> Result<T, Error> {
+        // A borrow ends before the handle can be moved.
+        self.0
+            .into_inner()
+            .outcome
+            .expect("a finished outcome is back in place once its callbacks returned")
+    }
+
+    /// `with` applied to the outcome; `None` while a callback borrows it.
+    fn peek<R>(&self, with: impl FnOnce(&Result<T, Error>) -> R) -> Option<R> {
+        self.0.lock().outcome.as_ref().map(with)
+    }
+
+    fn on_done(&self, callback: impl FnOnce(&Result<T, Error>) + Send + 'static) {
+        let mut state = self.0.lock();
+        let Some(outcome) = state.outcome.take() else {
+            state.later.push(Box::new(callback));
+            return;
+        };
+        drop(state);
+        run_guarded(|| callback(&outcome));
+        loop {
+            let mut state = self.0.lock();
+            let later = std::mem::take(&mut state.later);
+            if later.is_empty() {
+                state.outcome = Some(outcome);
+                return;
+            }
+            drop(state);
+            for callback in later {
+                run_guarded(|| callback(&outcome));
+            }
+        }
+    }
 }
 
 impl<T: Send + 'static> Future<T> {
@@ -391,11 +451,7 @@ impl<T: Send + 'static> Future<T> {
     pub fn on_done(&self, callback: impl FnOnce(&Result<T, Error>) + Send + 'static) {
         let task = match &self.repr {
             Repr::Task(task) => task,
-            Repr::Ready(_, outcome) => {
-                let outcome = outcome.lock();
-                run_guarded(|| callback(&outcome));
-                return;
-            }
+            Repr::Ready(_, outcome) => return outcome.on_done(callback),
         };
         task.on_done(Box::new(callback));
     }
@@ -432,7 +488,7 @@ impl<T: Send + 'static> Future<T> {
     pub(crate) fn finished(outcome: Result<T, Error>) -> Self {
         let phase = published_phase(&outcome, false);
         Future {
-            repr: Repr::Ready(phase, Mutex::new(outcome)),
+            repr: Repr::Ready(phase, Ready::new(outcome)),
         }
     }
 
@@ -445,15 +501,13 @@ impl<T: Send + 'static> Future<T> {
         }
     }
 
-    /// `with` applied to the outcome of a finished future that has no task.
-    ///
-    /// # Panics
-    ///
-    /// On a future with a task: callers check [`Future::task`] first.
-    pub(crate) fn with_ready<R>(&self, with: impl FnOnce(&Result<T, Error>) -> R) -> R {
+    /// `with` applied to the outcome of a finished future that has no
+    /// task; `None` for a future with a task, or while a done-callback
+    /// borrows the outcome.
+    pub(crate) fn with_ready<R>(&self, with: impl FnOnce(&Result<T, Error>) -> R) -> Option<R> {
         match &self.repr {
-            Repr::Ready(_, outcome) => with(&outcome.lock()),
-            Repr::Task(_) => unreachable!("with_ready on a future with a task"),
+            Repr::Ready(_, outcome) => outcome.peek(with),
+            Repr::Task(_) => None,
         }
     }
 

@@ -77,6 +77,45 @@ fn a_callback_run_by_the_finishing_thread_reads_its_other_handles() {
     }
 }
 
+/// A callback on a future finished without a task (`Future::ready`, an
+/// inline task) that reaches the same handle again: a second callback and
+/// a `when_done` signal, registered while the outcome is lent, run once it
+/// is back.
+#[test]
+fn a_callback_on_a_ready_future_registers_more_on_the_same_handle() {
+    let inline = Pool::builder()
+        .backend(concertina::Backend::Inline)
+        .build()
+        .unwrap();
+    let made: [fn(&Pool) -> Future<u32>; 2] = [|_| Future::ready(5), |pool| pool.spawn(|| 5)];
+    for make in made {
+        let pool = inline.clone();
+        within(60, move || {
+            let future = Arc::new(make(&pool));
+            let (tx, rx) = mpsc::channel();
+            let same = future.clone();
+            future.on_done(move |outcome| {
+                let inner_tx = tx.clone();
+                same.on_done(move |o| inner_tx.send(("again", o.clone())).unwrap());
+                let signal = same.when_done();
+                tx.send(("first", outcome.clone())).unwrap();
+                std::thread::spawn(move || {
+                    tx.send(("signal", signal.result().map(|()| 0))).unwrap()
+                });
+            });
+            let mut seen: Vec<_> = rx.iter().take(3).collect();
+            seen.sort_by_key(|(what, _)| *what);
+            assert_eq!(
+                seen,
+                [("again", Ok(5)), ("first", Ok(5)), ("signal", Ok(0))]
+            );
+            assert!(future.done());
+            let future = Arc::try_unwrap(future).unwrap_or_else(|_| panic!("one handle left"));
+            assert_eq!(future.result(), Ok(5), "the outcome is back in place");
+        });
+    }
+}
+
 #[test]
 fn a_callback_waiting_on_its_own_future_gets_a_deadlock_not_a_hang() {
     for backend in THREADED {
