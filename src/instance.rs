@@ -14,7 +14,7 @@ use crate::graph::{Node, Waits};
 use crate::pool::Pool;
 use crate::serial::{Kind, Serial, State};
 use crate::sync::{AtomicBool, Mutex};
-use crate::task::{self, phase, run_task_with, Queue as CallQueue, Watchable};
+use crate::task::{self, phase, run_task, Queue as CallQueue, Watchable};
 use crate::trace;
 
 /// A value whose calls run in submission order, one at a time, on a pool.
@@ -147,7 +147,7 @@ impl<C: Send + 'static> Instance<C> {
         let task: Arc<dyn Watchable> = inner.clone();
         let run: Run<C> = Box::new(move |value: &mut C, poisoned: &AtomicBool| {
             let _span = trace::instance_call(std::any::type_name::<C>(), trace::next_id());
-            run_task_with(
+            run_task(
                 inner,
                 || Ok(f(value)),
                 |outcome| note_panic(outcome, poisoned),
@@ -203,7 +203,7 @@ impl<C: Send + 'static> Instance<C> {
                     Some(Ok(d)) => {
                         let _span =
                             trace::instance_call(std::any::type_name::<C>(), trace::next_id());
-                        run_task_with(
+                        run_task(
                             inner,
                             || Ok(f(value, d)),
                             |outcome| note_panic(outcome, poisoned),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use loom::sync::atomic::AtomicUsize;
 use loom::thread;
 
-use crate::task::cell::run_queued;
-use crate::task::{queued, run_task_with};
+use crate::task::cell::Task;
+use crate::task::{queued, run_task};
 use crate::{wait_any, Backend, Error, Future, Pool};
 
 /// A value that counts how many were made and how many dropped.
@@ -53,7 +53,7 @@ fn racing_task() -> Racing {
         cleanup.fetch_add(1, SeqCst);
     });
     let made = counts.clone();
-    let worker = thread::spawn(move || run_task_with(inner, || Ok(Counted::new(&made)), |_| ()));
+    let worker = thread::spawn(move || run_task(inner, || Ok(Counted::new(&made)), |_| ()));
     Racing {
         future,
         worker,
@@ -165,7 +165,7 @@ fn loom_wait_any_wakes_on_the_first() {
     loom::model(|| {
         let (a, inner_a) = Future::<u32>::pending();
         let (b, inner_b) = Future::<u32>::pending();
-        let worker = thread::spawn(move || run_task_with(inner_a, || Ok(1), |_| ()));
+        let worker = thread::spawn(move || run_task(inner_a, || Ok(1), |_| ()));
         let handle = b.cancel_handle();
         let canceller = thread::spawn(move || {
             handle.cancel();
@@ -203,10 +203,10 @@ fn loom_queued_closure_claimed_twice_and_cancelled() {
         });
         let future = Future::from_shared(task.clone());
         let other = task.clone();
-        let job = thread::spawn(move || run_queued(other));
+        let job = thread::spawn(move || other.run_here());
         let handle = future.cancel_handle();
         let canceller = thread::spawn(move || handle.cancel());
-        run_queued(task);
+        task.clone().run_here();
         let outcome = future.result();
         let won = canceller.join().unwrap();
         job.join().unwrap();

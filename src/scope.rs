@@ -20,7 +20,7 @@ use crate::interrupt::{self, Wakeable};
 use crate::park::{self, OnCycle, Waiter};
 use crate::pool::{Backend, Pool, ThreadHooks};
 use crate::sync::{Condvar, Mutex};
-use crate::task::run_task_with;
+use crate::task::run_task;
 use crate::worker::{self, Job, Worker};
 
 /// A task of a scope: borrows for `'scope`.
@@ -312,7 +312,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             None => Ok(f()),
         };
         let Some(std_scope) = self.std else {
-            run_task_with(task, f, |_| ());
+            run_task(task, f, |_| ());
             return future;
         };
         let waited = task.clone();
@@ -328,7 +328,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let ended = sync.clone();
         let mut counts = sync.counts.lock();
         self.state.queue.lock().push_back(Box::new(move || {
-            run_task_with(task, f, |_| ());
+            run_task(task, f, |_| ());
             ended.returned();
         }));
         counts.queued += 1;

@@ -17,7 +17,7 @@ use crate::park::{self, OnCycle, Waiter};
 use crate::pool::Pool;
 use crate::serial::{self, Kind, Serial, State};
 use crate::sync::{Condvar, Mutex};
-use crate::task::{self, phase, run_task_with, Queue, Watchable};
+use crate::task::{self, phase, run_task, Queue, Watchable};
 
 crate::sync::task_local! {
     /// The queue whose parameter's stop this thread runs now (its address;
@@ -121,7 +121,7 @@ impl Ops {
             // Part of the stop that runs on this thread: at once, here.
             let key = Arc::as_ptr(&inner) as *const () as usize;
             let future = prepare(Future::from_shared(inner.clone()));
-            run_task_with(inner, f, |_| ());
+            run_task(inner, f, |_| ());
             return (future, key);
         }
         let future = prepare(Future::from_shared(inner.clone()));
@@ -142,7 +142,7 @@ impl Ops {
         let key = serial::key_of(&task);
         self.enqueue(Op {
             task,
-            run: Box::new(move || run_task_with(inner, f, |_| ())),
+            run: Box::new(move || run_task(inner, f, |_| ())),
             settled,
             held_by: None,
         });

@@ -7,7 +7,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Receiver;
 
 use crate::error::{ConfigError, Error};
-use crate::pool::{enter_thread, leave_thread, spare, Ctx};
+use crate::pool::{enter_thread, leave_thread, Ctx};
+use crate::task::run_guarded;
 use crate::worker::{self, Queued};
 
 /// Starts `threads` workers on `receiver`; returns their handles.
@@ -42,7 +43,7 @@ pub(super) fn start(
 fn work(ctx: &Arc<Ctx>, receiver: &Receiver<Queued>) {
     enter_thread(ctx, worker::stack_position());
     while let Ok(job) = receiver.recv() {
-        spare::run(|| job.run_from_queue());
+        run_guarded(|| job.run_from_queue());
     }
     leave_thread();
     ctx.count_thread(false);

@@ -42,7 +42,7 @@ use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
 use crate::sync::Mutex;
 use crate::task::running::run_bare;
-use crate::task::{queued, run_task_with, TaskRef};
+use crate::task::{queued, run_task, TaskRef};
 use crate::worker::Queued;
 
 /// A pool of worker threads running blocking closures; every submission
@@ -281,7 +281,7 @@ impl Pool {
             // Straight to the task: an inline task runs even on a worker of a
             // pool that is being shut down.
             if self.shared.ctx.closing() == OPEN {
-                run_task_with(task, || stats.run_inline(move || Ok(f())), |_| ());
+                run_task(task, || stats.run_inline(move || Ok(f())), |_| ());
             } else {
                 task.settle(Err(Error::Shutdown), false);
             }

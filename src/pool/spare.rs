@@ -24,6 +24,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::sync::{Condvar, Mutex};
+use crate::task::run_guarded;
 use crate::worker::{self, Job, Queued};
 
 /// How a pool's spare threads are made.
@@ -278,7 +279,7 @@ impl Spares {
             if let Some(job) = state.dispatched.pop_front() {
                 state.entitled += 1;
                 drop(state);
-                run(job);
+                run_guarded(job);
                 self.state.lock().entitled -= 1;
                 return true;
             }
@@ -303,7 +304,7 @@ impl Spares {
         let job = self.lane.recv_timeout(self.config.keep_alive);
         let go_on = match job {
             Ok(job) => {
-                run(|| job.run_from_queue());
+                run_guarded(|| job.run_from_queue());
                 true
             }
             // Idle for the keep-alive: retire unless a worker is still blocked.
@@ -313,9 +314,4 @@ impl Spares {
         self.state.lock().entitled -= 1;
         go_on
     }
-}
-
-/// Runs a job, keeping any panic (from a value's `Drop`, say) off the thread.
-pub(crate) fn run(job: impl FnOnce()) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
 }

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::graph::Node;
-use crate::pool::spare::{self, Spares};
+use crate::pool::spare::Spares;
 use crate::pool::stats::{self, Counters};
 use crate::pool::{Pool, Shared, DISCARDING, OPEN};
 use crate::sync::{Condvar, Mutex};
+use crate::task::run_guarded;
 use crate::worker::{self, Job, Worker};
 
 /// What a worker thread knows of its pool. It holds no strong reference to
@@ -52,7 +53,7 @@ impl ThreadHooks {
     /// thread.
     pub(crate) fn run(hook: &Option<Hook>) {
         if let Some(hook) = hook {
-            spare::run(|| hook());
+            run_guarded(|| hook());
         }
     }
 }
@@ -141,7 +142,7 @@ impl Ctx {
         let Some(spares) = &self.spares else { return };
         loop {
             while let Some(job) = spares.try_take().or_else(|| linger(spares)) {
-                spare::run(|| job.run_from_queue());
+                run_guarded(|| job.run_from_queue());
             }
             self.tokens.fetch_sub(1, Ordering::SeqCst);
             // Pairs with the fence in `want_token` (see there).

@@ -18,7 +18,7 @@ use crate::future::Future;
 use crate::remote::frame::{self, FromWorker, Outcome, ToWorker};
 use crate::remote::{CodeEntry, Dispatch};
 use crate::sync::{Condvar, Mutex};
-use crate::task::run_task_with;
+use crate::task::run_task;
 
 /// The environment variable that puts an executable in worker mode: the
 /// path of the socket its parent listens on.
@@ -533,7 +533,7 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
             batch,
             last,
         } = call;
-        run_task_with(
+        run_task(
             task,
             || {
                 code.dispatch(&method, &args)

@@ -9,13 +9,13 @@ use std::sync::{Arc, Weak};
 use crate::cancel::Cancellable;
 use crate::error::Error;
 use crate::graph::{self, Node, Waits};
-use crate::interrupt::Wakeable;
+use crate::interrupt::{self, Wakeable};
 use crate::park;
 use crate::sync::{Condvar, Mutex};
 use crate::task::inner::{Claim, Content, Inner, Queue, Slot};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, PENDING};
-use crate::task::running::run_task_in;
+use crate::task::running::{catch, InterruptRun};
 use crate::task::settle::published_phase;
 use crate::worker::{self, Job, Runnable};
 
@@ -26,14 +26,12 @@ pub(crate) type TaskRef<T> = Arc<dyn Task<T>>;
 pub(crate) trait Task<T>: Watchable + Wakeable + Runnable + Send + Sync {
     fn state(&self) -> &Inner<T>;
 
-    /// Runs the closure kept beside the state on this thread (for whoever
-    /// took the task out of its queue, see [`Content::Own`]); nothing when
-    /// it was dropped because the task was decided first.
-    fn run_own(self: Arc<Self>);
-
-    /// The closure kept beside the state, as a job that runs it (for a
-    /// claim handed to a spare thread).
-    fn own_job(self: Arc<Self>) -> Option<Job>;
+    /// Runs the task's closure on this thread: the one kept beside the
+    /// state (see [`Content::Own`]) or a boxed one in the slot, whichever
+    /// it has, for whoever takes it first (the pool's queue or a wait that
+    /// claims it); nothing when somebody took it already or the task was
+    /// decided first.
+    fn run_here(self: Arc<Self>);
 }
 
 impl<T> Deref for dyn Task<T> {
@@ -138,16 +136,18 @@ where
         &self.state
     }
 
-    fn run_own(self: Arc<Self>) {
-        let job = self.job.lock().take();
-        if let Some(f) = job {
-            run_task_with(self, f, |_| ());
+    fn run_here(self: Arc<Self>) {
+        // The closure's own lock decides who runs it (`start` then decides
+        // whether it still may); a boxed one is taken out of the slot.
+        let own = self.job.lock().take();
+        match own {
+            Some(f) => run_task(self, f, |_| ()),
+            None => {
+                if let Some(f) = self.state.take_boxed() {
+                    run_task(self, f, |_| ());
+                }
+            }
         }
-    }
-
-    fn own_job(self: Arc<Self>) -> Option<Job> {
-        let f = self.job.lock().take()?;
-        Some(Box::new(move || run_task_with(self, f, |_| ())))
     }
 }
 
@@ -191,16 +191,16 @@ where
     F: FnOnce() -> Result<T, Error> + Send + 'static,
 {
     fn run_from_queue(self: Arc<Self>) {
-        let task: TaskRef<T> = self;
         if worker::discarding() {
-            reject_queued(task);
+            self.reject();
         } else {
-            run_queued(task);
+            self.run_here();
         }
     }
 
     fn reject(self: Arc<Self>) {
-        reject_queued(self);
+        // The closure, never to run, is dropped as the task is decided.
+        Cancellable::fail(&*self, Error::Shutdown);
     }
 }
 
@@ -287,12 +287,8 @@ impl<T: Send + 'static> dyn Task<T> {
             // The waiting frame cannot go on before this returns.
             let _waiting = graph::record(|| Waits::All(vec![self.clone() as Arc<dyn Node>]));
             return match claimed {
-                Claim::Own => {
-                    me.run_own();
-                    true
-                }
-                Claim::Boxed(f) => {
-                    run_task_with(me, f, |_| ());
+                Claim::Run => {
+                    me.run_here();
                     true
                 }
                 Claim::Call(queue) => queue.claim(key),
@@ -300,11 +296,7 @@ impl<T: Send + 'static> dyn Task<T> {
             };
         }
         let job: Job = match claimed {
-            Claim::Own => match me.own_job() {
-                Some(job) => job,
-                None => return true,
-            },
-            Claim::Boxed(f) => Box::new(move || run_task_with(me, f, |_| ())),
+            Claim::Run => Box::new(move || me.run_here()),
             Claim::Call(queue) => Box::new(move || {
                 queue.claim(key);
             }),
@@ -354,29 +346,38 @@ fn closure_name(name: &str) -> String {
     short
 }
 
-/// Runs a task's closure on the current thread (see [`run_task_in`]).
-pub(crate) fn run_task_with<T, F>(task: TaskRef<T>, f: F, before: impl FnOnce(&Result<T, Error>))
+/// Runs a task's closure on the current thread: checks that it was not
+/// decided (cancelled, failed) while queued, makes the task this thread's
+/// frame (what [`crate::cancelled`] reports on, and who waits in the
+/// deadlock detection), catches its panic, and settles its future with the
+/// closure's outcome (which may be an [`Error`] of its own). The closure is
+/// dropped here, exactly once. `before` sees the outcome before it is
+/// published, so that whatever it records is visible to every waiter.
+pub(crate) fn run_task<T, F>(task: TaskRef<T>, f: F, before: impl FnOnce(&Result<T, Error>))
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, Error>,
 {
-    run_task_in(&task, || task.clone(), f, before);
-}
-
-/// Runs a queued task taken out of its queue by the pool's job: nothing
-/// when a wait claimed it first, or when it was decided meanwhile.
-pub(crate) fn run_queued<T: Send + 'static>(task: TaskRef<T>) {
-    match task.take_queued() {
-        Some(Content::Own) => task.run_own(),
-        Some(Content::Queued(f)) => run_task_with(task, f, |_| ()),
-        _ => {}
+    if !task.start() {
+        return;
     }
-}
-
-/// Fails a queued task its pool refused with `Shutdown`, dropping its closure.
-fn reject_queued<T: Send + 'static>(task: TaskRef<T>) {
-    drop(task.take_queued());
-    task.fail(Error::Shutdown);
+    let node: Arc<dyn Node> = task.clone();
+    // Run inline (not on a pool worker), a task is what the thread waits
+    // for: a Ctrl-C interrupts it as it would interrupt a wait. Its caller
+    // cannot go on before it returns: it waits on it (and lends it its
+    // locks).
+    let _inline = (!worker::on_worker()).then(|| {
+        (
+            interrupt::register(Arc::new(InterruptRun(node.clone()))),
+            graph::record(|| Waits::All(vec![node.clone()])),
+        )
+    });
+    let outcome = {
+        let _frame = graph::enter(node);
+        catch(f).0
+    };
+    before(&outcome);
+    task.settle(outcome, false);
 }
 
 /// A wait for a task's outcome: released, or, on one of the task's own

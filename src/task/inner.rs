@@ -161,10 +161,10 @@ fn callback_self_wait() -> Error {
 }
 
 /// What a claim took out of a task's slot (see [`Inner::take_claim`]).
-pub(crate) enum Claim<T> {
-    /// The closure kept beside the state.
-    Own,
-    Boxed(Boxed<T>),
+pub(crate) enum Claim {
+    /// The task's closure (kept beside the state, or boxed in the slot):
+    /// claimed by running it, when nobody took it first.
+    Run,
     /// A call on a serial queue: claimed by running the queue up to it.
     Call(Arc<dyn Queue>),
     /// A derived future: claimed through its sources.
@@ -237,17 +237,17 @@ impl<T: Send + 'static> Inner<T> {
         true
     }
 
-    /// Takes the closure out of the slot for whoever runs (or claims) the
-    /// task first: `Content::Own` (the closure beside the state) or a boxed
-    /// one; `None` when somebody took it already, or the slot holds
-    /// something else.
-    pub(crate) fn take_queued(&self) -> Option<Content<T>> {
+    /// Takes a boxed closure out of the slot for whoever runs (or claims)
+    /// the task first; `None` when somebody took it already, or the slot
+    /// holds something else.
+    pub(crate) fn take_boxed(&self) -> Option<Boxed<T>> {
         let mut slot = self.slot.lock();
-        match &slot.content {
-            Content::Own | Content::Queued(_) => {
-                Some(std::mem::replace(&mut slot.content, Content::Empty))
+        match std::mem::replace(&mut slot.content, Content::Empty) {
+            Content::Queued(f) => Some(f),
+            other => {
+                slot.content = other;
+                None
             }
-            _ => None,
         }
     }
 
@@ -342,21 +342,17 @@ impl<T: Send + 'static> Inner<T> {
         Some(self.take_outcome())
     }
 
-    /// What a wait on this queued task can run in its place: the closure
-    /// (taken out of the slot), the serial queue of a call, or the sources
-    /// of a derived future; `None` when nothing is to be claimed.
-    pub(crate) fn take_claim(&self) -> Option<Claim<T>> {
-        let mut slot = self.slot.lock();
+    /// What a wait on this queued task can run in its place: its closure
+    /// (the first to take it runs it), the serial queue of a call, or the
+    /// sources of a derived future; `None` when nothing is to be claimed.
+    pub(crate) fn take_claim(&self) -> Option<Claim> {
+        let slot = self.slot.lock();
         if self.phase() != PENDING {
             return None;
         }
         Some(match &slot.content {
-            Content::Own | Content::Queued(_) => {
-                match std::mem::replace(&mut slot.content, Content::Empty) {
-                    Content::Queued(f) => Claim::Boxed(f),
-                    _ => Claim::Own,
-                }
-            }
+            // Whoever takes the closure first runs it (`run_here`).
+            Content::Own | Content::Queued(_) => Claim::Run,
             Content::OnQueue(queue) => Claim::Call(queue.upgrade()?),
             Content::After(sources) => {
                 Claim::Sources(sources.iter().filter_map(|s| s.upgrade()).collect())

@@ -1,6 +1,6 @@
 //! Tasks: the state machine ([`phase`]), the shared state ([`inner`]) and
-//! its one settling path ([`settle`]), the closure kept beside it, claiming and the
-//! runners that take it ([`cell`]), running a closure as a task
+//! its one settling path ([`settle`]), the closure kept beside it, running
+//! it and claiming it ([`cell`]), what a run needs beside it
 //! ([`running`]), and the listeners of multi-future waits ([`listener`]).
 //!
 //! The state is private to this room: handles, queues and pools make tasks
@@ -15,7 +15,7 @@ pub(crate) mod running;
 pub(crate) mod settle;
 
 pub(crate) use cell::{
-    derived, finished, finished_as, on_queue, pending, queued, run_task_with, TaskRef,
+    derived, finished, finished_as, on_queue, pending, queued, run_task, TaskRef,
 };
 pub(crate) use inner::{run_guarded, Inner, Queue};
 pub(crate) use listener::{Holding, Listener, Watchable};
