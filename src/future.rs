@@ -53,48 +53,54 @@ type Callback<T> = Box<dyn FnOnce(&Result<T, Error>) + Send>;
 /// thread.
 struct Ready<T>(Mutex<ReadyState<T>>);
 
-struct ReadyState<T> {
-    /// `None` while lent to a done-callback.
-    outcome: Option<Result<T, Error>>,
-    later: Vec<Callback<T>>,
+enum ReadyState<T> {
+    Here(Result<T, Error>),
+    /// Lent to a done-callback; the callbacks registered meanwhile.
+    Lent(Vec<Callback<T>>),
 }
 
 impl<T> Ready<T> {
     fn new(outcome: Result<T, Error>) -> Self {
-        Ready(Mutex::new(ReadyState {
-            outcome: Some(outcome),
-            later: Vec::new(),
-        }))
+        Ready(Mutex::new(ReadyState::Here(outcome)))
     }
 
     fn into_inner(self) -> Result<T, Error> {
-        // A borrow ends before the handle can be moved.
-        self.0
-            .into_inner()
-            .outcome
-            .expect("a finished outcome is back in place once its callbacks returned")
+        match self.0.into_inner() {
+            ReadyState::Here(outcome) => outcome,
+            // A borrow ends before the handle can be moved.
+            ReadyState::Lent(_) => unreachable!("a lent outcome is back before its handle moves"),
+        }
     }
 
     /// `with` applied to the outcome; `None` while a callback borrows it.
     fn peek<R>(&self, with: impl FnOnce(&Result<T, Error>) -> R) -> Option<R> {
-        self.0.lock().outcome.as_ref().map(with)
+        match &*self.0.lock() {
+            ReadyState::Here(outcome) => Some(with(outcome)),
+            ReadyState::Lent(_) => None,
+        }
     }
 
     fn on_done(&self, callback: impl FnOnce(&Result<T, Error>) + Send + 'static) {
         let mut state = self.0.lock();
-        let Some(outcome) = state.outcome.take() else {
-            state.later.push(Box::new(callback));
-            return;
+        let outcome = match std::mem::replace(&mut *state, ReadyState::Lent(Vec::new())) {
+            ReadyState::Here(outcome) => outcome,
+            ReadyState::Lent(mut later) => {
+                later.push(Box::new(callback));
+                *state = ReadyState::Lent(later);
+                return;
+            }
         };
         drop(state);
         run_guarded(|| callback(&outcome));
         loop {
             let mut state = self.0.lock();
-            let later = std::mem::take(&mut state.later);
-            if later.is_empty() {
-                state.outcome = Some(outcome);
-                return;
-            }
+            let later = match &mut *state {
+                ReadyState::Lent(later) if !later.is_empty() => std::mem::take(later),
+                _ => {
+                    *state = ReadyState::Here(outcome);
+                    return;
+                }
+            };
             drop(state);
             for callback in later {
                 run_guarded(|| callback(&outcome));

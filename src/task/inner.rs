@@ -422,7 +422,11 @@ impl<T: Send + 'static> Inner<T> {
                 (Some(waiting), None) => return waiting.clone(),
                 (None, Some(settler)) => return Waits::All(vec![settler.clone()]),
                 // Its closure waits, and its cleanup runs elsewhere: both
-                // must end before it settles.
+                // must end before it settles. A wait for any of several
+                // cannot be said beside them (the graph has no "all of
+                // these and any of those"): the settler alone is kept,
+                // which may miss a cycle through every one of them, never
+                // reports one that is not there.
                 (Some(waiting), Some(settler)) => {
                     let mut nodes = match waiting {
                         Waits::All(nodes) => nodes.clone(),
