@@ -432,7 +432,10 @@ impl<T: Send + 'static> Future<T> {
 
     /// Calls `callback` with the outcome once the task finishes (Python's
     /// `add_done_callback`): on the thread that finishes it, or at once on
-    /// this thread when it has already finished. Each callback fires exactly
+    /// this thread when it has already finished. A remote call's callbacks
+    /// run on a thread of the runtime's own (`concertina-remote-callbacks`),
+    /// never on the thread that reads the worker's replies: a callback may
+    /// block or wait on other calls. Each callback fires exactly
     /// once; a panic in it is caught and does not disturb the task, the other
     /// callbacks or the waiters.
     ///

@@ -248,6 +248,7 @@ fn main() {
         a_legacy_code_has_one_instance_per_worker,
         messages_of_every_size_in_flight_both_ways_at_once,
         a_batchs_replies_do_not_wait_for_the_next_message,
+        a_callback_that_waits_on_a_later_call_does_not_stop_the_replies,
         messages_over_the_limit_fail_their_calls_and_the_instance_lives,
         the_transport_is_chosen_by_configuration,
     ];
@@ -908,6 +909,33 @@ fn spinning(marker: &std::path::Path) {
         std::thread::sleep(Duration::from_millis(1));
     }
     let _ = std::fs::remove_file(marker);
+}
+
+/// A done-callback runs on no thread the transport needs: one that waits
+/// on a later call of the same worker gets its value (its reply is read
+/// meanwhile), and the future counts as done when its callback runs.
+fn a_callback_that_waits_on_a_later_call_does_not_stop_the_replies() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let first = model.call::<u64>("sleep", &(100u64,));
+    let later = model.call::<u64>("add", &(5u64,)).shared();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waited = later.clone();
+    let done_first = first.cancel_handle();
+    first.on_done(move |outcome| {
+        let here = std::thread::current().name().map(str::to_owned);
+        let _ = tx.send((outcome.clone(), done_first.done(), waited.result(), here));
+    });
+    let (value, was_done, later_value, thread) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the callback ran and its wait on the later call returned");
+    assert_eq!((value, was_done, later_value), (Ok(100), true, Ok(5)));
+    let thread = thread.unwrap_or_default();
+    assert!(
+        thread.starts_with("concertina-remote-callbacks"),
+        "the callback ran on {thread:?}"
+    );
+    assert_eq!(first.result(), Ok(100));
+    assert_eq!(later.result(), Ok(5));
 }
 
 /// The replies of a vectorised call go back once its calls have run, even

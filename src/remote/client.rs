@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Child;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,9 +20,11 @@ use serde::Serialize;
 use crate::error::ConfigError;
 use crate::error::Error;
 use crate::future::Future;
+use crate::pool::{Backend, Pool};
 use crate::remote::frame::{self, Outcome, ToWorker};
 use crate::remote::{decode, encode, Code, Transport, TRANSPORT_ENV};
 use crate::sync::Mutex;
+use crate::task::TaskRef;
 
 /// How long a worker may take to connect after it started.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -849,7 +851,7 @@ impl Link {
                         let outcome = reply.and_then(|bytes| {
                             decode::<R>(&bytes).map_err(|e| Error::Remote(e.to_string()))
                         });
-                        task.settle(outcome, false);
+                        settle_call(task, outcome);
                     }),
                 );
                 // A cancel here (or a Ctrl-C while waiting on it) reaches
@@ -878,6 +880,35 @@ impl Drop for Handle {
 
 pub(super) fn lost(why: String) -> Error {
     Error::WorkerLost(why)
+}
+
+/// Settles a call's future from a transport's thread (a reply reader, an
+/// MPI thread, a death watch, a caller whose message was refused): it is
+/// published there, in the order of the replies, and what publication runs
+/// of user code (done-callbacks, a continuation, the dependents they
+/// settle) runs on a thread of the runtime's callbacks pool instead, so
+/// that a callback that blocks, or waits on another call, never stops the
+/// thread that reads the replies.
+fn settle_call<R: Send + 'static>(task: TaskRef<R>, outcome: Result<R, Error>) {
+    let Some(handed) = task.settle_quietly(outcome) else {
+        return;
+    };
+    static CALLBACKS: OnceLock<Option<Pool>> = OnceLock::new();
+    let pool = CALLBACKS.get_or_init(|| {
+        // Its own backend: the callbacks run on a thread of their own in
+        // every mode, also when `CONCERTINA_DISABLE_ASYNC=1`.
+        Pool::builder()
+            .name("remote-callbacks")
+            .backend(Backend::Crossbeam)
+            .threads(1)
+            .build()
+            .ok()
+    });
+    match pool {
+        Some(pool) => drop(pool.spawn(move || task.finish(handed))),
+        // No thread could be started: here, rather than never.
+        None => task.finish(handed),
+    }
 }
 
 /// Settles call `id` with its outcome.

@@ -53,6 +53,34 @@ impl<T> Tell<T> {
     }
 }
 
+/// What deciding an outcome did.
+enum Settled<T> {
+    /// It was decided already: the outcome was dropped.
+    Dropped,
+    Published,
+    /// Published; the callbacks are left to another thread.
+    Handed(Handed<T>),
+}
+
+/// What a quiet settle leaves to another thread: the done-callbacks (and
+/// the continuation and the rest told after them), with the outcome they
+/// borrow (or, for a shared task, a copy of it).
+pub(crate) struct Handed<T>(Handing<T>);
+
+enum Handing<T> {
+    Lent {
+        outcome: Result<T, Error>,
+        published: u8,
+        callbacks: Vec<Callback<T>>,
+        tell: Tell<T>,
+    },
+    Copies {
+        copied: Result<T, Error>,
+        callbacks: Vec<Callback<T>>,
+        tell: Tell<T>,
+    },
+}
+
 /// The phase an outcome publishes as: a failure with `Cancelled` or
 /// `Interrupted`, or any outcome of a cancelling settle, as CANCELLED (so
 /// that a future derived from a cancelled one reports `cancelled()` too).
@@ -76,6 +104,58 @@ impl<T: Send + 'static> Inner<T> {
     /// Publication comes first: whoever a callback or a dependent tells
     /// sees this task done. No user code runs under the lock.
     pub(crate) fn settle(&self, outcome: Result<T, Error>, cancelling: bool) -> bool {
+        match self.decide(outcome, cancelling, false) {
+            Settled::Dropped => false,
+            Settled::Published => true,
+            Settled::Handed(_) => unreachable!("only a quiet settle hands its callbacks on"),
+        }
+    }
+
+    /// Settles with `outcome` as [`Inner::settle`] does, but runs no user
+    /// code on this thread: the outcome is published here (in the order of
+    /// the calls that publish, `done()` true at once), and what would run
+    /// the done-callbacks and the continuation is given back as a
+    /// [`Handed`] for another thread to [`finish`](Inner::finish). Until
+    /// it does, waits wait, as while callbacks run. For the threads a
+    /// transport needs (a reply reader, an MPI thread, a death watch).
+    pub(crate) fn settle_quietly(&self, outcome: Result<T, Error>) -> Option<Handed<T>> {
+        match self.decide(outcome, false, true) {
+            Settled::Handed(handed) => Some(handed),
+            Settled::Dropped | Settled::Published => None,
+        }
+    }
+
+    /// Runs what a quiet settle handed on: the callbacks (and those
+    /// registered since), then the continuation and the rest, releasing
+    /// the outcome.
+    pub(crate) fn finish(&self, handed: Handed<T>) {
+        match handed.0 {
+            Handing::Lent {
+                outcome,
+                published,
+                mut callbacks,
+                tell,
+            } => {
+                let mut slot = self.slot.lock();
+                if let Some(h) = slot.hooks.as_mut() {
+                    callbacks.append(&mut h.callbacks);
+                }
+                self.lend(slot, outcome, published, callbacks, tell);
+            }
+            Handing::Copies {
+                copied,
+                callbacks,
+                tell,
+            } => {
+                for callback in callbacks {
+                    run_guarded(|| callback(&copied));
+                }
+                tell.tell();
+            }
+        }
+    }
+
+    fn decide(&self, outcome: Result<T, Error>, cancelling: bool, quiet: bool) -> Settled<T> {
         let mut slot = self.slot.lock();
         // Acquire loads and AcqRel CAS: only PENDING → RUNNING happens
         // without the lock, and the CAS below orders this decision after it.
@@ -84,7 +164,7 @@ impl<T: Send + 'static> Inner<T> {
             if phase::is_decided(phase) {
                 drop(slot);
                 drop(outcome);
-                return false;
+                return Settled::Dropped;
             }
             // Only PENDING → RUNNING happens without the lock; retry on it.
             match self
@@ -106,7 +186,7 @@ impl<T: Send + 'static> Inner<T> {
             self.cond.notify_all();
             drop(slot);
             drop(stale);
-            return true;
+            return Settled::Published;
         }
         if let Some(cleanup) = slot.hooks.as_mut().and_then(|h| h.cleanup.take()) {
             // SETTLING: no cleanup can be added any more, nothing is
@@ -136,6 +216,7 @@ impl<T: Send + 'static> Inner<T> {
         };
         let mut tell = Tell::new();
         tell.gather(&mut slot);
+        let runs_user_code = !callbacks.is_empty() || tell.continuation.is_some();
         match copier {
             Some(copy) if !callbacks.is_empty() && tell.continuation.is_none() => {
                 // A shared task: the outcome stays in place for every
@@ -147,17 +228,36 @@ impl<T: Send + 'static> Inner<T> {
                 self.cond.notify_all();
                 drop(slot);
                 drop(stale);
-                for callback in callbacks {
-                    run_guarded(|| callback(&copied));
+                let handed = Handed(Handing::Copies {
+                    copied,
+                    callbacks,
+                    tell,
+                });
+                if quiet {
+                    return Settled::Handed(handed);
                 }
-                tell.tell();
+                self.finish(handed);
+            }
+            _ if quiet && runs_user_code => {
+                // Published as lent to callbacks that another thread runs.
+                slot.content = Content::Lent(sync::thread_id());
+                // Release: as in `lend`.
+                self.phase.store(published | LENT, Ordering::Release);
+                drop(slot);
+                drop(stale);
+                return Settled::Handed(Handed(Handing::Lent {
+                    outcome,
+                    published,
+                    callbacks,
+                    tell,
+                }));
             }
             _ => {
                 drop(stale);
                 self.lend(slot, outcome, published, callbacks, tell);
             }
         }
-        true
+        Settled::Published
     }
 
     /// Calls `callback` with the outcome once published: on the thread
