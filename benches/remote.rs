@@ -38,19 +38,43 @@ impl Bench {
         self.sum
     }
 
+    /// Gives a bulk array back (the round trip of large numeric data).
+    pub fn bulk(&mut self, values: Vec<f64>) -> Vec<f64> {
+        values
+    }
+
     /// Exits the worker with status 1.
     pub fn exit(&mut self) {
         std::process::exit(1)
     }
 }
 
-/// The raw peer: echoes `reply` bytes for every `request` bytes read.
+/// The raw peer: echoes `reply` bytes for every `request` bytes read (or,
+/// with `RAW_BULK_ENV` set to a size, that many bytes for as many).
 const RAW_ENV: &str = "CONCERTINA_BENCH_RAW";
+const RAW_BULK_ENV: &str = "CONCERTINA_BENCH_RAW_BULK";
+/// The size of the bulk round trip, in MB (`BULK_MB`, 100 unless set).
+fn bulk_bytes() -> usize {
+    std::env::var("BULK_MB")
+        .ok()
+        .and_then(|mb| mb.parse::<usize>().ok())
+        .unwrap_or(100)
+        << 20
+}
 const REQUEST: usize = 20;
 const REPLY: usize = 12;
 
 fn raw_echo(path: &str) -> ! {
     let mut socket = UnixStream::connect(path).unwrap();
+    if let Some(bulk) = std::env::var_os(RAW_BULK_ENV) {
+        let mut buffer = vec![0u8; bulk.to_string_lossy().parse().unwrap()];
+        while socket.read_exact(&mut buffer).is_ok() {
+            if socket.write_all(&buffer).is_err() {
+                break;
+            }
+        }
+        std::process::exit(0)
+    }
     let mut request = [0u8; REQUEST];
     let reply = [7u8; REPLY];
     while socket.read_exact(&mut request).is_ok() {
@@ -62,15 +86,17 @@ fn raw_echo(path: &str) -> ! {
 }
 
 /// A child of this executable echoing over a Unix socket, like a worker.
-fn raw_peer() -> (UnixStream, std::process::Child) {
+fn raw_peer(bulk: Option<usize>) -> (UnixStream, std::process::Child) {
     let path =
         std::env::temp_dir().join(format!("concertina-bench-raw-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).unwrap();
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .env(RAW_ENV, &path)
-        .spawn()
-        .unwrap();
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.env(RAW_ENV, &path);
+    if let Some(bytes) = bulk {
+        command.env(RAW_BULK_ENV, bytes.to_string());
+    }
+    let child = command.spawn().unwrap();
     let (socket, _) = listener.accept().unwrap();
     let _ = std::fs::remove_file(&path);
     (socket, child)
@@ -78,7 +104,7 @@ fn raw_peer() -> (UnixStream, std::process::Child) {
 
 fn round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("remote");
-    let (mut socket, mut child) = raw_peer();
+    let (mut socket, mut child) = raw_peer(None);
     group.bench_function("raw_socket_ping_pong", |b| {
         let request = [1u8; REQUEST];
         let mut reply = [0u8; REPLY];
@@ -112,6 +138,28 @@ fn round_trip(c: &mut Criterion) {
     let doubles: Vec<f64> = (0..1000).map(f64::from).collect();
     group.bench_function("call_with_1000_doubles", |b| {
         b.iter(|| worker.total(doubles.clone()).result().unwrap())
+    });
+
+    group.sample_size(10);
+    let bytes = bulk_bytes();
+    let (mut socket, mut child) = raw_peer(Some(bytes));
+    let out = vec![1u8; bytes];
+    let mut back = vec![0u8; bytes];
+    group.bench_function("bulk_raw_socket_round_trip", |b| {
+        b.iter(|| {
+            // The peer reads it all, then writes it all back.
+            socket.write_all(&out).unwrap();
+            socket.read_exact(&mut back).unwrap();
+        })
+    });
+    drop(socket);
+    let _ = child.wait();
+    let values: Vec<f64> = (0..bytes / 8).map(|i| i as f64).collect();
+    group.bench_function("bulk_remote_round_trip", |b| {
+        b.iter(|| {
+            let back = worker.bulk(values.clone()).result().unwrap();
+            assert_eq!(back.len(), values.len());
+        })
     });
 
     group.sample_size(20);

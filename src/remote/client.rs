@@ -31,7 +31,7 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped worker may take to exit before it is killed.
 pub(super) const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
-type Pending = Box<dyn FnOnce(Result<Vec<u8>, Error>) + Send>;
+type Pending = Box<dyn FnOnce(Result<&[u8], Error>) + Send>;
 
 /// A worker process: the executable started again in worker mode, holding
 /// one or more instances ([`Worker::make`]). Instances of one worker run side
@@ -847,9 +847,9 @@ impl Link {
                 let (future, task) = Future::<R>::pending();
                 state.pending.insert(
                     id,
-                    Box::new(move |reply: Result<Vec<u8>, Error>| {
+                    Box::new(move |reply: Result<&[u8], Error>| {
                         let outcome = reply.and_then(|bytes| {
-                            decode::<R>(&bytes).map_err(|e| Error::Remote(e.to_string()))
+                            decode::<R>(bytes).map_err(|e| Error::Remote(e.to_string()))
                         });
                         settle_call(task, outcome);
                     }),
@@ -912,13 +912,13 @@ fn settle_call<R: Send + 'static>(task: TaskRef<R>, outcome: Result<R, Error>) {
 }
 
 /// Settles call `id` with its outcome.
-pub(crate) fn settle(state: &Mutex<State>, id: u64, outcome: Outcome) {
+pub(crate) fn settle(state: &Mutex<State>, id: u64, outcome: Outcome<'_>) {
     let pending = state.lock().pending.remove(&id);
     if let Some(settle) = pending {
-        settle(match outcome {
+        settle(match &outcome {
             Outcome::Value(bytes) => Ok(bytes),
-            Outcome::Panicked(message) => Err(Error::Panicked(message)),
-            Outcome::Failed(why) => Err(Error::Remote(why)),
+            Outcome::Panicked(message) => Err(Error::Panicked(message.clone())),
+            Outcome::Failed(why) => Err(Error::Remote(why.clone())),
             Outcome::Cancelled => Err(Error::Cancelled),
         });
     }

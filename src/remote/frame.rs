@@ -1,6 +1,7 @@
 //! The messages between a parent and its worker process, and their frames:
 //! a 4-byte little-endian length, then the message in postcard.
 
+use std::borrow::Cow;
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ pub(crate) enum ToWorker {
         instance: u32,
         id: u64,
         code: String,
+        #[serde(with = "bytes")]
         args: Vec<u8>,
     },
     /// Call `method` of `instance` with `args`; the reply carries `id`.
@@ -25,6 +27,7 @@ pub(crate) enum ToWorker {
         instance: u32,
         id: u64,
         method: String,
+        #[serde(with = "bytes")]
         args: Vec<u8>,
     },
     /// Many calls of one method in one message (AMUSE's `call_count`):
@@ -33,6 +36,7 @@ pub(crate) enum ToWorker {
         instance: u32,
         first: u64,
         method: String,
+        #[serde(with = "bytes_list")]
         args: Vec<Vec<u8>>,
     },
     /// Cancel call `id`: dropped while queued (its reply says cancelled);
@@ -44,21 +48,26 @@ pub(crate) enum ToWorker {
     Stop,
 }
 
-/// From the worker to its parent.
+/// From the worker to its parent. Read, its values borrow from the frame
+/// they came in (a large result is not copied out of it).
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum FromWorker {
+pub(crate) enum FromWorker<'a> {
     /// The outcome of call `id`.
-    Reply { id: u64, outcome: Outcome },
+    Reply {
+        id: u64,
+        #[serde(borrow)]
+        outcome: Outcome<'a>,
+    },
     /// The outcomes of the calls of one `Calls` message (those not
     /// cancelled while queued, whose replies went on their own).
-    Replies(Vec<(u64, Outcome)>),
+    Replies(#[serde(borrow)] Vec<(u64, Outcome<'a>)>),
 }
 
 /// A call's outcome in the worker.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Outcome {
+pub(crate) enum Outcome<'a> {
     /// The method returned: its value, in postcard.
-    Value(Vec<u8>),
+    Value(#[serde(borrow, with = "bytes_cow")] Cow<'a, [u8]>),
     /// The method panicked, with this message; the worker lives on.
     Panicked(String),
     /// The call could not be made (unknown method, arguments that do not
@@ -81,15 +90,36 @@ pub(crate) fn check_size(bytes: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes `message` as one frame.
+/// The length of `value` in postcard, measured without writing it.
+pub(crate) fn size_of<T: Serialize + ?Sized>(value: &T) -> postcard::Result<usize> {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+}
+
+/// `message` encoded into a buffer of its size (a transport that sends
+/// whole messages), refused over [`MAX_FRAME`].
+#[cfg(feature = "mpi")]
+pub(crate) fn encoded<M: Serialize>(message: &M) -> io::Result<Vec<u8>> {
+    let invalid = |e: postcard::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+    let length = size_of(message).map_err(invalid)?;
+    check_size(length)?;
+    postcard::to_extend(message, Vec::with_capacity(length)).map_err(invalid)
+}
+
+/// Writes `message` as one frame: its length (measured first), then the
+/// message encoded straight into `out`, with no buffer of its own.
 pub(crate) fn write<M: Serialize>(out: &mut impl Write, message: &M) -> io::Result<()> {
-    let payload =
-        postcard::to_stdvec(message).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    check_size(payload.len())?;
-    let mut frame = Vec::with_capacity(4 + payload.len());
-    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&payload);
-    out.write_all(&frame)?;
+    let invalid = |e: postcard::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+    let length = size_of(message).map_err(invalid)?;
+    check_size(length)?;
+    // Below MAX_FRAME, checked: it fits.
+    out.write_all(&(length as u32).to_le_bytes())?;
+    postcard::to_io(message, &mut *out).map_err(|e| match e {
+        postcard::Error::SerializeBufferFull => io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the channel closed inside a frame",
+        ),
+        e => invalid(e),
+    })?;
     out.flush()
 }
 
@@ -97,6 +127,24 @@ pub(crate) fn write<M: Serialize>(out: &mut impl Write, message: &M) -> io::Resu
 /// frames); an error for a stream that ends inside a frame, a length over
 /// [`MAX_FRAME`], or bytes that do not decode.
 pub(crate) fn read<M: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::Result<Option<M>> {
+    match read_bytes(input)? {
+        Some(payload) => decoded(&payload).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Decodes a frame's bytes (a message that may borrow from them).
+pub(crate) fn decoded<'a, M: Deserialize<'a>>(payload: &'a [u8]) -> io::Result<M> {
+    postcard::from_bytes(payload).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a frame that does not decode: {e}"),
+        )
+    })
+}
+
+/// Reads one frame's bytes, as [`read`] reads a message.
+pub(crate) fn read_bytes(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     let mut length = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -128,10 +176,197 @@ pub(crate) fn read<M: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::R
             format!("the stream ended inside a frame of {length} bytes"),
         )
     })?;
-    postcard::from_bytes(&payload).map(Some).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("a frame that does not decode: {e}"),
-        )
-    })
+    Ok(Some(payload))
+}
+
+/// A byte field of a message as one run of bytes (its length, then the
+/// bytes: a copy, no work per byte), not as a sequence of numbers.
+mod bytes {
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        deserializer.deserialize_byte_buf(Bytes)
+    }
+
+    pub(super) struct Bytes;
+
+    impl<'de> Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("bytes")
+        }
+
+        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+
+        fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(byte) = seq.next_element()? {
+                bytes.push(byte);
+            }
+            Ok(bytes)
+        }
+    }
+}
+
+/// A list of byte fields (a batch's arguments), each as [`bytes`] says.
+mod bytes_list {
+    use serde::de::{SeqAccess, Visitor};
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::fmt;
+
+    struct One<'a>(&'a [u8]);
+
+    impl Serialize for One<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            super::bytes::serialize(self.0, serializer)
+        }
+    }
+
+    struct Owned(Vec<u8>);
+
+    impl<'de> Deserialize<'de> for Owned {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            super::bytes::deserialize(deserializer).map(Owned)
+        }
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        list: &[Vec<u8>],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(list.len()))?;
+        for bytes in list {
+            seq.serialize_element(&One(bytes))?;
+        }
+        seq.end()
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Vec<u8>>, D::Error> {
+        struct List;
+
+        impl<'de> Visitor<'de> for List {
+            type Value = Vec<Vec<u8>>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of bytes")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Vec<u8>>, A::Error> {
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(Owned(bytes)) = seq.next_element()? {
+                    list.push(bytes);
+                }
+                Ok(list)
+            }
+        }
+
+        deserializer.deserialize_seq(List)
+    }
+}
+
+/// A value's bytes as one run of bytes, borrowed from the frame when read.
+mod bytes_cow {
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::borrow::Cow;
+    use std::fmt;
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Cow<'de, [u8]>, D::Error> {
+        struct Borrowing;
+
+        impl<'de> Visitor<'de> for Borrowing {
+            type Value = Cow<'de, [u8]>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+
+            fn visit_borrowed_bytes<E: de::Error>(
+                self,
+                bytes: &'de [u8],
+            ) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(bytes))
+            }
+
+            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(bytes.to_vec()))
+            }
+
+            fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(bytes))
+            }
+        }
+
+        deserializer.deserialize_bytes(Borrowing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte field costs its length and its bytes (not a number per
+    /// byte), and a value read borrows from the frame it came in.
+    #[test]
+    fn byte_fields_are_one_run_and_read_in_place() {
+        let value: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        let reply = FromWorker::Reply {
+            id: 7,
+            outcome: Outcome::Value(Cow::Borrowed(&value)),
+        };
+        let mut frame = Vec::new();
+        write(&mut frame, &reply).unwrap();
+        let length = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
+        // id 7, the variants, the length's two bytes, then the value.
+        assert_eq!(length, 1 + 1 + 1 + 2 + value.len());
+        assert_eq!(&frame[frame.len() - value.len()..], &value[..]);
+        let payload = read_bytes(&mut &frame[..]).unwrap().unwrap();
+        match decoded::<FromWorker<'_>>(&payload).unwrap() {
+            FromWorker::Reply {
+                id: 7,
+                outcome: Outcome::Value(Cow::Borrowed(bytes)),
+            } => {
+                assert_eq!(bytes, &value[..]);
+                let inside = payload.as_ptr_range();
+                assert!(inside.contains(&bytes.as_ptr()), "borrowed from the frame");
+            }
+            other => panic!("read back as {other:?}"),
+        }
+        let calls = ToWorker::Calls {
+            instance: 1,
+            first: 2,
+            method: "m".to_owned(),
+            args: vec![vec![1, 2, 3], Vec::new(), value.clone()],
+        };
+        let mut frame = Vec::new();
+        write(&mut frame, &calls).unwrap();
+        match read::<ToWorker>(&mut &frame[..]).unwrap().unwrap() {
+            ToWorker::Calls { args, .. } => assert_eq!(args, [vec![1, 2, 3], Vec::new(), value]),
+            other => panic!("read back as {other:?}"),
+        }
+    }
 }

@@ -271,14 +271,19 @@ fn read_replies(
     tail: Arc<Mutex<Tail>>,
 ) {
     let garbage = loop {
-        match frame::read::<FromWorker>(&mut input) {
-            Ok(Some(FromWorker::Reply { id, outcome })) => settle(&state, id, outcome),
-            Ok(Some(FromWorker::Replies(outcomes))) => {
+        let payload = match frame::read_bytes(&mut input) {
+            Ok(Some(payload)) => payload,
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        };
+        // The values are decoded from the frame's own bytes.
+        match frame::decoded::<FromWorker<'_>>(&payload) {
+            Ok(FromWorker::Reply { id, outcome }) => settle(&state, id, outcome),
+            Ok(FromWorker::Replies(outcomes)) => {
                 for (id, outcome) in outcomes {
                     settle(&state, id, outcome);
                 }
             }
-            Ok(None) => break None,
             Err(e) => break Some(e.to_string()),
         }
     };

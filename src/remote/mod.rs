@@ -202,7 +202,11 @@ impl std::error::Error for RemoteError {}
 /// # Ok::<(), concertina::remote::RemoteError>(())
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError> {
-    postcard::to_stdvec(value).map_err(|e| RemoteError(format!("cannot encode: {e}")))
+    let failed = |e: postcard::Error| RemoteError(format!("cannot encode: {e}"));
+    // Measured first, then written once into a buffer of that size: a
+    // large array costs one pass and no growing.
+    let size = frame::size_of(value).map_err(failed)?;
+    postcard::to_extend(value, Vec::with_capacity(size)).map_err(failed)
 }
 
 /// Decodes a call's arguments or result (postcard).

@@ -65,9 +65,7 @@ struct RankOutbox {
 
 impl Outbox for RankOutbox {
     fn send(&mut self, message: &ToWorker) -> std::io::Result<()> {
-        let bytes = postcard::to_stdvec(message)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        frame::check_size(bytes.len())?;
+        let bytes = frame::encoded(message)?;
         // One reply per call (a cancelled one replies that it was).
         let replies = match message {
             ToWorker::Start { .. } | ToWorker::Call { .. } => 1,
@@ -316,7 +314,7 @@ fn root(
     // Settles the calls a worker's message answers; how many.
     let route = |bytes: &[u8], rank: i32| {
         let state = &states[(rank - 1) as usize];
-        match postcard::from_bytes::<FromWorker>(bytes) {
+        match postcard::from_bytes::<FromWorker<'_>>(bytes) {
             Ok(FromWorker::Reply { id, outcome }) => {
                 settle(state, id, outcome);
                 1
@@ -445,8 +443,8 @@ fn serve_rank(world: &SimpleCommunicator) {
     parent.send_with_tag(&std::process::id().to_le_bytes()[..], HELLO);
     let codes = CODES.get().copied().unwrap_or(&[]);
     let (replies, replied) = crossbeam_channel::unbounded::<Vec<u8>>();
-    let output: Output = Arc::new(move |message: &FromWorker| {
-        postcard::to_stdvec(message)
+    let output: Output = Arc::new(move |message: &FromWorker<'_>| {
+        frame::encoded(message)
             .ok()
             .is_some_and(|bytes| replies.send(bytes).is_ok())
     });

@@ -106,13 +106,13 @@ struct Live {
 }
 
 /// Where a worker's replies go: true while they can be sent.
-pub(crate) type Output = Arc<dyn Fn(&FromWorker) -> bool + Send + Sync>;
+pub(crate) type Output = Arc<dyn Fn(&FromWorker<'_>) -> bool + Send + Sync>;
 
 /// What a reply may weigh: a message's limit, less room for its framing.
 const REPLY_LIMIT: usize = frame::MAX_FRAME - 4096;
 
 /// About how many bytes `outcome` takes in a message.
-fn weight(outcome: &Outcome) -> usize {
+fn weight(outcome: &Outcome<'_>) -> usize {
     16 + match outcome {
         Outcome::Value(bytes) => bytes.len(),
         Outcome::Panicked(text) | Outcome::Failed(text) => text.len(),
@@ -122,10 +122,10 @@ fn weight(outcome: &Outcome) -> usize {
 
 /// An outcome that fits in a message: itself, or the failure that it does
 /// not (a value over the limit never reaches the parent).
-fn fitting(outcome: Outcome) -> Outcome {
+fn fitting(outcome: Outcome<'_>) -> Outcome<'_> {
     match outcome {
         Outcome::Value(bytes)
-            if weight(&Outcome::Value(Vec::new())) + bytes.len() > REPLY_LIMIT =>
+            if weight(&Outcome::Value(Default::default())) + bytes.len() > REPLY_LIMIT =>
         {
             Outcome::Failed(format!(
                 "the result of {} bytes is over the {}-byte limit of a message",
@@ -140,7 +140,7 @@ fn fitting(outcome: Outcome) -> Outcome {
 /// Sends `message`, so that every call gets its reply whatever the sizes:
 /// a value over the limit of a message becomes its failure, and a batch of
 /// outcomes over it goes in parts. True while replies can be sent.
-fn reply(output: &Output, message: FromWorker) -> bool {
+fn reply(output: &Output, message: FromWorker<'_>) -> bool {
     match message {
         FromWorker::Reply { id, outcome } => output(&FromWorker::Reply {
             id,
@@ -166,7 +166,7 @@ fn reply(output: &Output, message: FromWorker) -> bool {
     }
 }
 
-fn reply_to(output: &Output, id: u64, outcome: Outcome) -> bool {
+fn reply_to(output: &Output, id: u64, outcome: Outcome<'_>) -> bool {
     reply(output, FromWorker::Reply { id, outcome })
 }
 
@@ -180,8 +180,9 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
     watch_parent(&stream);
     let mut input = BufReader::new(stream);
     let writer = Mutex::new(BufWriter::new(writer));
-    let output: Output =
-        Arc::new(move |message: &FromWorker| frame::write(&mut *writer.lock(), message).is_ok());
+    let output: Output = Arc::new(move |message: &FromWorker<'_>| {
+        frame::write(&mut *writer.lock(), message).is_ok()
+    });
     let mut server = Server::new(codes, output);
     let mut status = 0;
     let mut gone = loop {
@@ -416,7 +417,7 @@ impl<'a> Server<'a> {
     }
 }
 
-fn no_instance(instance: u32) -> Outcome {
+fn no_instance(instance: u32) -> Outcome<'static> {
     Outcome::Failed(format!("this worker has no instance {instance}"))
 }
 
@@ -489,7 +490,7 @@ fn run_instance(entry: CodeEntry, args: &[u8], id: u64, runner: &Runner, output:
     };
     match made {
         Ok(mut code) => {
-            if reply_to(output, id, Outcome::Value(Vec::new())) {
+            if reply_to(output, id, Outcome::Value(Default::default())) {
                 run_calls(&mut *code, runner, output);
             }
         }
@@ -504,7 +505,7 @@ fn run_instance(entry: CodeEntry, args: &[u8], id: u64, runner: &Runner, output:
 fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
     // The outcomes of a `Calls` message not sent yet, and since when the
     // first of them waits.
-    let mut held: Vec<(u64, Outcome)> = Vec::new();
+    let mut held: Vec<(u64, Outcome<'_>)> = Vec::new();
     let mut held_since = Instant::now();
     loop {
         let call = {
@@ -543,7 +544,7 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
         );
         runner.inbox.lock().running = None;
         let outcome = match future.result() {
-            Ok(value) => Outcome::Value(value),
+            Ok(value) => Outcome::Value(value.into()),
             Err(Error::Panicked(message)) => Outcome::Panicked(message),
             Err(Error::Cancelled | Error::Interrupted) => Outcome::Cancelled,
             Err(Error::Remote(why)) => Outcome::Failed(why),
