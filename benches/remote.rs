@@ -3,7 +3,11 @@
 //! * a small call's round trip, against a raw ping-pong of the same bytes
 //!   over the same kind of socket with a child process (target ≤ 1.5×), and
 //!   against a local `Instance` call;
-//! * 10,000 small calls in one vectorised message, against one by one;
+//! * 10,000 small calls one by one, in one message with a future each, and
+//!   vectorised (one call over arrays), against one call taking and
+//!   returning an array of 10,000 (target ≤ 2×);
+//! * a 100 MiB array there and back, against a raw socket round trip of
+//!   the same bytes;
 //! * a call carrying 1,000 doubles;
 //! * starting a worker (target ≤ 20 ms);
 //! * a worker's death to `WorkerLost` (target ≤ 50 ms).
@@ -36,6 +40,11 @@ impl Bench {
     pub fn total(&mut self, values: Vec<f64>) -> f64 {
         self.sum = values.iter().sum();
         self.sum
+    }
+
+    /// Gives its arguments back (the array form of `echo`).
+    pub fn echo_all(&mut self, xs: Vec<u64>) -> Vec<u64> {
+        xs
     }
 
     /// Gives a bulk array back (the round trip of large numeric data).
@@ -131,8 +140,19 @@ fn round_trip(c: &mut Criterion) {
             concertina::try_wait_all(calls).unwrap()
         })
     });
+    group.bench_function("10000_calls_one_message", |b| {
+        b.iter(|| concertina::try_wait_all(worker.echo_each((0..10_000).map(|i| (i,)))).unwrap())
+    });
     group.bench_function("10000_calls_vectorised", |b| {
-        b.iter(|| concertina::try_wait_all(worker.echo_many((0..10_000).map(|i| (i,)))).unwrap())
+        b.iter(|| {
+            worker
+                .echo_many((0..10_000).map(|i| (i,)))
+                .result()
+                .unwrap()
+        })
+    });
+    group.bench_function("10000_points_one_array_call", |b| {
+        b.iter(|| worker.echo_all((0..10_000).collect()).result().unwrap())
     });
 
     let doubles: Vec<f64> = (0..1000).map(f64::from).collect();

@@ -121,6 +121,7 @@ impl Code for Legacy {
 /// It keeps no global state: several may share a worker.
 struct Grid {
     cells: Vec<f64>,
+    paused: usize,
 }
 
 /// Where two grids of one worker meet: each waits for the other, so both
@@ -133,7 +134,21 @@ impl Grid {
     pub fn new(n: usize, value: f64) -> Self {
         Grid {
             cells: vec![value; n],
+            paused: 0,
         }
+    }
+
+    /// As `shift`, refusing a shift that is not finite: it panics.
+    pub fn checked_shift(&mut self, delta: f64) -> f64 {
+        assert!(delta.is_finite(), "a shift of {delta}");
+        self.shift(delta)
+    }
+
+    /// Sleeps `ms` milliseconds; how many pauses this grid made.
+    pub fn pause(&mut self, ms: u64) -> usize {
+        std::thread::sleep(Duration::from_millis(ms));
+        self.paused += 1;
+        self.paused
     }
 
     /// Adds `delta` to every cell; the new sum.
@@ -243,6 +258,7 @@ fn main() {
         futures_outlive_the_handle,
         the_attribute_makes_a_typed_client,
         vectorised_calls_keep_their_order_and_cancel_alone,
+        vectorised_calls_are_one_call_over_arrays,
         calls_from_many_threads_keep_the_order_they_were_made_in,
         reentrant_codes_share_a_worker_and_run_side_by_side,
         a_legacy_code_has_one_instance_per_worker,
@@ -952,8 +968,8 @@ fn a_batchs_replies_do_not_wait_for_the_next_message() {
     // Holds the queue while the rest is queued.
     let hold = model.call::<String>("spin", &(first.to_string_lossy().into_owned(),));
     spinning(&first);
-    let mut quick = model.call_many::<u64, _>("add", [(1u64,), (2,), (3,)]);
-    let next = model.call_many::<String, _>("spin", [(second.to_string_lossy().into_owned(),)]);
+    let mut quick = model.call_each::<u64, _>("add", [(1u64,), (2,), (3,)]);
+    let next = model.call_each::<String, _>("spin", [(second.to_string_lossy().into_owned(),)]);
     let cancelled = quick.pop().expect("three calls");
     assert!(cancelled.cancel());
     assert!(hold.cancel());
@@ -1020,7 +1036,7 @@ fn messages_over_the_limit_fail_their_calls_and_the_instance_lives() {
     }
     let batch = grid
         .instance()
-        .call_many::<Vec<u8>, _>("bytes", (0..1_100).map(|_| (1usize << 20,)));
+        .call_each::<Vec<u8>, _>("bytes", (0..1_100).map(|_| (1usize << 20,)));
     let batch = concertina::try_wait_all(batch).unwrap();
     assert!(batch.iter().all(|b| b.len() == 1 << 20));
     assert_eq!(grid.shift(1.0).result(), Ok(1.0), "the instance lives");
@@ -1060,7 +1076,7 @@ fn garbage_on_the_channel_is_a_clear_worker_lost() {
 fn vectorised_calls_keep_their_order_and_cancel_alone() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
     let before = model.call::<u64>("add", &(1u64,));
-    let many = model.call_many::<u64, _>("add", (0..1000u64).map(|_| (1u64,)));
+    let many = model.call_each::<u64, _>("add", (0..1000u64).map(|_| (1u64,)));
     let after = model.call::<u64>("add", &(1u64,));
     assert_eq!(before.result(), Ok(1));
     let totals = concertina::try_wait_all(many).unwrap();
@@ -1071,7 +1087,7 @@ fn vectorised_calls_keep_their_order_and_cancel_alone() {
     let marker = std::env::temp_dir().join(format!("concertina-spin-{}", model.pid()));
     let _ = std::fs::remove_file(&marker);
     let spin = model.call::<String>("spin", &(marker.to_string_lossy().into_owned(),));
-    let mut batch = model.call_many::<u64, _>("add", [(1u64,), (1u64,), (1u64,)]);
+    let mut batch = model.call_each::<u64, _>("add", [(1u64,), (1u64,), (1u64,)]);
     assert!(batch[1].cancel());
     while !marker.exists() {
         std::thread::sleep(Duration::from_millis(1));
@@ -1086,11 +1102,51 @@ fn vectorised_calls_keep_their_order_and_cancel_alone() {
         (Ok(1_001_003), Err(Error::Cancelled), Ok(1_001_004))
     );
 
-    // The attribute's vectorised form.
+    // The attribute's form with a future per call.
     let grid = GridRemote::start(1, 0.0).unwrap();
-    let sums = concertina::try_wait_all(grid.shift_many([(1.0,), (2.0,)])).unwrap();
+    let sums = concertina::try_wait_all(grid.shift_each([(1.0,), (2.0,)])).unwrap();
     assert_eq!(sums, [1.0, 3.0]);
-    assert!(model.call_many::<u64, (u64,)>("add", []).is_empty());
+    assert!(model.call_each::<u64, (u64,)>("add", []).is_empty());
+}
+
+/// `<method>_many` is one call over arrays: one future for the results in
+/// order, run after the calls made before it; a panic in one of the calls
+/// fails the future and makes no more; a cancel stops the calls not made
+/// yet; the instance goes on.
+fn vectorised_calls_are_one_call_over_arrays() {
+    let grid = GridRemote::start(1, 0.0).unwrap();
+    let before = grid.shift(1.0);
+    let sums = grid.shift_many([(1.0,), (2.0,)]);
+    assert_eq!(sums.result(), Ok(vec![2.0, 4.0]));
+    assert_eq!(before.result(), Ok(1.0));
+    let many = grid
+        .shift_many((0..10_000).map(|_| (0.0,)))
+        .result()
+        .unwrap();
+    assert_eq!(many.len(), 10_000);
+    assert!(many.iter().all(|&sum| sum == 4.0));
+    assert_eq!(grid.shift_many([]).result(), Ok(Vec::new()));
+
+    let failing = grid.checked_shift_many([(1.0,), (f64::NAN,), (1.0,)]);
+    match failing.result() {
+        Err(Error::Panicked(message)) => assert!(message.contains("NaN"), "{message}"),
+        other => panic!("a panicking call in a batch gave {other:?}"),
+    }
+    assert_eq!(
+        grid.shift(0.0).result(),
+        Ok(5.0),
+        "the first ran, the third not"
+    );
+
+    let pauses = grid.pause_many((0..1_000).map(|_| (20,)));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(pauses.cancel());
+    assert_eq!(pauses.result(), Err(Error::Cancelled));
+    let made = grid.pause(0).result().unwrap();
+    assert!(
+        made < 500,
+        "the cancelled batch stopped: {made} pauses made"
+    );
 }
 
 fn calls_from_many_threads_keep_the_order_they_were_made_in() {

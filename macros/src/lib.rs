@@ -326,10 +326,25 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
         let key = name.to_string();
         let idents: Vec<&Ident> = m.args.iter().map(|(i, _)| i).collect();
         let types: Vec<&syn::Type> = m.args.iter().map(|(_, t)| t).collect();
+        let many_key = format!("{key}[]");
         quote! {
             #key => {
                 let (#(#idents,)*): (#(#types,)*) = ::concertina::remote::decode(args)?;
                 ::concertina::remote::encode(&self.#name(#(#idents),*))
+            }
+            // The vectorised form: the arguments of many calls in one
+            // array, their results in another.
+            #many_key => {
+                let calls: ::std::vec::Vec<(#(#types,)*)> = ::concertina::remote::decode(args)?;
+                let mut results = ::std::vec::Vec::with_capacity(calls.len());
+                for (#(#idents,)*) in calls {
+                    if ::concertina::cancelled() {
+                        // Cancelled: its outcome says so, whatever is sent.
+                        break;
+                    }
+                    results.push(self.#name(#(#idents),*));
+                }
+                ::concertina::remote::encode(&results)
             }
         }
     });
@@ -360,10 +375,21 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
         let key = name.to_string();
         let idents: Vec<&Ident> = m.args.iter().map(|(i, _)| i).collect();
         let types: Vec<&syn::Type> = m.args.iter().map(|(_, t)| t).collect();
+        let many_key = format!("{key}[]");
         let many = format_ident!("{}_many", name);
         let many_doc = format!(
             "[`{name}`](Self::{name}) once for each element of `args` (each a tuple of its \
-             arguments), all in one message: the futures, in the order given."
+             arguments), as one call (AMUSE's vectorised calls): the arguments go in one array \
+             and the results come back in another, so the calls cost per byte, not per call. \
+             One future for all of them, failed by the first call that fails (or panics); a \
+             cancel stops the calls not yet made. For a future per call, each cancelled alone, \
+             see [`{name}_each`](Self::{name}_each)."
+        );
+        let each = format_ident!("{}_each", name);
+        let each_doc = format!(
+            "[`{name}`](Self::{name}) once for each element of `args` (each a tuple of its \
+             arguments), all in one message: a future per call, in the order given, each of \
+             which can be cancelled on its own (see `RemoteInstance::call_each`)."
         );
         quote! {
             #(#docs)*
@@ -377,8 +403,17 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
             #vis fn #many(
                 &self,
                 args: impl ::core::iter::IntoIterator<Item = (#(#types,)*)>,
+            ) -> ::concertina::Future<::std::vec::Vec<#output>> {
+                let args: ::std::vec::Vec<(#(#types,)*)> = args.into_iter().collect();
+                self.instance.call::<::std::vec::Vec<#output>>(#many_key, &args)
+            }
+
+            #[doc = #each_doc]
+            #vis fn #each(
+                &self,
+                args: impl ::core::iter::IntoIterator<Item = (#(#types,)*)>,
             ) -> ::std::vec::Vec<::concertina::Future<#output>> {
-                self.instance.call_many::<#output, (#(#types,)*)>(#key, args)
+                self.instance.call_each::<#output, (#(#types,)*)>(#key, args)
             }
         }
     });

@@ -680,10 +680,11 @@ impl RemoteInstance {
     }
 
     /// Calls `method` once for each of `args` (each the arguments of one
-    /// call), all in one message (AMUSE's vectorised calls): small calls in
-    /// bulk cost per byte, not per message. The futures, in the order
-    /// given, run after every call made before; each can be cancelled on
-    /// its own.
+    /// call), all in one message: small calls in bulk cost one message, not
+    /// one each. The futures, in the order given, run after every call made
+    /// before; each can be cancelled on its own. (A code made by
+    /// `#[concertina::remote]` also has `<method>_many`: the calls as one
+    /// call over arrays, with one future for all, which costs per byte.)
     ///
     /// # Errors
     ///
@@ -704,11 +705,11 @@ impl RemoteInstance {
     /// # }
     /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let model = RemoteInstance::start::<Model>(&())?;
-    /// let doubled = model.call_many::<u32, _>("double", (0..1000u32).map(|i| (i,)));
+    /// let doubled = model.call_each::<u32, _>("double", (0..1000u32).map(|i| (i,)));
     /// assert_eq!(concertina::try_wait_all(doubled).unwrap()[999], 1998);
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn call_many<R, A>(&self, method: &str, args: impl IntoIterator<Item = A>) -> Vec<Future<R>>
+    pub fn call_each<R, A>(&self, method: &str, args: impl IntoIterator<Item = A>) -> Vec<Future<R>>
     where
         R: DeserializeOwned + Send + 'static,
         A: Serialize,
