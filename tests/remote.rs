@@ -259,6 +259,7 @@ fn main() {
         the_attribute_makes_a_typed_client,
         vectorised_calls_keep_their_order_and_cancel_alone,
         vectorised_calls_are_one_call_over_arrays,
+        calls_after_a_dependency_keep_their_place,
         calls_from_many_threads_keep_the_order_they_were_made_in,
         reentrant_codes_share_a_worker_and_run_side_by_side,
         a_legacy_code_has_one_instance_per_worker,
@@ -1147,6 +1148,65 @@ fn vectorised_calls_are_one_call_over_arrays() {
         made < 500,
         "the cancelled batch stopped: {made} pauses made"
     );
+}
+
+/// A call made after another future keeps its place: the calls made after
+/// it wait for the dependency too; a failed dependency fails it (not made)
+/// and the instance goes on; a cancelled one lets the rest go on; `wait`
+/// returns once every call made before it has finished.
+fn calls_after_a_dependency_keep_their_place() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let other = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let slow = other.call::<u64>("sleep", &(200u64,));
+    let after = model.call_after::<u64, _>(slow.when_done(), "add", &(1u64,));
+    let next = model.call::<u64>("add", &(10u64,));
+    assert_eq!(
+        next.result(),
+        Ok(11),
+        "the later call ran after the waiting one"
+    );
+    assert_eq!(after.result(), Ok(1));
+    assert_eq!(slow.result(), Ok(200));
+
+    let failing = other.call::<u64>("panic", &());
+    let skipped = model.call_after::<u64, _>(failing, "add", &(100u64,));
+    match skipped.result() {
+        Err(Error::DependencyFailed(cause)) => {
+            assert!(matches!(*cause, Error::Panicked(_)), "{cause:?}")
+        }
+        other => panic!("after a failed dependency: {other:?}"),
+    }
+    assert_eq!(
+        model.call::<u64>("add", &(0u64,)).result(),
+        Ok(11),
+        "it was not made"
+    );
+
+    let pool = concertina::Pool::builder().threads(1).build().unwrap();
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let unfinished = pool.spawn(move || {
+        let _ = gate.recv();
+    });
+    let waiting = model.call_after::<u64, _>(unfinished, "add", &(1_000u64,));
+    let behind = model.call::<u64>("add", &(1u64,));
+    assert!(
+        !behind.wait_timeout(Duration::from_millis(50)),
+        "it waits behind"
+    );
+    assert!(waiting.cancel());
+    assert_eq!(
+        behind.result(),
+        Ok(12),
+        "a cancelled one lets the rest go on"
+    );
+    drop(release);
+
+    let steps: Vec<_> = (0..5).map(|_| model.call::<u64>("add", &(1u64,))).collect();
+    model.wait().unwrap();
+    assert!(steps.iter().all(concertina::Future::done));
+    let grid = GridRemote::start(1, 0.0).unwrap();
+    let first = grid.shift(1.0);
+    assert_eq!(grid.shift_after(first.when_done(), 2.0).result(), Ok(3.0));
 }
 
 fn calls_from_many_threads_keep_the_order_they_were_made_in() {

@@ -385,6 +385,12 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
              cancel stops the calls not yet made. For a future per call, each cancelled alone, \
              see [`{name}_each`](Self::{name}_each)."
         );
+        let after = format_ident!("{}_after", name);
+        let after_doc = format!(
+            "[`{name}`](Self::{name}) once `dependency` has finished, keeping its place in this \
+             instance's order now (see `RemoteInstance::call_after`): a failed dependency \
+             fails it with `Error::DependencyFailed`, and it is not made."
+        );
         let each = format_ident!("{}_each", name);
         let each_doc = format!(
             "[`{name}`](Self::{name}) once for each element of `args` (each a tuple of its \
@@ -406,6 +412,15 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
             ) -> ::concertina::Future<::std::vec::Vec<#output>> {
                 let args: ::std::vec::Vec<(#(#types,)*)> = args.into_iter().collect();
                 self.instance.call::<::std::vec::Vec<#output>>(#many_key, &args)
+            }
+
+            #[doc = #after_doc]
+            #vis fn #after<D: ::core::marker::Send + 'static>(
+                &self,
+                dependency: ::concertina::Future<D>,
+                #(#idents: #types),*
+            ) -> ::concertina::Future<#output> {
+                self.instance.call_after::<#output, D>(dependency, #key, &(#(&#idents,)*))
             }
 
             #[doc = #each_doc]

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::future::Future;
 use crate::pool::{Backend, Pool};
 use crate::remote::frame::{self, Outcome, ToWorker};
+use crate::remote::worker::WAIT_METHOD;
 use crate::remote::{decode, encode, Code, Transport, TRANSPORT_ENV};
 use crate::sync::Mutex;
 use crate::task::TaskRef;
@@ -655,28 +656,151 @@ impl RemoteInstance {
     where
         R: DeserializeOwned + Send + 'static,
     {
+        self.send_call(method, args, false).0
+    }
+
+    /// Calls `method` once `dependency` has finished (AMUSE's
+    /// `async_dependency`, chaining codes: the ocean's step after the
+    /// atmosphere's). The call takes its place in this instance's order
+    /// now: the calls made after it run after it, so they wait for the
+    /// dependency too. The dependency's value is not used (pass what the
+    /// call needs in `args`, or chain with [`Future::then`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`RemoteInstance::call`]; when the dependency fails, the
+    /// call is not made and its future fails with
+    /// [`Error::DependencyFailed`] carrying the cause; the instance goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    /// #         remote::encode(&remote::decode::<(f64,)>(a)?.0)
+    /// #     }
+    /// # }
+    /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let atmosphere = RemoteInstance::start::<Model>(&())?;
+    /// let ocean = RemoteInstance::start::<Model>(&())?;
+    /// let air = atmosphere.call::<f64>("evolve", &(1.0,));
+    /// let sea = ocean.call_after::<f64, _>(air.when_done(), "evolve", &(1.0,));
+    /// assert_eq!(sea.result()?, 1.0);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn call_after<R, D>(
+        &self,
+        dependency: Future<D>,
+        method: &str,
+        args: &impl Serialize,
+    ) -> Future<R>
+    where
+        R: DeserializeOwned + Send + 'static,
+        D: Send + 'static,
+    {
+        let (future, id) = self.send_call::<R>(method, args, true);
+        let Some(id) = id else {
+            return future;
+        };
+        let task = future.task().cloned();
+        let writer = Arc::downgrade(&self.handle.link.writer);
+        dependency.on_done(move |outcome| {
+            let go = match outcome {
+                Ok(_) => ToWorker::Go { id },
+                Err(cause) => {
+                    if let Some(task) = &task {
+                        task.fail(Error::DependencyFailed(Box::new(cause.clone())));
+                    }
+                    // The worker drops it; its reply finds it decided.
+                    ToWorker::Cancel { id }
+                }
+            };
+            if let Some(writer) = writer.upgrade() {
+                let _ = writer.lock().send(&go);
+            }
+        });
+        future
+    }
+
+    /// Waits until every call made on this instance before this one has
+    /// finished (AMUSE's synchronous call waiting for the queued ones).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkerLost`] when the worker is gone; `Interrupted` on a
+    /// Ctrl-C. Failures of the calls themselves are reported at their own
+    /// futures, not here.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, _: &[u8]) -> Result<Vec<u8>, RemoteError> { remote::encode(&()) }
+    /// # }
+    /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let model = RemoteInstance::start::<Model>(&())?;
+    /// let step = model.call::<()>("step", &());
+    /// model.wait()?;
+    /// assert!(step.done());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn wait(&self) -> Result<(), Error> {
+        self.call::<()>(WAIT_METHOD, &()).result()
+    }
+
+    /// Sends one call (one that waits for the parent's go, with `after`):
+    /// its future, and its id unless it failed at once.
+    fn send_call<R>(
+        &self,
+        method: &str,
+        args: &impl Serialize,
+        after: bool,
+    ) -> (Future<R>, Option<u64>)
+    where
+        R: DeserializeOwned + Send + 'static,
+    {
         let args = match encode(args) {
             Ok(args) => args,
-            Err(e) => return Future::failed(Error::Remote(e.to_string())),
+            Err(e) => return (Future::failed(Error::Remote(e.to_string())), None),
         };
         // The writer is held from the id to the send, so that calls reach
         // the worker in the order of their ids.
         let link = &self.handle.link;
         let mut writer = link.writer.lock();
-        let (first, mut futures) = match link.register::<R>(1) {
+        let (id, mut futures) = match link.register::<R>(1) {
             Ok(registered) => registered,
-            Err(error) => return Future::failed(error),
+            Err(error) => return (Future::failed(error), None),
         };
-        let call = ToWorker::Call {
-            instance: self.handle.instance,
-            id: first,
-            method: method.to_owned(),
-            args,
+        let (instance, method) = (self.handle.instance, method.to_owned());
+        let call = if after {
+            ToWorker::CallAfter {
+                instance,
+                id,
+                method,
+                args,
+            }
+        } else {
+            ToWorker::Call {
+                instance,
+                id,
+                method,
+                args,
+            }
         };
         let refused = refusal(writer.send(&call));
         drop(writer);
-        link.refuse(refused, first, 1);
-        futures.pop().expect("one call registered")
+        let refused_now = refused.is_some();
+        link.refuse(refused, id, 1);
+        let future = futures.pop().expect("one call registered");
+        (future, (!refused_now).then_some(id))
     }
 
     /// Calls `method` once for each of `args` (each the arguments of one

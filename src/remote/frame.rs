@@ -30,6 +30,19 @@ pub(crate) enum ToWorker {
         #[serde(with = "bytes")]
         args: Vec<u8>,
     },
+    /// As `Call`, but the call keeps its place in the instance's queue
+    /// until a `Go` (or a `Cancel`) names it: a call made after another
+    /// future, whose later calls wait behind it.
+    CallAfter {
+        instance: u32,
+        id: u64,
+        method: String,
+        #[serde(with = "bytes")]
+        args: Vec<u8>,
+    },
+    /// The dependency of call `id` (made with `CallAfter`) has finished:
+    /// it may run.
+    Go { id: u64 },
     /// Many calls of one method in one message (AMUSE's `call_count`):
     /// ids `first`, `first + 1`, …; their outcomes come back together.
     Calls {

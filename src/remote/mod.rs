@@ -38,6 +38,34 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Types of your own
+//!
+//! Arguments and results cross in postcard through serde: numbers,
+//! strings, `Vec`s, tuples, `Option`s and the like work as they are; a type
+//! of your own needs `serde::Serialize` and `serde::Deserialize`. Add
+//! `serde = { version = "1", features = ["derive"] }` to your
+//! `Cargo.toml` and derive them:
+//!
+//! ```
+//! use concertina::remote;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! struct Forcing {
+//!     wind: Vec<f64>,
+//!     label: String,
+//! }
+//!
+//! // What a call of `evolve(&mut self, forcing: Forcing, dt: f64)` sends.
+//! let forcing = Forcing { wind: vec![1.5, 2.0], label: "storm".into() };
+//! let bytes = remote::encode(&(&forcing, 0.5_f64))?;
+//! assert_eq!(remote::decode::<(Forcing, f64)>(&bytes)?, (forcing, 0.5));
+//! # Ok::<(), remote::RemoteError>(())
+//! ```
+//!
+//! A large numeric array (`Vec<f64>`) costs its bytes, not a message per
+//! element: see the figures in `docs/performance.md`.
 
 mod client;
 pub(crate) mod frame;

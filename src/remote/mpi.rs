@@ -68,9 +68,12 @@ impl Outbox for RankOutbox {
         let bytes = frame::encoded(message)?;
         // One reply per call (a cancelled one replies that it was).
         let replies = match message {
-            ToWorker::Start { .. } | ToWorker::Call { .. } => 1,
+            ToWorker::Start { .. } | ToWorker::Call { .. } | ToWorker::CallAfter { .. } => 1,
             ToWorker::Calls { args, .. } => args.len(),
-            ToWorker::Cancel { .. } | ToWorker::Free { .. } | ToWorker::Stop => 0,
+            ToWorker::Cancel { .. }
+            | ToWorker::Go { .. }
+            | ToWorker::Free { .. }
+            | ToWorker::Stop => 0,
         };
         self.outgoing
             .send(Out::To(self.rank, bytes, replies))

@@ -48,6 +48,10 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 /// moment before it).
 const HOLD_REPLIES: Duration = Duration::from_millis(1);
 
+/// The method of the call `RemoteInstance::wait` makes: it runs after
+/// every call made before it, and does nothing (no code sees it).
+pub(crate) const WAIT_METHOD: &str = "concertina::wait";
+
 /// A call waiting to run.
 struct Call {
     id: u64,
@@ -58,6 +62,9 @@ struct Call {
     batch: Option<u64>,
     /// The last of its message.
     last: bool,
+    /// Made after another future: it waits at the front of the queue, and
+    /// the calls behind it with it, until the parent says go.
+    after: bool,
 }
 
 /// What the reading thread and an instance's thread share.
@@ -326,20 +333,27 @@ impl<'a> Server<'a> {
                 id,
                 method,
                 args,
-            } => match live.get(&instance) {
-                Some(l) => l.runner.update(|inbox| {
-                    inbox.calls.push_back(Call {
-                        id,
-                        method,
-                        args,
-                        batch: None,
-                        last: true,
-                    })
-                }),
-                None => {
-                    reply_to(output, id, no_instance(instance));
+            } => queue_call(live, output, instance, id, method, args, false),
+            ToWorker::CallAfter {
+                instance,
+                id,
+                method,
+                args,
+            } => queue_call(live, output, instance, id, method, args, true),
+            ToWorker::Go { id } => {
+                for l in live.values().chain(freed.iter()) {
+                    let mut found = false;
+                    l.runner.update(|inbox| {
+                        if let Some(call) = inbox.calls.iter_mut().find(|c| c.id == id) {
+                            call.after = false;
+                            found = true;
+                        }
+                    });
+                    if found {
+                        break;
+                    }
                 }
-            },
+            }
             ToWorker::Calls {
                 instance,
                 first,
@@ -355,6 +369,7 @@ impl<'a> Server<'a> {
                             args,
                             batch: Some(first),
                             last: i + 1 == count,
+                            after: false,
                         });
                     }
                 }),
@@ -417,6 +432,34 @@ impl<'a> Server<'a> {
     }
 }
 
+/// Queues a call on `instance` (one that waits for the parent's go, with
+/// `after`), or replies that there is no such instance.
+fn queue_call(
+    live: &HashMap<u32, Live>,
+    output: &Output,
+    instance: u32,
+    id: u64,
+    method: String,
+    args: Vec<u8>,
+    after: bool,
+) {
+    match live.get(&instance) {
+        Some(l) => l.runner.update(|inbox| {
+            inbox.calls.push_back(Call {
+                id,
+                method,
+                args,
+                batch: None,
+                last: true,
+                after,
+            })
+        }),
+        None => {
+            reply_to(output, id, no_instance(instance));
+        }
+    }
+}
+
 fn no_instance(instance: u32) -> Outcome<'static> {
     Outcome::Failed(format!("this worker has no instance {instance}"))
 }
@@ -461,6 +504,8 @@ fn cancel(runner: &Runner, id: u64, output: &Output) -> bool {
     if let Some(at) = inbox.calls.iter().position(|call| call.id == id) {
         let call = inbox.calls.remove(at);
         drop(inbox);
+        // The calls behind one that waited for its dependency go on.
+        runner.more.notify_all();
         if call.is_some_and(|c| c.batch.is_some()) {
             reply(output, FromWorker::Replies(vec![(id, Outcome::Cancelled)]));
         } else {
@@ -514,11 +559,14 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
                 if inbox.gone {
                     return;
                 }
-                if let Some(call) = inbox.calls.pop_front() {
-                    break call;
-                }
-                if inbox.stopping {
-                    return;
+                match inbox.calls.front() {
+                    // Its dependency has not finished: it and the calls
+                    // behind it wait (also while stopping: the parent
+                    // says go, or cancels it, once the dependency is done).
+                    Some(call) if call.after => {}
+                    Some(_) => break inbox.calls.pop_front().expect("a front call"),
+                    None if inbox.stopping => return,
+                    None => {}
                 }
                 runner.more.wait(&mut inbox);
             }
@@ -533,10 +581,15 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
             args,
             batch,
             last,
+            ..
         } = call;
         run_task(
             task,
             || {
+                if method == WAIT_METHOD {
+                    // The calls made before it have run: nothing to do.
+                    return Ok(Vec::new());
+                }
                 code.dispatch(&method, &args)
                     .map_err(|e| Error::Remote(e.to_string()))
             },
