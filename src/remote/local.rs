@@ -14,13 +14,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::remote::client::{
-    fail_all, lost, settle, Link, Outbox, Process, RemoteBuilder, State, CONNECT_TIMEOUT,
-    NEXT_SOCKET, STOP_TIMEOUT,
-};
 use crate::remote::frame::{self, FromWorker, ToWorker};
+use crate::remote::link::{
+    fail_all, lost, settle, Link, Outbox, Process, State, CONNECT_TIMEOUT, NEXT_SOCKET,
+    STOP_TIMEOUT,
+};
 use crate::remote::process::{self, Tail};
-use crate::remote::WORKER_ENV;
+use crate::remote::{RemoteBuilder, WORKER_ENV};
 use crate::sync::Mutex;
 
 impl Link {

@@ -67,12 +67,15 @@
 //! A large numeric array (`Vec<f64>`) costs its bytes, not a message per
 //! element: see the figures in `docs/performance.md`.
 
-mod client;
+mod builder;
 pub(crate) mod frame;
+mod instance;
+mod link;
 mod local;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod process;
+mod server;
 mod session;
 mod worker;
 
@@ -81,9 +84,11 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use client::{RemoteBuilder, RemoteInstance, Worker};
+pub use builder::RemoteBuilder;
+pub use instance::RemoteInstance;
+pub use server::WORKER_ENV;
 pub use session::{serve_if_worker, Session};
-pub use worker::WORKER_ENV;
+pub use worker::Worker;
 
 /// The environment variable that chooses where remote instances run when
 /// the builder does not say: `local` (worker processes on this machine) or

@@ -17,9 +17,9 @@ use mpi::traits::*;
 use mpi::Threading;
 
 use crate::error::{ConfigError, Error};
-use crate::remote::client::{fail_all, set_ranks, settle, Link, Outbox, RankLinks, State};
 use crate::remote::frame::{self, FromWorker, ToWorker};
-use crate::remote::worker::{Output, Server};
+use crate::remote::link::{fail_all, set_ranks, settle, Link, Outbox, RankLinks, State};
+use crate::remote::server::{Output, Server};
 use crate::remote::{CodeEntry, TRANSPORT_ENV};
 use crate::sync::Mutex;
 

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 #[cfg(feature = "mpi")]
-use crate::remote::client::RankLinks;
-use crate::remote::worker::{serve_parent_at, WORKER_ENV};
+use crate::remote::link::RankLinks;
+use crate::remote::server::{serve_parent_at, WORKER_ENV};
 use crate::remote::CodeEntry;
 
 /// In a worker process (started by
