@@ -1182,7 +1182,12 @@ fn calls_after_a_dependency_keep_their_place() {
         "it was not made"
     );
 
-    let pool = concertina::Pool::builder().threads(1).build().unwrap();
+    // Threads of its own, in every mode: the task waits for the release.
+    let pool = concertina::Pool::builder()
+        .backend(concertina::Backend::Crossbeam)
+        .threads(1)
+        .build()
+        .unwrap();
     let (release, gate) = std::sync::mpsc::channel::<()>();
     let unfinished = pool.spawn(move || {
         let _ = gate.recv();
