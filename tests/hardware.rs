@@ -443,6 +443,133 @@ fn the_lock_holder_may_wait_on_a_task_that_uses_the_locked_parameter() {
     }
 }
 
+/// A tomography scan under `lock!(stage, camera)` pipelines with plain
+/// waits: the holder starts the readout of frame n and the move to n + 1,
+/// then waits for each in turn; both run under its lock at once (the
+/// readout sees the stage moving), as without the lock. Another thread's
+/// move still waits for the release.
+#[test]
+fn operations_the_holder_issues_run_under_its_lock_at_once() {
+    for backend in THREADED {
+        within(60, move || {
+            let (sim, stage) = motor(backend);
+            let moving = sim.clone();
+            let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+            let started_rx = Arc::new(Mutex::new(started_rx));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let (rx, s) = (started_rx.clone(), seen.clone());
+            // A readout that looks for the move it is pipelined with.
+            let camera = Parameter::builder("frame")
+                .setter(move |frame: u32| {
+                    let overlapped = rx
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(20))
+                        .is_ok();
+                    s.lock().unwrap().push((frame, overlapped));
+                })
+                .pool(&pool(backend, 2))
+                .build()
+                .unwrap();
+            let detector = Device::builder("camera")
+                .parameter(camera.clone())
+                .build()
+                .unwrap();
+            let mover = {
+                let started = started_tx.clone();
+                Parameter::builder("stage")
+                    .setter(move |mm: f64| {
+                        let _ = started.send(());
+                        moving.move_to(mm);
+                    })
+                    .pool(&pool(backend, 2))
+                    .build()
+                    .unwrap()
+            };
+            let _stage_device = Device::builder("stage")
+                .parameter(mover.clone())
+                .build()
+                .unwrap();
+            let guard = concertina::lock!(mover, detector).unwrap();
+            for frame in 0..3u32 {
+                let readout = camera.set(frame);
+                let step = mover.set(f64::from(frame + 1));
+                readout.result().unwrap();
+                step.result().unwrap();
+            }
+            assert_eq!(
+                *seen.lock().unwrap(),
+                [(0, true), (1, true), (2, true)],
+                "each readout ran while its move was under way"
+            );
+            // Not the holder's: waits for the release.
+            let other = mover.clone();
+            let outside = std::thread::spawn(move || other.set(10.0).result());
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(sim.position(), 3.0, "another thread's move waited");
+            drop(guard);
+            assert_eq!(outside.join().unwrap(), Ok(()));
+            assert_eq!(sim.position(), 10.0);
+            check_log(&sim.log()).unwrap();
+            let _ = stage;
+        });
+    }
+}
+
+/// An operation the holder issued that is still queued when its guard
+/// drops keeps no privilege of the lock: it runs as any other operation
+/// would, never while another owner holds the lock.
+#[test]
+fn an_operation_still_queued_when_the_guard_drops_keeps_no_privilege() {
+    within(60, || {
+        let other_holds = Arc::new(AtomicBool::new(false));
+        let stray_under_other = Arc::new(AtomicBool::new(false));
+        let (running, release) = (Gate::new(), Gate::new());
+        let (r, g, holds, stray) = (
+            running.clone(),
+            release.clone(),
+            other_holds.clone(),
+            stray_under_other.clone(),
+        );
+        let p = Parameter::builder("x")
+            .setter(move |x: u8| match x {
+                1 => {
+                    r.open();
+                    g.wait();
+                }
+                2 => stray.store(holds.load(Ordering::SeqCst), Ordering::SeqCst),
+                _ => {}
+            })
+            .pool(&pool(Backend::Crossbeam, 2))
+            .build()
+            .unwrap();
+        let guard = p.lock().unwrap();
+        let first = p.set(1);
+        let queued = p.set(2);
+        running.wait();
+        drop(guard);
+        let other = std::thread::spawn({
+            let (p, holds) = (p.clone(), other_holds.clone());
+            move || {
+                let _guard = p.lock().unwrap();
+                holds.store(true, Ordering::SeqCst);
+                let own = p.set(3).result();
+                std::thread::sleep(Duration::from_millis(20));
+                holds.store(false, Ordering::SeqCst);
+                own
+            }
+        });
+        release.open();
+        assert_eq!(first.result(), Ok(()));
+        assert_eq!(other.join().unwrap(), Ok(()));
+        assert_eq!(queued.result(), Ok(()));
+        assert!(
+            !stray_under_other.load(Ordering::SeqCst),
+            "the stray set ran under another owner's lock"
+        );
+    });
+}
+
 #[test]
 fn a_task_the_holder_does_not_wait_on_waits_for_the_lock() {
     within(60, || {

@@ -119,7 +119,9 @@ fn random_subsets_in_random_orders_never_deadlock_or_overlap() {
 
 /// Tasks on a pool take locks (owned by the task), have a helper task they
 /// wait on move one of their locked parameters (the lock is lent to it),
-/// submit a set they do not wait on (it waits for the lock like any other),
+/// submit a set they do not wait on (issued by the holder, it acts for it
+/// while the task holds the lock; after, it waits for the lock like any
+/// other),
 /// and take a second lock nested in a random order, which may close a cycle
 /// with another task: that lock call returns `Deadlock` instead of hanging.
 /// Every setter checks who holds its parameter: zero overlaps, zero hangs.
@@ -138,10 +140,14 @@ fn task_owned_locks_lent_along_waits_with_cycles_reported() {
         let leaf = |i: usize, name: &str| {
             let (owner, overlaps) = (owner.clone(), overlaps.clone());
             Parameter::<usize>::builder(name)
-                .setter(move |id| {
-                    // A lent set runs for its lender; any other for nobody.
+                .setter(move |value| {
+                    // `2 id + 1`: a set lent to task `id`, which runs for it;
+                    // `2 id`: a set task `id` issued, which runs for it or,
+                    // once it released its lock, for nobody.
+                    let (id, lent) = (value / 2, value % 2 == 1);
                     for _ in 0..2 {
-                        if owner[i].load(Ordering::SeqCst) != id {
+                        let now = owner[i].load(Ordering::SeqCst);
+                        if now != id && (lent || now != 0) {
                             overlaps.fetch_add(1, Ordering::SeqCst);
                         }
                         std::thread::yield_now();
@@ -215,13 +221,14 @@ fn task_owned_locks_lent_along_waits_with_cycles_reported() {
                         if let Some(&l) = mine.first() {
                             let p = leaves[l].clone();
                             helpers
-                                .spawn(move || p.set(id).result())
+                                .spawn(move || p.set(2 * id + 1).result())
                                 .result()
                                 .unwrap()
                                 .unwrap();
                         }
-                        // Not lent: runs once no lock covers the leaf.
-                        let free = leaves[(rng.next() % 4) as usize].set(0);
+                        // Issued, not waited on: runs under this task's
+                        // lock, or once no other lock covers the leaf.
+                        let free = leaves[(rng.next() % 4) as usize].set(2 * id);
                         let (second, covered) = pick(&mut rng);
                         match concertina::lock(&[second.lockable()]) {
                             Ok(inner) => {

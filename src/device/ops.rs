@@ -62,6 +62,9 @@ pub(crate) struct Op {
     settled: Arc<AtomicBool>,
     /// What holds it off, while a lock does.
     held_by: Option<Arc<dyn Node>>,
+    /// Whoever submitted it: a lock of its issuer does not hold it off
+    /// while the issuer holds it.
+    issuer: Owner,
 }
 
 impl Op {
@@ -145,6 +148,7 @@ impl Ops {
             run: Box::new(move || run_task(inner, f, |_| ())),
             settled,
             held_by: None,
+            issuer: Owner::current(),
         });
         (future, key)
     }
@@ -282,7 +286,7 @@ impl Kind for Operations {
             ops.state.lock().flags.kicked = false;
             let mut index = 0;
             loop {
-                let (key, node, dropped) = {
+                let (key, node, issuer, dropped) = {
                     let mut state = ops.state.lock();
                     let mut dropped = Vec::new();
                     while state
@@ -293,7 +297,12 @@ impl Kind for Operations {
                         dropped.extend(state.items.remove(index));
                     }
                     match state.items.get(index) {
-                        Some(op) => (op.key(), op.task.clone() as Arc<dyn Node>, dropped),
+                        Some(op) => (
+                            op.key(),
+                            op.task.clone() as Arc<dyn Node>,
+                            op.issuer.clone(),
+                            dropped,
+                        ),
                         None => {
                             drop(state);
                             drop(dropped);
@@ -302,7 +311,8 @@ impl Kind for Operations {
                     }
                 };
                 drop(dropped);
-                let outcome = lock::try_operation(&ops.kind.node, &Owner::of(node), me.clone());
+                let outcome =
+                    lock::try_operation(&ops.kind.node, &Owner::of(node), &issuer, me.clone());
                 let mut state = ops.state.lock();
                 let op = state
                     .items

@@ -119,10 +119,16 @@ impl<L: Lockable + ?Sized> Lockable for &L {
 /// owner *waits on* acts for it and may use its locks: the operations
 /// (`get`, `set`) it waits for, a task it spawned and waits on, and what
 /// those wait on in turn, on whichever thread they run and whenever they
-/// ask. Anything else — another thread, a task the owner does not wait on,
-/// an operation it submitted but has not waited for yet — waits until the
-/// lock is released (or the owner begins to wait on it). A lock also waits
-/// for the operations already running on its objects.
+/// ask. The operations the owner issues on its locked objects while it
+/// holds the lock act for it too: they run under the lock at once, without
+/// waiting to be waited on, so a scan can start the readout of one frame
+/// and the move to the next and then wait for each in turn (Concert's
+/// `with motor:`). Anything else — another thread, a task the owner does
+/// not wait on — waits until the lock is released (or the owner begins to
+/// wait on it). An operation the owner issued that has not started when
+/// the guard drops keeps no privilege: it runs as any other operation
+/// would, never under another owner's lock. A lock also waits for the
+/// operations already running on its objects.
 ///
 /// Locks taken by *separate* calls nest like any locks: two tasks taking
 /// two objects in opposite orders wait on each other. That cycle is found:
@@ -155,7 +161,7 @@ impl<L: Lockable + ?Sized> Lockable for &L {
 /// ```
 pub fn lock(objects: &[&dyn Lockable]) -> Result<LockGuard, Error> {
     Ok(LockGuard {
-        holds: acquire(objects, None, &Owner::current(), Hold::Exclusive)?,
+        holds: acquire(objects, None, &Owner::current(), None, Hold::Exclusive)?,
         _not_send: PhantomData,
     })
 }
@@ -215,7 +221,13 @@ pub fn lock_timeout(objects: &[&dyn Lockable], timeout: Duration) -> Result<Lock
 )]
 pub fn try_lock_for(objects: &[&dyn Lockable], timeout: Duration) -> Result<LockGuard, Error> {
     Ok(LockGuard {
-        holds: acquire(objects, Some(timeout), &Owner::current(), Hold::Exclusive)?,
+        holds: acquire(
+            objects,
+            Some(timeout),
+            &Owner::current(),
+            None,
+            Hold::Exclusive,
+        )?,
         _not_send: PhantomData,
     })
 }

@@ -294,6 +294,8 @@ fn changed() {
 /// again each time the graph is followed, so that it is never stale.
 struct LockWait {
     waiter: Owner,
+    /// Who issued the operation waiting (see [`Attempt::issuer`]).
+    issuer: Option<Owner>,
     nodes: Vec<Arc<LockNode>>,
     hold: Hold,
     names: String,
@@ -304,17 +306,18 @@ impl Node for LockWait {
         let attempt = Attempt {
             nodes: &self.nodes,
             me: &self.waiter,
+            issuer: self.issuer.as_ref(),
             hold: self.hold,
         };
         // Read under the table's lock, followed without it (following may
         // come back to a wait for a lock).
         let holders = attempt.blockers(&TABLE.locks.lock());
         // A holder that has begun to wait on the waiter meanwhile lends it
-        // the lock: that is no edge of a cycle.
+        // the lock (or issued it): that is no edge of a cycle.
         Waits::All(
             holders
                 .into_iter()
-                .filter(|h| !h.lends_to(&self.waiter))
+                .filter(|h| !attempt.lent_by(h))
                 .map(|h| h.0)
                 .collect(),
         )
@@ -337,6 +340,11 @@ fn names(nodes: &[Arc<LockNode>]) -> Vec<String> {
 struct Attempt<'a> {
     nodes: &'a [Arc<LockNode>],
     me: &'a Owner,
+    /// For an operation: whoever issued it. An operation issued by the
+    /// holder of a lock, while it holds it, acts for it (as under Concert's
+    /// `with motor:`): it runs under the lock at once, without waiting to
+    /// be waited on.
+    issuer: Option<&'a Owner>,
     hold: Hold,
 }
 
@@ -348,6 +356,12 @@ enum Taken {
 }
 
 impl Attempt<'_> {
+    /// True when `holder`, in the way, lets this attempt through: it waits
+    /// on `me` (lending it its locks), or it issued this operation.
+    fn lent_by(&self, holder: &Owner) -> bool {
+        self.issuer == Some(holder) || holder.lends_to(self.me)
+    }
+
     fn blockers(&self, locks: &Locks) -> Vec<Owner> {
         let mut out = Vec::new();
         for node in self.nodes {
@@ -377,7 +391,7 @@ impl Attempt<'_> {
                 (blockers, locks.generation)
             };
             let (lending, refusing): (Vec<Owner>, Vec<Owner>) =
-                blockers.into_iter().partition(|b| b.lends_to(self.me));
+                blockers.into_iter().partition(|b| self.lent_by(b));
             if !refusing.is_empty() {
                 return Taken::No(generation);
             }
@@ -422,12 +436,14 @@ fn holds(nodes: Vec<Arc<LockNode>>, owners: Vec<Owner>, hold: Hold) -> Holds {
     }
 }
 
-/// Takes `hold` on `node` for the operation `me` when nothing is in the
-/// way; otherwise registers `queue` to be kicked when something changes and
-/// returns what holds the operation off (for the wait graph).
+/// Takes `hold` on `node` for the operation `me`, issued by `issuer`, when
+/// nothing is in the way (a lock of its issuer is not); otherwise registers
+/// `queue` to be kicked when something changes and returns what holds the
+/// operation off (for the wait graph).
 pub(crate) fn try_operation(
     node: &Arc<LockNode>,
     me: &Owner,
+    issuer: &Owner,
     queue: Weak<dyn Kick>,
 ) -> Result<Holds, Arc<dyn Node>> {
     let nodes = std::slice::from_ref(node);
@@ -437,6 +453,7 @@ pub(crate) fn try_operation(
         let attempt = Attempt {
             nodes,
             me,
+            issuer: Some(issuer),
             hold: Hold::Operation,
         };
         match attempt.try_take() {
@@ -449,6 +466,7 @@ pub(crate) fn try_operation(
                 locks.held_off.push((queue, watching));
                 return Err(Arc::new(LockWait {
                     waiter: me.clone(),
+                    issuer: Some(issuer.clone()),
                     nodes: nodes.to_vec(),
                     hold: Hold::Operation,
                     names: node.full_name(),
@@ -458,12 +476,13 @@ pub(crate) fn try_operation(
     }
 }
 
-/// Takes `hold` on every object for `me`, waiting as long as needed (up to
-/// `timeout`).
+/// Takes `hold` on every object for `me` (an operation issued by `issuer`,
+/// see [`try_operation`]), waiting as long as needed (up to `timeout`).
 pub(crate) fn acquire(
     objects: &[&dyn Lockable],
     timeout: Option<Duration>,
     me: &Owner,
+    issuer: Option<&Owner>,
     hold: Hold,
 ) -> Result<Holds, Error> {
     let nodes = sorted(objects);
@@ -474,6 +493,7 @@ pub(crate) fn acquire(
         let attempt = Attempt {
             nodes: &nodes,
             me,
+            issuer,
             hold,
         };
         let generation = match attempt.try_take() {
@@ -482,6 +502,7 @@ pub(crate) fn acquire(
         };
         let edge: Arc<dyn Node> = Arc::new(LockWait {
             waiter: me.clone(),
+            issuer: issuer.cloned(),
             nodes: nodes.clone(),
             hold,
             names: names(&nodes).join(", "),

@@ -238,9 +238,17 @@ impl<T: Send + 'static> Parameter<T> {
             return self.track(self.inner.ops.submit(read, |f| f));
         }
         let node = self.inner.node.clone();
+        // Issued by a lock's holder, it acts for it (see `lock::acquire`).
+        let issuer = Owner::current();
         let task = move || {
             let target = LockTarget(node);
-            let _holds = lock::acquire(&[&target], None, &Owner::current(), Hold::Operation)?;
+            let _holds = lock::acquire(
+                &[&target],
+                None,
+                &Owner::current(),
+                Some(&issuer),
+                Hold::Operation,
+            )?;
             read()
         };
         match &self.inner.pool {
