@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::cancel::CancelHandle;
 use crate::error::Error;
 use crate::future::Future;
 use crate::global;
@@ -212,5 +213,188 @@ fn settle_pair<A: Send + 'static, B: Send + 'static>(
         if let (Some(a), Some(b)) = both {
             inner.settle(Ok((a, b)), false);
         }
+    }
+}
+
+impl<U: Send + 'static> Future<Future<U>> {
+    /// The future of the future this one gives: done when that one is,
+    /// with its outcome (AMUSE's request `join` of chained calls). A
+    /// failure of this one fails it too. Cancelling it cancels both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concertina::Pool::builder().threads(2).build()?;
+    /// let (p, q) = (pool.clone(), pool.clone());
+    /// let chained = pool.spawn(move || p.spawn(|| 6)).flatten();
+    /// assert_eq!(chained.result()?, 6);
+    /// let nested = concertina::Future::ready(q.spawn(|| "inner"));
+    /// assert_eq!(nested.flatten().result()?, "inner");
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn flatten(self) -> Future<U> {
+        let outer = self.into_task();
+        let (flat, inner) = Future::<U>::derived(&[outer.clone() as Arc<dyn Watchable>]);
+        let outer = Future::from_shared(outer);
+        let cancel_outer = outer.cancel_handle();
+        // The inner future's cancel handle, once the outer one gave it.
+        let current: Arc<Mutex<Option<CancelHandle>>> = Arc::default();
+        let cancel_current = current.clone();
+        let flat = flat.on_cancel(move || {
+            cancel_outer.cancel();
+            if let Some(handle) = cancel_current.lock().take() {
+                handle.cancel();
+            }
+        });
+        outer.on_outcome(move |outcome| match outcome {
+            Ok(next) => {
+                *current.lock() = Some(next.cancel_handle());
+                if inner.is_cancelled() {
+                    // Cancelled before the inner future was known.
+                    next.cancel();
+                }
+                next.on_outcome(move |outcome| {
+                    inner.settle(outcome, false);
+                });
+            }
+            Err(error) => {
+                inner.settle(Err(error), false);
+            }
+        });
+        flat
+    }
+}
+
+impl<T: Send + 'static> Future<T> {
+    /// Runs `next` with the value once this task succeeds, and returns the
+    /// future of the future `next` gives: `self.then(next).flatten()`. A
+    /// chain of calls across codes reads as one future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::Instance;
+    ///
+    /// let (ocean, atmosphere) = (Instance::new(15.0_f64), Instance::new(0.0_f64));
+    /// let coupled = ocean
+    ///     .spawn(|t| *t + 0.5)
+    ///     .and_then(move |sst| atmosphere.spawn(move |air| { *air = sst; *air * 2.0 }));
+    /// assert_eq!(coupled.result()?, 31.0);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn and_then<U, G>(self, next: G) -> Future<U>
+    where
+        U: Send + 'static,
+        G: FnOnce(T) -> Future<U> + Send + 'static,
+    {
+        self.then(next).flatten()
+    }
+
+    /// One future of every value, in the order given: done when all are,
+    /// failed as soon as one fails (with that failure; the others go on).
+    /// Cancelling it cancels them all. A set of futures as one, for a
+    /// dependency (`spawn_after`, `call_after`) or a chain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Future, Instance};
+    ///
+    /// let steps: Vec<_> = (1..=3).map(|i| concertina::spawn(move || i * 10)).collect();
+    /// let all = Future::all(steps);
+    /// let log = Instance::new(Vec::new());
+    /// let logged = log.spawn_after(all, |log, values| { log.extend(values); log.len() });
+    /// assert_eq!(logged.result()?, 3);
+    /// assert_eq!(log.call(|l| l.clone())?, [10, 20, 30]);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn all(futures: impl IntoIterator<Item = Future<T>>) -> Future<Vec<T>> {
+        let futures: Vec<Future<T>> = futures.into_iter().collect();
+        if futures.is_empty() {
+            return Future::ready(Vec::new());
+        }
+        let tasks: Vec<TaskRef<T>> = futures.into_iter().map(Future::into_task).collect();
+        let sources: Vec<Arc<dyn Watchable>> = tasks
+            .iter()
+            .map(|t| t.clone() as Arc<dyn Watchable>)
+            .collect();
+        let (all, inner) = Future::<Vec<T>>::derived(&sources);
+        let handles: Vec<CancelHandle> =
+            tasks.iter().map(|t| CancelHandle::new(t.clone())).collect();
+        let all = all.on_cancel(move || {
+            for handle in handles {
+                handle.cancel();
+            }
+        });
+        let count = tasks.len();
+        let values: Arc<Mutex<(Vec<Option<T>>, usize)>> = Arc::new(Mutex::new((
+            std::iter::repeat_with(|| None).take(count).collect(),
+            count,
+        )));
+        for (index, task) in tasks.into_iter().enumerate() {
+            let (values, inner) = (values.clone(), inner.clone());
+            Future::from_shared(task).on_outcome(move |outcome| match outcome {
+                Ok(value) => {
+                    let mut values = values.lock();
+                    values.0[index] = Some(value);
+                    values.1 -= 1;
+                    if values.1 == 0 {
+                        let all: Vec<T> = values.0.drain(..).flatten().collect();
+                        drop(values);
+                        inner.settle(Ok(all), false);
+                    }
+                }
+                Err(error) => {
+                    inner.settle(Err(error), false);
+                }
+            });
+        }
+        all
+    }
+
+    /// One future of the first of these to finish: its index and its
+    /// outcome (a failure too); the others go on. Cancelling it cancels
+    /// them all. `None` when no future was given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::Future;
+    ///
+    /// let gate = std::sync::mpsc::channel::<()>();
+    /// let pool = concertina::Pool::builder().threads(1).backend(concertina::Backend::Crossbeam).build()?;
+    /// let slow = pool.spawn(move || gate.1.recv().map_or(0, |()| 1));
+    /// let first = Future::any([slow, Future::ready(2)]).expect("two were given");
+    /// assert_eq!(first.result()?, (1, Ok(2)));
+    /// drop(gate.0);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn any(
+        futures: impl IntoIterator<Item = Future<T>>,
+    ) -> Option<Future<(usize, Result<T, Error>)>> {
+        let tasks: Vec<TaskRef<T>> = futures.into_iter().map(Future::into_task).collect();
+        if tasks.is_empty() {
+            return None;
+        }
+        let sources: Vec<Arc<dyn Watchable>> = tasks
+            .iter()
+            .map(|t| t.clone() as Arc<dyn Watchable>)
+            .collect();
+        let (any, inner) = Future::<(usize, Result<T, Error>)>::derived(&sources);
+        let handles: Vec<CancelHandle> =
+            tasks.iter().map(|t| CancelHandle::new(t.clone())).collect();
+        let any = any.on_cancel(move || {
+            for handle in handles {
+                handle.cancel();
+            }
+        });
+        for (index, task) in tasks.into_iter().enumerate() {
+            let inner = inner.clone();
+            // The first to settle it wins; the later ones are dropped.
+            Future::from_shared(task).on_outcome(move |outcome| {
+                inner.settle(Ok((index, outcome)), false);
+            });
+        }
+        Some(any)
     }
 }

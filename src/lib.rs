@@ -111,8 +111,8 @@ pub use request_pool::{RequestId, RequestPool};
 pub use scope::{scope, Scope};
 pub use shared::Shared;
 pub use wait::{
-    as_completed, as_completed_timeout, try_wait_all, try_wait_all_timeout, wait_all,
-    wait_all_timeout, wait_any, wait_any_timeout,
+    as_completed, as_completed_timeout, try_result_all, try_wait_all, try_wait_all_timeout,
+    wait_all, wait_all_timeout, wait_any, wait_any_timeout,
 };
 
 // Where these were before they were grouped in modules: kept so that code

@@ -294,6 +294,63 @@ pub fn try_wait_all<T: Send + 'static>(
     }
 }
 
+/// The many-futures twin of [`Future::try_result`]: waits for fallible
+/// tasks (`Future<Result<T, E>>`) in the order they finish, and returns
+/// every value in the order given, or the first failure — a task's own
+/// `Err(E)`, or a failure of the runtime (panic, cancel, shutdown)
+/// converted into `E` — at once, cancelling the rest (rayon's
+/// `collect::<Result<Vec<_>, _>>()`: a sweep stops at its first bad run;
+/// the queued runs never start, a running one sees
+/// [`cancelled()`](crate::cancelled)).
+///
+/// # Errors
+///
+/// The first failure, as `E`.
+///
+/// # Examples
+///
+/// ```
+/// #[derive(Debug, PartialEq)]
+/// enum SweepError { Diverged(u32), Runtime(concertina::Error) }
+/// impl From<concertina::Error> for SweepError {
+///     fn from(e: concertina::Error) -> Self { SweepError::Runtime(e) }
+/// }
+///
+/// let pool = concertina::Pool::builder().threads(1).backend(concertina::Backend::Crossbeam).build()?;
+/// let runs: Vec<_> = (0..400u32)
+///     .map(|i| pool.spawn(move || if i == 5 { Err(SweepError::Diverged(i)) } else { Ok(i) }))
+///     .collect();
+/// assert_eq!(concertina::try_result_all(runs), Err(SweepError::Diverged(5)));
+///
+/// let ok: Vec<_> = (0..3u32).map(|i| pool.spawn(move || Ok::<_, SweepError>(i))).collect();
+/// assert_eq!(concertina::try_result_all(ok), Ok(vec![0, 1, 2]));
+/// # Ok::<(), concertina::Error>(())
+/// ```
+pub fn try_result_all<T, E>(
+    futures: impl IntoIterator<Item = Future<Result<T, E>>>,
+) -> Result<Vec<T>, E>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+{
+    let futures: Vec<Future<Result<T, E>>> = futures.into_iter().collect();
+    let count = futures.len();
+    let mut values: Vec<Option<T>> = std::iter::repeat_with(|| None).take(count).collect();
+    let mut completed = AsCompleted::new(futures, None);
+    let failure = loop {
+        match completed.next() {
+            Some((index, Ok(Ok(value)))) => values[index] = Some(value),
+            Some((_, Ok(Err(own)))) => break own,
+            Some((_, Err(error))) => break E::from(error),
+            None => return Ok(values.into_iter().flatten().collect()),
+        }
+    };
+    for (_, rest) in completed.into_remaining() {
+        rest.cancel();
+    }
+    Err(failure)
+}
+
 /// As [`try_wait_all`], waiting at most `timeout`.
 ///
 /// # Errors
