@@ -255,6 +255,52 @@ fn set_after_waits_for_its_dependency_and_fails_with_it() {
     assert_eq!(p.get_sync(), Ok(7.0), "the set never happened");
 }
 
+#[test]
+fn get_after_reads_once_its_dependency_has_finished() {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let value = Arc::new(Mutex::new(0.0_f64));
+    let (r, v, w) = (reads.clone(), value.clone(), value.clone());
+    let p = Parameter::builder("x")
+        .getter(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+            *v.lock()
+        })
+        .setter(move |x| *w.lock() = x)
+        .build()
+        .unwrap();
+    let release = Gate::new();
+    let r = release.clone();
+    let threads = pool(Backend::Crossbeam, 1);
+    let prior = threads.spawn(move || r.wait());
+    let reading = p.get_after(prior);
+    assert!(
+        !reading.wait_timeout(Duration::from_millis(10)),
+        "the read waits for its dependency"
+    );
+    p.set(3.0).result().unwrap();
+    release.open();
+    assert_eq!(reading.result(), Ok(3.0));
+    let moved = p.set(4.0);
+    assert_eq!(p.get_after(moved.when_done()).result(), Ok(4.0));
+    let before = reads.load(Ordering::SeqCst);
+    let failed = p.get_after(concertina::spawn(|| -> () { panic!("beam lost") }));
+    assert_eq!(
+        failed.result(),
+        Err(Error::DependencyFailed(Box::new(Error::Panicked(
+            "beam lost".into()
+        ))))
+    );
+    // Cancelled while its dependency runs: never made.
+    let release = Gate::new();
+    let r = release.clone();
+    let cancelled = p.get_after(threads.spawn(move || r.wait()));
+    assert!(cancelled.cancel());
+    release.open();
+    assert_eq!(cancelled.result(), Err(Error::Cancelled));
+    p.idle().unwrap();
+    assert_eq!(reads.load(Ordering::SeqCst), before, "no read was made");
+}
+
 /// True when `objects` can be locked by another thread within 20 ms.
 fn lockable_elsewhere(objects: Vec<Box<dyn Lockable + Send>>) -> bool {
     std::thread::spawn(move || {

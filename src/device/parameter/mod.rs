@@ -12,9 +12,10 @@ use crate::error::{DeviceError, DeviceErrorKind, Error, Source};
 use crate::future::Future;
 use crate::pool::Pool;
 use crate::sync::Mutex;
-use crate::task::{phase, run_guarded};
+use crate::task::run_guarded;
 use crate::trace;
 
+mod after;
 mod builder;
 pub use builder::ParameterBuilder;
 
@@ -308,57 +309,6 @@ impl<T: Send + 'static> Parameter<T> {
             false => future,
         };
         self.track(self.inner.ops.submit(apply, prepare))
-    }
-
-    /// Writes the value once `dependency` has finished (Concert's
-    /// `wait_on`); when it fails, the set never happens and fails with
-    /// [`Error::DependencyFailed`]. The set takes its place in the
-    /// parameter's order when the dependency finishes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let p = concertina::Parameter::builder("x").setter(|_: f64| {}).build()?;
-    /// let first = p.set(1.0);
-    /// let second = p.set_after(first.when_done(), 2.0);
-    /// second.result()?;
-    /// assert!(first.done());
-    /// # Ok::<(), concertina::Error>(())
-    /// ```
-    pub fn set_after<D: Send + 'static>(&self, dependency: Future<D>, value: T) -> Future<()> {
-        if let Err(error) = self.check_set(&value) {
-            return Future::failed(error);
-        }
-        let (future, outer) = Future::<()>::pending();
-        let started: Arc<Mutex<Option<CancelHandle>>> = Arc::new(Mutex::new(None));
-        let this = self.clone();
-        let handle = started.clone();
-        dependency.on_outcome(move |outcome| match outcome {
-            Ok(_) => {
-                if phase::is_decided(outer.phase()) {
-                    return;
-                }
-                let set = this.set(value);
-                *handle.lock() = Some(set.cancel_handle());
-                if phase::is_decided(outer.phase()) {
-                    // Cancelled while the set was submitted.
-                    set.cancel();
-                }
-                set.on_outcome(move |done| {
-                    outer.settle(done, false);
-                });
-            }
-            Err(cause) => {
-                outer.settle(Err(Error::DependencyFailed(Box::new(cause))), false);
-            }
-        });
-        let future = future.on_cancel(move || {
-            let set = started.lock().take();
-            if let Some(set) = set {
-                set.cancel();
-            }
-        });
-        self.track(future)
     }
 
     /// Reads the value and waits for it: `get().result()`.
