@@ -564,6 +564,10 @@ pub(crate) enum DeviceErrorKind {
         names: Vec<String>,
         timeout: Duration,
     },
+    WriteProtected {
+        parameter: String,
+        permanently: bool,
+    },
 }
 
 /// The error a fallible getter or setter returned, compared by identity.
@@ -669,6 +673,13 @@ impl fmt::Display for DeviceError {
                 "could not lock {} within {timeout:?}: held by another task or thread",
                 names.join(", ")
             ),
+            WriteProtected { parameter, permanently: false } => write!(
+                f,
+                "parameter `{parameter}` is write-protected: unprotect() it to set it"
+            ),
+            WriteProtected { parameter, permanently: true } => {
+                write!(f, "parameter `{parameter}` is write-protected for good")
+            }
         }
     }
 }

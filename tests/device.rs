@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{pool, Gate};
 use concertina::Backend;
-use concertina::{Device, Error, Lockable, Parameter};
+use concertina::{Device, Error, Future, Lockable, Parameter};
 use parking_lot::Mutex;
 
 /// A simulated axis: its position, and counters of sets and stops.
@@ -299,6 +299,57 @@ fn get_after_reads_once_its_dependency_has_finished() {
     assert_eq!(cancelled.result(), Err(Error::Cancelled));
     p.idle().unwrap();
     assert_eq!(reads.load(Ordering::SeqCst), before, "no read was made");
+}
+
+#[test]
+fn a_write_protected_parameter_refuses_sets_at_once() {
+    let writes = Arc::new(Mutex::new(Vec::new()));
+    let w = writes.clone();
+    let release = Gate::new();
+    let r = release.clone();
+    let p = Parameter::builder("voltage")
+        .getter(|| 1.5_f64)
+        .setter(move |v: f64| {
+            if v == 1.0 {
+                r.wait();
+            }
+            w.lock().push(v);
+        })
+        .pool(&pool(Backend::Crossbeam, 1))
+        .build()
+        .unwrap();
+    let _device = Device::builder("supply")
+        .parameter(p.clone())
+        .build()
+        .unwrap();
+    let before = p.set(1.0);
+    p.protect();
+    assert!(p.is_protected());
+    let refused = p.set(2.0);
+    assert!(refused.done(), "refused at once, not queued");
+    let error = refused.result().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "parameter `supply.voltage` is write-protected: unprotect() it to set it"
+    );
+    assert!(p.set_after(Future::ready(()), 3.0).result().is_err());
+    release.open();
+    assert_eq!(before.result(), Ok(()), "a set asked for before still runs");
+    assert_eq!(p.get_sync(), Ok(1.5), "reads go on");
+    p.unprotect().unwrap();
+    p.set(4.0).result().unwrap();
+    assert_eq!(*writes.lock(), [1.0, 4.0]);
+
+    p.protect_for_good();
+    let error = p.unprotect().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "parameter `supply.voltage` is write-protected for good"
+    );
+    assert!(p.set(5.0).result().is_err());
+    // Not the exclusive lock: that one still works.
+    drop(p.lock().unwrap());
+    assert_eq!(*writes.lock(), [1.0, 4.0]);
 }
 
 /// True when `objects` can be locked by another thread within 20 ms.

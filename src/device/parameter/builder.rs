@@ -258,6 +258,7 @@ impl<T: Send + 'static> ParameterBuilder<T> {
                 pool,
                 motion: Mutex::new(Motion::default()),
                 inflight: Mutex::new(Vec::new()),
+                protection: Default::default(),
             }),
         })
     }

@@ -17,6 +17,7 @@ use crate::trace;
 
 mod after;
 mod builder;
+mod protect;
 pub use builder::ParameterBuilder;
 
 type Failure = Arc<dyn std::error::Error + Send + Sync + 'static>;
@@ -112,6 +113,8 @@ pub(crate) struct ParamInner<T> {
     motion: Mutex<Motion>,
     /// Operations in flight, for `abort`.
     inflight: Mutex<Vec<CancelHandle>>,
+    /// Write protection (see `Parameter::protect`).
+    protection: std::sync::atomic::AtomicU8,
 }
 
 fn failed(node: &LockNode, operation: &'static str, source: Failure) -> Error {
@@ -440,6 +443,7 @@ impl<T: Send + 'static> Parameter<T> {
                 parameter: self.inner.node.full_name(),
             }));
         }
+        self.check_protection()?;
         match &self.inner.check {
             Some(check) => check(
                 value,
