@@ -352,6 +352,45 @@ fn a_write_protected_parameter_refuses_sets_at_once() {
     assert_eq!(*writes.lock(), [1.0, 4.0]);
 }
 
+#[test]
+fn waiting_for_a_value_reads_until_it_is_there_times_out_or_is_cancelled() {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let r = reads.clone();
+    // Warms by a degree at every reading, from 20.
+    let temperature = Parameter::builder("temperature")
+        .getter(move || 20.0 + r.fetch_add(1, Ordering::SeqCst) as f64)
+        .pool(&pool(Backend::Crossbeam, 1))
+        .build()
+        .unwrap();
+    let settled = temperature.wait_for(23.0, 0.25, Some(Duration::from_secs(60)));
+    assert_eq!(settled.result(), Ok(23.0));
+    assert_eq!(reads.load(Ordering::SeqCst), 4);
+
+    let never = temperature.wait_until(
+        |t| *t < 0.0,
+        Duration::from_millis(1),
+        Some(Duration::from_millis(30)),
+    );
+    assert_eq!(
+        never.result(),
+        Err(Error::Timeout(Duration::from_millis(30)))
+    );
+
+    let endless = temperature.wait_until(|t| *t < 0.0, Duration::from_millis(1), None);
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(endless.cancel());
+    assert_eq!(endless.result(), Err(Error::Cancelled));
+    std::thread::sleep(Duration::from_millis(30));
+    temperature.idle().unwrap();
+    let after_cancel = reads.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        after_cancel,
+        "the reads stopped"
+    );
+}
+
 /// True when `objects` can be locked by another thread within 20 ms.
 fn lockable_elsewhere(objects: Vec<Box<dyn Lockable + Send>>) -> bool {
     std::thread::spawn(move || {

@@ -17,6 +17,7 @@ use crate::trace;
 
 mod after;
 mod builder;
+mod poll;
 mod protect;
 pub use builder::ParameterBuilder;
 
