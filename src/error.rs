@@ -568,6 +568,9 @@ pub(crate) enum DeviceErrorKind {
         parameter: String,
         permanently: bool,
     },
+    NothingStashed {
+        parameter: String,
+    },
 }
 
 /// The error a fallible getter or setter returned, compared by identity.
@@ -679,6 +682,9 @@ impl fmt::Display for DeviceError {
             ),
             WriteProtected { parameter, permanently: true } => {
                 write!(f, "parameter `{parameter}` is write-protected for good")
+            }
+            NothingStashed { parameter } => {
+                write!(f, "parameter `{parameter}` has nothing stashed to restore: stash() first")
             }
         }
     }

@@ -391,6 +391,42 @@ fn waiting_for_a_value_reads_until_it_is_there_times_out_or_is_cancelled() {
     );
 }
 
+#[test]
+fn stash_and_restore_are_a_stack_in_the_parameters_order() {
+    let value = Arc::new(Mutex::new(1.0_f64));
+    let (r, w) = (value.clone(), value.clone());
+    let p = Parameter::builder("gap")
+        .getter(move || *r.lock())
+        .setter(move |mm| *w.lock() = mm)
+        .limits(0.0, 10.0)
+        .build()
+        .unwrap();
+    // Asked for without waiting: each runs in its turn.
+    let asked = [p.stash(), p.set(2.0), p.stash(), p.set(3.0), p.restore()];
+    assert_eq!(p.get_sync(), Ok(2.0));
+    assert!(concertina::wait_all(asked).iter().all(Result::is_ok));
+    p.restore().result().unwrap();
+    assert_eq!(p.get_sync(), Ok(1.0));
+    let empty = p.restore().result().unwrap_err();
+    assert_eq!(
+        empty.to_string(),
+        "parameter `gap` has nothing stashed to restore: stash() first"
+    );
+    // Protected: refused at once, the stash kept.
+    p.stash().result().unwrap();
+    p.set(4.0).result().unwrap();
+    p.protect();
+    assert!(p.restore().result().is_err());
+    p.unprotect().unwrap();
+    p.restore().result().unwrap();
+    assert_eq!(p.get_sync(), Ok(1.0));
+    let write_only = Parameter::builder("w").setter(|_: u8| {}).build().unwrap();
+    assert_eq!(
+        write_only.stash().result().unwrap_err().to_string(),
+        "parameter `w` cannot be read"
+    );
+}
+
 /// True when `objects` can be locked by another thread within 20 ms.
 fn lockable_elsewhere(objects: Vec<Box<dyn Lockable + Send>>) -> bool {
     std::thread::spawn(move || {

@@ -259,6 +259,7 @@ impl<T: Send + 'static> ParameterBuilder<T> {
                 motion: Mutex::new(Motion::default()),
                 inflight: Mutex::new(Vec::new()),
                 protection: Default::default(),
+                stashed: Mutex::new(Vec::new()),
             }),
         })
     }

@@ -19,6 +19,7 @@ mod after;
 mod builder;
 mod poll;
 mod protect;
+mod stash;
 pub use builder::ParameterBuilder;
 
 type Failure = Arc<dyn std::error::Error + Send + Sync + 'static>;
@@ -116,6 +117,8 @@ pub(crate) struct ParamInner<T> {
     inflight: Mutex<Vec<CancelHandle>>,
     /// Write protection (see `Parameter::protect`).
     protection: std::sync::atomic::AtomicU8,
+    /// Values stashed (see `Parameter::stash`), the last on top.
+    stashed: Mutex<Vec<T>>,
 }
 
 fn failed(node: &LockNode, operation: &'static str, source: Failure) -> Error {
@@ -285,6 +288,12 @@ impl<T: Send + 'static> Parameter<T> {
         if let Err(error) = self.check_set(&value) {
             return Future::failed(error);
         }
+        self.write(move || Ok(value))
+    }
+
+    /// Writes the value `value` gives once the set's turn has come and it
+    /// was not cancelled: the one path of every write (a set, a restore).
+    fn write(&self, value: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Future<()> {
         let setter = self.inner.setter.clone().expect("checked writable");
         let stage = Arc::new(AtomicU8::new(QUEUED));
         let (inner, applying) = (self.inner.clone(), stage.clone());
@@ -305,7 +314,7 @@ impl<T: Send + 'static> Parameter<T> {
                 applying.store(APPLYING, Ordering::Relaxed);
                 motion.stopped = false;
             }
-            setter(value).map_err(|e| failed(&inner.node, "write", e))
+            setter(value()?).map_err(|e| failed(&inner.node, "write", e))
         };
         let inner = self.inner.clone();
         let prepare = move |future: Future<()>| match inner.stop.is_some() {
