@@ -571,6 +571,9 @@ pub(crate) enum DeviceErrorKind {
     NothingStashed {
         parameter: String,
     },
+    LimitsProtected {
+        parameter: String,
+    },
 }
 
 /// The error a fallible getter or setter returned, compared by identity.
@@ -683,6 +686,10 @@ impl fmt::Display for DeviceError {
             WriteProtected { parameter, permanently: true } => {
                 write!(f, "parameter `{parameter}` is write-protected for good")
             }
+            LimitsProtected { parameter } => write!(
+                f,
+                "parameter `{parameter}`: its limits are protected: unprotect_limits() to change them"
+            ),
             NothingStashed { parameter } => {
                 write!(f, "parameter `{parameter}` has nothing stashed to restore: stash() first")
             }

@@ -80,7 +80,7 @@ fn soft_limits_refuse_the_value_before_the_setter() {
         2,
         "the refused value never reached the setter"
     );
-    assert_eq!(p.limits(), Some(("-100.0", "100.0")));
+    assert_eq!(p.limits(), Some(("-100.0".into(), "100.0".into())));
 }
 
 #[test]
@@ -425,6 +425,43 @@ fn stash_and_restore_are_a_stack_in_the_parameters_order() {
         write_only.stash().result().unwrap_err().to_string(),
         "parameter `w` cannot be read"
     );
+}
+
+#[test]
+fn soft_limits_change_at_run_time_and_can_be_protected() {
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let w = written.clone();
+    let p = Parameter::builder("angle")
+        .setter(move |a: f64| w.lock().push(a))
+        .limits(0.0, 90.0)
+        .unit("deg")
+        .build()
+        .unwrap();
+    assert!(p.set(120.0).result().is_err());
+    p.set_limits(0.0, 180.0).unwrap();
+    assert_eq!(p.limits(), Some(("0.0".into(), "180.0".into())));
+    p.set(120.0).result().unwrap();
+    // Bad limits: a clear error, the limits as they were.
+    assert_eq!(
+        p.set_limits(f64::NAN, 1.0).unwrap_err().to_string(),
+        "parameter `angle`: limits NaN and 1.0 cannot be compared (is one NaN?): expected lower <= upper"
+    );
+    assert_eq!(p.limits(), Some(("0.0".into(), "180.0".into())));
+    p.protect_limits();
+    assert_eq!(
+        p.clear_limits().unwrap_err().to_string(),
+        "parameter `angle`: its limits are protected: unprotect_limits() to change them"
+    );
+    assert!(p.set_limits(-1.0, 1.0).is_err());
+    assert_eq!(
+        p.set(200.0).result().unwrap_err().to_string(),
+        "parameter `angle`: 200.0 deg is outside its soft limits [0.0 deg, 180.0 deg]"
+    );
+    p.unprotect_limits();
+    p.clear_limits().unwrap();
+    assert_eq!(p.limits(), None);
+    p.set(200.0).result().unwrap();
+    assert_eq!(*written.lock(), [120.0, 200.0]);
 }
 
 /// True when `objects` can be locked by another thread within 20 ms.

@@ -1,9 +1,10 @@
 //! Configuring a [`Parameter`]: its functions, limits, unit and pool.
 
+use crate::device::parameter::limits::{Limits, Made};
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Check, Failure, Getter, Motion, ParamInner, Parameter, Setter, Stop};
+use super::{Failure, Getter, Motion, ParamInner, Parameter, Setter, Stop};
 use crate::device::lock::LockNode;
 use crate::device::ops::Ops;
 use crate::error::{DeviceError, DeviceErrorKind, Error};
@@ -29,8 +30,7 @@ pub struct ParameterBuilder<T> {
     getter: Option<Getter<T>>,
     setter: Option<Setter<T>>,
     stop: Option<Stop>,
-    check: Option<Check<T>>,
-    limits: Option<Result<(String, String), DeviceErrorKind>>,
+    limits: Option<Result<Made<T>, DeviceErrorKind>>,
     unit: Option<String>,
     concurrent_reads: bool,
     pool: Option<Pool>,
@@ -43,7 +43,6 @@ impl<T: Send + 'static> ParameterBuilder<T> {
             getter: None,
             setter: None,
             stop: None,
-            check: None,
             limits: None,
             unit: None,
             concurrent_reads: false,
@@ -251,8 +250,14 @@ impl<T: Send + 'static> ParameterBuilder<T> {
                 getter: self.getter,
                 setter: self.setter,
                 stop: self.stop,
-                check: self.check,
-                limits,
+                limits: Mutex::new(match limits {
+                    Some((check, text)) => Limits {
+                        check: Some(check),
+                        text: Some(text),
+                        protected: false,
+                    },
+                    None => Limits::default(),
+                }),
                 unit: self.unit,
                 concurrent_reads: self.concurrent_reads,
                 pool,
@@ -283,38 +288,7 @@ impl<T: PartialOrd + fmt::Debug + Send + Sync + 'static> ParameterBuilder<T> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn limits(mut self, lower: T, upper: T) -> Self {
-        let (low, up) = (format!("{lower:?}"), format!("{upper:?}"));
-        let parameter = self.name.clone();
-        self.limits = Some(match lower.partial_cmp(&upper) {
-            Some(std::cmp::Ordering::Greater) => Err(DeviceErrorKind::BadLimits {
-                parameter,
-                lower: low,
-                upper: up,
-            }),
-            None => Err(DeviceErrorKind::UnorderedLimits {
-                parameter,
-                lower: low,
-                upper: up,
-            }),
-            Some(_) => Ok((low, up)),
-        });
-        self.check = Some(Arc::new(
-            move |value: &T, name: &str, unit: Option<&str>| {
-                if *value >= lower && *value <= upper {
-                    return Ok(());
-                }
-                let with_unit = |v: &T| match unit {
-                    Some(u) => format!("{v:?} {u}"),
-                    None => format!("{v:?}"),
-                };
-                Err(DeviceError::error(DeviceErrorKind::SoftLimit {
-                    parameter: name.to_owned(),
-                    value: with_unit(value),
-                    lower: with_unit(&lower),
-                    upper: with_unit(&upper),
-                }))
-            },
-        ));
+        self.limits = Some(super::limits::limits(self.name.clone(), lower, upper));
         self
     }
 }

@@ -17,6 +17,7 @@ use crate::trace;
 
 mod after;
 mod builder;
+mod limits;
 mod poll;
 mod protect;
 mod stash;
@@ -106,8 +107,7 @@ pub(crate) struct ParamInner<T> {
     getter: Option<Getter<T>>,
     setter: Option<Setter<T>>,
     stop: Option<Stop>,
-    check: Option<Check<T>>,
-    limits: Option<(String, String)>,
+    limits: Mutex<limits::Limits<T>>,
     unit: Option<String>,
     concurrent_reads: bool,
     pool: Result<Pool, Error>,
@@ -167,22 +167,6 @@ impl<T: Send + 'static> Parameter<T> {
     /// ```
     pub fn unit(&self) -> Option<&str> {
         self.inner.unit.as_deref()
-    }
-
-    /// The soft limits as text (`Debug` of the values), if any.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let p = concertina::Parameter::builder("x").setter(|_: i32| {}).limits(-5, 5).build()?;
-    /// assert_eq!(p.limits(), Some(("-5", "5")));
-    /// # Ok::<(), concertina::Error>(())
-    /// ```
-    pub fn limits(&self) -> Option<(&str, &str)> {
-        self.inner
-            .limits
-            .as_ref()
-            .map(|(l, u)| (l.as_str(), u.as_str()))
     }
 
     /// True when the parameter has a getter.
@@ -454,14 +438,7 @@ impl<T: Send + 'static> Parameter<T> {
             }));
         }
         self.check_protection()?;
-        match &self.inner.check {
-            Some(check) => check(
-                value,
-                &self.inner.node.full_name(),
-                self.inner.unit.as_deref(),
-            ),
-            None => Ok(()),
-        }
+        self.check_limits(value)
     }
 
     fn track<R: Send + 'static>(&self, future: Future<R>) -> Future<R> {
@@ -539,7 +516,7 @@ impl<T> fmt::Debug for Parameter<T> {
             .field("readable", &self.inner.getter.is_some())
             .field("writable", &self.inner.setter.is_some())
             .field("unit", &self.inner.unit)
-            .field("limits", &self.inner.limits)
+            .field("limits", &*self.inner.limits.lock())
             .finish()
     }
 }
