@@ -506,79 +506,186 @@ pub struct DeviceError {
     kind: Box<DeviceErrorKind>,
 }
 
+/// What a [`DeviceError`] is about, to branch on without reading its text
+/// ([`DeviceError::kind`]). Names are full (`device.parameter`); values
+/// and limits are their `Debug` text, with the unit.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::error::DeviceErrorKind;
+/// use concertina::{Error, Parameter};
+///
+/// let gap = Parameter::<f64>::builder("gap").setter(|_| {}).limits(0.0, 5.0).build()?;
+/// let Err(Error::Device(refused)) = gap.set(7.5).result() else { panic!("refused") };
+/// match refused.kind() {
+///     DeviceErrorKind::SoftLimit { value, upper, .. } => assert_eq!((value.as_str(), upper.as_str()), ("7.5", "5.0")),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub(crate) enum DeviceErrorKind {
+#[non_exhaustive]
+pub enum DeviceErrorKind {
+    /// A device or parameter name that is not accepted.
+    #[non_exhaustive]
     InvalidName {
+        /// `"device"` or `"parameter"`.
         what: &'static str,
+        /// The name given.
         name: String,
     },
+    /// A read of a parameter that has no getter.
+    #[non_exhaustive]
     NotReadable {
+        /// The parameter.
         parameter: String,
     },
+    /// A write of a parameter that has no setter.
+    #[non_exhaustive]
     NotWritable {
+        /// The parameter.
         parameter: String,
     },
+    /// A parameter built with neither a getter nor a setter.
+    #[non_exhaustive]
     NoAccess {
+        /// The parameter.
         parameter: String,
     },
+    /// A value outside the soft limits: never sent to the setter.
+    #[non_exhaustive]
     SoftLimit {
+        /// The parameter.
         parameter: String,
+        /// The value refused.
         value: String,
+        /// The lower limit.
         lower: String,
+        /// The upper limit.
         upper: String,
     },
+    /// Limits whose lower one is above the upper one.
+    #[non_exhaustive]
     BadLimits {
+        /// The parameter.
         parameter: String,
+        /// The lower limit given.
         lower: String,
+        /// The upper limit given.
         upper: String,
     },
+    /// A device has no parameter of that name.
+    #[non_exhaustive]
     UnknownParameter {
+        /// The device.
         device: String,
+        /// The name asked for.
         name: String,
+        /// The names it has.
         known: Vec<String>,
     },
+    /// A parameter asked for with another type than it holds.
+    #[non_exhaustive]
     WrongType {
+        /// The parameter.
         parameter: String,
+        /// The type it holds.
         held: &'static str,
+        /// The type asked for.
         expected: &'static str,
     },
+    /// Limits that cannot be compared (a NaN).
+    #[non_exhaustive]
     UnorderedLimits {
+        /// The parameter.
         parameter: String,
+        /// The lower limit given.
         lower: String,
+        /// The upper limit given.
         upper: String,
     },
+    /// A fallible getter or setter failed: its error is the source.
+    #[non_exhaustive]
     Failed {
+        /// The parameter.
         parameter: String,
+        /// `"read"` or `"write"`.
         operation: &'static str,
+        /// The error it returned.
         source: Source,
     },
+    /// Two parameters of one name in a device.
+    #[non_exhaustive]
     Duplicate {
+        /// The device.
         device: String,
+        /// The name given twice.
         name: String,
     },
+    /// A parameter given to a second device.
+    #[non_exhaustive]
     AlreadyOwned {
+        /// The parameter.
         parameter: String,
+        /// The device it belongs to.
         owner: String,
     },
+    /// A lock not taken within its timeout.
+    #[non_exhaustive]
     LockTimeout {
+        /// What was to be locked.
         names: Vec<String>,
+        /// How long it waited.
         timeout: Duration,
     },
+    /// A set of a write-protected parameter ([`Parameter::protect`](crate::Parameter::protect)).
+    #[non_exhaustive]
     WriteProtected {
+        /// The parameter.
         parameter: String,
+        /// Protected for good: it cannot be lifted.
         permanently: bool,
     },
+    /// A restore with nothing stashed.
+    #[non_exhaustive]
     NothingStashed {
+        /// The parameter.
         parameter: String,
     },
+    /// A change of protected limits.
+    #[non_exhaustive]
     LimitsProtected {
+        /// The parameter.
         parameter: String,
     },
 }
 
-/// The error a fallible getter or setter returned, compared by identity.
+/// The error a fallible getter or setter returned
+/// ([`DeviceErrorKind::Failed`]), shared and compared by identity. Its
+/// text is the error's; [`DeviceError::downcast_ref`] gives it as its own
+/// type, and [`std::error::Error::source`] as a trait object.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::error::DeviceErrorKind;
+/// use concertina::{Error, Parameter};
+///
+/// let p = Parameter::<u8>::builder("p").try_getter(|| "12x".parse::<u8>()).build()?;
+/// let Err(Error::Device(e)) = p.get().result() else { panic!("it failed") };
+/// let DeviceErrorKind::Failed { source, .. } = e.kind() else { panic!("{e}") };
+/// assert_eq!(source.to_string(), "invalid digit found in string");
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Clone)]
-pub(crate) struct Source(pub(crate) Arc<dyn std::error::Error + Send + Sync + 'static>);
+pub struct Source(pub(crate) Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
 
 impl PartialEq for Source {
     fn eq(&self, other: &Self) -> bool {
@@ -599,6 +706,23 @@ impl DeviceError {
         Error::Device(DeviceError {
             kind: Box::new(kind),
         })
+    }
+
+    /// What the error is about, to branch on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::error::DeviceErrorKind;
+    /// use concertina::{Error, Parameter};
+    ///
+    /// let counts = Parameter::builder("counts").getter(|| 1u32).build()?;
+    /// let Err(Error::Device(e)) = counts.set(2).result() else { panic!("read-only") };
+    /// assert!(matches!(e.kind(), DeviceErrorKind::NotWritable { parameter, .. } if parameter == "counts"));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn kind(&self) -> &DeviceErrorKind {
+        &self.kind
     }
 
     /// The error returned by a fallible getter or setter

@@ -464,6 +464,75 @@ fn soft_limits_change_at_run_time_and_can_be_protected() {
     assert_eq!(*written.lock(), [120.0, 200.0]);
 }
 
+#[test]
+fn device_errors_are_told_apart_by_kind() {
+    use concertina::error::DeviceErrorKind as Kind;
+    fn kind(outcome: Result<impl std::fmt::Debug, Error>) -> Kind {
+        match outcome {
+            Err(Error::Device(e)) => e.kind().clone(),
+            other => panic!("not a device error: {other:?}"),
+        }
+    }
+    let io = Parameter::<u8>::builder("io")
+        .try_getter(|| "x".parse::<u8>())
+        .build()
+        .unwrap();
+    let gap = Parameter::<f64>::builder("gap")
+        .getter(|| 1.0)
+        .setter(|_| {})
+        .limits(0.0, 5.0)
+        .build()
+        .unwrap();
+    let counts = Parameter::builder("counts")
+        .getter(|| 1u32)
+        .build()
+        .unwrap();
+    let device = Device::builder("slits")
+        .parameter(gap.clone())
+        .parameter(counts.clone())
+        .parameter(io.clone())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        kind(gap.set(9.0).result()),
+        Kind::SoftLimit { parameter, value, lower, upper, .. }
+            if parameter == "slits.gap" && value == "9.0" && lower == "0.0" && upper == "5.0"
+    ));
+    assert!(matches!(
+        kind(counts.set(2).result()),
+        Kind::NotWritable { .. }
+    ));
+    gap.protect();
+    assert!(matches!(
+        kind(gap.set(1.0).result()),
+        Kind::WriteProtected {
+            permanently: false,
+            ..
+        }
+    ));
+    assert!(matches!(
+        kind(device.parameter::<f64>("width")),
+        Kind::UnknownParameter { name, known, .. } if name == "width" && known.len() == 3
+    ));
+    assert!(matches!(
+        kind(device.parameter::<i64>("gap")),
+        Kind::WrongType { held: "f64", .. }
+    ));
+    match kind(io.get().result()) {
+        Kind::Failed {
+            operation, source, ..
+        } => {
+            assert_eq!(operation, "read");
+            assert_eq!(source.to_string(), "invalid digit found in string");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        kind(gap.restore().result()),
+        Kind::WriteProtected { .. }
+    ));
+}
+
 /// True when `objects` can be locked by another thread within 20 ms.
 fn lockable_elsewhere(objects: Vec<Box<dyn Lockable + Send>>) -> bool {
     std::thread::spawn(move || {
