@@ -58,6 +58,12 @@ pub(crate) trait Node: Send + Sync {
     fn lends(&self) -> bool {
         true
     }
+    /// False for what a wait only lends to, beside what it waits on now
+    /// (the futures a `wait_all` comes to next): the deadlock search does
+    /// not follow it, the lending does.
+    fn blocks(&self) -> bool {
+        true
+    }
 }
 
 /// What a [`Node`] waits on.
@@ -369,6 +375,9 @@ fn stuck_node(
     path: &mut Vec<Arc<dyn Node>>,
     depth: usize,
 ) -> bool {
+    if !node.blocks() {
+        return false;
+    }
     if key(node) == me {
         return true;
     }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, TimedOut};
 use crate::future::Future;
+use crate::graph::{Node, Waits};
 use crate::interrupt;
 use crate::park::deadline_after;
 use crate::task::{Holding, Listener, Watchable};
@@ -49,14 +50,44 @@ pub fn wait_all<T: Send + 'static>(
 /// Waits on each future in turn until the deadline; true when all are
 /// done. One Ctrl-C interrupts them all: once a wait was interrupted, every
 /// later future is interrupted too instead of waited on.
+///
+/// Each wait lends this thread's locks to every future still to come, not
+/// only to the one it waits on now, so that what they run under its locks
+/// overlaps (as with `zip`).
 fn wait_each<T: Send + 'static>(futures: &[Future<T>], deadline: Option<Instant>) -> bool {
     let began = interrupt::generation();
+    let tasks: Vec<Arc<dyn Watchable>> = futures
+        .iter()
+        .filter_map(Future::task)
+        .map(|t| t.clone() as Arc<dyn Watchable>)
+        .collect();
+    let rest: Arc<dyn Node> = Arc::new(Rest(tasks));
     futures.iter().filter_map(Future::task).all(|task| {
         if interrupt::generation() != began {
             task.interrupt();
         }
-        task.wait_until(deadline)
+        task.wait_beside(deadline, Some(&rest))
     })
+}
+
+/// The futures of a wait on many, as the lending sees them: those not
+/// published yet. The deadlock search does not follow it (the wait is
+/// stuck on the one it waits on now).
+struct Rest(Vec<Arc<dyn Watchable>>);
+
+impl Node for Rest {
+    fn waits(&self) -> Waits {
+        let open = self.0.iter().filter(|t| !t.is_done());
+        Waits::Any(open.map(|t| t.clone() as Arc<dyn Node>).collect())
+    }
+
+    fn describe(&self) -> String {
+        "the futures a wait comes to next".to_owned()
+    }
+
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 /// Waits at most `timeout` for every future: their outcomes, in the order

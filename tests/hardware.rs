@@ -516,6 +516,46 @@ fn operations_the_holder_issues_run_under_its_lock_at_once() {
     }
 }
 
+/// A `wait_all` lends the holder's locks to every future it waits on at
+/// once, as `zip` does: two tasks the holder waits on, each moving one of
+/// its locked parameters, run side by side (each setter waits for the
+/// other to begin).
+#[test]
+fn a_wait_on_many_lends_the_lock_to_every_future_at_once() {
+    for backend in THREADED {
+        within(60, move || {
+            let threads = pool(backend, 2);
+            let barrier = Arc::new(std::sync::Barrier::new(2));
+            let met = Arc::new(AtomicUsize::new(0));
+            let axis = |name: &str| {
+                let (barrier, met) = (barrier.clone(), met.clone());
+                Parameter::builder(name)
+                    .setter(move |_: f64| {
+                        barrier.wait();
+                        met.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .pool(&pool(backend, 2))
+                    .build()
+                    .unwrap()
+            };
+            let (x, y) = (axis("x"), axis("y"));
+            let stage = Device::builder("stage")
+                .parameter(x.clone())
+                .parameter(y.clone())
+                .build()
+                .unwrap();
+            let _guard = stage.lock().unwrap();
+            let moves: Vec<_> = [x, y]
+                .into_iter()
+                .map(|axis| threads.spawn(move || axis.set(1.0).result()))
+                .collect();
+            let outcomes = concertina::wait_all(moves);
+            assert!(outcomes.iter().all(|o| o == &Ok(Ok(()))), "{outcomes:?}");
+            assert_eq!(met.load(Ordering::SeqCst), 2);
+        });
+    }
+}
+
 /// An operation the holder issued that is still queued when its guard
 /// drops keeps no privilege of the lock: it runs as any other operation
 /// would, never while another owner holds the lock.

@@ -422,14 +422,26 @@ impl<T: Send + 'static> dyn Task<T> {
     /// with `Err(Interrupted)` (its cleanup runs here), unless it finished
     /// first; a wait that closes a deadlock fails it with `Err(Deadlock)`.
     pub(crate) fn wait_until(self: &Arc<Self>, deadline: Option<std::time::Instant>) -> bool {
+        self.wait_beside(deadline, None)
+    }
+
+    /// As [`wait_until`](Self::wait_until), lending this thread's locks
+    /// also to `beside` (the other futures a multi-wait comes to next),
+    /// which the deadlock search does not follow (see `Node::blocks`).
+    pub(crate) fn wait_beside(
+        self: &Arc<Self>,
+        deadline: Option<std::time::Instant>,
+        beside: Option<&Arc<dyn Node>>,
+    ) -> bool {
         if self.is_released() {
             return true;
         }
         // A wait with a deadline does not run the task here (it could keep
         // the wait far past its deadline): a spare thread runs it.
         self.claim_queued(deadline.is_none());
+        let waiter = Beside { task: self, beside };
         loop {
-            match park::block(self, deadline) {
+            match park::block(&waiter, deadline) {
                 park::Blocked::Ready => return true,
                 park::Blocked::TimedOut => return false,
                 park::Blocked::Interrupted(registration) => {
@@ -439,5 +451,41 @@ impl<T: Send + 'static> dyn Task<T> {
                 park::Blocked::Deadlock(error) => self.fail(error),
             }
         }
+    }
+}
+
+/// A wait for one task that also lends to what stands `beside` it.
+struct Beside<'a, T> {
+    task: &'a Arc<dyn Task<T>>,
+    beside: Option<&'a Arc<dyn Node>>,
+}
+
+impl<T: Send + 'static> park::Waiter for Beside<'_, T> {
+    type State = Slot<T>;
+
+    fn lock(&self) -> &Mutex<Slot<T>> {
+        park::Waiter::lock(self.task)
+    }
+
+    fn cond(&self) -> &Condvar {
+        park::Waiter::cond(self.task)
+    }
+
+    fn ready(&self, slot: &Slot<T>) -> bool {
+        park::Waiter::ready(self.task, slot)
+    }
+
+    fn quick(&self) -> bool {
+        park::Waiter::quick(self.task)
+    }
+
+    fn target(&self) -> Arc<dyn Wakeable> {
+        park::Waiter::target(self.task)
+    }
+
+    fn waits(&self) -> Waits {
+        let mut nodes = vec![self.task.clone() as Arc<dyn Node>];
+        nodes.extend(self.beside.cloned());
+        Waits::All(nodes)
     }
 }
