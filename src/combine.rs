@@ -314,18 +314,7 @@ impl<T: Send + 'static> Future<T> {
             return Future::ready(Vec::new());
         }
         let tasks: Vec<TaskRef<T>> = futures.into_iter().map(Future::into_task).collect();
-        let sources: Vec<Arc<dyn Watchable>> = tasks
-            .iter()
-            .map(|t| t.clone() as Arc<dyn Watchable>)
-            .collect();
-        let (all, inner) = Future::<Vec<T>>::derived(&sources);
-        let handles: Vec<CancelHandle> =
-            tasks.iter().map(|t| CancelHandle::new(t.clone())).collect();
-        let all = all.on_cancel(move || {
-            for handle in handles {
-                handle.cancel();
-            }
-        });
+        let (all, inner) = over(&tasks);
         let count = tasks.len();
         let values: Arc<Mutex<(Vec<Option<T>>, usize)>> = Arc::new(Mutex::new((
             std::iter::repeat_with(|| None).take(count).collect(),
@@ -376,18 +365,7 @@ impl<T: Send + 'static> Future<T> {
         if tasks.is_empty() {
             return None;
         }
-        let sources: Vec<Arc<dyn Watchable>> = tasks
-            .iter()
-            .map(|t| t.clone() as Arc<dyn Watchable>)
-            .collect();
-        let (any, inner) = Future::<(usize, Result<T, Error>)>::derived(&sources);
-        let handles: Vec<CancelHandle> =
-            tasks.iter().map(|t| CancelHandle::new(t.clone())).collect();
-        let any = any.on_cancel(move || {
-            for handle in handles {
-                handle.cancel();
-            }
-        });
+        let (any, inner) = over(&tasks);
         for (index, task) in tasks.into_iter().enumerate() {
             let inner = inner.clone();
             // The first to settle it wins; the later ones are dropped.
@@ -397,4 +375,21 @@ impl<T: Send + 'static> Future<T> {
         }
         Some(any)
     }
+}
+
+/// A future derived from `tasks` (followed by the deadlock search and
+/// claiming), whose cancel cancels every one of them.
+fn over<T: Send + 'static, U: Send + 'static>(tasks: &[TaskRef<T>]) -> (Future<U>, TaskRef<U>) {
+    let sources: Vec<Arc<dyn Watchable>> = tasks
+        .iter()
+        .map(|t| t.clone() as Arc<dyn Watchable>)
+        .collect();
+    let (derived, inner) = Future::<U>::derived(&sources);
+    let handles: Vec<CancelHandle> = tasks.iter().map(|t| CancelHandle::new(t.clone())).collect();
+    let derived = derived.on_cancel(move || {
+        for handle in handles {
+            handle.cancel();
+        }
+    });
+    (derived, inner)
 }
