@@ -425,7 +425,7 @@ impl<T: Send + 'static> dyn Task<T> {
         self.wait_beside(deadline, None)
     }
 
-    /// As [`wait_until`](Self::wait_until), lending this thread's locks
+    /// As `wait_until`, lending this thread's locks
     /// also to `beside` (the other futures a multi-wait comes to next),
     /// which the deadlock search does not follow (see `Node::blocks`).
     pub(crate) fn wait_beside(
