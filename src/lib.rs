@@ -68,7 +68,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![warn(rust_2018_idioms, unreachable_pub)]
+#![warn(rust_2018_idioms, unreachable_pub, missing_debug_implementations)]
 
 // Alphabetically. Imports run one way: the lower layers (sync, error,
 // interrupt, worker, park, cancel, task) never name the higher ones.

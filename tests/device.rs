@@ -724,3 +724,21 @@ fn a_limit_error_inside_a_device_names_the_device_too() {
         "parameter `motor.x`: 500.0 mm is outside its soft limits [-100.0 mm, 100.0 mm]"
     );
 }
+
+#[test]
+fn builders_say_what_they_hold_when_printed() {
+    let p = Parameter::<f64>::builder("gap")
+        .getter(|| 1.0)
+        .limits(0.0, 5.0)
+        .unit("mm");
+    assert_eq!(
+        format!("{p:?}"),
+        "ParameterBuilder { name: \"gap\", readable: true, writable: false, stop: false, \
+         limits: Some(Ok((\"0.0\", \"5.0\"))), unit: Some(\"mm\"), concurrent_reads: false, pool: None }"
+    );
+    let d = Device::builder("slits").parameter(p.build().unwrap());
+    assert_eq!(
+        format!("{d:?}"),
+        "DeviceBuilder { name: \"slits\", parameters: [\"gap\"] }"
+    );
+}

@@ -135,6 +135,18 @@ pub struct DeviceBuilder {
     parameters: Vec<Entry>,
 }
 
+impl fmt::Debug for DeviceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceBuilder")
+            .field("name", &self.name)
+            .field(
+                "parameters",
+                &self.parameters.iter().map(|e| &e.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
 impl DeviceBuilder {
     /// Adds a parameter. A parameter belongs to one device at most.
     ///

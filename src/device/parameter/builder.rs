@@ -36,6 +36,27 @@ pub struct ParameterBuilder<T> {
     pool: Option<Pool>,
 }
 
+impl<T> fmt::Debug for ParameterBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParameterBuilder")
+            .field("name", &self.name)
+            .field("readable", &self.getter.is_some())
+            .field("writable", &self.setter.is_some())
+            .field("stop", &self.stop.is_some())
+            .field(
+                "limits",
+                &self
+                    .limits
+                    .as_ref()
+                    .map(|l| l.as_ref().map(|(_, text)| text)),
+            )
+            .field("unit", &self.unit)
+            .field("concurrent_reads", &self.concurrent_reads)
+            .field("pool", &self.pool.as_ref().map(Pool::name))
+            .finish()
+    }
+}
+
 impl<T: Send + 'static> ParameterBuilder<T> {
     pub(super) fn new(name: String) -> Self {
         ParameterBuilder {
