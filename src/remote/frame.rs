@@ -80,7 +80,14 @@ pub(crate) enum FromWorker<'a> {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Outcome<'a> {
     /// The method returned: its value, in postcard.
-    Value(#[serde(borrow, with = "bytes_cow")] Cow<'a, [u8]>),
+    Value(
+        #[serde(
+            borrow,
+            serialize_with = "bytes::serialize",
+            deserialize_with = "bytes::borrowed"
+        )]
+        Cow<'a, [u8]>,
+    ),
     /// The method panicked, with this message; the worker lives on.
     Panicked(String),
     /// The call could not be made (unknown method, arguments that do not
@@ -193,10 +200,12 @@ pub(crate) fn read_bytes(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// A byte field of a message as one run of bytes (its length, then the
-/// bytes: a copy, no work per byte), not as a sequence of numbers.
+/// bytes: a copy, no work per byte), not as a sequence of numbers; read in
+/// place from the frame ([`borrowed`](bytes::borrowed)) or copied out of it.
 mod bytes {
-    use serde::de::{self, SeqAccess, Visitor};
+    use serde::de::{self, Visitor};
     use serde::{Deserializer, Serializer};
+    use std::borrow::Cow;
     use std::fmt;
 
     pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
@@ -206,33 +215,39 @@ mod bytes {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Vec<u8>, D::Error> {
-        deserializer.deserialize_byte_buf(Bytes)
+        borrowed(deserializer).map(Cow::into_owned)
     }
 
-    pub(super) struct Bytes;
+    /// The bytes, borrowed from the frame when the format lends them.
+    pub(super) fn borrowed<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Cow<'de, [u8]>, D::Error> {
+        struct Borrowing;
 
-    impl<'de> Visitor<'de> for Bytes {
-        type Value = Vec<u8>;
+        impl<'de> Visitor<'de> for Borrowing {
+            type Value = Cow<'de, [u8]>;
 
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("bytes")
-        }
-
-        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(bytes.to_vec())
-        }
-
-        fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(bytes)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-            while let Some(byte) = seq.next_element()? {
-                bytes.push(byte);
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
             }
-            Ok(bytes)
+
+            fn visit_borrowed_bytes<E: de::Error>(
+                self,
+                bytes: &'de [u8],
+            ) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(bytes))
+            }
+
+            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(bytes.to_vec()))
+            }
+
+            fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(bytes))
+            }
         }
+
+        deserializer.deserialize_bytes(Borrowing)
     }
 }
 
@@ -292,49 +307,6 @@ mod bytes_list {
         }
 
         deserializer.deserialize_seq(List)
-    }
-}
-
-/// A value's bytes as one run of bytes, borrowed from the frame when read.
-mod bytes_cow {
-    use serde::de::{self, Visitor};
-    use serde::{Deserializer, Serializer};
-    use std::borrow::Cow;
-    use std::fmt;
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Cow<'de, [u8]>, D::Error> {
-        struct Borrowing;
-
-        impl<'de> Visitor<'de> for Borrowing {
-            type Value = Cow<'de, [u8]>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("bytes")
-            }
-
-            fn visit_borrowed_bytes<E: de::Error>(
-                self,
-                bytes: &'de [u8],
-            ) -> Result<Self::Value, E> {
-                Ok(Cow::Borrowed(bytes))
-            }
-
-            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(bytes.to_vec()))
-            }
-
-            fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(bytes))
-            }
-        }
-
-        deserializer.deserialize_bytes(Borrowing)
     }
 }
 
