@@ -36,6 +36,7 @@ use crate::error::{DeviceErrorKind, Error};
 use crate::future::Future;
 use crate::interrupt;
 
+pub(crate) mod action;
 pub(crate) mod lock;
 pub(crate) mod ops;
 pub(crate) mod parameter;
@@ -74,11 +75,11 @@ trait AnyParameter: Send + Sync {
 
 impl<T: Send + 'static> AnyParameter for ParamInner<T> {
     fn node(&self) -> &Arc<LockNode> {
-        &self.node
+        &self.actions.node
     }
 
     fn abort(&self, by_interrupt: bool) -> bool {
-        ParamInner::abort(self, by_interrupt)
+        self.actions.abort(by_interrupt)
     }
 
     fn type_name(&self) -> &'static str {

@@ -1,4 +1,4 @@
-//! A parameter's operations: one at a time, in submission order, on a pool,
+//! The operations of a parameter, a command or a serial device: one at a time, in submission order, on a pool,
 //! without a thread of their own (a [serial queue](crate::serial)). An
 //! operation held off by another owner's lock stays queued and lets the
 //! next ones by; the next operation starts only once the previous one has
@@ -42,7 +42,10 @@ pub(crate) type Ops = Serial<Operations>;
 pub(crate) struct Operations {
     /// Told when an operation has settled.
     settled: Condvar,
-    node: Arc<LockNode>,
+    /// Whose queue it is (a parameter, a command, a serial device), for
+    /// the wait graph's report.
+    owner: Arc<LockNode>,
+    what: &'static str,
 }
 
 /// What the queue keeps beside its operations.
@@ -65,6 +68,8 @@ pub(crate) struct Op {
     /// Whoever submitted it: a lock of its issuer does not hold it off
     /// while the issuer holds it.
     issuer: Owner,
+    /// What it acts on (the parameter or command): the lock it needs.
+    node: Arc<LockNode>,
 }
 
 impl Op {
@@ -74,24 +79,32 @@ impl Op {
 }
 
 impl Ops {
-    pub(crate) fn operations(pool: Result<Pool, Error>, node: Arc<LockNode>) -> Arc<Ops> {
+    /// The queue of `owner` (`what`: "parameter", "command", "device").
+    pub(crate) fn operations(
+        pool: Result<Pool, Error>,
+        owner: Arc<LockNode>,
+        what: &'static str,
+    ) -> Arc<Ops> {
         Serial::new(
             pool,
             Operations {
                 settled: Condvar::new(),
-                node,
+                owner,
+                what,
             },
         )
     }
 
-    /// Queues `f` as the parameter's next operation. `prepare` registers
-    /// what must be in place before it can run (its stop).
+    /// Queues `f` as the next operation, on `node` (whose lock it needs).
+    /// `prepare` registers what must be in place before it can run (its
+    /// stop).
     pub(crate) fn submit<T: Send + 'static>(
         self: &Arc<Self>,
+        node: &Arc<LockNode>,
         f: impl FnOnce() -> Result<T, Error> + Send + 'static,
         prepare: impl FnOnce(Future<T>) -> Future<T>,
     ) -> Future<T> {
-        self.submit_keyed(f, prepare).0
+        self.submit_keyed(Some(node), f, prepare).0
     }
 
     /// Marks this thread as running the parameter's stop until the guard
@@ -112,9 +125,11 @@ impl Ops {
         Arc::as_ptr(self) as usize
     }
 
-    /// As [`submit`](Ops::submit), with the operation's key.
+    /// As [`submit`](Ops::submit), with the operation's key; `None`: on
+    /// the queue's owner.
     fn submit_keyed<T: Send + 'static>(
         self: &Arc<Self>,
+        node: Option<&Arc<LockNode>>,
         f: impl FnOnce() -> Result<T, Error> + Send + 'static,
         prepare: impl FnOnce(Future<T>) -> Future<T>,
     ) -> (Future<T>, usize) {
@@ -149,6 +164,7 @@ impl Ops {
             settled,
             held_by: None,
             issuer: Owner::current(),
+            node: node.unwrap_or(&self.kind.owner).clone(),
         });
         (future, key)
     }
@@ -156,7 +172,7 @@ impl Ops {
     /// Waits until every operation submitted before has finished and the
     /// queue has moved past it.
     pub(crate) fn idle(self: &Arc<Self>) -> Result<(), Error> {
-        let (barrier, key) = self.submit_keyed(|| Ok(()), |f| f);
+        let (barrier, key) = self.submit_keyed(None, || Ok(()), |f| f);
         barrier.result()?;
         // The drain clears the barrier as soon as it has run.
         park::wait_internal(&Past { ops: self, key }, OnCycle::FailOwner);
@@ -286,7 +302,7 @@ impl Kind for Operations {
             ops.state.lock().flags.kicked = false;
             let mut index = 0;
             loop {
-                let (key, node, issuer, dropped) = {
+                let (key, task, target, issuer, dropped) = {
                     let mut state = ops.state.lock();
                     let mut dropped = Vec::new();
                     while state
@@ -300,6 +316,7 @@ impl Kind for Operations {
                         Some(op) => (
                             op.key(),
                             op.task.clone() as Arc<dyn Node>,
+                            op.node.clone(),
                             op.issuer.clone(),
                             dropped,
                         ),
@@ -311,8 +328,7 @@ impl Kind for Operations {
                     }
                 };
                 drop(dropped);
-                let outcome =
-                    lock::try_operation(&ops.kind.node, &Owner::of(node), &issuer, me.clone());
+                let outcome = lock::try_operation(&target, &Owner::of(task), &issuer, me.clone());
                 let mut state = ops.state.lock();
                 let op = state
                     .items
@@ -370,6 +386,6 @@ impl Kind for Operations {
     }
 
     fn describe(&self) -> String {
-        format!("parameter `{}`", self.node.full_name())
+        format!("{} `{}`", self.what, self.owner.full_name())
     }
 }

@@ -4,11 +4,9 @@ use crate::device::parameter::limits::{Limits, Made};
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Failure, Getter, Motion, ParamInner, Parameter, Setter, Stop};
-use crate::device::lock::LockNode;
-use crate::device::ops::Ops;
+use super::{Getter, ParamInner, Parameter, Setter};
+use crate::device::action::{Actions, Failure, Stop};
 use crate::error::{DeviceError, DeviceErrorKind, Error};
-use crate::global;
 use crate::pool::Pool;
 use crate::sync::Mutex;
 
@@ -259,18 +257,11 @@ impl<T: Send + 'static> ParameterBuilder<T> {
             }));
         }
         let limits = self.limits.transpose().map_err(DeviceError::error)?;
-        let node = LockNode::new(&self.name);
-        let pool = match self.pool {
-            Some(pool) => Ok(pool),
-            None => global::default_pool().cloned(),
-        };
         Ok(Parameter {
             inner: Arc::new(ParamInner {
-                ops: Ops::operations(pool.clone(), node.clone()),
-                node,
+                actions: Actions::new("parameter", &self.name, self.pool, self.stop),
                 getter: self.getter,
                 setter: self.setter,
-                stop: self.stop,
                 limits: Mutex::new(match limits {
                     Some((check, text)) => Limits {
                         check: Some(check),
@@ -281,9 +272,6 @@ impl<T: Send + 'static> ParameterBuilder<T> {
                 }),
                 unit: self.unit,
                 concurrent_reads: self.concurrent_reads,
-                pool,
-                motion: Mutex::new(Motion::default()),
-                inflight: Mutex::new(Vec::new()),
                 protection: Default::default(),
                 stashed: Mutex::new(Vec::new()),
             }),

@@ -156,7 +156,7 @@ impl<T: Send + 'static> Parameter<T> {
         match check {
             Some(check) => check(
                 value,
-                &self.inner.node.full_name(),
+                &self.inner.actions.node.full_name(),
                 self.inner.unit.as_deref(),
             ),
             None => Ok(()),
@@ -165,7 +165,7 @@ impl<T: Send + 'static> Parameter<T> {
 
     fn limits_protected(&self) -> Error {
         DeviceError::error(DeviceErrorKind::LimitsProtected {
-            parameter: self.inner.node.full_name(),
+            parameter: self.inner.actions.node.full_name(),
         })
     }
 }
@@ -193,8 +193,8 @@ impl<T: PartialOrd + fmt::Debug + Send + Sync + 'static> Parameter<T> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn set_limits(&self, lower: T, upper: T) -> Result<(), Error> {
-        let (check, text) =
-            limits(self.inner.node.full_name(), lower, upper).map_err(DeviceError::error)?;
+        let (check, text) = limits(self.inner.actions.node.full_name(), lower, upper)
+            .map_err(DeviceError::error)?;
         let mut limits = self.inner.limits.lock();
         if limits.protected {
             drop(limits);

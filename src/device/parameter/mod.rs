@@ -2,17 +2,13 @@
 //! blocking functions, one operation at a time.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use crate::cancel::CancelHandle;
+use crate::device::action::{Actions, Failure};
 use crate::device::lock::{self, Hold, LockGuard, LockNode, LockTarget, Lockable, Owner};
-use crate::device::ops::Ops;
 use crate::error::{DeviceError, DeviceErrorKind, Error, Source};
 use crate::future::Future;
-use crate::pool::Pool;
 use crate::sync::Mutex;
-use crate::task::run_guarded;
 use crate::trace;
 
 mod after;
@@ -23,30 +19,11 @@ mod protect;
 mod stash;
 pub use builder::ParameterBuilder;
 
-type Failure = Arc<dyn std::error::Error + Send + Sync + 'static>;
 type Getter<T> = Arc<dyn Fn() -> Result<T, Failure> + Send + Sync>;
 type Setter<T> = Arc<dyn Fn(T) -> Result<(), Failure> + Send + Sync>;
-type Stop = Arc<dyn Fn() + Send + Sync>;
 /// Checks a value against the soft limits; gets the parameter's full name
 /// and unit label for the message.
 type Check<T> = Arc<dyn Fn(&T, &str, Option<&str>) -> Result<(), Error> + Send + Sync>;
-
-/// Where a set stands, for its stop: only a set that has begun to move
-/// the hardware is stopped.
-const QUEUED: u8 = 0;
-const APPLYING: u8 = 1;
-const SKIPPED: u8 = 2;
-
-/// What the hardware did last, guarded by one lock that a set takes before
-/// it begins to apply and a stop holds while it runs: the next set never
-/// begins while a stop runs.
-#[derive(Default)]
-struct Motion {
-    /// A stop ran since the last set began to apply.
-    stopped: bool,
-    /// How many stops ran.
-    stops: u64,
-}
 
 /// A named, typed value of a device, read and written through blocking
 /// functions that run on a pool: `get()` and `set(v)` return futures.
@@ -103,18 +80,12 @@ impl<T> Clone for Parameter<T> {
 }
 
 pub(crate) struct ParamInner<T> {
-    pub(crate) node: Arc<LockNode>,
+    pub(crate) actions: Arc<Actions>,
     getter: Option<Getter<T>>,
     setter: Option<Setter<T>>,
-    stop: Option<Stop>,
     limits: Mutex<limits::Limits<T>>,
     unit: Option<String>,
     concurrent_reads: bool,
-    pool: Result<Pool, Error>,
-    ops: Arc<Ops>,
-    motion: Mutex<Motion>,
-    /// Operations in flight, for `abort`.
-    inflight: Mutex<Vec<CancelHandle>>,
     /// Write protection (see `Parameter::protect`).
     protection: std::sync::atomic::AtomicU8,
     /// Values stashed (see `Parameter::stash`), the last on top.
@@ -153,7 +124,7 @@ impl<T: Send + 'static> Parameter<T> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn name(&self) -> &str {
-        &self.inner.node.name
+        &self.inner.actions.node.name
     }
 
     /// The unit label, if one was given.
@@ -215,10 +186,10 @@ impl<T: Send + 'static> Parameter<T> {
     pub fn get(&self) -> Future<T> {
         let Some(getter) = self.inner.getter.clone() else {
             return Future::failed(DeviceError::error(DeviceErrorKind::NotReadable {
-                parameter: self.inner.node.full_name(),
+                parameter: self.inner.actions.node.full_name(),
             }));
         };
-        let node = self.inner.node.clone();
+        let node = self.inner.actions.node.clone();
         let read = move || {
             let _span = trace::device_op(|| node.full_name(), "get");
             crate::cancel::check_cancelled()?;
@@ -226,10 +197,10 @@ impl<T: Send + 'static> Parameter<T> {
         };
         // A read the parameter's stop makes is part of the stop (see
         // `Ops::stopping`), whether or not reads run side by side.
-        if !self.inner.concurrent_reads || self.inner.ops.stopping_here() {
-            return self.track(self.inner.ops.submit(read, |f| f));
+        if !self.inner.concurrent_reads || self.inner.actions.ops().stopping_here() {
+            return self.inner.actions.submit(read);
         }
-        let node = self.inner.node.clone();
+        let node = self.inner.actions.node.clone();
         // Issued by a lock's holder, it acts for it (see `lock::acquire`).
         let issuer = Owner::current();
         let task = move || {
@@ -243,7 +214,7 @@ impl<T: Send + 'static> Parameter<T> {
             )?;
             read()
         };
-        match &self.inner.pool {
+        match &self.inner.actions.pool {
             Ok(pool) => self.track(pool.spawn_try(task)),
             Err(error) => Future::failed(error.clone()),
         }
@@ -279,33 +250,10 @@ impl<T: Send + 'static> Parameter<T> {
     /// was not cancelled: the one path of every write (a set, a restore).
     fn write(&self, value: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Future<()> {
         let setter = self.inner.setter.clone().expect("checked writable");
-        let stage = Arc::new(AtomicU8::new(QUEUED));
-        let (inner, applying) = (self.inner.clone(), stage.clone());
-        let apply = move || {
-            let _span = trace::device_op(|| inner.node.full_name(), "set");
-            if inner.ops.stopping_here() {
-                // A set the stop makes, on the thread that runs the stop
-                // (and holds the lock below): part of it.
-                applying.store(APPLYING, Ordering::Relaxed);
-            } else {
-                // The last check: after the queue and the lock, under the
-                // lock a stop holds while it runs.
-                let mut motion = inner.motion.lock();
-                if crate::cancel::cancelled() {
-                    applying.store(SKIPPED, Ordering::Relaxed);
-                    return Err(Error::Cancelled);
-                }
-                applying.store(APPLYING, Ordering::Relaxed);
-                motion.stopped = false;
-            }
-            setter(value()?).map_err(|e| failed(&inner.node, "write", e))
-        };
-        let inner = self.inner.clone();
-        let prepare = move |future: Future<()>| match inner.stop.is_some() {
-            true => future.on_cancel(move || inner.stop_set(&stage)),
-            false => future,
-        };
-        self.track(self.inner.ops.submit(apply, prepare))
+        let node = self.inner.actions.node.clone();
+        self.inner.actions.act("set", move || {
+            setter(value()?).map_err(|e| failed(&node, "write", e))
+        })
     }
 
     /// Reads the value and waits for it: `get().result()`.
@@ -372,7 +320,7 @@ impl<T: Send + 'static> Parameter<T> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn idle(&self) -> Result<(), Error> {
-        self.inner.ops.idle()
+        self.inner.actions.ops().idle()
     }
 
     /// True while an operation is queued or running (or a cancelled one's
@@ -388,7 +336,7 @@ impl<T: Send + 'static> Parameter<T> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn busy(&self) -> bool {
-        self.inner.ops.busy()
+        self.inner.actions.ops().busy()
     }
 
     /// Locks this parameter alone; see [`lock`](crate::device::lock()).
@@ -428,13 +376,13 @@ impl<T: Send + 'static> Parameter<T> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn abort(&self) -> bool {
-        self.inner.abort(false)
+        self.inner.actions.abort(false)
     }
 
     fn check_set(&self, value: &T) -> Result<(), Error> {
         if self.inner.setter.is_none() {
             return Err(DeviceError::error(DeviceErrorKind::NotWritable {
-                parameter: self.inner.node.full_name(),
+                parameter: self.inner.actions.node.full_name(),
             }));
         }
         self.check_protection()?;
@@ -442,77 +390,20 @@ impl<T: Send + 'static> Parameter<T> {
     }
 
     fn track<R: Send + 'static>(&self, future: Future<R>) -> Future<R> {
-        let mut inflight = self.inner.inflight.lock();
-        // Finished ones are dropped when the list is about to grow: each
-        // operation costs O(1) however many are queued.
-        if inflight.len() == inflight.capacity() {
-            inflight.retain(|h| !h.done());
-        }
-        inflight.push(future.cancel_handle());
-        drop(inflight);
-        future
-    }
-}
-
-impl<T> ParamInner<T> {
-    /// The cleanup of a cancelled set: stops the hardware when the set has
-    /// begun to apply and nothing stopped it since.
-    fn stop_set(&self, stage: &AtomicU8) {
-        let mut motion = self.motion.lock();
-        match stage.load(Ordering::Relaxed) {
-            APPLYING if !motion.stopped => self.run_stop(&mut motion),
-            QUEUED => stage.store(SKIPPED, Ordering::Relaxed),
-            _ => {}
-        }
-    }
-
-    fn run_stop(&self, motion: &mut Motion) {
-        if let Some(stop) = &self.stop {
-            motion.stopped = true;
-            motion.stops += 1;
-            let stop = stop.clone();
-            // What the stop does to this parameter is part of it.
-            let _stopping = self.ops.stopping();
-            run_guarded(move || stop());
-        }
-    }
-
-    /// Cancels the operations in flight, then runs the stop unless one of
-    /// those cancels did. `by_interrupt` (a Ctrl-C's hook): the operations
-    /// fail with `Err(Interrupted)`, as the interrupted waits do, and no
-    /// stop runs when one ran since the last set began to apply (one
-    /// Ctrl-C, one stop).
-    pub(crate) fn abort(&self, by_interrupt: bool) -> bool {
-        let before = self.motion.lock().stops;
-        let inflight: Vec<CancelHandle> = std::mem::take(&mut *self.inflight.lock());
-        for handle in &inflight {
-            if by_interrupt {
-                handle.interrupt();
-            } else {
-                handle.cancel();
-            }
-        }
-        if self.stop.is_none() {
-            return false;
-        }
-        let mut motion = self.motion.lock();
-        if motion.stops == before && !(by_interrupt && motion.stopped) {
-            self.run_stop(&mut motion);
-        }
-        true
+        self.inner.actions.track(future)
     }
 }
 
 impl<T: Send + 'static> Lockable for Parameter<T> {
     fn lock_target(&self) -> LockTarget {
-        LockTarget(self.inner.node.clone())
+        LockTarget(self.inner.actions.node.clone())
     }
 }
 
 impl<T> fmt::Debug for Parameter<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Parameter")
-            .field("name", &self.inner.node.full_name())
+            .field("name", &self.inner.actions.node.full_name())
             .field("readable", &self.inner.getter.is_some())
             .field("writable", &self.inner.setter.is_some())
             .field("unit", &self.inner.unit)

@@ -84,7 +84,7 @@ impl<T: Send + 'static> Parameter<T> {
         poll: Duration,
         timeout: Option<Duration>,
     ) -> Future<T> {
-        let pool = match &self.inner.pool {
+        let pool = match &self.inner.actions.pool {
             Ok(pool) => pool.clone(),
             Err(error) => return Future::failed(error.clone()),
         };

@@ -110,7 +110,7 @@ impl<T: Send + 'static> Parameter<T> {
 
     fn protected_error(&self, permanently: bool) -> Error {
         DeviceError::error(DeviceErrorKind::WriteProtected {
-            parameter: self.inner.node.full_name(),
+            parameter: self.inner.actions.node.full_name(),
             permanently,
         })
     }

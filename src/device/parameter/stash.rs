@@ -39,13 +39,13 @@ impl<T: Send + 'static> Parameter<T> {
         };
         let inner = self.inner.clone();
         let read = move || {
-            let _span = trace::device_op(|| inner.node.full_name(), "stash");
+            let _span = trace::device_op(|| inner.actions.node.full_name(), "stash");
             crate::cancel::check_cancelled()?;
-            let value = getter().map_err(|e| super::failed(&inner.node, "read", e))?;
+            let value = getter().map_err(|e| super::failed(&inner.actions.node, "read", e))?;
             inner.stashed.lock().push(value);
             Ok(())
         };
-        self.track(self.inner.ops.submit(read, |f| f))
+        self.inner.actions.submit(read)
     }
 
     /// Pops the last stashed value and writes it back (Concert's
@@ -79,7 +79,7 @@ impl<T: Send + 'static> Parameter<T> {
             let popped = this.inner.stashed.lock().pop();
             let Some(value) = popped else {
                 return Err(DeviceError::error(DeviceErrorKind::NothingStashed {
-                    parameter: this.inner.node.full_name(),
+                    parameter: this.inner.actions.node.full_name(),
                 }));
             };
             if let Err(refused) = this.check_set(&value) {
@@ -91,7 +91,7 @@ impl<T: Send + 'static> Parameter<T> {
     }
 
     fn not_stashable(&self) -> Error {
-        let parameter = self.inner.node.full_name();
+        let parameter = self.inner.actions.node.full_name();
         DeviceError::error(match self.inner.setter {
             None => DeviceErrorKind::NotWritable { parameter },
             Some(_) => DeviceErrorKind::NotReadable { parameter },
