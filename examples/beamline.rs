@@ -1,8 +1,10 @@
 //! A small simulated beamline: a motor with a physical model (it moves at a
 //! set speed, a stop decelerates it to rest, it logs what it did), a pump,
-//! and a detector whose counts peak when the motor is at 5 mm. Moves are
-//! issued asynchronously; a scan holds the motor and the pump's flow
-//! locked while another thread's flow change waits its turn; one move is
+//! and a camera whose commands expose a frame and read it out, its counts
+//! peaking when the motor is at 5 mm. Moves are issued asynchronously; a
+//! pipelined scan holds the motor, the camera and the pump's flow locked —
+//! each frame's readout runs while the motor moves on to the next — and
+//! another thread's flow change waits its turn; one move is
 //! cancelled and the next waits until the motor has really stopped; an
 //! emergency stop aborts the last one; the motor's own log shows that no
 //! two moves ever overlapped. Ctrl-C at any point stops all devices, once.
@@ -15,6 +17,7 @@ mod sim;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use concertina::device::Command;
 use concertina::{Device, Error, Parameter};
 use parking_lot::Mutex;
 use sim::SimMotor;
@@ -41,23 +44,43 @@ fn pump() -> Result<Device, Error> {
     Device::builder("pump").parameter(rate).build()
 }
 
-fn detector(motor: &Device) -> Result<Device, Error> {
+/// A camera: `trigger` exposes a frame where the motor stands (counts
+/// peak at 5 mm), `readout` reads the last frame out (the slow part) and
+/// says whether the motor moved meanwhile.
+fn camera(motor: &Device, sim: &SimMotor) -> Result<Device, Error> {
     let position = motor.parameter::<f64>("position")?;
-    // A read that depends on another parameter: its failure is this read's.
-    let counts = Parameter::builder("counts")
-        .try_getter(move || {
-            std::thread::sleep(Duration::from_millis(20)); // exposure
+    let exposed = Arc::new(Mutex::new(None::<u32>));
+    let (expose, read) = (exposed.clone(), exposed);
+    // An action that reads another parameter: its failure is this one's.
+    let trigger = Command::builder("trigger")
+        .try_action(move |()| {
+            std::thread::sleep(Duration::from_millis(5)); // exposure
             let x = position.get_sync()? - 5.0;
-            Ok::<u32, Error>((1000.0 * (-x * x / 2.0).exp()).round() as u32)
+            *expose.lock() = Some((1000.0 * (-x * x / 2.0).exp()).round() as u32);
+            Ok::<(), Error>(())
         })
         .build()?;
-    Device::builder("detector").parameter(counts).build()
+    let sim = sim.clone();
+    let readout = Command::builder("readout")
+        .action(move |()| {
+            let mut moved = false;
+            for _ in 0..20 {
+                std::thread::sleep(Duration::from_millis(1)); // the sensor is read out
+                moved |= sim.is_moving();
+            }
+            (read.lock().take().unwrap_or(0), moved)
+        })
+        .build()?;
+    Device::builder("camera")
+        .command(trigger)
+        .command(readout)
+        .build()
 }
 
 fn main() -> Result<(), Error> {
     let sim = SimMotor::new(0.1, Duration::from_millis(1));
     let (motor, pump) = (motor(&sim)?, pump()?);
-    let detector = detector(&motor)?;
+    let camera = camera(&motor, &sim)?;
     motor.stop_on_interrupt();
     pump.stop_on_interrupt();
 
@@ -71,24 +94,41 @@ fn main() -> Result<(), Error> {
         started.elapsed().as_secs_f64() * 1e3
     );
 
-    println!("2. a scan with the motor and the pump's flow locked");
+    println!("2. a pipelined scan with the motor, the camera and the pump's flow locked");
     let flow = pump.parameter::<f64>("flow")?;
+    let position = motor.parameter::<f64>("position")?;
+    let trigger = camera.command::<(), ()>("trigger")?;
+    let readout = camera.command::<(), (u32, bool)>("readout")?;
     {
-        let _guard = concertina::lock!(motor, pump.parameter_ref("flow")?)?;
+        let _guard = concertina::lock!(motor, camera, pump.parameter_ref("flow")?)?;
         let other = flow.clone();
         let meddler = std::thread::spawn(move || {
             let asked = Instant::now();
             other.set_sync(9.0).map(|()| asked.elapsed())
         });
+        let (started, mut overlapped) = (Instant::now(), 0);
+        position.set(3.0).result()?;
         for step in 3..=7 {
-            let mm = f64::from(step);
-            motor.set("position", mm).result()?;
-            let counts = detector.get::<u32>("counts").result()?;
+            trigger.run_sync(())?;
+            // The holder's operations run under its lock at once: the
+            // readout of this frame and the move to the next overlap.
+            let frame = readout.run(());
+            let next = (step < 7).then(|| position.set(f64::from(step + 1)));
+            let (counts, moved) = frame.result()?;
+            overlapped += usize::from(moved);
             println!(
-                "   {mm:4.1} mm  {counts:5} counts  (flow {:.1} ml/min)",
+                "   {:4.1} mm  {counts:5} counts  (flow {:.1} ml/min)",
+                f64::from(step),
                 flow.get_sync()?
             );
+            if let Some(next) = next {
+                next.result()?;
+            }
         }
+        println!(
+            "   5 frames in {:.0} ms; {overlapped} of 4 readouts ran while the motor moved on",
+            started.elapsed().as_secs_f64() * 1e3
+        );
         drop(_guard);
         let waited = meddler.join().expect("the other thread does not panic")?;
         println!(
@@ -98,7 +138,6 @@ fn main() -> Result<(), Error> {
     }
 
     println!("3. a move cancelled halfway, and the next one at once");
-    let position = motor.parameter::<f64>("position")?;
     let far = position.set(20.0);
     std::thread::sleep(Duration::from_millis(50));
     far.cancel();

@@ -527,10 +527,10 @@ pub struct DeviceError {
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum DeviceErrorKind {
-    /// A device or parameter name that is not accepted.
+    /// A device, parameter or command name that is not accepted.
     #[non_exhaustive]
     InvalidName {
-        /// `"device"` or `"parameter"`.
+        /// `"device"`, `"parameter"` or `"command"`.
         what: &'static str,
         /// The name given.
         name: String,
@@ -615,21 +615,71 @@ pub enum DeviceErrorKind {
         /// The error it returned.
         source: Source,
     },
-    /// Two parameters of one name in a device.
+    /// Two members (parameters, commands) of one name in a device.
     #[non_exhaustive]
     Duplicate {
         /// The device.
         device: String,
         /// The name given twice.
         name: String,
+        /// What they are: `"parameters"`, `"commands"` or `"a parameter
+        /// and a command"`.
+        what: &'static str,
     },
-    /// A parameter given to a second device.
+    /// A parameter or command given to a second device.
     #[non_exhaustive]
     AlreadyOwned {
-        /// The parameter.
-        parameter: String,
+        /// `"parameter"` or `"command"`.
+        what: &'static str,
+        /// Its name.
+        name: String,
         /// The device it belongs to.
         owner: String,
+    },
+    /// A member given to a [serial](crate::device::DeviceBuilder::serial)
+    /// device after it ran operations of its own.
+    #[non_exhaustive]
+    AlreadyInUse {
+        /// `"parameter"` or `"command"`.
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// The device.
+        device: String,
+    },
+    /// A device has no command of that name.
+    #[non_exhaustive]
+    UnknownCommand {
+        /// The device.
+        device: String,
+        /// The name asked for.
+        name: String,
+        /// The commands it has.
+        known: Vec<String>,
+    },
+    /// A command asked for with other argument or result types than its own.
+    #[non_exhaustive]
+    WrongSignature {
+        /// The command.
+        command: String,
+        /// Its signature, as `fn(A) -> R`.
+        held: &'static str,
+        /// The signature asked for.
+        expected: &'static str,
+    },
+    /// A command built without an action.
+    #[non_exhaustive]
+    NoAction {
+        /// The command.
+        command: String,
+    },
+    /// A fallible command's action failed: its error is the source.
+    #[non_exhaustive]
+    CommandFailed {
+        /// The command.
+        command: String,
+        /// The error it returned.
+        source: Source,
     },
     /// A lock not taken within its timeout.
     #[non_exhaustive]
@@ -661,8 +711,8 @@ pub enum DeviceErrorKind {
     },
 }
 
-/// The error a fallible getter or setter returned
-/// ([`DeviceErrorKind::Failed`]), shared and compared by identity. Its
+/// The error a fallible getter, setter or command returned
+/// ([`DeviceErrorKind::Failed`], [`DeviceErrorKind::CommandFailed`]), shared and compared by identity. Its
 /// text is the error's; [`DeviceError::downcast_ref`] gives it as its own
 /// type, and [`std::error::Error::source`] as a trait object.
 ///
@@ -751,7 +801,8 @@ impl DeviceError {
     /// ```
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
         match &*self.kind {
-            DeviceErrorKind::Failed { source, .. } => source.0.downcast_ref::<E>(),
+            DeviceErrorKind::Failed { source, .. }
+            | DeviceErrorKind::CommandFailed { source, .. } => source.0.downcast_ref::<E>(),
             _ => None,
         }
     }
@@ -794,10 +845,27 @@ impl fmt::Display for DeviceError {
             Failed { parameter, operation, source } => {
                 write!(f, "parameter `{parameter}`: {operation} failed: {}", source.0)
             }
-            Duplicate { device, name } => write!(f, "device `{device}` has two parameters named `{name}`"),
-            AlreadyOwned { parameter, owner } => {
-                write!(f, "parameter `{parameter}` already belongs to device `{owner}`")
+            Duplicate { device, name, what } => write!(f, "device `{device}` has {} named `{name}`", match *what {
+                "parameters" | "commands" => format!("two {what}"),
+                other => other.to_owned(),
+            }),
+            AlreadyOwned { what, name, owner } => {
+                write!(f, "{what} `{name}` already belongs to device `{owner}`")
             }
+            AlreadyInUse { what, name, device } => write!(
+                f,
+                "{what} `{name}` ran operations before it was given to the serial device `{device}`: give it to the device first"
+            ),
+            UnknownCommand { device, name, known } => {
+                write!(f, "device `{device}` has no command `{name}` (it has: {})", known.join(", "))
+            }
+            WrongSignature { command, held, expected } => {
+                write!(f, "command `{command}` is `{held}`, not `{expected}`")
+            }
+            NoAction { command } => {
+                write!(f, "command `{command}` has no action: give it one with action() or try_action()")
+            }
+            CommandFailed { command, source } => write!(f, "command `{command}` failed: {}", source.0),
             LockTimeout { names, timeout } => write!(
                 f,
                 "could not lock {} within {timeout:?}: held by another task or thread",
@@ -830,7 +898,8 @@ impl fmt::Debug for DeviceError {
 impl std::error::Error for DeviceError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.kind {
-            DeviceErrorKind::Failed { source, .. } => Some(&*source.0),
+            DeviceErrorKind::Failed { source, .. }
+            | DeviceErrorKind::CommandFailed { source, .. } => Some(&*source.0),
             _ => None,
         }
     }

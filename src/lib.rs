@@ -42,10 +42,11 @@
 //!   returning futures as local ones do.
 //! * [`Pool::stats`] and the builder's thread hooks watch a pool;
 //!   [`shutdown`] lets the default pool's tasks finish at the end of `main`.
-//! * [`Device`] and [`Parameter`] give Concert-style devices: one operation
-//!   at a time per parameter (a cancelled set never applies; the next waits
-//!   for its stop), soft limits, fallible I/O, and [`lock!`] for exclusive
-//!   access, owned by the task and lent to what it waits on.
+//! * [`Device`], [`Parameter`] and [`device::Command`] give Concert-style
+//!   devices: one operation at a time per parameter or command (a cancelled
+//!   set never applies; the next waits for its stop), soft limits, fallible
+//!   I/O, and [`lock!`] for exclusive access, owned by the task and lent to
+//!   what it waits on.
 //! * `CONCERTINA_DISABLE_ASYNC=1` runs everything inline on the calling
 //!   thread, futures still returned — for debugging.
 //!

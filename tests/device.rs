@@ -139,7 +139,7 @@ fn by_name_access_names_what_is_wrong() {
     );
     assert_eq!(
         format!("{motor:?}"),
-        r#"Device { name: "motor", parameters: ["position"] }"#
+        r#"Device { name: "motor", parameters: ["position"], commands: [], serial: false }"#
     );
 }
 
@@ -739,6 +739,6 @@ fn builders_say_what_they_hold_when_printed() {
     let d = Device::builder("slits").parameter(p.build().unwrap());
     assert_eq!(
         format!("{d:?}"),
-        "DeviceBuilder { name: \"slits\", parameters: [\"gap\"] }"
+        "DeviceBuilder { name: \"slits\", parameters: [\"gap\"], commands: [], serial: false }"
     );
 }

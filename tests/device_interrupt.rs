@@ -151,6 +151,43 @@ fn scenario_runner() {
             say(format!("abort gives {}", device.abort()));
             say(format!("a plain abort: {:?}", later.result()));
         }
+        "held command" => {
+            // A camera's acquisition runs until stopped; the program waits
+            // on something else. The Ctrl-C's hook stops the acquisition.
+            let s = stops.clone();
+            let acquire = concertina::device::Command::<(), u32>::builder("acquire")
+                .action(|()| {
+                    MOVING.store(true, Ordering::SeqCst);
+                    let mut frames = 0;
+                    while !concertina::cancelled() {
+                        frames += 1;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    frames
+                })
+                .on_cancel(move || {
+                    s.fetch_add(1, Ordering::SeqCst);
+                    say("stop ran");
+                })
+                .build()
+                .unwrap();
+            let camera = Device::builder("camera")
+                .command(acquire.clone())
+                .build()
+                .unwrap();
+            camera.stop_on_interrupt();
+            let held = acquire.run(());
+            let reading = concertina::spawn(|| {
+                while !concertina::cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            ready_when_moving_and_blocked("waiting on a reading");
+            say(format!("reading returned {:?}", reading.result()));
+            say(format!("held acquisition returned {:?}", held.result()));
+            acquire.idle().unwrap();
+            say(format!("stops: {}", stops.load(Ordering::SeqCst)));
+        }
         "hook only" => {
             concertina::interrupt::on_interrupt(|| say("hook ran"));
             say(format!(
@@ -252,4 +289,22 @@ fn operations_a_ctrl_c_aborts_fail_with_interrupted() {
     assert!(has("held move returned Err(Interrupted)"), "{said:?}");
     assert!(has("stops: 1"), "{said:?}");
     assert!(has("a plain abort: Err(Cancelled)"), "{said:?}");
+}
+
+#[test]
+fn ctrl_c_stops_a_running_command_of_a_device_stopped_on_interrupt() {
+    let (said, code) = child("held command", &[]);
+    assert_eq!(code, Some(0), "{said:?}");
+    for line in [
+        "reading returned Err(Interrupted)",
+        "held acquisition returned Err(Interrupted)",
+        "stops: 1",
+    ] {
+        assert!(said.contains(&line.to_owned()), "{line}: {said:?}");
+    }
+    assert_eq!(
+        said.iter().filter(|l| *l == "stop ran").count(),
+        1,
+        "{said:?}"
+    );
 }

@@ -53,6 +53,11 @@ impl SimMotor {
         self.state.0.lock().unwrap().position
     }
 
+    /// True while a move is under way.
+    pub fn is_moving(&self) -> bool {
+        self.state.0.lock().unwrap().moving > 0
+    }
+
     pub fn log(&self) -> Vec<Event> {
         self.state.0.lock().unwrap().log.clone()
     }

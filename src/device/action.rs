@@ -90,6 +90,11 @@ impl Actions {
         self.queue.set(shared.clone()).is_ok()
     }
 
+    /// True once it has a queue (it ran an operation, or joined one).
+    pub(crate) fn has_queue(&self) -> bool {
+        self.queue.get().is_some()
+    }
+
     pub(crate) fn has_stop(&self) -> bool {
         self.stop.is_some()
     }

@@ -1,8 +1,10 @@
 //! Concert-style devices: named [`Parameter`]s with asynchronous get and
-//! set, one operation at a time per parameter, cancel operations (stop the
-//! motor), soft limits, fallible I/O, and locks for exclusive access
-//! ([`lock!`](crate::lock!), [`lock_timeout`]), owned by tasks, that cover a
-//! [`Device`] with all its parameters.
+//! set and [`Command`]s (a camera's grab, a shutter's open) that return
+//! futures, one operation at a time per parameter or command (or per
+//! device, for a [serial](DeviceBuilder::serial) one), cancel operations
+//! (stop the motor), soft limits, fallible I/O, and locks for exclusive
+//! access ([`lock!`](crate::lock!), [`lock_timeout`]), owned by tasks, that
+//! cover a [`Device`] with all its parameters and commands.
 //!
 //! [`Device`] and [`Parameter`] are also at the crate root.
 //!
@@ -25,8 +27,9 @@
 //! ```
 
 // Rooms, one way: `lock` (the lock table, its guards and its place in the
-// wait graph) <- `ops` (a parameter's queue of operations) <- `parameter`
-// <- this module (devices).
+// wait graph) <- `ops` (a queue of operations) <- `action` (what acts on
+// the hardware: the stop, abort) <- `parameter`, `command` <- `builder`
+// and this module (devices).
 
 use std::any::Any;
 use std::fmt;
@@ -37,6 +40,8 @@ use crate::future::Future;
 use crate::interrupt;
 
 pub(crate) mod action;
+mod builder;
+mod command;
 pub(crate) mod lock;
 pub(crate) mod ops;
 pub(crate) mod parameter;
@@ -46,7 +51,12 @@ pub use lock::try_lock_for;
 use lock::LockNode;
 pub use lock::{lock, lock_timeout, LockGuard, LockTarget, Lockable};
 
+use crate::device::action::Actions;
 pub use crate::error::DeviceError;
+pub use builder::DeviceBuilder;
+use command::CommandInner;
+pub use command::{Command, CommandBuilder};
+use ops::Ops;
 use parameter::ParamInner;
 pub use parameter::{Parameter, ParameterBuilder};
 
@@ -66,20 +76,16 @@ fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
 // ---------------------------------------------------------------------------
 // Devices
 
-/// A parameter of a device, whatever its value type.
-trait AnyParameter: Send + Sync {
-    fn node(&self) -> &Arc<LockNode>;
-    fn abort(&self, by_interrupt: bool) -> bool;
+/// A parameter or command of a device, whatever its types.
+trait AnyMember: Send + Sync {
+    fn actions(&self) -> &Arc<Actions>;
+    /// Its types: a parameter's value type, a command's `fn(A) -> R`.
     fn type_name(&self) -> &'static str;
 }
 
-impl<T: Send + 'static> AnyParameter for ParamInner<T> {
-    fn node(&self) -> &Arc<LockNode> {
-        &self.actions.node
-    }
-
-    fn abort(&self, by_interrupt: bool) -> bool {
-        self.actions.abort(by_interrupt)
+impl<T: Send + 'static> AnyMember for ParamInner<T> {
+    fn actions(&self) -> &Arc<Actions> {
+        &self.actions
     }
 
     fn type_name(&self) -> &'static str {
@@ -87,20 +93,54 @@ impl<T: Send + 'static> AnyParameter for ParamInner<T> {
     }
 }
 
+impl<A: Send + 'static, R: Send + 'static> AnyMember for CommandInner<A, R> {
+    fn actions(&self) -> &Arc<Actions> {
+        &self.actions
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<fn(A) -> R>()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Parameter,
+    Command,
+}
+
+impl Role {
+    fn word(self) -> &'static str {
+        match self {
+            Role::Parameter => "parameter",
+            Role::Command => "command",
+        }
+    }
+}
+
 struct Entry {
     name: String,
-    erased: Arc<dyn AnyParameter>,
+    role: Role,
+    erased: Arc<dyn AnyMember>,
     typed: Arc<dyn Any + Send + Sync>,
+}
+
+impl Entry {
+    fn node(&self) -> &Arc<LockNode> {
+        &self.erased.actions().node
+    }
 }
 
 struct DeviceInner {
     node: Arc<LockNode>,
-    parameters: Vec<Entry>,
+    members: Vec<Entry>,
+    /// The one queue of a serial device.
+    serial: Option<Arc<Ops>>,
 }
 
-/// A named group of parameters (a motor, a pump, a camera): typed and
-/// by-name access, an abort that runs every cancel operation, and a lock
-/// that covers all its parameters. A cheap, cloneable handle.
+/// A named group of parameters and commands (a motor, a pump, a camera):
+/// typed and by-name access, an abort that runs every stop, and a lock
+/// that covers all its members. A cheap, cloneable handle.
 ///
 /// # Examples
 ///
@@ -119,106 +159,6 @@ pub struct Device {
     inner: Arc<DeviceInner>,
 }
 
-/// Configures a [`Device`].
-///
-/// # Examples
-///
-/// ```
-/// let pump = concertina::Device::builder("pump")
-///     .parameter(concertina::Parameter::<f64>::builder("flow").setter(|_| {}).build()?)
-///     .build()?;
-/// assert_eq!(pump.name(), "pump");
-/// # Ok::<(), concertina::Error>(())
-/// ```
-#[must_use = "a builder does nothing until build() is called"]
-pub struct DeviceBuilder {
-    name: String,
-    parameters: Vec<Entry>,
-}
-
-impl fmt::Debug for DeviceBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceBuilder")
-            .field("name", &self.name)
-            .field(
-                "parameters",
-                &self.parameters.iter().map(|e| &e.name).collect::<Vec<_>>(),
-            )
-            .finish()
-    }
-}
-
-impl DeviceBuilder {
-    /// Adds a parameter. A parameter belongs to one device at most.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let shutter = concertina::Device::builder("shutter")
-    ///     .parameter(concertina::Parameter::<bool>::builder("open").getter(|| false).build()?)
-    ///     .build()?;
-    /// # Ok::<(), concertina::Error>(())
-    /// ```
-    pub fn parameter<T: Send + 'static>(mut self, parameter: Parameter<T>) -> Self {
-        let name = parameter.name().to_owned();
-        self.parameters.push(Entry {
-            name,
-            erased: parameter.inner.clone(),
-            typed: parameter.inner,
-        });
-        self
-    }
-
-    /// Builds the device.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Device`] when the name is not an identifier, two parameters
-    /// share a name, or a parameter already belongs to another device.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use concertina::{Device, Parameter};
-    ///
-    /// let x = Parameter::<f64>::builder("x").getter(|| 0.0).build()?;
-    /// let err = Device::builder("stage").parameter(x.clone()).parameter(x).build().unwrap_err();
-    /// assert_eq!(err.to_string(), "device `stage` has two parameters named `x`");
-    /// # Ok::<(), concertina::Error>(())
-    /// ```
-    pub fn build(self) -> Result<Device, Error> {
-        check_name("device", &self.name)?;
-        for (i, entry) in self.parameters.iter().enumerate() {
-            if self.parameters[..i].iter().any(|e| e.name == entry.name) {
-                return Err(DeviceError::error(DeviceErrorKind::Duplicate {
-                    device: self.name.clone(),
-                    name: entry.name.clone(),
-                }));
-            }
-            if let Some((_, owner)) = entry.erased.node().device.get() {
-                return Err(DeviceError::error(DeviceErrorKind::AlreadyOwned {
-                    parameter: entry.name.clone(),
-                    owner: owner.clone(),
-                }));
-            }
-        }
-        let node = LockNode::new(&self.name);
-        for entry in &self.parameters {
-            let _ = entry
-                .erased
-                .node()
-                .device
-                .set((node.clone(), self.name.clone()));
-        }
-        Ok(Device {
-            inner: Arc::new(DeviceInner {
-                node,
-                parameters: self.parameters,
-            }),
-        })
-    }
-}
-
 /// A parameter of a device found by name, for locking and aborting without
 /// knowing its value type.
 ///
@@ -235,7 +175,7 @@ impl DeviceBuilder {
 /// ```
 #[derive(Clone)]
 pub struct ParameterRef {
-    parameter: Arc<dyn AnyParameter>,
+    parameter: Arc<dyn AnyMember>,
 }
 
 impl ParameterRef {
@@ -251,13 +191,13 @@ impl ParameterRef {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn name(&self) -> String {
-        self.parameter.node().full_name()
+        self.parameter.actions().node.full_name()
     }
 }
 
 impl Lockable for ParameterRef {
     fn lock_target(&self) -> LockTarget {
-        LockTarget(self.parameter.node().clone())
+        LockTarget(self.parameter.actions().node.clone())
     }
 }
 
@@ -278,10 +218,7 @@ impl Device {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn builder(name: impl Into<String>) -> DeviceBuilder {
-        DeviceBuilder {
-            name: name.into(),
-            parameters: Vec::new(),
-        }
+        DeviceBuilder::new(name.into())
     }
 
     /// The device's name.
@@ -309,21 +246,56 @@ impl Device {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.inner.parameters.iter().map(|e| e.name.as_str())
+        self.members(Role::Parameter)
     }
 
-    fn entry(&self, name: &str) -> Result<&Entry, Error> {
+    /// The names of its commands, in the order they were added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::device::Command;
+    ///
+    /// let camera = concertina::Device::builder("camera")
+    ///     .command(Command::builder("grab").action(|()| 0u16).build()?)
+    ///     .build()?;
+    /// assert_eq!(camera.commands().collect::<Vec<_>>(), ["grab"]);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn commands(&self) -> impl Iterator<Item = &str> + '_ {
+        self.members(Role::Command)
+    }
+
+    fn members(&self, role: Role) -> impl Iterator<Item = &str> + '_ {
         self.inner
-            .parameters
+            .members
             .iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| {
-                DeviceError::error(DeviceErrorKind::UnknownParameter {
-                    device: self.name().to_owned(),
-                    name: name.to_owned(),
-                    known: self.names().map(String::from).collect(),
-                })
+            .filter(move |e| e.role == role)
+            .map(|e| e.name.as_str())
+    }
+
+    fn entry(&self, role: Role, name: &str) -> Result<&Entry, Error> {
+        let found = self
+            .inner
+            .members
+            .iter()
+            .find(|e| e.role == role && e.name == name);
+        found.ok_or_else(|| {
+            let (device, name) = (self.name().to_owned(), name.to_owned());
+            let known = self.members(role).map(String::from).collect();
+            DeviceError::error(match role {
+                Role::Parameter => DeviceErrorKind::UnknownParameter {
+                    device,
+                    name,
+                    known,
+                },
+                Role::Command => DeviceErrorKind::UnknownCommand {
+                    device,
+                    name,
+                    known,
+                },
             })
+        })
     }
 
     /// The parameter called `name`, whatever its type (for locking and
@@ -342,7 +314,7 @@ impl Device {
     /// ```
     pub fn parameter_ref(&self, name: &str) -> Result<ParameterRef, Error> {
         Ok(ParameterRef {
-            parameter: self.entry(name)?.erased.clone(),
+            parameter: self.entry(Role::Parameter, name)?.erased.clone(),
         })
     }
 
@@ -369,7 +341,7 @@ impl Device {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn parameter<T: Send + 'static>(&self, name: &str) -> Result<Parameter<T>, Error> {
-        let entry = self.entry(name)?;
+        let entry = self.entry(Role::Parameter, name)?;
         match entry.typed.clone().downcast::<ParamInner<T>>() {
             Ok(inner) => Ok(Parameter { inner }),
             Err(_) => Err(DeviceError::error(DeviceErrorKind::WrongType {
@@ -378,6 +350,67 @@ impl Device {
                 expected: std::any::type_name::<T>(),
             })),
         }
+    }
+
+    /// The command called `name` as a typed handle: its argument and
+    /// result types are checked here, once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when there is no such command (naming those the
+    /// device has) or it has other types (naming both signatures).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::device::Command;
+    ///
+    /// let camera = concertina::Device::builder("camera")
+    ///     .command(Command::builder("grab").action(|exposure_ms: u32| exposure_ms as u16).build()?)
+    ///     .build()?;
+    /// let grab = camera.command::<u32, u16>("grab")?;
+    /// assert_eq!(grab.run_sync(5)?, 5);
+    /// assert_eq!(
+    ///     camera.command::<(), u16>("grab").unwrap_err().to_string(),
+    ///     "command `camera.grab` is `fn(u32) -> u16`, not `fn(()) -> u16`",
+    /// );
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn command<A: Send + 'static, R: Send + 'static>(
+        &self,
+        name: &str,
+    ) -> Result<Command<A, R>, Error> {
+        let entry = self.entry(Role::Command, name)?;
+        match entry.typed.clone().downcast::<CommandInner<A, R>>() {
+            Ok(inner) => Ok(Command { inner }),
+            Err(_) => Err(DeviceError::error(DeviceErrorKind::WrongSignature {
+                command: format!("{}.{}", self.name(), name),
+                held: entry.erased.type_name(),
+                expected: std::any::type_name::<fn(A) -> R>(),
+            })),
+        }
+    }
+
+    /// Runs the command `name` with `args`; a future that has failed when
+    /// there is no such command of these types. The types are checked when
+    /// this runs, not by the compiler: prefer a typed handle from
+    /// [`command`](Device::command).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::device::Command;
+    ///
+    /// let shutter = concertina::Device::builder("shutter")
+    ///     .command(Command::<(), ()>::builder("open").action(|()| {}).build()?)
+    ///     .build()?;
+    /// shutter.run::<(), ()>("open", ()).result()?;
+    /// assert!(shutter.run::<(), ()>("explode", ()).result().is_err());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn run<A: Send + 'static, R: Send + 'static>(&self, name: &str, args: A) -> Future<R> {
+        self.command::<A, R>(name)
+            .map_or_else(Future::failed, |c| c.run(args))
     }
 
     /// The former name of [`parameter`](Device::parameter).
@@ -440,9 +473,9 @@ impl Device {
             .map_or_else(Future::failed, |p| p.set(value))
     }
 
-    /// Runs every parameter's cancel operation: cancels its operations in
+    /// Runs every parameter's and command's stop: cancels its operations in
     /// flight (whose cleanup it is) and, unless one of those cancels ran
-    /// it, calls it directly. Returns how many parameters had one.
+    /// it, calls it directly. Returns how many members had one.
     ///
     /// # Examples
     ///
@@ -528,9 +561,9 @@ impl Device {
 
 impl DeviceInner {
     fn abort(&self, by_interrupt: bool) -> usize {
-        self.parameters
+        self.members
             .iter()
-            .filter(|e| e.erased.abort(by_interrupt))
+            .filter(|e| e.erased.actions().abort(by_interrupt))
             .count()
     }
 }
@@ -546,6 +579,8 @@ impl fmt::Debug for Device {
         f.debug_struct("Device")
             .field("name", &self.name())
             .field("parameters", &self.names().collect::<Vec<_>>())
+            .field("commands", &self.commands().collect::<Vec<_>>())
+            .field("serial", &self.inner.serial.is_some())
             .finish()
     }
 }
