@@ -742,3 +742,60 @@ fn builders_say_what_they_hold_when_printed() {
         "DeviceBuilder { name: \"slits\", parameters: [\"gap\"], commands: [], serial: false }"
     );
 }
+
+/// A device's stash and restore cover every parameter that can be read and
+/// written, on the parameters' own stacks, the last added restored first.
+#[test]
+fn a_device_stashes_and_restores_every_parameter_it_can_read_and_write() {
+    let (x, y) = (Axis::default(), Axis::default());
+    *x.position.lock() = 1.0;
+    *y.position.lock() = 2.0;
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let w = written.clone();
+    let stage = Device::builder("stage")
+        .parameter(x.parameter("x"))
+        .parameter(y.parameter("y"))
+        .parameter(
+            Parameter::builder("temperature")
+                .getter(|| 293.0_f64)
+                .build()
+                .unwrap(),
+        )
+        .parameter(
+            Parameter::builder("speed")
+                .setter(move |v: f64| w.lock().push(v))
+                .build()
+                .unwrap(),
+        )
+        .command(
+            concertina::device::Command::<(), ()>::builder("home")
+                .action(|()| {})
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    stage.stash().result().unwrap();
+    stage.set("x", 5.0).result().unwrap();
+    stage.set("y", 6.0).result().unwrap();
+    stage.restore().result().unwrap();
+    assert_eq!((*x.position.lock(), *y.position.lock()), (1.0, 2.0));
+    assert!(
+        written.lock().is_empty(),
+        "a parameter it cannot read is left alone"
+    );
+    // The device's stash is the parameters' own: a parameter's restore
+    // pops what the device stashed.
+    stage.stash().result().unwrap();
+    stage.set("x", 7.0).result().unwrap();
+    let xp = stage.parameter::<f64>("x").unwrap();
+    xp.restore().result().unwrap();
+    assert_eq!(*x.position.lock(), 1.0);
+    match stage.restore().result() {
+        Err(Error::Device(e)) => assert!(
+            matches!(e.kind(), concertina::error::DeviceErrorKind::NothingStashed { parameter, .. } if parameter == "stage.x"),
+            "{e}"
+        ),
+        other => panic!("x had nothing stashed: {other:?}"),
+    }
+}

@@ -45,6 +45,7 @@ mod command;
 pub(crate) mod lock;
 pub(crate) mod ops;
 pub(crate) mod parameter;
+mod stash;
 
 #[allow(deprecated)]
 pub use lock::try_lock_for;
@@ -81,6 +82,8 @@ trait AnyMember: Send + Sync {
     fn actions(&self) -> &Arc<Actions>;
     /// Its types: a parameter's value type, a command's `fn(A) -> R`.
     fn type_name(&self) -> &'static str;
+    /// A parameter that can be read and written: its stash (or restore).
+    fn stash(self: Arc<Self>, restore: bool) -> Option<Future<()>>;
 }
 
 impl<T: Send + 'static> AnyMember for ParamInner<T> {
@@ -91,6 +94,15 @@ impl<T: Send + 'static> AnyMember for ParamInner<T> {
     fn type_name(&self) -> &'static str {
         std::any::type_name::<T>()
     }
+
+    fn stash(self: Arc<Self>, restore: bool) -> Option<Future<()>> {
+        let parameter = Parameter { inner: self };
+        match (parameter.is_readable() && parameter.is_writable(), restore) {
+            (false, _) => None,
+            (true, false) => Some(parameter.stash()),
+            (true, true) => Some(parameter.restore()),
+        }
+    }
 }
 
 impl<A: Send + 'static, R: Send + 'static> AnyMember for CommandInner<A, R> {
@@ -100,6 +112,10 @@ impl<A: Send + 'static, R: Send + 'static> AnyMember for CommandInner<A, R> {
 
     fn type_name(&self) -> &'static str {
         std::any::type_name::<fn(A) -> R>()
+    }
+
+    fn stash(self: Arc<Self>, _restore: bool) -> Option<Future<()>> {
+        None
     }
 }
 
