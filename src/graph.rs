@@ -64,6 +64,56 @@ pub(crate) trait Node: Send + Sync {
     fn blocks(&self) -> bool {
         true
     }
+    /// For a task created while something was locked: who created it, and
+    /// who they acted for in turn (see [`Spawners`]).
+    fn spawned_by(&self) -> Option<Spawners> {
+        None
+    }
+}
+
+/// Who created a task and, in turn, whom they acted for: the owners the
+/// task acts for (a lock's holder lets the operations they issue through).
+/// Held weakly: a spawner gone is no one's.
+#[derive(Clone)]
+pub(crate) struct Spawners(Arc<[std::sync::Weak<dyn Node>]>);
+
+/// How many objects are locked in the process: while none is, a new task
+/// records no spawner and spawning costs one load.
+static LOCKED: AtomicUsize = AtomicUsize::new(0);
+
+/// How far a chain of spawners is followed.
+const SPAWNER_DEPTH: usize = 16;
+
+/// Called by the lock table: `n` objects are locked now.
+pub(crate) fn set_locked(n: usize) {
+    LOCKED.store(n, Ordering::Relaxed);
+}
+
+/// Whom a task created now acts for, when anything is locked: whoever this
+/// thread acts for, and whom that one acts for in turn.
+pub(crate) fn spawners() -> Option<Spawners> {
+    // Relaxed: a holder takes its lock and spawns on one thread, in order;
+    // a spawn on another thread races the lock either way.
+    if LOCKED.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let me = owner();
+    let mut chain = vec![Arc::downgrade(&me)];
+    if let Some(Spawners(above)) = me.spawned_by() {
+        chain.extend(above.iter().take(SPAWNER_DEPTH - 1).cloned());
+    }
+    Some(Spawners(chain.into()))
+}
+
+/// True when `from` is `target`, or was created by it (or by one acting
+/// for it) while something was locked.
+pub(crate) fn acts_for(from: &Arc<dyn Node>, target: usize) -> bool {
+    key(from) == target
+        || from.spawned_by().is_some_and(|Spawners(chain)| {
+            chain.iter().any(|w| {
+                std::sync::Weak::as_ptr(w) as *const () as usize == target && w.strong_count() > 0
+            })
+        })
 }
 
 /// What a [`Node`] waits on.

@@ -610,31 +610,66 @@ fn an_operation_still_queued_when_the_guard_drops_keeps_no_privilege() {
     });
 }
 
+/// Tasks the holder spawns while it holds a lock act for it, as its own
+/// operations do: their sets run under the lock at once, waited on or not,
+/// and so do those of the tasks they spawn in turn. A task spawned before
+/// the lock was taken, or by anyone else, waits for the release.
 #[test]
-fn a_task_the_holder_does_not_wait_on_waits_for_the_lock() {
+fn tasks_the_holder_spawns_act_for_it_while_it_holds_the_lock() {
     within(60, || {
         let released = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (r, s) = (released.clone(), seen.clone());
         let p = Parameter::builder("x")
-            .setter(move |_: u8| s.lock().unwrap().push(r.load(Ordering::SeqCst)))
+            .setter(move |x: u8| s.lock().unwrap().push((x, r.load(Ordering::SeqCst))))
+            .pool(&pool(Backend::Crossbeam, 2))
             .build()
             .unwrap();
-        let guard = p.lock().unwrap();
-        let q = p.clone();
         // On threads of its own: an inline task would be the holder itself.
-        let threads = pool(Backend::Crossbeam, 1);
-        let other = threads.spawn(move || q.set(1).result());
-        // Its set is queued, held off by the lock.
-        wait_until("the other set is queued", || p.busy());
+        let threads = pool(Backend::Crossbeam, 2);
+        let before = Gate::new();
+        let (q, b) = (p.clone(), before.clone());
+        let spawned_before = threads.spawn(move || {
+            b.wait();
+            q.set(1).result()
+        });
+        let guard = p.lock().unwrap();
+        let (q, inner) = (p.clone(), threads.clone());
+        // Not waited on until the set has run under the lock.
+        let spawned = threads.spawn(move || {
+            q.set(2).result()?;
+            // A task it spawns in turn acts for the holder too.
+            let q = q.clone();
+            inner.spawn(move || q.set(3).result()).result()?
+        });
+        wait_until("both sets ran under the lock", || {
+            seen.lock().unwrap().len() == 2
+        });
+        before.open();
+        wait_until("the earlier task's set is queued", || p.busy());
         std::thread::sleep(Duration::from_millis(20));
+        let from_elsewhere = std::thread::spawn({
+            let (q, threads) = (p.clone(), threads.clone());
+            move || threads.spawn(move || q.set(4).result()).result()
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(seen.lock().unwrap().len(), 2, "{:?}", seen.lock().unwrap());
         released.store(true, Ordering::SeqCst);
         drop(guard);
-        assert_eq!(other.result(), Ok(Ok(())));
+        assert_eq!(spawned.result(), Ok(Ok(())));
+        assert_eq!(spawned_before.result(), Ok(Ok(())));
+        assert_eq!(from_elsewhere.join().unwrap(), Ok(Ok(())));
+        let mut seen = seen.lock().unwrap().clone();
         assert_eq!(
-            *seen.lock().unwrap(),
-            [true],
-            "the set waited for the release"
+            &seen[..2],
+            [(2, false), (3, false)],
+            "the holder's tasks ran under its lock"
+        );
+        seen[2..].sort();
+        assert_eq!(
+            &seen[2..],
+            [(1, true), (4, true)],
+            "the others waited for the release"
         );
     });
 }

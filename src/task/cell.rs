@@ -239,6 +239,10 @@ impl<T: Send + 'static, F: Send> Node for TaskCell<T, F> {
     fn fail_run(&self, error: Error) {
         Cancellable::fail(self, error);
     }
+
+    fn spawned_by(&self) -> Option<graph::Spawners> {
+        self.state.spawned_by()
+    }
 }
 
 impl<T, F> Watchable for TaskCell<T, F>

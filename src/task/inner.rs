@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::task::Waker;
 
 use crate::error::Error;
-use crate::graph::{Node, Waits};
+use crate::graph::{self, Node, Spawners, Waits};
 use crate::sync::{self, AtomicU8, Condvar, Mutex, ThreadId};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, LENT, PENDING, RUNNING};
@@ -100,6 +100,8 @@ pub(super) struct Hooks<T> {
     /// taken): its done-callbacks get a copy, and the outcome stays in
     /// place for every reader.
     pub(super) copier: Option<Copier<T>>,
+    /// Created while something was locked: whom the task acts for.
+    pub(super) spawners: Option<Spawners>,
 }
 
 impl<T> Default for Hooks<T> {
@@ -113,6 +115,7 @@ impl<T> Default for Hooks<T> {
             waiting: None,
             settler: None,
             copier: None,
+            spawners: None,
         }
     }
 }
@@ -127,6 +130,7 @@ impl<T> Hooks<T> {
             && self.waiting.is_none()
             && self.settler.is_none()
             && self.copier.is_none()
+            && self.spawners.is_none()
     }
 }
 
@@ -183,7 +187,13 @@ impl<T: Send + 'static> Inner<T> {
             phase: AtomicU8::new(phase),
             slot: Mutex::new(Slot {
                 content,
-                hooks: None,
+                // One load unless something is locked.
+                hooks: graph::spawners().map(|spawners| {
+                    Box::new(Hooks {
+                        spawners: Some(spawners),
+                        ..Hooks::default()
+                    })
+                }),
             }),
             cond: Condvar::new(),
         }
@@ -480,6 +490,11 @@ impl<T: Send + 'static> Inner<T> {
                 }
             }
         }
+    }
+
+    /// Whom the task acts for (created while something was locked).
+    pub(crate) fn spawned_by(&self) -> Option<Spawners> {
+        self.slot.lock().hooks.as_ref()?.spawners.clone()
     }
 
     /// What a deadlock report calls this task, when its slot tells more

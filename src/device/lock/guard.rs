@@ -123,9 +123,11 @@ impl<L: Lockable + ?Sized> Lockable for &L {
 /// holds the lock act for it too: they run under the lock at once, without
 /// waiting to be waited on, so a scan can start the readout of one frame
 /// and the move to the next and then wait for each in turn (Concert's
-/// `with motor:`). Anything else — another thread, a task the owner does
-/// not wait on — waits until the lock is released (or the owner begins to
-/// wait on it). An operation the owner issued that has not started when
+/// `with motor:`) — and so do the operations of the tasks (and instance
+/// calls) it spawns while it holds the lock, and of the tasks those spawn
+/// in turn. Anything else — another thread, a task spawned before the lock
+/// was taken or by someone else — waits until the lock is released (or the
+/// owner begins to wait on it). An operation the owner issued that has not started when
 /// the guard drops keeps no privilege: it runs as any other operation
 /// would, never under another owner's lock. A lock also waits for the
 /// operations already running on its objects.

@@ -71,6 +71,12 @@ impl Owner {
         graph::key(&self.0)
     }
 
+    /// True when this owner is `other`, or a task `other` created (or one
+    /// acting for it did) while something was locked.
+    fn acts_for(&self, other: &Owner) -> bool {
+        graph::acts_for(&self.0, other.key())
+    }
+
     /// True when this owner waits on `other` (through futures, not locks):
     /// `other` then acts for it and may use its locks.
     fn lends_to(&self, other: &Owner) -> bool {
@@ -176,6 +182,7 @@ impl Locks {
                 let entry = self.held.entry(node.id).or_insert((me.clone(), 0));
                 entry.1 += 1;
                 let owner = entry.0.clone();
+                graph::set_locked(self.held.len());
                 if let Some(device) = node.device() {
                     self.intents.entry(device.id).or_default().add(&owner);
                 }
@@ -206,6 +213,7 @@ impl Locks {
                     *depth -= 1;
                     if *depth == 0 {
                         self.held.remove(&node.id);
+                        graph::set_locked(self.held.len());
                     }
                 }
                 if let Some(device) = node.device() {
@@ -359,7 +367,7 @@ impl Attempt<'_> {
     /// True when `holder`, in the way, lets this attempt through: it waits
     /// on `me` (lending it its locks), or it issued this operation.
     fn lent_by(&self, holder: &Owner) -> bool {
-        self.issuer == Some(holder) || holder.lends_to(self.me)
+        self.issuer.is_some_and(|i| i.acts_for(holder)) || holder.lends_to(self.me)
     }
 
     fn blockers(&self, locks: &Locks) -> Vec<Owner> {
