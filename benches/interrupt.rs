@@ -18,7 +18,7 @@ fn child() {
         }
     });
     std::thread::spawn(|| {
-        while concertina::blocked_waits() == 0 {
+        while concertina::interrupt::blocked_waits() == 0 {
             std::thread::sleep(Duration::from_micros(200));
         }
         println!("ready");

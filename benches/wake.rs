@@ -47,7 +47,7 @@ fn concertina_round(threads: usize) -> Vec<Duration> {
         })
         .collect();
     ready.wait();
-    while concertina::blocked_waits() < threads {
+    while concertina::interrupt::blocked_waits() < threads {
         std::thread::sleep(Duration::from_millis(1));
     }
     let start = Instant::now();

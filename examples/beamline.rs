@@ -100,7 +100,7 @@ fn main() -> Result<(), Error> {
     let trigger = camera.command::<(), ()>("trigger")?;
     let readout = camera.command::<(), (u32, bool)>("readout")?;
     {
-        let _guard = concertina::lock!(motor, camera, pump.parameter_ref("flow")?)?;
+        let _guard = concertina::lock!(motor, camera, pump.member("flow")?)?;
         let other = flow.clone();
         let meddler = std::thread::spawn(move || {
             let asked = Instant::now();
@@ -151,7 +151,7 @@ fn main() -> Result<(), Error> {
     std::thread::sleep(Duration::from_millis(50));
     println!(
         "   emergency stop: {} parameter(s) stopped",
-        motor.emergency_stop() + pump.emergency_stop()
+        motor.abort() + pump.abort()
     );
     println!("   the move reports: {}", back.result().unwrap_err());
     println!(
@@ -165,7 +165,7 @@ fn main() -> Result<(), Error> {
         Ok(()) => println!("   moved to 80 mm?"),
     }
 
-    position.idle()?;
+    position.wait()?;
     let log = sim.log();
     match sim::check_log(&log) {
         Ok(()) => println!(

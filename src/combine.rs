@@ -123,29 +123,6 @@ impl<T: Send + 'static> Future<T> {
     }
 }
 
-/// Deprecated name of [`Future::zip`]: `join` is Concert's wait that
-/// surfaces a failure ([`Future::join`]).
-///
-/// # Examples
-///
-/// ```
-/// #![allow(deprecated)]
-/// let both = concertina::join(concertina::Future::ready(1), concertina::Future::ready('a'));
-/// assert_eq!(both.result()?, (1, 'a'));
-/// # Ok::<(), concertina::Error>(())
-/// ```
-#[deprecated(
-    since = "0.2.0",
-    note = "use `a.zip(b)`: `join` is the wait that surfaces a failure"
-)]
-pub fn join<A, B>(a: Future<A>, b: Future<B>) -> Future<(A, B)>
-where
-    A: Send + 'static,
-    B: Send + 'static,
-{
-    a.zip(b)
-}
-
 impl<A: Send + 'static> Future<A> {
     /// One future of both results: done when both are, failed as soon as
     /// either fails (with that failure). Cancelling it cancels both.
@@ -293,7 +270,7 @@ impl<T: Send + 'static> Future<T> {
     /// One future of every value, in the order given: done when all are,
     /// failed as soon as one fails (with that failure; the others go on).
     /// Cancelling it cancels them all. A set of futures as one, for a
-    /// dependency (`spawn_after`, `call_after`) or a chain.
+    /// dependency (`spawn_after`, `spawn_after`) or a chain.
     ///
     /// # Examples
     ///

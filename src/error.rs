@@ -4,9 +4,10 @@
 //! ```
 //! use concertina::error::{ConfigError, Error};
 //!
-//! let refused = concertina::Pool::builder().name("").build().unwrap_err();
-//! assert!(matches!(&refused, Error::Config(config) if config.to_string().contains("name")));
-//! # let _: Option<&ConfigError> = None;
+//! let refused: ConfigError = concertina::Pool::builder().name("").build().unwrap_err();
+//! assert!(refused.to_string().contains("name"));
+//! // `?` (or `From`) makes it the crate's error.
+//! assert!(matches!(Error::from(refused), Error::Config(_)));
 //! ```
 
 use std::fmt;
@@ -52,13 +53,6 @@ pub enum Error {
     /// A device or parameter operation was refused (soft limits, read-only,
     /// unknown parameter, lock timeout, …).
     Device(DeviceError),
-    /// No longer returned: a call on an [`Instance`](crate::Instance) that
-    /// waits for that same instance's queue closes a cycle, reported as
-    /// [`Error::Deadlock`].
-    #[deprecated(
-        note = "a wait on the caller's own instance queue is reported as Error::Deadlock"
-    )]
-    SelfWait,
     /// The wait could never end: it closes a cycle of tasks, instance calls
     /// and derived futures waiting on each other. The [`Cycle`] names them,
     /// beginning with the task that waited. Every waiter of the future that
@@ -90,10 +84,6 @@ impl fmt::Display for Error {
             Error::Config(err) => fmt::Display::fmt(err, f),
             Error::DependencyFailed(cause) => write!(f, "dependency failed: {cause}"),
             Error::Device(err) => fmt::Display::fmt(err, f),
-            #[allow(deprecated)]
-            Error::SelfWait => f.write_str(
-                "a call on an instance waited for that instance's own queue, which cannot move until the call returns",
-            ),
             Error::Deadlock(cycle) => fmt::Display::fmt(cycle, f),
             Error::Timeout(after) => write!(f, "wait timed out after {after:?}"),
             Error::WorkerLost(why) => write!(f, "worker process lost: {why}"),
@@ -114,8 +104,6 @@ impl fmt::Debug for Error {
                 f.debug_tuple("DependencyFailed").field(cause).finish()
             }
             Error::Device(err) => f.debug_tuple("Device").field(err).finish(),
-            #[allow(deprecated)]
-            Error::SelfWait => f.write_str("SelfWait"),
             Error::Deadlock(cycle) => f.debug_tuple("Deadlock").field(cycle).finish(),
             Error::Timeout(after) => f.debug_tuple("Timeout").field(after).finish(),
             Error::WorkerLost(why) => f.debug_tuple("WorkerLost").field(why).finish(),
@@ -169,6 +157,7 @@ impl std::error::Error for Error {
 /// assert_eq!(read(&pool)?, 7);
 /// # Ok::<(), Error>(())
 /// ```
+#[must_use = "the futures waited on are in it: dropping it detaches their tasks"]
 pub struct TimedOut<F> {
     after: Duration,
     pending: F,
@@ -350,11 +339,11 @@ impl ConfigError {
     /// # Examples
     ///
     /// ```
-    /// use concertina::{Backend, Error, Pool};
+    /// use concertina::{Backend, Pool};
     ///
     /// match Pool::builder().backend(Backend::Crossbeam).threads(0).build() {
-    ///     Err(Error::Config(err)) => assert_eq!(err.variable(), None),
-    ///     other => panic!("expected a configuration error, got {other:?}"),
+    ///     Err(err) => assert_eq!(err.variable(), None),
+    ///     Ok(pool) => panic!("0 threads accepted: {pool:?}"),
     /// }
     /// ```
     pub fn variable(&self) -> Option<&'static str> {
@@ -647,6 +636,16 @@ pub enum DeviceErrorKind {
         /// The device.
         device: String,
     },
+    /// A device has no parameter nor command of that name.
+    #[non_exhaustive]
+    UnknownMember {
+        /// The device.
+        device: String,
+        /// The name asked for.
+        name: String,
+        /// The names it has.
+        known: Vec<String>,
+    },
     /// A device has no command of that name.
     #[non_exhaustive]
     UnknownCommand {
@@ -855,6 +854,11 @@ impl fmt::Display for DeviceError {
             AlreadyInUse { what, name, device } => write!(
                 f,
                 "{what} `{name}` ran operations before it was given to the serial device `{device}`: give it to the device first"
+            ),
+            UnknownMember { device, name, known } => write!(
+                f,
+                "device `{device}` has no parameter or command `{name}` (it has: {})",
+                known.join(", ")
             ),
             UnknownCommand { device, name, known } => {
                 write!(f, "device `{device}` has no command `{name}` (it has: {})", known.join(", "))

@@ -36,7 +36,11 @@ fn default_builder(caller: PoolBuilder) -> PoolBuilder {
 /// ```
 pub fn default_pool() -> Result<&'static Pool, Error> {
     DEFAULT
-        .get_or_init(|| default_builder(Pool::builder()).build())
+        .get_or_init(|| {
+            default_builder(Pool::builder())
+                .build()
+                .map_err(Error::from)
+        })
         .as_ref()
         .map_err(Clone::clone)
 }

@@ -88,7 +88,7 @@ impl<C> Call<C> {
 /// published, so that whoever sees the failure also sees the mark.
 fn note_panic<R>(outcome: &Result<R, Error>, poisoned: &AtomicBool) {
     if matches!(outcome, Err(Error::Panicked(_))) {
-        // Release: pairs with the Acquire in `poisoned()`; published before
+        // Release: pairs with the Acquire in `is_poisoned()`; published before
         // the failed call's outcome, whose waiters then see the mark.
         poisoned.store(true, Ordering::Release);
     }
@@ -236,47 +236,6 @@ impl<C: Send + 'static> Instance<C> {
         future
     }
 
-    /// Deprecated name of [`Instance::spawn`] (OMUSE's `.asynchronous`
-    /// call): renamed so that `asynchronous` always means the decorator.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// #![allow(deprecated)]
-    /// let counter = concertina::Instance::new(0);
-    /// assert_eq!(counter.asynchronous(|n| { *n += 1; *n }).result()?, 1);
-    /// # Ok::<(), concertina::Error>(())
-    /// ```
-    #[deprecated(since = "0.2.0", note = "renamed `spawn`")]
-    pub fn asynchronous<R, F>(&self, f: F) -> Future<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut C) -> R + Send + 'static,
-    {
-        self.spawn(f)
-    }
-
-    /// Deprecated name of [`Instance::spawn_after`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// #![allow(deprecated)]
-    /// let sea = concertina::Instance::new(1.0_f64);
-    /// let after = sea.asynchronous_after(concertina::Future::ready(2.0), |t, air| *t + air);
-    /// assert_eq!(after.result()?, 3.0);
-    /// # Ok::<(), concertina::Error>(())
-    /// ```
-    #[deprecated(since = "0.2.0", note = "renamed `spawn_after`")]
-    pub fn asynchronous_after<D, R, F>(&self, dependency: Future<D>, f: F) -> Future<R>
-    where
-        D: Send + 'static,
-        R: Send + 'static,
-        F: FnOnce(&mut C, D) -> R + Send + 'static,
-    {
-        self.spawn_after(dependency, f)
-    }
-
     /// Runs `f` after every call queued before it and waits for its result
     /// (a synchronous call implicitly waits for the asynchronous ones).
     ///
@@ -334,11 +293,11 @@ impl<C: Send + 'static> Instance<C> {
     /// ```
     /// let model = concertina::Instance::new(0);
     /// assert!(model.spawn(|_| -> () { panic!("diverged") }).result().is_err());
-    /// assert!(model.poisoned());
+    /// assert!(model.is_poisoned());
     /// assert_eq!(model.call(|n| *n + 1)?, 1, "the queue goes on");
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn poisoned(&self) -> bool {
+    pub fn is_poisoned(&self) -> bool {
         // Acquire: pairs with the Release in `note_panic`.
         self.shared.kind.poisoned.load(Ordering::Acquire)
     }

@@ -116,27 +116,6 @@ pub use wait::{
     wait_all, wait_all_timeout, wait_any, wait_any_timeout,
 };
 
-// Where these were before they were grouped in modules: kept so that code
-// written against the root still builds; documented in their modules.
-#[doc(hidden)]
-#[allow(deprecated)]
-pub use combine::join;
-#[doc(hidden)]
-#[allow(deprecated)]
-pub use device::try_lock_for;
-#[doc(hidden)]
-pub use device::{
-    lock, DeviceBuilder, LockGuard, LockTarget, Lockable, ParameterBuilder, ParameterRef,
-};
-#[doc(hidden)]
-pub use error::{ConfigError, Cycle, DeviceError};
-#[doc(hidden)]
-pub use interrupt::{blocked_waits, handles_ctrlc, interrupt, interrupt_waits, on_interrupt};
-#[doc(hidden)]
-pub use pool::PoolBuilder;
-#[doc(hidden)]
-pub use wait::{AsCompleted, Completed, Finished, FirstFailure};
-
 /// Makes a function return a [`Future`] of its result: calling it runs the
 /// body on the default pool (or the pool given with `pool = expr`).
 ///

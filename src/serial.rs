@@ -137,7 +137,7 @@ impl<K: Live> Serial<K> {
     }
 
     /// True while an item is queued or running.
-    pub(crate) fn busy(&self) -> bool {
+    pub(crate) fn is_busy(&self) -> bool {
         let state = self.state.lock();
         !state.items.is_empty() || state.running.is_some()
     }

@@ -139,7 +139,7 @@ pub fn wait_all_timeout<T: Send + 'static>(
 /// assert_eq!((index, outcome), (0, Ok('a')));
 /// assert_eq!(rest.len(), 1);
 /// ```
-#[derive(Debug)]
+#[must_use = "the futures not taken are in `rest`: dropping them detaches their tasks"]
 #[non_exhaustive]
 pub struct Finished<T> {
     /// Its index among the futures given.
@@ -171,6 +171,7 @@ pub struct Finished<T> {
 /// assert_eq!(seen, [1, 2]);
 /// # Ok::<(), concertina::Error>(())
 /// ```
+#[must_use = "the futures not taken come back in `rest`: dropping them detaches their tasks"]
 pub fn wait_any<T: Send + 'static>(
     futures: impl IntoIterator<Item = Future<T>>,
 ) -> Option<Finished<T>> {
@@ -196,6 +197,7 @@ pub fn wait_any<T: Send + 'static>(
 /// assert_eq!((first.index, first.outcome), (0, Ok("done")));
 /// # Ok::<(), concertina::Error>(())
 /// ```
+#[must_use = "the futures not taken come back in `rest`: dropping them detaches their tasks"]
 pub fn wait_any_timeout<T: Send + 'static>(
     futures: impl IntoIterator<Item = Future<T>>,
     timeout: Duration,
@@ -235,7 +237,7 @@ fn take_finished<T: Send + 'static>(mut futures: Vec<Future<T>>, index: usize) -
 /// assert_eq!(failure.done, [(0, 1)]);
 /// assert!(failure.rest.is_empty());
 /// ```
-#[derive(Debug)]
+#[must_use = "the futures not yet finished are in `rest`: dropping them detaches their tasks"]
 #[non_exhaustive]
 pub struct FirstFailure<T> {
     /// The index of the future that failed, among those given.
@@ -271,13 +273,38 @@ impl<T: Send + 'static> FirstFailure<T> {
     }
 }
 
+/// Without `T: Debug` (as crossbeam's `SendError<T>`): the values are
+/// counted, not printed.
+impl<T> fmt::Debug for Finished<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Finished")
+            .field("index", &self.index)
+            .field("outcome", &self.outcome.as_ref().map(|_| ".."))
+            .field("rest", &self.rest.len())
+            .finish()
+    }
+}
+
+/// Without `T: Debug`: the values delivered are named by their indices.
+impl<T> fmt::Debug for FirstFailure<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let indices = |v: &mut dyn Iterator<Item = usize>| v.collect::<Vec<_>>();
+        f.debug_struct("FirstFailure")
+            .field("index", &self.index)
+            .field("error", &self.error)
+            .field("done", &indices(&mut self.done.iter().map(|(i, _)| *i)))
+            .field("rest", &indices(&mut self.rest.iter().map(|(i, _)| *i)))
+            .finish()
+    }
+}
+
 impl<T> fmt::Display for FirstFailure<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "future {} failed: {}", self.index, self.error)
     }
 }
 
-impl<T: fmt::Debug> std::error::Error for FirstFailure<T> {
+impl<T> std::error::Error for FirstFailure<T> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.error)
     }

@@ -128,7 +128,7 @@ fn test_iterable() {
 #[test]
 fn test_invalid_parameter() {
     let d = mock_device().device;
-    assert!(matches!(d.parameter_ref("foo"), Err(Error::Device(_))));
+    assert!(matches!(d.member("foo"), Err(Error::Device(_))));
 }
 
 #[test]
@@ -142,13 +142,13 @@ fn test_context_manager() {
 #[test]
 fn test_parameter_lock_acquisition() {
     let d = mock_device().device;
-    let _guard = concertina::lock!(d.parameter_ref("writeonly").unwrap()).unwrap();
+    let _guard = concertina::lock!(d.member("writeonly").unwrap()).unwrap();
 }
 
 #[test]
 fn test_emergency_stop() {
     let mock = mock_device();
-    mock.device.emergency_stop();
+    mock.device.abort();
     assert!(mock.aborted.load(Ordering::SeqCst));
 }
 

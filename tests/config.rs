@@ -49,16 +49,16 @@ fn scenario_runner() {
             }
         }
         "ctrlc" => {
-            say(format!("before={}", concertina::handles_ctrlc()));
+            say(format!("before={}", concertina::interrupt::handles_ctrlc()));
             let r = concertina::configure(Pool::builder().ctrlc(false).threads(1));
             say(format!(
                 "configure={r:?} handler={}",
-                concertina::handles_ctrlc()
+                concertina::interrupt::handles_ctrlc()
             ));
             let _pool = Pool::builder().threads(1).ctrlc(true).build().unwrap();
             say(format!(
                 "explicit pool handler={}",
-                concertina::handles_ctrlc()
+                concertina::interrupt::handles_ctrlc()
             ));
         }
         "builder" => match Pool::builder().build() {

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use common::{pool, within, THREADED};
 use concertina::{Backend, Error, Future, Instance, RequestPool};
 
-fn deadlocked<T: std::fmt::Debug>(outcome: Result<T, Error>) -> concertina::Cycle {
+fn deadlocked<T: std::fmt::Debug>(outcome: Result<T, Error>) -> concertina::error::Cycle {
     match outcome {
         Err(Error::Deadlock(cycle)) => cycle,
         other => panic!("expected a deadlock, got {other:?}"),

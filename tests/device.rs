@@ -9,8 +9,9 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::{pool, Gate};
+use concertina::device::Lockable;
 use concertina::Backend;
-use concertina::{Device, Error, Future, Lockable, Parameter};
+use concertina::{Device, Error, Future, Parameter};
 use parking_lot::Mutex;
 
 /// A simulated axis: its position, and counters of sets and stops.
@@ -297,7 +298,7 @@ fn get_after_reads_once_its_dependency_has_finished() {
     assert!(cancelled.cancel());
     release.open();
     assert_eq!(cancelled.result(), Err(Error::Cancelled));
-    p.idle().unwrap();
+    p.wait().unwrap();
     assert_eq!(reads.load(Ordering::SeqCst), before, "no read was made");
 }
 
@@ -381,7 +382,7 @@ fn waiting_for_a_value_reads_until_it_is_there_times_out_or_is_cancelled() {
     assert!(endless.cancel());
     assert_eq!(endless.result(), Err(Error::Cancelled));
     std::thread::sleep(Duration::from_millis(30));
-    temperature.idle().unwrap();
+    temperature.wait().unwrap();
     let after_cancel = reads.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(
@@ -550,10 +551,7 @@ fn a_device_lock_covers_its_parameters_and_the_other_way_round() {
         .parameter(Axis::default().parameter("y"))
         .build()
         .unwrap();
-    let (x, y) = (
-        motor.parameter_ref("x").unwrap(),
-        motor.parameter_ref("y").unwrap(),
-    );
+    let (x, y) = (motor.member("x").unwrap(), motor.member("y").unwrap());
     {
         let _device = motor.lock().unwrap();
         assert!(
@@ -582,7 +580,7 @@ fn a_device_lock_covers_its_parameters_and_the_other_way_round() {
 #[test]
 fn locks_are_re_entrant_on_one_thread() {
     let motor = device_with("motor", "x");
-    let x = motor.parameter_ref("x").unwrap();
+    let x = motor.member("x").unwrap();
     let a = motor.lock().unwrap();
     let b = concertina::lock!(motor, x).unwrap();
     let c = motor.lock().unwrap();
@@ -607,7 +605,7 @@ fn a_lock_timeout_names_what_could_not_be_had() {
         r.wait();
     });
     locked.wait();
-    let flow = pump.parameter_ref("flow").unwrap();
+    let flow = pump.member("flow").unwrap();
     let err = concertina::device::lock_timeout(&[&flow as &dyn Lockable], Duration::from_millis(5))
         .unwrap_err();
     assert_eq!(
@@ -652,7 +650,7 @@ fn the_lock_macro_takes_devices_and_parameters_in_any_order() {
                 barrier.wait();
                 let mut held = 0;
                 for _ in 0..200 {
-                    let flow = pump.parameter_ref("flow")?;
+                    let flow = pump.member("flow")?;
                     let _guard = if i == 0 {
                         concertina::lock!(motor, flow)?
                     } else {

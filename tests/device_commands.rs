@@ -81,8 +81,8 @@ fn commands_run_one_at_a_time_in_the_order_asked_with_their_results() {
             assert_eq!(values, [0, 10, 20, 30, 40, 50]);
             assert_eq!(*log.lock().unwrap(), ["0", "1", "2", "3", "4", "5"]);
             assert_eq!(most.load(Ordering::SeqCst), 1, "never two at once");
-            grab.idle().unwrap();
-            assert!(!grab.busy());
+            grab.wait().unwrap();
+            assert!(!grab.is_busy());
         });
     }
 }
@@ -100,7 +100,7 @@ fn a_command_cancelled_in_the_queue_never_begins() {
             assert_eq!(queued.result(), Err(Error::Cancelled));
             running.cancel();
             assert_eq!(running.result(), Err(Error::Cancelled));
-            acquire.idle().unwrap();
+            acquire.wait().unwrap();
             let log = log.lock().unwrap().clone();
             assert!(!log.iter().any(|e| e == "start 7"), "{log:?}");
         });
@@ -114,7 +114,11 @@ fn cancelling_a_running_command_runs_its_stop_before_the_next_begins() {
             let log = Log::default();
             let acquire = acquisition(&log, &pool(backend, 2));
             let first = acquire.run(0);
-            wait_until("the first began", || first.running());
+            // Begun: its action runs (a cancel while it is only taken off
+            // the queue never begins it, and has nothing to stop).
+            wait_until("the first began", || {
+                log.lock().unwrap().iter().any(|e| e == "start 0")
+            });
             let next = acquire.run(3);
             assert!(first.cancel());
             assert_eq!(first.result(), Err(Error::Cancelled));
@@ -385,7 +389,7 @@ fn a_serial_device_runs_one_operation_of_all_its_members_at_a_time() {
                 .flat_map(|g| ["home".to_owned(), format!("gain {g}")])
                 .collect();
             assert_eq!(*log.lock().unwrap(), expected, "in the order asked");
-            home.idle().unwrap();
+            home.wait().unwrap();
             let _ = controller;
         });
     }

@@ -51,7 +51,7 @@ fn stopped_on_interrupt(position: &Parameter<f64>) -> Device {
 /// Says `ready: <what>` once the motor moves and a thread waits.
 fn ready_when_moving_and_blocked(what: &'static str) {
     std::thread::spawn(move || {
-        while !MOVING.load(Ordering::SeqCst) || concertina::blocked_waits() == 0 {
+        while !MOVING.load(Ordering::SeqCst) || concertina::interrupt::blocked_waits() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
         say(format!("ready: {what}"));
@@ -72,7 +72,7 @@ fn scenario_runner() {
             // SIGINT once the move runs and this thread waits for it.
             ready_when_moving_and_blocked("waiting on the move");
             let outcome = position.set(1.0).result();
-            position.idle().unwrap();
+            position.wait().unwrap();
             say(format!("wait returned {outcome:?}"));
             say(format!("stops: {}", stops.load(Ordering::SeqCst)));
         }
@@ -145,7 +145,7 @@ fn scenario_runner() {
             ready_when_moving_and_blocked("waiting on a reading");
             say(format!("reading returned {:?}", reading.result()));
             say(format!("held move returned {:?}", held.result()));
-            position.idle().unwrap();
+            position.wait().unwrap();
             say(format!("stops: {}", stops.load(Ordering::SeqCst)));
             let later = position.set(2.0);
             say(format!("abort gives {}", device.abort()));
@@ -185,7 +185,7 @@ fn scenario_runner() {
             ready_when_moving_and_blocked("waiting on a reading");
             say(format!("reading returned {:?}", reading.result()));
             say(format!("held acquisition returned {:?}", held.result()));
-            acquire.idle().unwrap();
+            acquire.wait().unwrap();
             say(format!("stops: {}", stops.load(Ordering::SeqCst)));
         }
         "hook only" => {

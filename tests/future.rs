@@ -208,7 +208,7 @@ fn handles_and_errors_cross_threads() {
     send_sync::<Error>();
     fn std_error<E: std::error::Error + Send + Sync + 'static>() {}
     std_error::<Error>();
-    std_error::<concertina::ConfigError>();
+    std_error::<concertina::error::ConfigError>();
     // A non-Sync value type still gives a Send + Sync handle.
     send_sync::<Future<std::cell::Cell<u8>>>();
 }

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{pool, within, Gate, THREADED};
-use concertina::{Backend, Device, Error, Lockable, Parameter};
+use concertina::device::Lockable;
+use concertina::{Backend, Device, Error, Parameter};
 use motor::{check_log, Event, SimMotor};
 
 fn motor(backend: Backend) -> (SimMotor, Parameter<f64>) {
@@ -44,7 +45,7 @@ fn a_cancelled_move_is_stopped_before_the_next_move_begins() {
             // Submitted at once: must wait for the stop and the setter.
             let back = position.set(0.0);
             assert_eq!(back.result(), Ok(()));
-            position.idle().unwrap();
+            position.wait().unwrap();
             let log = sim.log();
             check_log(&log).unwrap();
             assert!(matches!(log[0], Event::Start { target, .. } if target == 50.0));
@@ -185,14 +186,14 @@ fn the_next_operation_waits_for_the_stop_and_the_cancelled_setter() {
             });
             stop_in.wait();
             let second = p.set(2);
-            assert!(p.busy());
+            assert!(p.is_busy());
             std::thread::sleep(Duration::from_millis(5));
             stop_release.open();
             assert!(canceller.join().unwrap());
             assert_eq!(first.result(), Err(Error::Cancelled));
             second.result().unwrap();
-            p.idle().unwrap();
-            assert!(!p.busy());
+            p.wait().unwrap();
+            assert!(!p.is_busy());
             assert_eq!(
                 *seen.lock().unwrap(),
                 [(1, false, false), (2, true, true)],
@@ -227,13 +228,13 @@ fn a_cancelled_set_never_applies() {
         });
         locked.wait();
         let held_off = p.set(5.0);
-        assert!(p.busy());
+        assert!(p.is_busy());
         assert!(held_off.cancel());
         assert_eq!(held_off.result(), Err(Error::Cancelled));
         release.open();
         holder.join().unwrap();
         p.set(1.0).result().unwrap();
-        p.idle().unwrap();
+        p.wait().unwrap();
         assert_eq!(
             *applied.lock().unwrap(),
             [1.0],
@@ -646,7 +647,7 @@ fn tasks_the_holder_spawns_act_for_it_while_it_holds_the_lock() {
             seen.lock().unwrap().len() == 2
         });
         before.open();
-        wait_until("the earlier task's set is queued", || p.busy());
+        wait_until("the earlier task's set is queued", || p.is_busy());
         std::thread::sleep(Duration::from_millis(20));
         let from_elsewhere = std::thread::spawn({
             let (q, threads) = (p.clone(), threads.clone());
@@ -722,7 +723,7 @@ fn locks_taken_in_opposite_orders_report_a_deadlock_instead_of_hanging() {
                     let _one = first.lock()?;
                     mine.open();
                     theirs.wait();
-                    let _two = concertina::lock(&[&second as &dyn Lockable])?;
+                    let _two = concertina::device::lock(&[&second as &dyn Lockable])?;
                     Ok(())
                 }
             };
@@ -811,8 +812,8 @@ fn cancels_racing_moves_never_overlap_and_the_queue_always_drains() {
             for m in moves {
                 assert!(matches!(m.result(), Ok(()) | Err(Error::Cancelled)));
             }
-            position.idle().unwrap();
-            assert!(!position.busy());
+            position.wait().unwrap();
+            assert!(!position.is_busy());
             check_log(&sim.log()).unwrap();
         });
     }

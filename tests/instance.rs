@@ -85,7 +85,7 @@ fn a_panicking_call_fails_alone_and_marks_the_instance() {
         assert_eq!(before.result(), Ok(10));
         assert_eq!(bad.result(), Err(Error::Panicked("solver diverged".into())));
         assert_eq!(after.result(), Ok(0), "{backend:?}: the queue goes on");
-        assert!(model.poisoned());
+        assert!(model.is_poisoned());
     }
 }
 

@@ -3,7 +3,7 @@
 //! returns `Interrupted`, the cleanup runs once, the task sees the flag, the
 //! hooks run; with nobody waiting, or at a second Ctrl-C, the process exits
 //! with status 130; an application's own handler hands over through
-//! `concertina::interrupt()`.
+//! `concertina::interrupt::interrupt()`.
 #![cfg(unix)]
 
 mod common;
@@ -19,7 +19,7 @@ use concertina::{Error, Instance, RequestPool};
 /// so that the SIGINT cannot arrive before the wait began.
 fn ready_when_blocked(what: &'static str) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        while concertina::blocked_waits() == 0 {
+        while concertina::interrupt::blocked_waits() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
         say(format!("ready: {what}"));
@@ -58,7 +58,7 @@ fn scenario_runner() {
     let (saw_cancel, task_saw_cancel) = mpsc::channel();
     match scenario.as_str() {
         "wait" => {
-            concertina::on_interrupt(|| say("hook ran"));
+            concertina::interrupt::on_interrupt(|| say("hook ran"));
             let s = stops.clone();
             let motion = running(concertina::spawn(motor_move(saw_cancel))).on_cancel(move || {
                 s.fetch_add(1, Ordering::SeqCst);
@@ -66,7 +66,7 @@ fn scenario_runner() {
             });
             say(format!(
                 "handler installed: {}",
-                concertina::handles_ctrlc()
+                concertina::interrupt::handles_ctrlc()
             ));
             ready_when_blocked("waiting on the move");
             say(format!("wait returned {:?}", motion.result()));
@@ -78,7 +78,7 @@ fn scenario_runner() {
         }
         "idle" => {
             concertina::default_pool().unwrap();
-            concertina::on_interrupt(|| say("hook ran"));
+            concertina::interrupt::on_interrupt(|| say("hook ran"));
             say("ready: nobody waits");
             std::thread::sleep(Duration::from_secs(60));
             say("still alive after 60 s");
@@ -95,7 +95,7 @@ fn scenario_runner() {
         "own_handler" => {
             ctrlc::set_handler(|| {
                 say("application handler");
-                concertina::interrupt();
+                concertina::interrupt::interrupt();
             })
             .unwrap();
             let s = stops.clone();
@@ -104,7 +104,7 @@ fn scenario_runner() {
             });
             say(format!(
                 "handler installed: {}",
-                concertina::handles_ctrlc()
+                concertina::interrupt::handles_ctrlc()
             ));
             ready_when_blocked("waiting on the move");
             say(format!("wait returned {:?}", motion.result()));
@@ -196,7 +196,7 @@ fn scenario_runner() {
             say(format!(
                 "handler installed: {}",
                 concertina::default_pool()
-                    .map(|_| concertina::handles_ctrlc())
+                    .map(|_| concertina::interrupt::handles_ctrlc())
                     .unwrap()
             ));
         }
@@ -314,7 +314,7 @@ fn interrupt_waits_interrupts_a_wait_in_this_process_without_exiting() {
         std::thread::yield_now();
     }
     let waiter = std::thread::spawn(move || motion.result());
-    while concertina::interrupt_waits() == 0 {
+    while concertina::interrupt::interrupt_waits() == 0 {
         std::thread::yield_now();
     }
     assert_eq!(waiter.join().unwrap(), Err(Error::Interrupted));
@@ -337,7 +337,7 @@ fn a_lock_wait_is_interrupted_too() {
     locked.recv().unwrap();
     let waiting = motor.clone();
     let waiter = std::thread::spawn(move || waiting.lock().map(drop));
-    while concertina::interrupt_waits() == 0 {
+    while concertina::interrupt::interrupt_waits() == 0 {
         std::thread::yield_now();
     }
     assert_eq!(waiter.join().unwrap(), Err(Error::Interrupted));
@@ -361,7 +361,7 @@ fn a_device_stopped_on_interrupt_is_aborted_by_ctrl_c() {
         .build()
         .unwrap();
     stage.stop_on_interrupt();
-    concertina::interrupt_waits();
+    concertina::interrupt::interrupt_waits();
     assert!(stops.load(Ordering::SeqCst) >= 1);
 }
 
@@ -378,7 +378,7 @@ fn endless(pool: &concertina::Pool) -> concertina::Future<()> {
 fn interrupted<R: Send + 'static>(wait: impl FnOnce() -> R + Send + 'static) -> R {
     let waiter = std::thread::spawn(wait);
     while !waiter.is_finished() {
-        concertina::interrupt_waits();
+        concertina::interrupt::interrupt_waits();
         std::thread::sleep(Duration::from_millis(1));
     }
     waiter.join().unwrap()

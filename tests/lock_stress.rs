@@ -9,7 +9,8 @@ use common::Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use concertina::{Device, LockTarget, Lockable, Parameter, ParameterRef};
+use concertina::device::{LockTarget, Lockable, Member};
+use concertina::{Device, Parameter};
 
 const THREADS: usize = 8;
 const ACQUISITIONS: usize = 100_000;
@@ -24,7 +25,7 @@ fn parameter(name: &str) -> Parameter<u8> {
 #[derive(Clone)]
 enum Object {
     Device(Device, Vec<usize>),
-    Parameter(ParameterRef, usize),
+    Parameter(Member, usize),
     Free(LockTarget, usize),
 }
 
@@ -59,10 +60,10 @@ fn random_subsets_in_random_orders_never_deadlock_or_overlap() {
         .unwrap();
     let objects = vec![
         Object::Device(a.clone(), vec![0, 1]),
-        Object::Parameter(a.parameter_ref("x").unwrap(), 0),
-        Object::Parameter(a.parameter_ref("y").unwrap(), 1),
+        Object::Parameter(a.member("x").unwrap(), 0),
+        Object::Parameter(a.member("y").unwrap(), 1),
         Object::Device(b.clone(), vec![2]),
-        Object::Parameter(b.parameter_ref("z").unwrap(), 2),
+        Object::Parameter(b.member("z").unwrap(), 2),
         Object::Free(parameter("free").lock_target(), 3),
     ];
     let in_use: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
@@ -87,7 +88,7 @@ fn random_subsets_in_random_orders_never_deadlock_or_overlap() {
                     chosen.rotate_left((rng.next() % count as u64) as usize);
                     let lockables: Vec<&dyn Lockable> =
                         chosen.iter().map(|o| o.lockable()).collect();
-                    let guard = concertina::lock(&lockables).unwrap();
+                    let guard = concertina::device::lock(&lockables).unwrap();
                     let mut leaves: Vec<usize> = chosen.iter().flat_map(|o| o.leaves()).collect();
                     leaves.sort_unstable();
                     leaves.dedup();
@@ -165,8 +166,8 @@ fn task_owned_locks_lent_along_waits_with_cycles_reported() {
             .unwrap();
         let objects = vec![
             Object::Device(a.clone(), vec![0, 1]),
-            Object::Parameter(a.parameter_ref("x").unwrap(), 0),
-            Object::Parameter(a.parameter_ref("y").unwrap(), 1),
+            Object::Parameter(a.member("x").unwrap(), 0),
+            Object::Parameter(a.member("y").unwrap(), 1),
             Object::Free(parameter("unused").lock_target(), 9),
         ];
         let (z, w) = (leaves[2].clone(), leaves[3].clone());
@@ -214,7 +215,7 @@ fn task_owned_locks_lent_along_waits_with_cycles_reported() {
                             (o, covered)
                         };
                         let (first, covered) = pick(&mut rng);
-                        let outer = concertina::lock(&[first.lockable()]).unwrap();
+                        let outer = concertina::device::lock(&[first.lockable()]).unwrap();
                         let mut mine = Vec::new();
                         mark(&covered, &mut mine);
                         // Lent: a helper this task waits on moves a locked leaf.
@@ -230,7 +231,7 @@ fn task_owned_locks_lent_along_waits_with_cycles_reported() {
                         // lock, or once no other lock covers the leaf.
                         let free = leaves[(rng.next() % 4) as usize].set(2 * id);
                         let (second, covered) = pick(&mut rng);
-                        match concertina::lock(&[second.lockable()]) {
+                        match concertina::device::lock(&[second.lockable()]) {
                             Ok(inner) => {
                                 let before = mine.len();
                                 mark(&covered, &mut mine);
@@ -254,7 +255,7 @@ fn task_owned_locks_lent_along_waits_with_cycles_reported() {
             }
         }
         for p in &leaves {
-            p.idle().unwrap();
+            p.wait().unwrap();
         }
         eprintln!(
             "{tasks} tasks: {} lock cycles reported as Deadlock",

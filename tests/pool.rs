@@ -11,7 +11,7 @@ use concertina::{Backend, Error, Pool};
 
 #[test]
 fn the_builder_refuses_bad_values_with_clear_messages() {
-    let cases: [(concertina::PoolBuilder, &str); 6] = [
+    let cases: [(concertina::pool::PoolBuilder, &str); 6] = [
         (
             Pool::builder().threads(0),
             "thread count 0 is not accepted: expected a whole number from 1 to 4096",
@@ -41,9 +41,11 @@ fn the_builder_refuses_bad_values_with_clear_messages() {
         ),
     ];
     for (builder, message) in cases {
-        let err = builder.backend(Backend::Crossbeam).build().unwrap_err();
-        assert!(matches!(err, Error::Config(_)));
+        let err: concertina::error::ConfigError =
+            builder.backend(Backend::Crossbeam).build().unwrap_err();
         assert_eq!(err.to_string(), message);
+        // `?` turns it into the crate's error.
+        assert!(matches!(Error::from(err), Error::Config(_)));
     }
 }
 

@@ -240,7 +240,7 @@ fn main() {
         // be killed.
         let a = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
         let b = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-        let helper = a.call::<u32>("helper", &()).result().unwrap();
+        let helper = a.spawn::<u32>("helper", &()).result().unwrap();
         println!("pids {} {} {helper}", a.pid(), b.pid());
         std::thread::sleep(Duration::from_secs(600));
         return;
@@ -341,8 +341,8 @@ fn main() {
 /// job's exit status says so).
 fn the_end_of_the_session_runs_the_calls_made_then_stops_the_ranks(session: remote::Session) {
     let model = RemoteInstance::start::<Legacy>(&(1u64,)).unwrap();
-    let slow = model.call::<u64>("sleep", &(200u64,));
-    let after = model.call::<u64>("add", &(1u64,));
+    let slow = model.spawn::<u64>("sleep", &(200u64,));
+    let after = model.spawn::<u64>("add", &(1u64,));
     let (done, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         drop(session);
@@ -353,7 +353,7 @@ fn the_end_of_the_session_runs_the_calls_made_then_stops_the_ranks(session: remo
         .expect("the session ends within a minute");
     assert_eq!(slow.result(), Ok(200), "made before the end: it ran");
     assert_eq!(after.result(), Ok(2));
-    match model.call::<u64>("add", &(1u64,)).result() {
+    match model.spawn::<u64>("add", &(1u64,)).result() {
         Err(Error::WorkerLost(why)) => assert!(why.contains("the MPI session ended"), "{why}"),
         other => panic!("{other:?}"),
     }
@@ -367,7 +367,7 @@ fn calls_run_in_order_in_a_process_of_their_own() {
     let model = RemoteInstance::start::<Legacy>(&(100u64,)).unwrap();
     assert_ne!(model.pid(), std::process::id());
     let calls: Vec<_> = (1..=20u64)
-        .map(|n| model.call::<u64>("add", &(n,)))
+        .map(|n| model.spawn::<u64>("add", &(n,)))
         .collect();
     let totals: Vec<u64> = concertina::try_wait_all(calls).unwrap();
     let expected: Vec<u64> = (1..=20u64)
@@ -377,15 +377,15 @@ fn calls_run_in_order_in_a_process_of_their_own() {
         })
         .collect();
     assert_eq!(totals, expected, "in the order made");
-    assert_eq!(model.call::<u32>("pid", &()).result(), Ok(model.pid()));
+    assert_eq!(model.spawn::<u32>("pid", &()).result(), Ok(model.pid()));
 }
 
 fn two_instances_do_not_share_global_state() {
     let a = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
     let b = RemoteInstance::start::<Legacy>(&(1000u64,)).unwrap();
     let (x, y) = (
-        a.call::<u64>("add", &(1u64,)),
-        b.call::<u64>("add", &(1u64,)),
+        a.spawn::<u64>("add", &(1u64,)),
+        b.spawn::<u64>("add", &(1u64,)),
     );
     assert_eq!((x.result(), y.result()), (Ok(1), Ok(1001)));
     assert_ne!(a.pid(), b.pid());
@@ -407,7 +407,7 @@ fn reentrant_codes_share_a_worker_and_run_side_by_side() {
     // Each its own state.
     assert_eq!(a.shift(1.0).result(), Ok(4.0));
     assert_eq!(b.shift(1.0).result(), Ok(33.0));
-    assert_eq!(c.call::<f64>("shift", &(1.0,)).result(), Ok(1.5));
+    assert_eq!(c.spawn::<f64>("shift", &(1.0,)).result(), Ok(1.5));
     // Side by side: each call waits for the other to run (a hang here is
     // caught by the harness's watchdog).
     let (x, y) = (a.meet(), b.meet());
@@ -416,13 +416,13 @@ fn reentrant_codes_share_a_worker_and_run_side_by_side() {
         (Ok(worker.pid()), Ok(worker.pid()))
     );
     // Each in its order, with a long call of one beside the other's.
-    let slow = a.instance().call::<f64>("shift", &(1.0,));
+    let slow = a.instance().spawn::<f64>("shift", &(1.0,));
     let quick: Vec<_> = (0..20).map(|_| b.shift(0.0)).collect();
     assert_eq!(concertina::try_wait_all(quick).unwrap(), vec![33.0; 20]);
     assert_eq!(slow.result(), Ok(6.0));
     // A legacy code beside them (one of it per worker).
     let legacy = worker.make::<Legacy>(&(7u64,)).unwrap();
-    assert_eq!(legacy.call::<u64>("add", &(1u64,)).result(), Ok(8));
+    assert_eq!(legacy.spawn::<u64>("add", &(1u64,)).result(), Ok(8));
     assert_eq!(b.cells().result(), Ok(vec![11.0; 3]));
 }
 
@@ -440,10 +440,12 @@ fn a_legacy_code_has_one_instance_per_worker() {
         other => panic!("{other:?}"),
     }
     // The refused start left the first intact.
-    assert_eq!(first.call::<u64>("add", &(1u64,)).result(), Ok(6));
+    assert_eq!(first.spawn::<u64>("add", &(1u64,)).result(), Ok(6));
     // Freed (its last handle dropped, its queued calls run first), the
     // code may be made again in that worker.
-    let queued: Vec<_> = (0..5).map(|_| first.call::<u64>("add", &(1u64,))).collect();
+    let queued: Vec<_> = (0..5)
+        .map(|_| first.spawn::<u64>("add", &(1u64,)))
+        .collect();
     drop(first);
     let second = worker.make::<Legacy>(&(100u64,)).unwrap();
     assert_eq!(
@@ -451,7 +453,7 @@ fn a_legacy_code_has_one_instance_per_worker() {
         vec![7, 8, 9, 10, 11],
         "the calls made before the drop ran, before the next instance was made"
     );
-    assert_eq!(second.call::<u64>("add", &(1u64,)).result(), Ok(101));
+    assert_eq!(second.spawn::<u64>("add", &(1u64,)).result(), Ok(101));
     assert_eq!(second.pid(), worker.pid());
     // A code the worker does not serve.
     match worker.make::<Unserved>(&()) {
@@ -484,7 +486,7 @@ fn a_worker_that_dies_loses_every_instance_in_it() {
     let elsewhere = GridRemote::start(2, 1.0).unwrap();
     // The grid's call waits in the worker for a partner that never comes.
     let waiting = grid.meet();
-    let exit = legacy.call::<()>("exit", &(9i32,));
+    let exit = legacy.spawn::<()>("exit", &(9i32,));
     for outcome in [waiting.result().map(|_| ()), exit.result()] {
         match outcome {
             Err(Error::WorkerLost(why)) => assert!(why.contains("exited with status 9"), "{why}"),
@@ -511,7 +513,7 @@ fn the_transport_is_chosen_by_configuration() {
         .start::<Grid>(&(1usize, 2.0))
         .unwrap();
     assert_eq!(local.worker().rank(), None);
-    assert_eq!(local.call::<f64>("shift", &(1.0,)).result(), Ok(3.0));
+    assert_eq!(local.spawn::<f64>("shift", &(1.0,)).result(), Ok(3.0));
     // A rank with the local transport is a contradiction, said as such.
     match RemoteInstance::builder()
         .rank(1)
@@ -603,9 +605,9 @@ fn instances_go_round_robin_or_to_a_named_rank() {
 
 fn a_panicking_call_fails_alone() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    let before = model.call::<u64>("add", &(2u64,));
-    let bad = model.call::<u64>("panic", &());
-    let after = model.call::<u64>("add", &(3u64,));
+    let before = model.spawn::<u64>("add", &(2u64,));
+    let bad = model.spawn::<u64>("panic", &());
+    let after = model.spawn::<u64>("add", &(3u64,));
     assert_eq!(before.result(), Ok(2));
     assert_eq!(
         bad.result(),
@@ -620,13 +622,13 @@ fn a_panicking_call_fails_alone() {
 
 fn bad_calls_are_clear_errors() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    match model.call::<u64>("evolve", &()).result() {
+    match model.spawn::<u64>("evolve", &()).result() {
         Err(Error::Remote(why)) => assert_eq!(why, "no method `evolve`"),
         other => panic!("{other:?}"),
     }
     // postcard is not self-describing: missing arguments are caught, a
     // value of another type of the same shape is not.
-    match model.call::<u64>("add", &()).result() {
+    match model.spawn::<u64>("add", &()).result() {
         Err(Error::Remote(why)) => assert!(why.contains("cannot decode a (u64,)"), "{why}"),
         other => panic!("{other:?}"),
     }
@@ -643,12 +645,12 @@ fn a_worker_that_dies_fails_every_pending_and_later_call() {
         ("exit", "exited with status 7"),
     ] {
         let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-        let first = model.call::<u64>("add", &(1u64,));
+        let first = model.spawn::<u64>("add", &(1u64,));
         let dying = match method {
-            "exit" => model.call::<u64>("exit", &(7i32,)),
-            _ => model.call::<u64>(method, &()),
+            "exit" => model.spawn::<u64>("exit", &(7i32,)),
+            _ => model.spawn::<u64>(method, &()),
         };
-        let queued = model.call::<u64>("add", &(1u64,));
+        let queued = model.spawn::<u64>("add", &(1u64,));
         assert_eq!(first.result(), Ok(1));
         for outcome in [dying.result(), queued.result()] {
             match outcome {
@@ -660,7 +662,7 @@ fn a_worker_that_dies_fails_every_pending_and_later_call() {
             }
         }
         assert!(matches!(
-            model.call::<u64>("add", &(1u64,)).result(),
+            model.spawn::<u64>("add", &(1u64,)).result(),
             Err(Error::WorkerLost(_))
         ));
         assert!(model.lost().is_some());
@@ -669,7 +671,7 @@ fn a_worker_that_dies_fails_every_pending_and_later_call() {
 
 fn a_killed_worker_is_named_by_its_signal() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    let long = model.call::<u64>("sleep", &(60_000u64,));
+    let long = model.spawn::<u64>("sleep", &(60_000u64,));
     std::thread::sleep(Duration::from_millis(20));
     let killed = std::process::Command::new("kill")
         .args(["-9", &model.pid().to_string()])
@@ -698,9 +700,9 @@ fn kill_9(pid: u32) {
 /// outcome.
 fn killed_while_a_descendant_lives(method: &str) -> Result<u64, Error> {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    let descendant = model.call::<u32>(method, &()).result().unwrap();
+    let descendant = model.spawn::<u32>(method, &()).result().unwrap();
     assert!(descendant > 0);
-    let long = model.call::<u64>("sleep", &(60_000u64,));
+    let long = model.spawn::<u64>("sleep", &(60_000u64,));
     std::thread::sleep(Duration::from_millis(20));
     kill_9(model.pid());
     let outcome = long.result();
@@ -738,16 +740,16 @@ fn a_worker_killed_while_a_forked_child_holds_its_socket_is_lost() {
 fn progress_output_and_bad_bytes_on_stderr_pass_and_the_worker_lives() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
     assert_eq!(
-        model.call::<u32>("progress", &(16_000u32,)).result(),
+        model.spawn::<u32>("progress", &(16_000u32,)).result(),
         Ok(16_000)
     );
     assert_eq!(
-        model.call::<u32>("progress", &(10u32,)).result(),
+        model.spawn::<u32>("progress", &(10u32,)).result(),
         Ok(10),
         "no broken pipe"
     );
-    assert_eq!(model.call::<u64>("add", &(2u64,)).result(), Ok(2));
-    let long = model.call::<u64>("sleep", &(60_000u64,));
+    assert_eq!(model.spawn::<u64>("add", &(2u64,)).result(), Ok(2));
+    let long = model.spawn::<u64>("sleep", &(60_000u64,));
     std::thread::sleep(Duration::from_millis(20));
     kill_9(model.pid());
     match long.result() {
@@ -771,7 +773,7 @@ fn a_cancel_after_the_handle_is_dropped_reaches_the_worker() {
     let pid = model.pid();
     let marker = std::env::temp_dir().join(format!("concertina-spin-{pid}"));
     let _ = std::fs::remove_file(&marker);
-    let running = model.call::<String>("spin", &(marker.to_string_lossy().into_owned(),));
+    let running = model.spawn::<String>("spin", &(marker.to_string_lossy().into_owned(),));
     while !marker.exists() {
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -795,15 +797,15 @@ fn a_cancel_after_the_handle_is_dropped_reaches_the_worker() {
 /// concertina program started by a code is a program, not a worker.
 fn a_program_the_code_runs_is_no_worker() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    assert_eq!(model.call::<bool>("worker_env", &()).result(), Ok(false));
+    assert_eq!(model.spawn::<bool>("worker_env", &()).result(), Ok(false));
 }
 
 fn cancel_drops_a_queued_call_and_stops_a_running_one() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
     let marker = std::env::temp_dir().join(format!("concertina-spin-{}", model.pid()));
     let _ = std::fs::remove_file(&marker);
-    let running = model.call::<String>("spin", &(marker.to_string_lossy().into_owned(),));
-    let queued = model.call::<u64>("add", &(5u64,));
+    let running = model.spawn::<String>("spin", &(marker.to_string_lossy().into_owned(),));
+    let queued = model.spawn::<u64>("add", &(5u64,));
     assert!(queued.cancel(), "cancelled while queued behind the spin");
     // Cancel the running one once it runs.
     while !marker.exists() {
@@ -815,7 +817,7 @@ fn cancel_drops_a_queued_call_and_stops_a_running_one() {
     assert_eq!(queued.result(), Err(Error::Cancelled));
     // The spin saw cancelled() and returned (adding a million); the queued
     // add never ran.
-    assert_eq!(model.call::<u64>("total", &()).result(), Ok(1_000_000));
+    assert_eq!(model.spawn::<u64>("total", &()).result(), Ok(1_000_000));
 }
 
 fn futures_outlive_the_handle() {
@@ -824,9 +826,9 @@ fn futures_outlive_the_handle() {
     // A worker rank serves until the job ends; a local worker stops.
     let stops = model.worker().rank().is_none();
     let calls: Vec<_> = (0..5u64)
-        .map(|_| model.call::<u64>("add", &(1u64,)))
+        .map(|_| model.spawn::<u64>("add", &(1u64,)))
         .collect();
-    let slow = model.call::<u64>("sleep", &(100u64,));
+    let slow = model.spawn::<u64>("sleep", &(100u64,));
     drop(model);
     assert_eq!(
         slow.result(),
@@ -888,7 +890,7 @@ fn workers_die_with_their_parent() {
 /// its code started with it.
 fn a_stopped_worker_takes_its_helpers_with_it() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    let helper = model.call::<u32>("helper", &()).result().unwrap();
+    let helper = model.spawn::<u32>("helper", &()).result().unwrap();
     drop(model);
     assert!(wait_gone(helper), "helper {helper} outlived its worker");
 }
@@ -899,7 +901,7 @@ fn many_instances() {
         .collect();
     let calls: Vec<_> = models
         .iter()
-        .map(|m| m.call::<u64>("add", &(1u64,)))
+        .map(|m| m.spawn::<u64>("add", &(1u64,)))
         .collect();
     let totals = concertina::try_wait_all(calls).unwrap();
     assert_eq!(totals, (0..100u64).map(|i| i * 100 + 1).collect::<Vec<_>>());
@@ -914,7 +916,7 @@ fn the_attribute_makes_a_typed_client() {
     assert_ne!(grid.instance().pid(), std::process::id());
     // Private methods stay local.
     assert_eq!(Grid::new(3, 0.0).local_only(), 3);
-    match grid.instance().call::<usize>("local_only", &()).result() {
+    match grid.instance().spawn::<usize>("local_only", &()).result() {
         Err(Error::Remote(why)) => assert_eq!(why, "no method `local_only`"),
         other => panic!("{other:?}"),
     }
@@ -933,8 +935,8 @@ fn spinning(marker: &std::path::Path) {
 /// meanwhile), and the future counts as done when its callback runs.
 fn a_callback_that_waits_on_a_later_call_does_not_stop_the_replies() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    let first = model.call::<u64>("sleep", &(100u64,));
-    let later = model.call::<u64>("add", &(5u64,)).shared();
+    let first = model.spawn::<u64>("sleep", &(100u64,));
+    let later = model.spawn::<u64>("add", &(5u64,)).shared();
     let (tx, rx) = std::sync::mpsc::channel();
     let waited = later.clone();
     let done_first = first.cancel_handle();
@@ -967,10 +969,10 @@ fn a_batchs_replies_do_not_wait_for_the_next_message() {
     };
     let (first, second) = (marker("hold"), marker("next"));
     // Holds the queue while the rest is queued.
-    let hold = model.call::<String>("spin", &(first.to_string_lossy().into_owned(),));
+    let hold = model.spawn::<String>("spin", &(first.to_string_lossy().into_owned(),));
     spinning(&first);
-    let mut quick = model.call_each::<u64, _>("add", [(1u64,), (2,), (3,)]);
-    let next = model.call_each::<String, _>("spin", [(second.to_string_lossy().into_owned(),)]);
+    let mut quick = model.spawn_each::<u64, _>("add", [(1u64,), (2,), (3,)]);
+    let next = model.spawn_each::<String, _>("spin", [(second.to_string_lossy().into_owned(),)]);
     let cancelled = quick.pop().expect("three calls");
     assert!(cancelled.cancel());
     assert!(hold.cancel());
@@ -1037,7 +1039,7 @@ fn messages_over_the_limit_fail_their_calls_and_the_instance_lives() {
     }
     let batch = grid
         .instance()
-        .call_each::<Vec<u8>, _>("bytes", (0..1_100).map(|_| (1usize << 20,)));
+        .spawn_each::<Vec<u8>, _>("bytes", (0..1_100).map(|_| (1usize << 20,)));
     let batch = concertina::try_wait_all(batch).unwrap();
     assert!(batch.iter().all(|b| b.len() == 1 << 20));
     assert_eq!(grid.shift(1.0).result(), Ok(1.0), "the instance lives");
@@ -1061,7 +1063,7 @@ fn garbage_on_the_channel_is_a_clear_worker_lost() {
         .env("REMOTE_TEST_FAKE", "cut")
         .start::<Legacy>(&(0u64,))
         .unwrap();
-    match cut.call::<u64>("add", &(1u64,)).result() {
+    match cut.spawn::<u64>("add", &(1u64,)).result() {
         Err(Error::WorkerLost(why)) => {
             assert!(
                 why.contains("the stream ended inside a frame of 16 bytes"),
@@ -1076,9 +1078,9 @@ fn garbage_on_the_channel_is_a_clear_worker_lost() {
 
 fn vectorised_calls_keep_their_order_and_cancel_alone() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    let before = model.call::<u64>("add", &(1u64,));
-    let many = model.call_each::<u64, _>("add", (0..1000u64).map(|_| (1u64,)));
-    let after = model.call::<u64>("add", &(1u64,));
+    let before = model.spawn::<u64>("add", &(1u64,));
+    let many = model.spawn_each::<u64, _>("add", (0..1000u64).map(|_| (1u64,)));
+    let after = model.spawn::<u64>("add", &(1u64,));
     assert_eq!(before.result(), Ok(1));
     let totals = concertina::try_wait_all(many).unwrap();
     assert_eq!(totals, (2..=1001).collect::<Vec<u64>>());
@@ -1087,8 +1089,8 @@ fn vectorised_calls_keep_their_order_and_cancel_alone() {
     // One of a batch cancelled while queued behind a spin: only it is dropped.
     let marker = std::env::temp_dir().join(format!("concertina-spin-{}", model.pid()));
     let _ = std::fs::remove_file(&marker);
-    let spin = model.call::<String>("spin", &(marker.to_string_lossy().into_owned(),));
-    let mut batch = model.call_each::<u64, _>("add", [(1u64,), (1u64,), (1u64,)]);
+    let spin = model.spawn::<String>("spin", &(marker.to_string_lossy().into_owned(),));
+    let mut batch = model.spawn_each::<u64, _>("add", [(1u64,), (1u64,), (1u64,)]);
     assert!(batch[1].cancel());
     while !marker.exists() {
         std::thread::sleep(Duration::from_millis(1));
@@ -1107,7 +1109,7 @@ fn vectorised_calls_keep_their_order_and_cancel_alone() {
     let grid = GridRemote::start(1, 0.0).unwrap();
     let sums = concertina::try_wait_all(grid.shift_each([(1.0,), (2.0,)])).unwrap();
     assert_eq!(sums, [1.0, 3.0]);
-    assert!(model.call_each::<u64, (u64,)>("add", []).is_empty());
+    assert!(model.spawn_each::<u64, (u64,)>("add", []).is_empty());
 }
 
 /// `<method>_many` is one call over arrays: one future for the results in
@@ -1157,9 +1159,9 @@ fn vectorised_calls_are_one_call_over_arrays() {
 fn calls_after_a_dependency_keep_their_place() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
     let other = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
-    let slow = other.call::<u64>("sleep", &(200u64,));
-    let after = model.call_after::<u64, _>(slow.when_done(), "add", &(1u64,));
-    let next = model.call::<u64>("add", &(10u64,));
+    let slow = other.spawn::<u64>("sleep", &(200u64,));
+    let after = model.spawn_after::<u64, _>(slow.when_done(), "add", &(1u64,));
+    let next = model.spawn::<u64>("add", &(10u64,));
     assert_eq!(
         next.result(),
         Ok(11),
@@ -1168,8 +1170,8 @@ fn calls_after_a_dependency_keep_their_place() {
     assert_eq!(after.result(), Ok(1));
     assert_eq!(slow.result(), Ok(200));
 
-    let failing = other.call::<u64>("panic", &());
-    let skipped = model.call_after::<u64, _>(failing, "add", &(100u64,));
+    let failing = other.spawn::<u64>("panic", &());
+    let skipped = model.spawn_after::<u64, _>(failing, "add", &(100u64,));
     match skipped.result() {
         Err(Error::DependencyFailed(cause)) => {
             assert!(matches!(*cause, Error::Panicked(_)), "{cause:?}")
@@ -1177,7 +1179,7 @@ fn calls_after_a_dependency_keep_their_place() {
         other => panic!("after a failed dependency: {other:?}"),
     }
     assert_eq!(
-        model.call::<u64>("add", &(0u64,)).result(),
+        model.spawn::<u64>("add", &(0u64,)).result(),
         Ok(11),
         "it was not made"
     );
@@ -1192,8 +1194,8 @@ fn calls_after_a_dependency_keep_their_place() {
     let unfinished = pool.spawn(move || {
         let _ = gate.recv();
     });
-    let waiting = model.call_after::<u64, _>(unfinished, "add", &(1_000u64,));
-    let behind = model.call::<u64>("add", &(1u64,));
+    let waiting = model.spawn_after::<u64, _>(unfinished, "add", &(1_000u64,));
+    let behind = model.spawn::<u64>("add", &(1u64,));
     assert!(
         !behind.wait_timeout(Duration::from_millis(50)),
         "it waits behind"
@@ -1206,7 +1208,9 @@ fn calls_after_a_dependency_keep_their_place() {
     );
     drop(release);
 
-    let steps: Vec<_> = (0..5).map(|_| model.call::<u64>("add", &(1u64,))).collect();
+    let steps: Vec<_> = (0..5)
+        .map(|_| model.spawn::<u64>("add", &(1u64,)))
+        .collect();
     model.wait().unwrap();
     assert!(steps.iter().all(concertina::Future::done));
     let grid = GridRemote::start(1, 0.0).unwrap();
@@ -1223,7 +1227,7 @@ fn calls_from_many_threads_keep_the_order_they_were_made_in() {
             let model = model.clone();
             std::thread::spawn(move || {
                 let calls: Vec<_> = (0..200)
-                    .map(|_| model.call::<u64>("add", &(1u64,)))
+                    .map(|_| model.spawn::<u64>("add", &(1u64,)))
                     .collect();
                 concertina::try_wait_all(calls).unwrap()
             })
@@ -1251,7 +1255,7 @@ fn ctrl_c_scenario() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
     let marker = std::env::temp_dir().join(format!("concertina-spin-{}", model.pid()));
     let _ = std::fs::remove_file(&marker);
-    let spin = model.call::<String>("spin", &(marker.to_string_lossy().into_owned(),));
+    let spin = model.spawn::<String>("spin", &(marker.to_string_lossy().into_owned(),));
     while !marker.exists() {
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -1272,7 +1276,7 @@ fn ctrl_c_scenario() {
     });
     let outcome = spin.result();
     say(format!("outcome {outcome:?}"));
-    let total = model.call::<u64>("total", &()).result();
+    let total = model.spawn::<u64>("total", &()).result();
     say(format!("total {total:?}"));
 }
 

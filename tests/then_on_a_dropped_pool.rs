@@ -38,7 +38,7 @@ fn then_on_a_source_whose_pool_is_dropped_fails_with_shutdown() {
         });
     }
     assert!(
-        !concertina::handles_ctrlc(),
+        !concertina::interrupt::handles_ctrlc(),
         "the default pool was never built, so no handler was installed"
     );
 }

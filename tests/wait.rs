@@ -484,3 +484,30 @@ fn as_completed_and_a_request_pool_say_how_many_remain() {
     let it = concertina::as_completed_timeout(vec![Future::ready(1)], Duration::ZERO);
     assert_eq!((it.len(), it.size_hint()), (1, (0, Some(1))));
 }
+
+/// A value type without `Debug`: the waits' results still print, and a
+/// first failure is a `std::error::Error` (crossbeam's `SendError<T>` does
+/// the same).
+struct Frame;
+
+#[test]
+fn wait_results_print_and_box_without_the_values_being_debug() {
+    let finished =
+        concertina::wait_any(vec![Future::ready(Frame), Future::ready(Frame)]).expect("not empty");
+    assert_eq!(
+        format!("{finished:?}"),
+        r#"Finished { index: 0, outcome: Ok(".."), rest: 1 }"#
+    );
+    let Err(failure) =
+        concertina::try_wait_all(vec![Future::ready(Frame), Future::failed(Error::Cancelled)])
+    else {
+        panic!("the second failed")
+    };
+    assert_eq!(
+        format!("{failure:?}"),
+        "FirstFailure { index: 1, error: Cancelled, done: [0], rest: [] }"
+    );
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(failure);
+    assert_eq!(boxed.to_string(), "future 1 failed: task was cancelled");
+    assert!(boxed.source().is_some());
+}

@@ -27,10 +27,14 @@ fn one_interrupt_ends_wait_all_over_three_blocked_futures() {
             })
             .collect();
         let waiter = std::thread::spawn(move || concertina::wait_all(futures));
-        while concertina::blocked_waits() == 0 {
+        while concertina::interrupt::blocked_waits() == 0 {
             std::thread::yield_now();
         }
-        assert_eq!(concertina::interrupt_waits(), 1, "one wait was blocked");
+        assert_eq!(
+            concertina::interrupt::interrupt_waits(),
+            1,
+            "one wait was blocked"
+        );
         let outcomes = waiter.join().unwrap();
         gate.open();
         assert_eq!(outcomes, vec![Err(Error::Interrupted); 3]);

@@ -388,21 +388,21 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
         let after = format_ident!("{}_after", name);
         let after_doc = format!(
             "[`{name}`](Self::{name}) once `dependency` has finished, keeping its place in this \
-             instance's order now (see `RemoteInstance::call_after`): a failed dependency \
+             instance's order now (see `RemoteInstance::spawn_after`): a failed dependency \
              fails it with `Error::DependencyFailed`, and it is not made."
         );
         let each = format_ident!("{}_each", name);
         let each_doc = format!(
             "[`{name}`](Self::{name}) once for each element of `args` (each a tuple of its \
              arguments), all in one message: a future per call, in the order given, each of \
-             which can be cancelled on its own (see `RemoteInstance::call_each`)."
+             which can be cancelled on its own (see `RemoteInstance::spawn_each`)."
         );
         quote! {
             #(#docs)*
             ///
             /// Runs in the worker, after the calls made before it.
             #vis fn #name(&self, #(#idents: #types),*) -> ::concertina::Future<#output> {
-                self.instance.call::<#output>(#key, &(#(&#idents,)*))
+                self.instance.spawn::<#output>(#key, &(#(&#idents,)*))
             }
 
             #[doc = #many_doc]
@@ -411,7 +411,7 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
                 args: impl ::core::iter::IntoIterator<Item = (#(#types,)*)>,
             ) -> ::concertina::Future<::std::vec::Vec<#output>> {
                 let args: ::std::vec::Vec<(#(#types,)*)> = args.into_iter().collect();
-                self.instance.call::<::std::vec::Vec<#output>>(#many_key, &args)
+                self.instance.spawn::<::std::vec::Vec<#output>>(#many_key, &args)
             }
 
             #[doc = #after_doc]
@@ -420,7 +420,7 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
                 dependency: ::concertina::Future<D>,
                 #(#idents: #types),*
             ) -> ::concertina::Future<#output> {
-                self.instance.call_after::<#output, D>(dependency, #key, &(#(&#idents,)*))
+                self.instance.spawn_after::<#output, D>(dependency, #key, &(#(&#idents,)*))
             }
 
             #[doc = #each_doc]
@@ -428,7 +428,7 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
                 &self,
                 args: impl ::core::iter::IntoIterator<Item = (#(#types,)*)>,
             ) -> ::std::vec::Vec<::concertina::Future<#output>> {
-                self.instance.call_each::<#output, (#(#types,)*)>(#key, args)
+                self.instance.spawn_each::<#output, (#(#types,)*)>(#key, args)
             }
         }
     });

@@ -103,7 +103,7 @@ impl DeviceBuilder {
     /// were asked for, as for a controller that takes one request at a time
     /// (a serial line). Without it, each parameter and command has a queue
     /// of its own and they run side by side. Reads of a parameter with
-    /// [concurrent reads](ParameterBuilder::concurrent_reads) still run
+    /// [concurrent reads](crate::device::ParameterBuilder::concurrent_reads) still run
     /// beside the rest.
     ///
     /// Members join the device's queue when it is built: give them to it

@@ -313,12 +313,12 @@ impl<A: Send + 'static, R: Send + 'static> Command<A, R> {
     /// ```
     /// let flash = concertina::device::Command::<(), ()>::builder("flash").action(|()| {}).build()?;
     /// flash.run(());
-    /// flash.idle()?;
-    /// assert!(!flash.busy());
+    /// flash.wait()?;
+    /// assert!(!flash.is_busy());
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn idle(&self) -> Result<(), Error> {
-        self.inner.actions.ops().idle()
+    pub fn wait(&self) -> Result<(), Error> {
+        self.inner.actions.ops().wait()
     }
 
     /// True while a run is queued or running (or a cancelled one's stop is
@@ -328,11 +328,11 @@ impl<A: Send + 'static, R: Send + 'static> Command<A, R> {
     ///
     /// ```
     /// let flash = concertina::device::Command::<(), ()>::builder("flash").action(|()| {}).build()?;
-    /// assert!(!flash.busy());
+    /// assert!(!flash.is_busy());
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn busy(&self) -> bool {
-        self.inner.actions.ops().busy()
+    pub fn is_busy(&self) -> bool {
+        self.inner.actions.ops().is_busy()
     }
 
     /// Locks this command alone; see [`lock`](crate::device::lock()).

@@ -47,8 +47,6 @@ pub(crate) mod ops;
 pub(crate) mod parameter;
 mod stash;
 
-#[allow(deprecated)]
-pub use lock::try_lock_for;
 use lock::LockNode;
 pub use lock::{lock, lock_timeout, LockGuard, LockTarget, Lockable};
 
@@ -175,8 +173,8 @@ pub struct Device {
     inner: Arc<DeviceInner>,
 }
 
-/// A parameter of a device found by name, for locking and aborting without
-/// knowing its value type.
+/// A parameter or command of a device found by name (Concert's
+/// `pump['flow']`), whatever its types: to lock it alone or abort it.
 ///
 /// # Examples
 ///
@@ -184,18 +182,18 @@ pub struct Device {
 /// let pump = concertina::Device::builder("pump")
 ///     .parameter(concertina::Parameter::<f64>::builder("flow").setter(|_| {}).build()?)
 ///     .build()?;
-/// let flow = pump.parameter_ref("flow")?;
+/// let flow = pump.member("flow")?;
 /// assert_eq!(flow.name(), "pump.flow");
 /// let _guard = concertina::lock!(flow)?;
 /// # Ok::<(), concertina::Error>(())
 /// ```
 #[derive(Clone)]
-pub struct ParameterRef {
-    parameter: Arc<dyn AnyMember>,
+pub struct Member {
+    member: Arc<dyn AnyMember>,
 }
 
-impl ParameterRef {
-    /// `device.parameter`.
+impl Member {
+    /// `device.member`.
     ///
     /// # Examples
     ///
@@ -203,23 +201,40 @@ impl ParameterRef {
     /// let d = concertina::Device::builder("d")
     ///     .parameter(concertina::Parameter::<u8>::builder("p").getter(|| 0).build()?)
     ///     .build()?;
-    /// assert_eq!(d.parameter_ref("p")?.name(), "d.p");
+    /// assert_eq!(d.member("p")?.name(), "d.p");
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn name(&self) -> String {
-        self.parameter.actions().node.full_name()
+        self.member.actions().node.full_name()
+    }
+
+    /// Runs its stop now: cancels its operations in flight (whose cleanup
+    /// the stop is) and, unless one of those cancels ran it, calls it
+    /// directly. True when it has a stop (see [`Parameter::abort`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pump = concertina::Device::builder("pump")
+    ///     .parameter(concertina::Parameter::<f64>::builder("flow").setter(|_| {}).on_cancel(|| {}).build()?)
+    ///     .build()?;
+    /// assert!(pump.member("flow")?.abort());
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn abort(&self) -> bool {
+        self.member.actions().abort(false)
     }
 }
 
-impl Lockable for ParameterRef {
+impl Lockable for Member {
     fn lock_target(&self) -> LockTarget {
-        LockTarget(self.parameter.actions().node.clone())
+        LockTarget(self.member.actions().node.clone())
     }
 }
 
-impl fmt::Debug for ParameterRef {
+impl fmt::Debug for Member {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ParameterRef").field(&self.name()).finish()
+        f.debug_tuple("Member").field(&self.name()).finish()
     }
 }
 
@@ -314,24 +329,33 @@ impl Device {
         })
     }
 
-    /// The parameter called `name`, whatever its type (for locking and
-    /// aborting).
+    /// The parameter or command called `name`, whatever its types (for
+    /// locking and aborting).
     ///
     /// # Errors
     ///
-    /// [`Error::Device`] naming the device, the name and the parameters it has.
+    /// [`Error::Device`] naming the device, the name and the members it has.
     ///
     /// # Examples
     ///
     /// ```
-    /// let d = concertina::Device::builder("motor").build()?;
-    /// assert_eq!(d.parameter_ref("foo").unwrap_err().to_string(), "device `motor` has no parameter `foo` (it has: )");
+    /// let d = concertina::Device::builder("motor")
+    ///     .parameter(concertina::Parameter::<f64>::builder("position").getter(|| 0.0).build()?)
+    ///     .build()?;
+    /// assert_eq!(d.member("foo").unwrap_err().to_string(), "device `motor` has no parameter or command `foo` (it has: position)");
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn parameter_ref(&self, name: &str) -> Result<ParameterRef, Error> {
-        Ok(ParameterRef {
-            parameter: self.entry(Role::Parameter, name)?.erased.clone(),
-        })
+    pub fn member(&self, name: &str) -> Result<Member, Error> {
+        match self.inner.members.iter().find(|e| e.name == name) {
+            Some(entry) => Ok(Member {
+                member: entry.erased.clone(),
+            }),
+            None => Err(DeviceError::error(DeviceErrorKind::UnknownMember {
+                device: self.name().to_owned(),
+                name: name.to_owned(),
+                known: self.inner.members.iter().map(|e| e.name.clone()).collect(),
+            })),
+        }
     }
 
     /// The parameter called `name` as a typed handle: the type is checked
@@ -429,27 +453,6 @@ impl Device {
             .map_or_else(Future::failed, |c| c.run(args))
     }
 
-    /// The former name of [`parameter`](Device::parameter).
-    ///
-    /// # Errors
-    ///
-    /// As [`parameter`](Device::parameter).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #![allow(deprecated)]
-    /// let d = concertina::Device::builder("d")
-    ///     .parameter(concertina::Parameter::<u8>::builder("p").getter(|| 3).build()?)
-    ///     .build()?;
-    /// assert_eq!(d.typed::<u8>("p")?.get_sync()?, 3);
-    /// # Ok::<(), concertina::Error>(())
-    /// ```
-    #[deprecated(note = "use `Device::parameter::<T>(name)`")]
-    pub fn typed<T: Send + 'static>(&self, name: &str) -> Result<Parameter<T>, Error> {
-        self.parameter(name)
-    }
-
     /// Reads the parameter `name`; a future that has failed when there is no
     /// such parameter of type `T`. The type is checked when this runs, not
     /// by the compiler: prefer a typed handle from
@@ -511,19 +514,6 @@ impl Device {
     /// ```
     pub fn abort(&self) -> usize {
         self.inner.abort(false)
-    }
-
-    /// The same as [`abort`](Device::abort), under Concert's other name.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let d = concertina::Device::builder("d").build()?;
-    /// assert_eq!(d.emergency_stop(), 0);
-    /// # Ok::<(), concertina::Error>(())
-    /// ```
-    pub fn emergency_stop(&self) -> usize {
-        self.abort()
     }
 
     /// Makes every Ctrl-C abort this device (Concert's "Ctrl-C stops all

@@ -171,7 +171,7 @@ impl Ops {
 
     /// Waits until every operation submitted before has finished and the
     /// queue has moved past it.
-    pub(crate) fn idle(self: &Arc<Self>) -> Result<(), Error> {
+    pub(crate) fn wait(self: &Arc<Self>) -> Result<(), Error> {
         let (barrier, key) = self.submit_keyed(None, || Ok(()), |f| f);
         barrier.result()?;
         // The drain clears the barrier as soon as it has run.
@@ -229,7 +229,7 @@ impl Waiter for Settling<'_> {
     }
 }
 
-/// `idle()` waiting for the drain to move past its barrier.
+/// `wait()` waiting for the drain to move past its barrier.
 struct Past<'a> {
     ops: &'a Arc<Ops>,
     key: usize,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{ConfigError, Error, MAX_THREADS};
+use crate::error::{ConfigError, MAX_THREADS};
 use crate::interrupt;
 use crate::pool::spare::SpareConfig;
 use crate::pool::{Pool, ThreadHooks};
@@ -292,10 +292,11 @@ impl PoolBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when a value is out of range (0 threads, an empty
-    /// name, a tiny stack), when a `CONCERTINA_*` environment variable that
-    /// the pool reads holds a value that is not accepted, or when the
-    /// threads cannot be started. A variable is read only for what the
+    /// A [`ConfigError`] (which `?` turns into
+    /// [`Error::Config`](crate::Error::Config)) when a value is out of range
+    /// (0 threads, an empty name, a tiny stack), when a `CONCERTINA_*`
+    /// environment variable that the pool reads holds a value that is not
+    /// accepted, or when the threads cannot be started. A variable is read only for what the
     /// builder leaves unset (an explicit value wins, even over a variable
     /// that is not valid); `CONCERTINA_CTRLC` only for the default pool. A
     /// program gets the same errors whether `CONCERTINA_DISABLE_ASYNC=1`
@@ -313,7 +314,7 @@ impl PoolBuilder {
     /// assert_eq!(inline.threads(), 0);
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn build(self) -> Result<Pool, Error> {
+    pub fn build(self) -> Result<Pool, ConfigError> {
         // A variable is read only where the builder leaves its value open:
         // an explicit value wins, even over a variable that is not valid.
         let env = Env::read();
@@ -337,7 +338,7 @@ impl PoolBuilder {
             // with no threads to count.
             (Some(Backend::Inline), _) => 0,
             (_, Some(n)) if (1..=MAX_THREADS).contains(&n) => n,
-            (_, Some(n)) => return Err(ConfigError::threads(n).into()),
+            (_, Some(n)) => return Err(ConfigError::threads(n)),
             (_, None) => match env.threads.clone()? {
                 Some(n) => n,
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -350,20 +351,20 @@ impl PoolBuilder {
         };
         let name = self.name.unwrap_or_else(|| "pool".to_owned());
         if name.is_empty() || name.chars().count() > 64 || name.contains('\0') {
-            return Err(ConfigError::name(&name).into());
+            return Err(ConfigError::name(&name));
         }
         if let Some(bytes) = self.stack_size {
             if bytes < MIN_STACK {
-                return Err(ConfigError::stack(bytes, MIN_STACK).into());
+                return Err(ConfigError::stack(bytes, MIN_STACK));
             }
         }
         let max_spare = self.max_spare_threads.unwrap_or(DEFAULT_SPARES);
         if max_spare > MAX_THREADS {
-            return Err(ConfigError::spares(max_spare).into());
+            return Err(ConfigError::spares(max_spare));
         }
         let keep_alive = self.spare_keep_alive.unwrap_or(DEFAULT_KEEP_ALIVE);
         if !(MIN_KEEP_ALIVE..=MAX_KEEP_ALIVE).contains(&keep_alive) {
-            return Err(ConfigError::keep_alive(keep_alive).into());
+            return Err(ConfigError::keep_alive(keep_alive));
         }
         let spares = SpareConfig {
             name: name.clone(),

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Receiver;
 
-use crate::error::{ConfigError, Error};
+use crate::error::ConfigError;
 use crate::pool::{enter_thread, leave_thread, Ctx};
 use crate::task::run_guarded;
 use crate::worker::{self, Queued};
@@ -18,7 +18,7 @@ pub(super) fn start(
     threads: usize,
     stack_size: Option<usize>,
     receiver: Receiver<Queued>,
-) -> Result<Vec<JoinHandle<()>>, Error> {
+) -> Result<Vec<JoinHandle<()>>, ConfigError> {
     let mut handles = Vec::with_capacity(threads);
     for i in 0..threads {
         let mut builder = std::thread::Builder::new().name(format!("concertina-{name}-{i}"));
@@ -33,7 +33,7 @@ pub(super) fn start(
                 ctx.count_thread(false);
                 // The workers started so far see the channel close and exit
                 // once the caller drops the sender.
-                return Err(ConfigError::spawn(err).into());
+                return Err(ConfigError::spawn(err));
             }
         }
     }

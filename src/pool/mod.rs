@@ -36,7 +36,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::future::Future;
 use crate::pool::intake::{Intake, OPEN};
 use crate::pool::spare::{SpareConfig, Spares};
@@ -119,7 +119,7 @@ impl Pool {
         backend: Backend,
         spares: SpareConfig,
         hooks: ThreadHooks,
-    ) -> Result<Pool, Error> {
+    ) -> Result<Pool, ConfigError> {
         let threads = spares.threads;
         let stack_size = spares.stack_size;
         let (ctx, exec, threads) = match backend {

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::error::{ConfigError, Error};
+use crate::error::ConfigError;
 use crate::pool::{enter_thread, leave_thread, Ctx, CTX};
 use crate::sync::Mutex;
 use crate::worker;
@@ -24,7 +24,7 @@ pub(super) fn start(
     name: &str,
     threads: usize,
     stack_size: Option<usize>,
-) -> Result<(::rayon::ThreadPool, Vec<JoinHandle<()>>), Error> {
+) -> Result<(::rayon::ThreadPool, Vec<JoinHandle<()>>), ConfigError> {
     let handles = Arc::new(Mutex::new(Vec::with_capacity(threads)));
     let spawned = handles.clone();
     let ctx = ctx.clone();
@@ -67,7 +67,7 @@ pub(super) fn start(
             for handle in std::mem::take(&mut *handles.lock()) {
                 let _ = handle.join();
             }
-            Err(ConfigError::spawn(err).into())
+            Err(ConfigError::spawn(err))
         }
     }
 }

@@ -42,7 +42,7 @@ use crate::remote::{encode, Code, RemoteBuilder, Worker};
 /// # }
 /// let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
 /// let model = RemoteInstance::start::<Model>(&())?;
-/// let t = model.call::<f64>("evolve", &(1.5_f64,));
+/// let t = model.spawn::<f64>("evolve", &(1.5_f64,));
 /// assert_eq!(t.result()?, 1.5);
 /// # Ok::<(), concertina::Error>(())
 /// ```
@@ -149,15 +149,48 @@ impl RemoteInstance {
     /// # }
     /// let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let model = RemoteInstance::start::<Model>(&())?;
-    /// let calls: Vec<_> = (0..3u32).map(|i| model.call::<u32>("echo", &(i,))).collect();
+    /// let calls: Vec<_> = (0..3u32).map(|i| model.spawn::<u32>("echo", &(i,))).collect();
     /// assert_eq!(concertina::wait_all(calls), [Ok(0), Ok(1), Ok(2)]);
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn call<R>(&self, method: &str, args: &impl Serialize) -> Future<R>
+    pub fn spawn<R>(&self, method: &str, args: &impl Serialize) -> Future<R>
     where
         R: DeserializeOwned + Send + 'static,
     {
         self.send_call(method, args, false).0
+    }
+
+    /// Calls `method` with `args` and waits for its result: a synchronous
+    /// call, after every call made before it (as [`Instance::call`](crate::Instance::call),
+    /// and AMUSE's plain call): `spawn(method, args).result()`.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`RemoteInstance::spawn`]; [`Error::Interrupted`] on Ctrl-C.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    /// #         remote::encode(&remote::decode::<(f64,)>(a)?.0)
+    /// #     }
+    /// # }
+    /// let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let model = RemoteInstance::start::<Model>(&())?;
+    /// let t: f64 = model.call("evolve", &(2.5_f64,))?;
+    /// assert_eq!(t, 2.5);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn call<R>(&self, method: &str, args: &impl Serialize) -> Result<R, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+    {
+        self.spawn(method, args).result()
     }
 
     /// Calls `method` once `dependency` has finished (AMUSE's
@@ -169,7 +202,7 @@ impl RemoteInstance {
     ///
     /// # Errors
     ///
-    /// Those of [`RemoteInstance::call`]; when the dependency fails, the
+    /// Those of [`RemoteInstance::spawn`]; when the dependency fails, the
     /// call is not made and its future fails with
     /// [`Error::DependencyFailed`] carrying the cause; the instance goes on.
     ///
@@ -188,12 +221,12 @@ impl RemoteInstance {
     /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let atmosphere = RemoteInstance::start::<Model>(&())?;
     /// let ocean = RemoteInstance::start::<Model>(&())?;
-    /// let air = atmosphere.call::<f64>("evolve", &(1.0,));
-    /// let sea = ocean.call_after::<f64, _>(air.when_done(), "evolve", &(1.0,));
+    /// let air = atmosphere.spawn::<f64>("evolve", &(1.0,));
+    /// let sea = ocean.spawn_after::<f64, _>(air.when_done(), "evolve", &(1.0,));
     /// assert_eq!(sea.result()?, 1.0);
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn call_after<R, D>(
+    pub fn spawn_after<R, D>(
         &self,
         dependency: Future<D>,
         method: &str,
@@ -248,13 +281,13 @@ impl RemoteInstance {
     /// # }
     /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let model = RemoteInstance::start::<Model>(&())?;
-    /// let step = model.call::<()>("step", &());
+    /// let step = model.spawn::<()>("step", &());
     /// model.wait()?;
     /// assert!(step.done());
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn wait(&self) -> Result<(), Error> {
-        self.call::<()>(WAIT_METHOD, &()).result()
+        self.spawn::<()>(WAIT_METHOD, &()).result()
     }
 
     /// Sends one call (one that waits for the parent's go, with `after`):
@@ -313,7 +346,7 @@ impl RemoteInstance {
     ///
     /// # Errors
     ///
-    /// Each future fails as those of [`RemoteInstance::call`]; all of them
+    /// Each future fails as those of [`RemoteInstance::spawn`]; all of them
     /// fail with [`Error::Remote`] when an argument cannot be encoded.
     ///
     /// # Examples
@@ -330,11 +363,16 @@ impl RemoteInstance {
     /// # }
     /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
     /// let model = RemoteInstance::start::<Model>(&())?;
-    /// let doubled = model.call_each::<u32, _>("double", (0..1000u32).map(|i| (i,)));
+    /// let doubled = model.spawn_each::<u32, _>("double", (0..1000u32).map(|i| (i,)));
     /// assert_eq!(concertina::try_wait_all(doubled).unwrap()[999], 1998);
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn call_each<R, A>(&self, method: &str, args: impl IntoIterator<Item = A>) -> Vec<Future<R>>
+    #[must_use = "dropping the futures detaches the calls"]
+    pub fn spawn_each<R, A>(
+        &self,
+        method: &str,
+        args: impl IntoIterator<Item = A>,
+    ) -> Vec<Future<R>>
     where
         R: DeserializeOwned + Send + 'static,
         A: Serialize,

@@ -34,7 +34,7 @@
 //! fn main() -> Result<(), concertina::Error> {
 //!     let _session = remote::serve_if_worker(&[remote::entry::<Counter>()]);
 //!     let counter = RemoteInstance::start::<Counter>(&())?;
-//!     assert_eq!(counter.call::<u64>("add", &(5u64,)).result()?, 5);
+//!     assert_eq!(counter.spawn::<u64>("add", &(5u64,)).result()?, 5);
 //!     Ok(())
 //! }
 //! ```

@@ -39,7 +39,7 @@ use crate::remote::{RemoteBuilder, RemoteInstance};
 /// let worker = Worker::start()?;
 /// let (near, far) = (worker.make::<Gravity>(&())?, worker.make::<Gravity>(&())?);
 /// assert_eq!(near.pid(), far.pid());
-/// let (a, b) = (near.call::<f64>("evolve", &(1.0,)), far.call::<f64>("evolve", &(2.0,)));
+/// let (a, b) = (near.spawn::<f64>("evolve", &(1.0,)), far.spawn::<f64>("evolve", &(2.0,)));
 /// assert_eq!((a.result()?, b.result()?), (1.0, 2.0));
 /// # Ok::<(), concertina::Error>(())
 /// ```

@@ -1,5 +1,5 @@
-//! The public face of the locks: [`lock`], [`lock_timeout`],
-//! [`try_lock_for`], the guard they return and what can be locked.
+//! The public face of the locks: [`lock`], [`lock_timeout`], the guard
+//! they return and what can be locked.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -45,7 +45,7 @@ impl fmt::Debug for LockGuard {
 }
 
 /// What can be locked: a [`Device`](crate::Device), a
-/// [`Parameter`](crate::Parameter), a [`ParameterRef`](crate::device::ParameterRef).
+/// [`Parameter`](crate::Parameter), a [`Member`](crate::device::Member).
 ///
 /// # Examples
 ///
@@ -151,7 +151,7 @@ impl<L: Lockable + ?Sized> Lockable for &L {
 /// let motor = Device::builder("motor").parameter(position).build()?;
 /// let flow = Parameter::<f64>::builder("flow").setter(|_| {}).build()?;
 /// let pump = Device::builder("pump").parameter(flow).build()?;
-/// let flow = pump.parameter_ref("flow")?;
+/// let flow = pump.member("flow")?;
 /// let _guard = concertina::device::lock(&[&motor as &dyn Lockable, &flow])?;
 /// // A task the holder waits on uses the holder's locks:
 /// let display = concertina::spawn({
@@ -197,31 +197,6 @@ pub fn lock(objects: &[&dyn Lockable]) -> Result<LockGuard, Error> {
 /// # Ok::<(), concertina::Error>(())
 /// ```
 pub fn lock_timeout(objects: &[&dyn Lockable], timeout: Duration) -> Result<LockGuard, Error> {
-    #[allow(deprecated)]
-    try_lock_for(objects, timeout)
-}
-
-/// Deprecated name of [`lock_timeout`].
-///
-/// # Errors
-///
-/// Those of [`lock_timeout`].
-///
-/// # Examples
-///
-/// ```
-/// #![allow(deprecated)]
-/// use concertina::device::{Lockable, Parameter};
-///
-/// let shutter = Parameter::<bool>::builder("shutter").setter(|_| {}).build()?;
-/// let _guard = concertina::try_lock_for(&[&shutter as &dyn Lockable], std::time::Duration::from_secs(1))?;
-/// # Ok::<(), concertina::Error>(())
-/// ```
-#[deprecated(
-    since = "0.2.0",
-    note = "renamed `lock_timeout`, as every other wait with a timeout"
-)]
-pub fn try_lock_for(objects: &[&dyn Lockable], timeout: Duration) -> Result<LockGuard, Error> {
     Ok(LockGuard {
         holds: acquire(
             objects,
@@ -235,7 +210,7 @@ pub fn try_lock_for(objects: &[&dyn Lockable], timeout: Duration) -> Result<Lock
 }
 
 /// Locks devices and parameters for exclusive access until the guard drops:
-/// `lock!(motor, pump.parameter_ref("flow")?)` (Concert's
+/// `lock!(motor, pump.member("flow")?)` (Concert's
 /// `with motor, pump['flow']:`). See [`lock`](crate::device::lock()).
 ///
 /// # Errors
@@ -253,7 +228,7 @@ pub fn try_lock_for(objects: &[&dyn Lockable], timeout: Duration) -> Result<Lock
 /// let flow = Parameter::<f64>::builder("flow").setter(|_| {}).build()?;
 /// let pump = Device::builder("pump").parameter(flow).build()?;
 ///
-/// let _guard = concertina::lock!(motor, pump.parameter_ref("flow")?)?;
+/// let _guard = concertina::lock!(motor, pump.member("flow")?)?;
 /// motor.set("position", 2.0).result()?;
 /// # Ok::<(), concertina::Error>(())
 /// ```

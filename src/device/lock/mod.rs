@@ -15,8 +15,6 @@ use crate::park::{block, Blocked, Waiter};
 use crate::sync::{Condvar, Mutex};
 
 mod guard;
-#[allow(deprecated)]
-pub use guard::try_lock_for;
 pub use guard::{lock, lock_timeout, LockGuard, LockTarget, Lockable};
 
 static NEXT_NODE: AtomicU64 = AtomicU64::new(1);

@@ -104,7 +104,7 @@ impl<T: Send + 'static> ParameterBuilder<T> {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     ///
-    /// [`DeviceError::downcast_ref`]: crate::DeviceError::downcast_ref
+    /// [`DeviceError::downcast_ref`]: crate::error::DeviceError::downcast_ref
     pub fn try_getter<E>(mut self, get: impl Fn() -> Result<T, E> + Send + Sync + 'static) -> Self
     where
         E: std::error::Error + Send + Sync + 'static,

@@ -39,7 +39,7 @@ type Check<T> = Arc<dyn Fn(&T, &str, Option<&str>) -> Result<(), Error> + Send +
 /// set that has begun to apply: cancelling the set's future runs it, and
 /// the future reports `Cancelled` once it returned. The next operation
 /// starts only after both the stop and the cancelled setter have returned
-/// ([`idle`](Parameter::idle) waits for that). A cancelled set never
+/// ([`wait`](Parameter::wait) waits for that). A cancelled set never
 /// applies its value: it is checked after every wait (queue, lock) and just
 /// before the setter is called.
 ///
@@ -315,12 +315,12 @@ impl<T: Send + 'static> Parameter<T> {
     /// while !mv.running() { std::thread::yield_now() }
     /// mv.cancel();
     /// assert_eq!(mv.result(), Err(Error::Cancelled));
-    /// motor.idle()?; // the setter has returned, the stop too
-    /// assert!(!motor.busy());
+    /// motor.wait()?; // the setter has returned, the stop too
+    /// assert!(!motor.is_busy());
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn idle(&self) -> Result<(), Error> {
-        self.inner.actions.ops().idle()
+    pub fn wait(&self) -> Result<(), Error> {
+        self.inner.actions.ops().wait()
     }
 
     /// True while an operation is queued or running (or a cancelled one's
@@ -331,12 +331,12 @@ impl<T: Send + 'static> Parameter<T> {
     /// ```
     /// let p = concertina::Parameter::builder("x").setter(|_: u8| {}).build()?;
     /// p.set_sync(1)?;
-    /// p.idle()?;
-    /// assert!(!p.busy());
+    /// p.wait()?;
+    /// assert!(!p.is_busy());
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn busy(&self) -> bool {
-        self.inner.actions.ops().busy()
+    pub fn is_busy(&self) -> bool {
+        self.inner.actions.ops().is_busy()
     }
 
     /// Locks this parameter alone; see [`lock`](crate::device::lock()).
