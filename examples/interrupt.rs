@@ -26,7 +26,7 @@ fn main() {
         }
     };
     let position = Arc::new(Mutex::new(0.0_f64));
-    concertina::interrupt::on_interrupt(|| {
+    let _hook = concertina::interrupt::on_interrupt(|| {
         println!("  emergency-stop hook: all devices told to stop")
     });
 

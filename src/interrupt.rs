@@ -77,7 +77,9 @@ static REGISTRY: [Mutex<Registry>; SHARDS] = [const {
 /// that sees a new generation also sees what the interrupting thread did
 /// before (the hooks it registered); the registry locks order the rest.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
-static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+/// The hooks, each with the number its guard removes it by.
+static HOOKS: Mutex<Vec<(u64, Hook)>> = Mutex::new(Vec::new());
+static NEXT_HOOK: AtomicU64 = AtomicU64::new(0);
 /// The latest generation whose hooks have all run.
 static HOOKS_DONE: Mutex<u64> = Mutex::new(0);
 static HOOKS_RAN: Condvar = Condvar::new();
@@ -304,7 +306,7 @@ fn run_hooks(generation: u64, woken: usize) {
             }
         }
     }
-    let hooks: Vec<Hook> = HOOKS.lock().clone();
+    let hooks: Vec<Hook> = HOOKS.lock().iter().map(|(_, h)| h.clone()).collect();
     for hook in hooks {
         let _ = catch_unwind(AssertUnwindSafe(|| hook()));
     }
@@ -411,21 +413,77 @@ fn exit() -> ! {
 /// A hook relies on the Ctrl-C handler: registering one installs it (see
 /// [`handles_ctrlc`]) unless the application left SIGINT alone.
 ///
+/// The hook stays registered while the returned [`InterruptHook`] lives:
+/// dropping it removes the hook (a Ctrl-C already running the hooks may
+/// still run it once); [`InterruptHook::forever`] keeps it for the rest of
+/// the process.
+///
 /// # Examples
 ///
 /// ```
-/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
 ///
-/// let stopped = Arc::new(AtomicBool::new(false));
-/// let flag = stopped.clone();
-/// concertina::interrupt::on_interrupt(move || flag.store(true, Ordering::SeqCst));
+/// let stops = Arc::new(AtomicUsize::new(0));
+/// let count = stops.clone();
+/// let hook = concertina::interrupt::on_interrupt(move || { count.fetch_add(1, Ordering::SeqCst); });
 /// concertina::interrupt::interrupt_waits();
-/// assert!(stopped.load(Ordering::SeqCst));
+/// assert_eq!(stops.load(Ordering::SeqCst), 1);
+/// drop(hook); // removed
+/// concertina::interrupt::interrupt_waits();
+/// assert_eq!(stops.load(Ordering::SeqCst), 1);
 /// ```
-pub fn on_interrupt(hook: impl Fn() + Send + Sync + 'static) {
-    HOOKS.lock().push(Arc::new(hook));
+pub fn on_interrupt(hook: impl Fn() + Send + Sync + 'static) -> InterruptHook {
+    // Relaxed: a unique number is all it needs.
+    let id = NEXT_HOOK.fetch_add(1, Ordering::Relaxed);
+    HOOKS.lock().push((id, Arc::new(hook)));
     rely_on_handler();
+    InterruptHook { id: Some(id) }
+}
+
+/// A hook registered with [`on_interrupt`], removed when this drops.
+///
+/// # Examples
+///
+/// ```
+/// // A hook for the rest of the process (an emergency stop of the rig).
+/// concertina::interrupt::on_interrupt(|| { /* stop everything */ }).forever();
+/// ```
+#[must_use = "the hook is removed when this guard drops: keep it, or call .forever()"]
+#[derive(Debug)]
+pub struct InterruptHook {
+    /// `None` once made permanent.
+    id: Option<u64>,
+}
+
+impl InterruptHook {
+    /// Keeps the hook registered for the rest of the process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// concertina::interrupt::on_interrupt(|| eprintln!("stopping")).forever();
+    /// ```
+    pub fn forever(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for InterruptHook {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            // Taken out under the lock, dropped outside it: the hook's
+            // captures may be user values with a `Drop` of their own.
+            let removed = {
+                let mut hooks = HOOKS.lock();
+                hooks
+                    .iter()
+                    .position(|(i, _)| *i == id)
+                    .map(|at| hooks.remove(at))
+            };
+            drop(removed);
+        }
+    }
 }
 
 /// Installs this crate's Ctrl-C handler, once per process. Leaves an

@@ -189,7 +189,7 @@ fn scenario_runner() {
             say(format!("stops: {}", stops.load(Ordering::SeqCst)));
         }
         "hook only" => {
-            concertina::interrupt::on_interrupt(|| say("hook ran"));
+            concertina::interrupt::on_interrupt(|| say("hook ran")).forever();
             say(format!(
                 "handler installed: {}",
                 concertina::interrupt::handles_ctrlc()

@@ -58,7 +58,7 @@ fn scenario_runner() {
     let (saw_cancel, task_saw_cancel) = mpsc::channel();
     match scenario.as_str() {
         "wait" => {
-            concertina::interrupt::on_interrupt(|| say("hook ran"));
+            concertina::interrupt::on_interrupt(|| say("hook ran")).forever();
             let s = stops.clone();
             let motion = running(concertina::spawn(motor_move(saw_cancel))).on_cancel(move || {
                 s.fetch_add(1, Ordering::SeqCst);
@@ -78,7 +78,7 @@ fn scenario_runner() {
         }
         "idle" => {
             concertina::default_pool().unwrap();
-            concertina::interrupt::on_interrupt(|| say("hook ran"));
+            concertina::interrupt::on_interrupt(|| say("hook ran")).forever();
             say("ready: nobody waits");
             std::thread::sleep(Duration::from_secs(60));
             say("still alive after 60 s");
@@ -470,4 +470,51 @@ fn ctrl_c_between_two_waits_of_a_sweep_belongs_to_the_sweep() {
             );
         }
     }
+}
+
+/// A hook lives as long as its guard: dropping the guard removes it (and
+/// drops what it holds); `forever()` keeps it.
+#[test]
+fn an_interrupt_hook_is_removed_when_its_guard_drops() {
+    let (runs, token) = (Arc::new(AtomicUsize::new(0)), Arc::new(()));
+    let (r, t) = (runs.clone(), token.clone());
+    let hook = concertina::interrupt::on_interrupt(move || {
+        let _held = &t;
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    concertina::interrupt::interrupt_waits();
+    assert!(runs.load(Ordering::SeqCst) >= 1);
+    assert!(
+        Arc::strong_count(&token) >= 2,
+        "the registered hook holds its captures"
+    );
+    drop(hook);
+    // Another test's interrupt may still be running the hooks it took
+    // before the drop; once that is over, nothing holds the hook.
+    for _ in 0..10_000 {
+        if Arc::strong_count(&token) == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "removed, the hook's captures are dropped"
+    );
+    let after_one = runs.load(Ordering::SeqCst);
+    concertina::interrupt::interrupt_waits();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        after_one,
+        "a removed hook never runs again"
+    );
+    let kept = Arc::new(AtomicUsize::new(0));
+    let k = kept.clone();
+    concertina::interrupt::on_interrupt(move || {
+        k.fetch_add(1, Ordering::SeqCst);
+    })
+    .forever();
+    concertina::interrupt::interrupt_waits();
+    assert!(kept.load(Ordering::SeqCst) >= 1, "a hook kept forever runs");
 }

@@ -215,6 +215,7 @@ impl DeviceBuilder {
                 node,
                 members: self.members,
                 serial,
+                on_interrupt: std::sync::OnceLock::new(),
             }),
         })
     }

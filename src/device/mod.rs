@@ -150,6 +150,8 @@ struct DeviceInner {
     members: Vec<Entry>,
     /// The one queue of a serial device.
     serial: Option<Arc<Ops>>,
+    /// Its Ctrl-C hook (`stop_on_interrupt`), removed with the device.
+    on_interrupt: std::sync::OnceLock<interrupt::InterruptHook>,
 }
 
 /// A named group of parameters and commands (a motor, a pump, a camera):
@@ -519,10 +521,11 @@ impl Device {
     /// Makes every Ctrl-C abort this device (Concert's "Ctrl-C stops all
     /// devices"), through an [`on_interrupt`](crate::interrupt::on_interrupt) hook
     /// (which installs the Ctrl-C handler unless the application left SIGINT
-    /// alone). The hook holds the device weakly: once the device is dropped
-    /// it does nothing (it stays registered). One Ctrl-C stops each parameter
-    /// once: a parameter whose stop already ran since its last set began (the
-    /// interrupted wait cancelled that set) is not stopped again.
+    /// alone), once per device: a second call changes nothing. The hook is
+    /// removed when the last handle of the device drops. One Ctrl-C stops
+    /// each member once: one whose stop already ran since its last
+    /// operation began (the interrupted wait cancelled it) is not stopped
+    /// again.
     ///
     /// The operations a Ctrl-C aborts fail with [`Error::Interrupted`],
     /// as the interrupted waits do, so that a program holding their futures
@@ -537,11 +540,13 @@ impl Device {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn stop_on_interrupt(&self) {
-        let device: Weak<DeviceInner> = Arc::downgrade(&self.inner);
-        interrupt::on_interrupt(move || {
-            if let Some(device) = device.upgrade() {
-                device.abort(true);
-            }
+        self.inner.on_interrupt.get_or_init(|| {
+            let device: Weak<DeviceInner> = Arc::downgrade(&self.inner);
+            interrupt::on_interrupt(move || {
+                if let Some(device) = device.upgrade() {
+                    device.abort(true);
+                }
+            })
         });
     }
 
