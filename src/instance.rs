@@ -84,6 +84,36 @@ impl<C> Call<C> {
     }
 }
 
+/// A queue held for a synchronous call that runs on its caller's thread:
+/// nothing runs meanwhile, and the calls queued behind wait on the holder.
+struct Hold {
+    token: Arc<()>,
+    holder: Arc<dyn Node>,
+}
+
+/// Lets the queue go on once the synchronous call is over (or failed
+/// before its turn came, or unwound).
+struct Release<'a, C: Send + 'static> {
+    queue: &'a Arc<Serial<Calls<C>>>,
+    token: Weak<()>,
+}
+
+impl<C: Send + 'static> Drop for Release<'_, C> {
+    fn drop(&mut self) {
+        let mut state = self.queue.state.lock();
+        let ours = state
+            .flags
+            .as_ref()
+            .is_some_and(|h| Weak::ptr_eq(&Arc::downgrade(&h.token), &self.token));
+        if ours {
+            let hold = state.flags.take();
+            drop(state);
+            drop(hold);
+            self.queue.kick();
+        }
+    }
+}
+
 /// Marks the instance poisoned when a call panicked, before its future is
 /// published, so that whoever sees the failure also sees the mark.
 fn note_panic<R>(outcome: &Result<R, Error>, poisoned: &AtomicBool) {
@@ -239,9 +269,15 @@ impl<C: Send + 'static> Instance<C> {
     /// Runs `f` after every call queued before it and waits for its result
     /// (a synchronous call implicitly waits for the asynchronous ones).
     ///
+    /// `f` runs on the calling thread once the call's turn has come, the
+    /// queue held for it meanwhile (the calls submitted after it wait), so it
+    /// may borrow from the caller's stack, as a [`scope`](crate::scope) task
+    /// does: neither `f` nor `R` need be `Send` or `'static`.
+    ///
     /// # Errors
     ///
-    /// The failure of `f` itself ([`Error::Panicked`], …);
+    /// The failure of `f` itself ([`Error::Panicked`]: the instance is then
+    /// [poisoned](Instance::is_poisoned));
     /// [`Error::Shutdown`] when the instance's pool is shut down; and
     /// [`Error::Deadlock`] when called from inside a call on this same
     /// instance (or from a task such a call waits on), where waiting could
@@ -252,15 +288,42 @@ impl<C: Send + 'static> Instance<C> {
     /// ```
     /// let model = concertina::Instance::new(vec![1.0_f64, 2.0, 3.0]);
     /// model.spawn(|field| field.iter_mut().for_each(|x| *x *= 2.0));
-    /// assert_eq!(model.call(|field| field.iter().sum::<f64>())?, 12.0);
+    /// let weights = vec![0.5, 0.25, 0.25]; // borrowed, not moved
+    /// let weighted: f64 = model.call(|field| field.iter().zip(&weights).map(|(x, w)| x * w).sum())?;
+    /// assert_eq!(weighted, 3.5);
+    /// assert_eq!(weights.len(), 3);
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn call<R, F>(&self, f: F) -> Result<R, Error>
     where
-        R: Send + 'static,
-        F: FnOnce(&mut C) -> R + Send + 'static,
+        F: FnOnce(&mut C) -> R,
     {
-        self.spawn(f).result()
+        // The call's turn: an item that holds the queue for this thread.
+        let hold = Hold {
+            token: Arc::new(()),
+            holder: crate::graph::owner(),
+        };
+        let release = Release {
+            queue: &self.shared,
+            token: Arc::downgrade(&hold.token),
+        };
+        let queue = Arc::downgrade(&self.shared);
+        self.spawn(move |_: &mut C| {
+            if let Some(queue) = queue.upgrade() {
+                queue.state.lock().flags = Some(hold);
+            }
+        })
+        .result()?;
+        let calls = &self.shared.kind;
+        let outcome = {
+            let mut value = calls.value.lock();
+            let _span = trace::instance_call(std::any::type_name::<C>(), trace::next_id());
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut value)))
+                .map_err(|payload| Error::Panicked(crate::error::panic_message(&*payload)))
+        };
+        note_panic(&outcome, &calls.poisoned);
+        drop(release);
+        outcome
     }
 
     /// Waits until every call submitted before this one has finished.
@@ -334,7 +397,8 @@ impl<C: Send + 'static> Instance<C> {
 
 impl<C> Kind for Calls<C> {
     type Item = Call<C>;
-    type Flags = ();
+    /// Held for a synchronous call running on its caller's thread.
+    type Flags = Option<Hold>;
     type Held = ();
 
     fn task(call: &Call<C>) -> &Arc<dyn Watchable> {
@@ -342,7 +406,7 @@ impl<C> Kind for Calls<C> {
     }
 
     fn has_runnable(state: &State<Self>) -> bool {
-        state.items.front().is_some_and(Call::runnable)
+        state.flags.is_none() && state.items.front().is_some_and(Call::runnable)
     }
 
     /// The first call, once runnable: strictly in order.
@@ -360,8 +424,12 @@ impl<C> Kind for Calls<C> {
         (call.run)(&mut value, &calls.poisoned);
     }
 
-    /// A queued call waits on the dependency of the first one.
+    /// A queued call waits on the holder of the queue, or on the
+    /// dependency of the first one.
     fn blocked_by(state: &State<Self>, _call: usize) -> Waits {
+        if let Some(hold) = &state.flags {
+            return Waits::All(vec![hold.holder.clone()]);
+        }
         match state.items.front() {
             Some(Call {
                 gate: Some((gate, dependency)),

@@ -362,3 +362,59 @@ fn a_call_submitted_after_shutdown_fails_with_shutdown() {
         assert_eq!(model.call(|n| *n), Err(Error::Shutdown), "{backend:?}");
     }
 }
+
+/// A synchronous call borrows from the caller's stack (no `'static`, no
+/// `Send`) and keeps its place: the calls queued before it ran first, those
+/// submitted while it runs wait for it.
+#[test]
+fn a_synchronous_call_borrows_and_holds_the_queue_while_it_runs() {
+    for backend in [Backend::Rayon, Backend::Crossbeam, Backend::Inline] {
+        common::within(60, move || {
+            let model = pool(backend, 2).instance(Vec::<String>::new());
+            for i in 0..3 {
+                let _detached = model.spawn(move |log| log.push(format!("queued {i}")));
+            }
+            let label = String::from("borrowed"); // not moved into the call
+            let not_send = std::rc::Rc::new(7); // nor Send
+            let other = model.clone();
+            let later = std::cell::RefCell::new(None);
+            let seen = model
+                .call(|log| {
+                    // Submitted while the call runs: it waits for it.
+                    *later.borrow_mut() = Some(other.spawn(|log| log.push("later".into())));
+                    log.push(format!("{label} {not_send}"));
+                    log.clone()
+                })
+                .unwrap();
+            assert_eq!(seen, ["queued 0", "queued 1", "queued 2", "borrowed 7"]);
+            later.into_inner().unwrap().result().unwrap();
+            assert_eq!(model.call(|log| log.len()).unwrap(), 5);
+            assert_eq!(model.call(|log| log[4].clone()).unwrap(), "later");
+        });
+    }
+}
+
+#[test]
+fn a_panicking_synchronous_call_fails_with_its_panic_and_the_queue_goes_on() {
+    let model = Instance::new(0u32);
+    let outcome: Result<(), Error> = model.call(|_| panic!("diverged"));
+    assert_eq!(outcome, Err(Error::Panicked("diverged".into())));
+    assert!(model.is_poisoned());
+    assert_eq!(model.spawn(|n| *n + 1).result(), Ok(1));
+}
+
+/// A synchronous call that calls its own instance again waits on itself:
+/// the inner call gets `Deadlock` instead of hanging, and the queue goes on.
+#[test]
+fn a_synchronous_call_into_its_own_instance_is_a_deadlock() {
+    for backend in THREADED {
+        common::within(60, move || {
+            let model = pool(backend, 2).instance(1u32);
+            let again = model.clone();
+            let inner = model.call(|n| (*n, again.call(|m| *m))).unwrap();
+            assert_eq!(inner.0, 1);
+            assert!(is_deadlock(&inner.1), "{:?}", inner.1);
+            assert_eq!(model.call(|n| *n + 1).unwrap(), 2);
+        });
+    }
+}
