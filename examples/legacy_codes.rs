@@ -141,7 +141,7 @@ fn main() -> Result<(), Error> {
             println!(
                 "  worker {} crashed: {}",
                 c.instance().pid(),
-                why.replace('\n', " | ")
+                why.to_string().replace('\n', " | ")
             );
         }
         outcome => println!("  the crash was not reported as expected: {outcome:?}"),

@@ -271,7 +271,7 @@ impl<C: Send + 'static> Instance<C> {
     ///
     /// `f` runs on the calling thread once the call's turn has come, the
     /// queue held for it meanwhile (the calls submitted after it wait), so it
-    /// may borrow from the caller's stack, as a [`scope`](crate::scope) task
+    /// may borrow from the caller's stack, as a [`scope`](crate::scope()) task
     /// does: neither `f` nor `R` need be `Send` or `'static`.
     ///
     /// # Errors

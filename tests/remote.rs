@@ -9,6 +9,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use concertina::error::{LostKind, RemoteFailureKind};
 use concertina::remote::{self, Code, RemoteError, RemoteInstance};
 use concertina::Error;
 
@@ -354,11 +355,16 @@ fn the_end_of_the_session_runs_the_calls_made_then_stops_the_ranks(session: remo
     assert_eq!(slow.result(), Ok(200), "made before the end: it ran");
     assert_eq!(after.result(), Ok(2));
     match model.spawn::<u64>("add", &(1u64,)).result() {
-        Err(Error::WorkerLost(why)) => assert!(why.contains("the MPI session ended"), "{why}"),
+        Err(Error::WorkerLost(why)) => {
+            assert_eq!(why.kind(), LostKind::SessionEnded);
+            assert!(why.to_string().contains("the MPI session ended"), "{why}");
+        }
         other => panic!("{other:?}"),
     }
     match RemoteInstance::start::<Grid>(&(1usize, 0.0)) {
-        Err(Error::WorkerLost(why)) => assert!(why.contains("the MPI session ended"), "{why}"),
+        Err(Error::WorkerLost(why)) => {
+            assert!(why.to_string().contains("the MPI session ended"), "{why}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -432,10 +438,11 @@ fn a_legacy_code_has_one_instance_per_worker() {
     match worker.make::<Legacy>(&(0u64,)) {
         Err(Error::Remote(why)) => {
             assert!(
-                why.contains("already holds an instance of `Legacy`"),
+                why.to_string()
+                    .contains("already holds an instance of `Legacy`"),
                 "{why}"
             );
-            assert!(why.contains("REENTRANT"), "{why}");
+            assert!(why.to_string().contains("REENTRANT"), "{why}");
         }
         other => panic!("{other:?}"),
     }
@@ -458,8 +465,12 @@ fn a_legacy_code_has_one_instance_per_worker() {
     // A code the worker does not serve.
     match worker.make::<Unserved>(&()) {
         Err(Error::Remote(why)) => {
-            assert!(why.contains("serves no code `Unserved`"), "{why}");
-            assert!(why.contains("Legacy, Grid"), "{why}");
+            assert_eq!(why.kind(), RemoteFailureKind::UnknownCode);
+            assert!(
+                why.to_string().contains("serves no code `Unserved`"),
+                "{why}"
+            );
+            assert!(why.to_string().contains("Legacy, Grid"), "{why}");
         }
         other => panic!("{other:?}"),
     }
@@ -489,7 +500,10 @@ fn a_worker_that_dies_loses_every_instance_in_it() {
     let exit = legacy.spawn::<()>("exit", &(9i32,));
     for outcome in [waiting.result().map(|_| ()), exit.result()] {
         match outcome {
-            Err(Error::WorkerLost(why)) => assert!(why.contains("exited with status 9"), "{why}"),
+            Err(Error::WorkerLost(why)) => {
+                assert_eq!(why.kind(), LostKind::Exited { status: 9 });
+                assert!(why.to_string().contains("exited with status 9"), "{why}");
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -546,7 +560,7 @@ fn the_transport_is_chosen_by_configuration() {
             Err(Error::Config(why)) => {
                 let why = why.to_string();
                 assert!(
-                    why.contains("mpirun") || why.contains("`mpi` feature"),
+                    why.to_string().contains("mpirun") || why.to_string().contains("`mpi` feature"),
                     "{why}"
                 );
             }
@@ -623,17 +637,23 @@ fn a_panicking_call_fails_alone() {
 fn bad_calls_are_clear_errors() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
     match model.spawn::<u64>("evolve", &()).result() {
-        Err(Error::Remote(why)) => assert_eq!(why, "no method `evolve`"),
+        Err(Error::Remote(why)) => {
+            assert_eq!(why.kind(), RemoteFailureKind::UnknownMethod);
+            assert_eq!(why.to_string(), "no method `evolve`");
+        }
         other => panic!("{other:?}"),
     }
     // postcard is not self-describing: missing arguments are caught, a
     // value of another type of the same shape is not.
     match model.spawn::<u64>("add", &()).result() {
-        Err(Error::Remote(why)) => assert!(why.contains("cannot decode a (u64,)"), "{why}"),
+        Err(Error::Remote(why)) => {
+            assert_eq!(why.kind(), RemoteFailureKind::Decode);
+            assert!(why.to_string().contains("cannot decode a (u64,)"), "{why}");
+        }
         other => panic!("{other:?}"),
     }
     match RemoteInstance::start::<Legacy>(&()) {
-        Err(Error::Remote(why)) => assert!(why.contains("cannot decode"), "{why}"),
+        Err(Error::Remote(why)) => assert!(why.to_string().contains("cannot decode"), "{why}"),
         other => panic!("{other:?}"),
     }
 }
@@ -655,8 +675,11 @@ fn a_worker_that_dies_fails_every_pending_and_later_call() {
         for outcome in [dying.result(), queued.result()] {
             match outcome {
                 Err(Error::WorkerLost(why)) => {
-                    assert!(why.contains(expect), "{why}");
-                    assert!(why.contains("legacy: "), "the stderr tail: {why}");
+                    assert!(why.to_string().contains(expect), "{why}");
+                    assert!(
+                        why.to_string().contains("legacy: "),
+                        "the stderr tail: {why}"
+                    );
                 }
                 other => panic!("{method}: {other:?}"),
             }
@@ -680,7 +703,11 @@ fn a_killed_worker_is_named_by_its_signal() {
     assert!(killed.success());
     match long.result() {
         Err(Error::WorkerLost(why)) => {
-            assert!(why.contains("killed by signal 9 (SIGKILL)"), "{why}")
+            assert_eq!(why.kind(), LostKind::Signalled { signal: 9 });
+            assert!(
+                why.to_string().contains("killed by signal 9 (SIGKILL)"),
+                "{why}"
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -719,7 +746,7 @@ fn killed_while_a_descendant_lives(method: &str) -> Result<u64, Error> {
 /// waiting for the helper to close the pipe.
 fn a_worker_killed_while_its_helper_holds_its_stderr_is_lost_at_once() {
     match killed_while_a_descendant_lives("helper") {
-        Err(Error::WorkerLost(why)) => assert!(why.contains("SIGKILL"), "{why}"),
+        Err(Error::WorkerLost(why)) => assert!(why.to_string().contains("SIGKILL"), "{why}"),
         other => panic!("{other:?}"),
     }
 }
@@ -729,7 +756,7 @@ fn a_worker_killed_while_its_helper_holds_its_stderr_is_lost_at_once() {
 /// process, not from the socket's end.
 fn a_worker_killed_while_a_forked_child_holds_its_socket_is_lost() {
     match killed_while_a_descendant_lives("fork") {
-        Err(Error::WorkerLost(why)) => assert!(why.contains("SIGKILL"), "{why}"),
+        Err(Error::WorkerLost(why)) => assert!(why.to_string().contains("SIGKILL"), "{why}"),
         other => panic!("{other:?}"),
     }
 }
@@ -754,12 +781,16 @@ fn progress_output_and_bad_bytes_on_stderr_pass_and_the_worker_lives() {
     kill_9(model.pid());
     match long.result() {
         Err(Error::WorkerLost(why)) => {
-            assert!(why.contains("legacy: still writing"), "{why}");
+            assert!(why.to_string().contains("legacy: still writing"), "{why}");
             assert!(
-                why.contains("\u{fffd} done"),
+                why.to_string().contains("\u{fffd} done"),
                 "the bad byte shown as such: {why}"
             );
-            assert!(why.len() < 16 << 10, "a bounded tail: {} bytes", why.len());
+            assert!(
+                why.to_string().len() < 16 << 10,
+                "a bounded tail: {} bytes",
+                why.to_string().len()
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -917,7 +948,7 @@ fn the_attribute_makes_a_typed_client() {
     // Private methods stay local.
     assert_eq!(Grid::new(3, 0.0).local_only(), 3);
     match grid.instance().spawn::<usize>("local_only", &()).result() {
-        Err(Error::Remote(why)) => assert_eq!(why, "no method `local_only`"),
+        Err(Error::Remote(why)) => assert_eq!(why.to_string(), "no method `local_only`"),
         other => panic!("{other:?}"),
     }
 }
@@ -1030,11 +1061,20 @@ fn messages_over_the_limit_fail_their_calls_and_the_instance_lives() {
     }
     let grid = GridRemote::start(1, 0.0).unwrap();
     match grid.echo(vec![0; (1 << 30) + 1], 0).result() {
-        Err(Error::Remote(why)) => assert!(why.contains("over the 1073741824-byte limit"), "{why}"),
+        Err(Error::Remote(why)) => {
+            assert_eq!(why.kind(), RemoteFailureKind::TooLarge);
+            assert!(
+                why.to_string().contains("over the 1073741824-byte limit"),
+                "{why}"
+            );
+        }
         other => panic!("{:?}", other.map(|v| v.len())),
     }
     match grid.bytes((1 << 30) + 1).result() {
-        Err(Error::Remote(why)) => assert!(why.contains("over the 1073741824-byte limit"), "{why}"),
+        Err(Error::Remote(why)) => assert!(
+            why.to_string().contains("over the 1073741824-byte limit"),
+            "{why}"
+        ),
         other => panic!("{:?}", other.map(|v| v.len())),
     }
     let batch = grid
@@ -1052,8 +1092,10 @@ fn garbage_on_the_channel_is_a_clear_worker_lost() {
         .start::<Legacy>(&(0u64,))
     {
         Err(Error::WorkerLost(why)) => {
+            assert_eq!(why.kind(), LostKind::Garbage);
             assert!(
-                why.contains("a frame of 2147483647 bytes announced"),
+                why.to_string()
+                    .contains("a frame of 2147483647 bytes announced"),
                 "{why}"
             );
         }
@@ -1066,7 +1108,8 @@ fn garbage_on_the_channel_is_a_clear_worker_lost() {
     match cut.spawn::<u64>("add", &(1u64,)).result() {
         Err(Error::WorkerLost(why)) => {
             assert!(
-                why.contains("the stream ended inside a frame of 16 bytes"),
+                why.to_string()
+                    .contains("the stream ended inside a frame of 16 bytes"),
                 "{why}"
             );
         }

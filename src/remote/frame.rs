@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
 
+use crate::error::RemoteFailure;
 use serde::{Deserialize, Serialize};
 
 /// The largest frame either side accepts: anything longer is garbage.
@@ -92,7 +93,7 @@ pub(crate) enum Outcome<'a> {
     Panicked(String),
     /// The call could not be made (unknown method, arguments that do not
     /// decode), or the method's error.
-    Failed(String),
+    Failed(RemoteFailure),
     /// The call was cancelled: never run, or stopped by its cancel.
     Cancelled,
 }

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::error::{RemoteFailure, RemoteFailureKind, WorkerLost};
 use crate::future::Future;
 use crate::remote::frame::ToWorker;
 use crate::remote::link::{refusal, Link};
@@ -303,7 +304,7 @@ impl RemoteInstance {
     {
         let args = match encode(args) {
             Ok(args) => args,
-            Err(e) => return (Future::failed(Error::Remote(e.to_string())), None),
+            Err(e) => return (Future::failed(Error::Remote(e.into())), None),
         };
         // The writer is held from the id to the send, so that calls reach
         // the worker in the order of their ids.
@@ -385,7 +386,11 @@ impl RemoteInstance {
         };
         if let Some((at, Err(e))) = encoded.iter().enumerate().find(|(_, a)| a.is_err()) {
             // None is sent: one call that cannot be made fails them all.
-            return failed(Error::Remote(format!("the arguments of call {at}: {e}")));
+            let failure = RemoteFailure::new(
+                RemoteFailureKind::Encode,
+                format!("the arguments of call {at}: {e}"),
+            );
+            return failed(Error::Remote(failure));
         }
         if encoded.is_empty() {
             return Vec::new();
@@ -447,7 +452,7 @@ impl RemoteInstance {
     /// assert_eq!(model.lost(), None);
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn lost(&self) -> Option<String> {
+    pub fn lost(&self) -> Option<WorkerLost> {
         self.handle.link.state.lock().lost.clone()
     }
 }

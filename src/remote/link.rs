@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
+use crate::error::{LostKind, RemoteFailure, RemoteFailureKind, WorkerLost};
 use crate::future::Future;
 use crate::pool::{Backend, Pool};
 use crate::remote::decode;
@@ -105,7 +106,7 @@ pub(crate) struct State {
     pub(super) next: u64,
     pub(super) pending: HashMap<u64, Pending>,
     /// Why the worker is gone, once it is.
-    pub(super) lost: Option<String>,
+    pub(super) lost: Option<WorkerLost>,
 }
 
 pub(super) static NEXT_SOCKET: AtomicU64 = AtomicU64::new(0);
@@ -133,8 +134,9 @@ impl Link {
     /// runs the futures' callbacks).
     pub(super) fn refuse(&self, refused: Option<String>, first: u64, count: usize) {
         if let Some(why) = refused {
+            let failure = RemoteFailure::new(RemoteFailureKind::TooLarge, why);
             for id in first..first + count as u64 {
-                settle(&self.state, id, Outcome::Failed(why.clone()));
+                settle(&self.state, id, Outcome::Failed(failure.clone()));
             }
         }
     }
@@ -161,7 +163,7 @@ impl Link {
                     id,
                     Box::new(move |reply: Result<&[u8], Error>| {
                         let outcome = reply.and_then(|bytes| {
-                            decode::<R>(bytes).map_err(|e| Error::Remote(e.to_string()))
+                            decode::<R>(bytes).map_err(|e| Error::Remote(e.into()))
                         });
                         settle_call(task, outcome);
                     }),
@@ -181,8 +183,9 @@ impl Link {
     }
 }
 
-pub(super) fn lost(why: String) -> Error {
-    Error::WorkerLost(why)
+/// A worker that could not be started (or did not connect).
+pub(super) fn not_started(why: String) -> Error {
+    Error::WorkerLost(WorkerLost::new(LostKind::NotStarted, why))
 }
 
 /// Settles a call's future from a transport's thread (a reply reader, an
@@ -239,7 +242,7 @@ pub(super) fn refusal(sent: std::io::Result<()>) -> Option<String> {
 
 /// The worker is gone: every pending call, and every later one, fails with
 /// `WorkerLost` and `why`.
-pub(crate) fn fail_all(state: &Mutex<State>, why: String) {
+pub(crate) fn fail_all(state: &Mutex<State>, why: WorkerLost) {
     let pending = {
         let mut state = state.lock();
         state.lost = Some(why.clone());

@@ -14,9 +14,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::error::{LostKind, WorkerLost};
 use crate::remote::frame::{self, FromWorker, ToWorker};
 use crate::remote::link::{
-    fail_all, lost, settle, Link, Outbox, Process, State, CONNECT_TIMEOUT, NEXT_SOCKET,
+    fail_all, not_started, settle, Link, Outbox, Process, State, CONNECT_TIMEOUT, NEXT_SOCKET,
     STOP_TIMEOUT,
 };
 use crate::remote::process::{self, Tail};
@@ -28,7 +29,7 @@ impl Link {
     pub(super) fn launch(builder: &RemoteBuilder) -> Result<Arc<Link>, Error> {
         let path = socket_path();
         let listener = UnixListener::bind(&path)
-            .map_err(|e| lost(format!("cannot listen at {}: {e}", path.display())))?;
+            .map_err(|e| not_started(format!("cannot listen at {}: {e}", path.display())))?;
         let mut child = match spawn_worker(builder, &path) {
             Ok(child) => child,
             Err(e) => {
@@ -47,8 +48,9 @@ impl Link {
         let stream = match accepted {
             Ok(stream) => stream,
             Err(status) => {
-                let why = ended(status, stderr, &tail);
-                return Err(lost(format!("the worker ended before it was ready: {why}")));
+                let (kind, why) = ended(status, stderr, &tail);
+                let why = format!("the worker ended before it was ready: {why}");
+                return Err(Error::WorkerLost(WorkerLost::new(kind, why)));
             }
         };
         let pid = child.id();
@@ -67,8 +69,8 @@ impl Link {
                 let mut child = child.lock();
                 let _ = child.kill();
                 let status = child.wait().ok();
-                let why = ended(status, stderr, &tail);
-                return Err(lost(format!("cannot share the socket: {e}: {why}")));
+                let (_, why) = ended(status, stderr, &tail);
+                return Err(not_started(format!("cannot share the socket: {e}: {why}")));
             }
         };
         let state = Arc::new(Mutex::new(State {
@@ -86,7 +88,7 @@ impl Link {
             Ok(reader) => reader,
             Err(e) => {
                 let _ = child.lock().kill();
-                return Err(lost(format!("cannot start the reply thread: {e}")));
+                return Err(not_started(format!("cannot start the reply thread: {e}")));
             }
         };
         Ok(Arc::new(Link {
@@ -179,7 +181,7 @@ fn spawn_worker(builder: &RemoteBuilder, path: &std::path::Path) -> Result<Child
     let exe = match &builder.program {
         Some(program) => program.clone(),
         None => std::env::current_exe().map_err(|e| {
-            lost(format!(
+            not_started(format!(
                 "cannot find this executable to start a worker: {e}"
             ))
         })?,
@@ -194,7 +196,7 @@ fn spawn_worker(builder: &RemoteBuilder, path: &std::path::Path) -> Result<Child
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| lost(format!("cannot start {} as a worker: {e}", exe.display())))
+        .map_err(|e| not_started(format!("cannot start {} as a worker: {e}", exe.display())))
 }
 
 /// Waits for the worker to connect; its exit status if it ended first.
@@ -233,21 +235,35 @@ fn accept(
 }
 
 /// How the worker ended, with the tail of its stderr.
-fn ended(status: Option<ExitStatus>, stderr: Option<JoinHandle<()>>, tail: &Mutex<Tail>) -> String {
+fn ended(
+    status: Option<ExitStatus>,
+    stderr: Option<JoinHandle<()>>,
+    tail: &Mutex<Tail>,
+) -> (LostKind, String) {
     // The worker is gone: its stderr ends (unless a child of it holds it).
     process::wait_relay(stderr);
-    let how = match status {
+    let (kind, how) = match status {
         Some(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => format!("exited with status {code}"),
-            (None, Some(signal)) => format!("killed by signal {signal}{}", signal_name(signal)),
-            _ => format!("ended ({status})"),
+            (Some(code), _) => (
+                LostKind::Exited { status: code },
+                format!("exited with status {code}"),
+            ),
+            (None, Some(signal)) => (
+                LostKind::Signalled { signal },
+                format!("killed by signal {signal}{}", signal_name(signal)),
+            ),
+            _ => (LostKind::Unknown, format!("ended ({status})")),
         },
-        None => "its end could not be observed".to_owned(),
+        None => (
+            LostKind::Unknown,
+            "its end could not be observed".to_owned(),
+        ),
     };
-    match tail.lock().text() {
+    let text = match tail.lock().text() {
         None => format!("{how}; its stderr was empty"),
         Some(lines) => format!("{how}; the last lines of its stderr:\n{lines}"),
-    }
+    };
+    (kind, text)
 }
 
 fn signal_name(signal: i32) -> &'static str {
@@ -310,9 +326,10 @@ fn read_replies(
             }
         }
     };
-    let mut why = ended(status, stderr, &tail);
+    let (mut kind, mut why) = ended(status, stderr, &tail);
     if let Some(garbage) = garbage {
+        kind = LostKind::Garbage;
         why = format!("it wrote {garbage}, and was killed; {why}");
     }
-    fail_all(&state, why);
+    fail_all(&state, WorkerLost::new(kind, why));
 }

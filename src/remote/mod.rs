@@ -81,6 +81,8 @@ mod worker;
 
 use std::fmt;
 
+use crate::error::{RemoteFailure, RemoteFailureKind};
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -175,8 +177,9 @@ pub trait Code: Sized + 'static {
     fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError>;
 }
 
-/// Why a remote call could not be made: reaches the caller as
-/// [`Error::Remote`](crate::Error::Remote) text.
+/// Why a remote call could not be made, as a code's methods (and
+/// [`encode`], [`decode`]) return it: reaches the caller as
+/// [`Error::Remote`](crate::Error::Remote), its kind and text kept.
 ///
 /// # Examples
 ///
@@ -185,7 +188,7 @@ pub trait Code: Sized + 'static {
 /// assert_eq!(err.to_string(), "no method `evolve`");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteError(String);
+pub struct RemoteError(RemoteFailure);
 
 impl RemoteError {
     /// A call of a method the code does not have.
@@ -197,7 +200,10 @@ impl RemoteError {
     /// assert!(err.to_string().contains("step"));
     /// ```
     pub fn unknown_method(method: &str) -> Self {
-        RemoteError(format!("no method `{method}`"))
+        RemoteError(RemoteFailure::new(
+            RemoteFailureKind::UnknownMethod,
+            format!("no method `{method}`"),
+        ))
     }
 
     /// Any other reason, in words.
@@ -209,13 +215,19 @@ impl RemoteError {
     /// assert_eq!(err.to_string(), "grid size must be even");
     /// ```
     pub fn new(why: impl Into<String>) -> Self {
-        RemoteError(why.into())
+        RemoteError(RemoteFailure::new(RemoteFailureKind::Code, why))
+    }
+}
+
+impl From<RemoteError> for RemoteFailure {
+    fn from(error: RemoteError) -> Self {
+        error.0
     }
 }
 
 impl fmt::Display for RemoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -235,7 +247,12 @@ impl std::error::Error for RemoteError {}
 /// # Ok::<(), concertina::remote::RemoteError>(())
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError> {
-    let failed = |e: postcard::Error| RemoteError(format!("cannot encode: {e}"));
+    let failed = |e: postcard::Error| {
+        RemoteError(RemoteFailure::new(
+            RemoteFailureKind::Encode,
+            format!("cannot encode: {e}"),
+        ))
+    };
     // Measured first, then written once into a buffer of that size: a
     // large array costs one pass and no growing.
     let size = frame::size_of(value).map_err(failed)?;
@@ -256,9 +273,9 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError> 
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RemoteError> {
     postcard::from_bytes(bytes).map_err(|e| {
-        RemoteError(format!(
-            "cannot decode a {}: {e}",
-            std::any::type_name::<T>()
+        RemoteError(RemoteFailure::new(
+            RemoteFailureKind::Decode,
+            format!("cannot decode a {}: {e}", std::any::type_name::<T>()),
         ))
     })
 }

@@ -17,6 +17,7 @@ use mpi::traits::*;
 use mpi::Threading;
 
 use crate::error::{ConfigError, Error};
+use crate::error::{LostKind, WorkerLost};
 use crate::remote::frame::{self, FromWorker, ToWorker};
 use crate::remote::link::{fail_all, set_ranks, settle, Link, Outbox, RankLinks, State};
 use crate::remote::server::{Output, Server};
@@ -332,7 +333,10 @@ fn root(
             Err(e) => {
                 fail_all(
                     state,
-                    format!("rank {rank} sent a message that does not decode: {e}"),
+                    WorkerLost::new(
+                        LostKind::Garbage,
+                        format!("rank {rank} sent a message that does not decode: {e}"),
+                    ),
                 );
                 0
             }
@@ -436,7 +440,13 @@ fn root(
         }
     }
     for (i, state) in states.iter().enumerate() {
-        fail_all(state, format!("the MPI session ended (rank {})", i + 1));
+        fail_all(
+            state,
+            WorkerLost::new(
+                LostKind::SessionEnded,
+                format!("the MPI session ended (rank {})", i + 1),
+            ),
+        );
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancelHandle;
 use crate::error::{panic_message, Error};
+use crate::error::{RemoteFailure, RemoteFailureKind};
 use crate::future::Future;
 use crate::remote::frame::{self, FromWorker, Outcome, ToWorker};
 use crate::remote::{CodeEntry, Dispatch};
@@ -122,7 +123,8 @@ const REPLY_LIMIT: usize = frame::MAX_FRAME - 4096;
 fn weight(outcome: &Outcome<'_>) -> usize {
     16 + match outcome {
         Outcome::Value(bytes) => bytes.len(),
-        Outcome::Panicked(text) | Outcome::Failed(text) => text.len(),
+        Outcome::Panicked(text) => text.len(),
+        Outcome::Failed(failure) => failure.to_string().len(),
         Outcome::Cancelled => 0,
     }
 }
@@ -134,10 +136,13 @@ fn fitting(outcome: Outcome<'_>) -> Outcome<'_> {
         Outcome::Value(bytes)
             if weight(&Outcome::Value(Default::default())) + bytes.len() > REPLY_LIMIT =>
         {
-            Outcome::Failed(format!(
-                "the result of {} bytes is over the {}-byte limit of a message",
-                bytes.len(),
-                frame::MAX_FRAME
+            Outcome::Failed(RemoteFailure::new(
+                RemoteFailureKind::TooLarge,
+                format!(
+                    "the result of {} bytes is over the {}-byte limit of a message",
+                    bytes.len(),
+                    frame::MAX_FRAME
+                ),
             ))
         }
         outcome => outcome,
@@ -319,7 +324,8 @@ impl<'a> Server<'a> {
                             }
                             Err(e) => {
                                 let why = format!("the worker cannot start a thread: {e}");
-                                reply_to(output, id, Outcome::Failed(why));
+                                let failure = RemoteFailure::new(RemoteFailureKind::Worker, why);
+                                reply_to(output, id, Outcome::Failed(failure));
                             }
                         }
                     }
@@ -461,7 +467,10 @@ fn queue_call(
 }
 
 fn no_instance(instance: u32) -> Outcome<'static> {
-    Outcome::Failed(format!("this worker has no instance {instance}"))
+    Outcome::Failed(RemoteFailure::new(
+        RemoteFailureKind::UnknownInstance,
+        format!("this worker has no instance {instance}"),
+    ))
 }
 
 /// The code named `name`, when this worker serves it and may make one
@@ -474,24 +483,34 @@ fn admit(
     instance: u32,
     live: &HashMap<u32, Live>,
     freed: &[Live],
-) -> Result<(CodeEntry, Option<Arc<Runner>>), String> {
+) -> Result<(CodeEntry, Option<Arc<Runner>>), RemoteFailure> {
+    let refused = |kind, text| Err(RemoteFailure::new(kind, text));
     let Some(entry) = codes.iter().find(|entry| entry.name == name) else {
-        return Err(format!(
-            "this worker serves no code `{name}` (it serves: {})",
-            codes.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
-        ));
+        return refused(
+            RemoteFailureKind::UnknownCode,
+            format!(
+                "this worker serves no code `{name}` (it serves: {})",
+                codes.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+            ),
+        );
     };
     if live.contains_key(&instance) {
-        return Err(format!("this worker already has an instance {instance}"));
+        return refused(
+            RemoteFailureKind::Worker,
+            format!("this worker already has an instance {instance}"),
+        );
     }
     if entry.reentrant {
         return Ok((*entry, None));
     }
     if live.values().any(|l| l.code == name) {
-        return Err(format!(
-            "this worker already holds an instance of `{name}`, which keeps process-global \
-             state (its `Code::REENTRANT` is false): start it in a worker of its own"
-        ));
+        return refused(
+            RemoteFailureKind::Worker,
+            format!(
+                "this worker already holds an instance of `{name}`, which keeps process-global \
+                 state (its `Code::REENTRANT` is false): start it in a worker of its own"
+            ),
+        );
     }
     let predecessor = freed.iter().rev().find(|l| l.code == name);
     Ok((*entry, predecessor.map(|l| l.runner.clone())))
@@ -526,11 +545,14 @@ fn cancel(runner: &Runner, id: u64, output: &Output) -> bool {
 /// `id`), then runs its calls until it is freed or the worker ends.
 fn run_instance(entry: CodeEntry, args: &[u8], id: u64, runner: &Runner, output: &Output) {
     let made = match catch_unwind(AssertUnwindSafe(|| (entry.make)(args))) {
-        Ok(made) => made.map_err(|error| error.to_string()),
-        Err(payload) => Err(format!(
-            "the constructor of `{}` panicked: {}",
-            entry.name,
-            panic_message(&*payload)
+        Ok(made) => made.map_err(RemoteFailure::from),
+        Err(payload) => Err(RemoteFailure::new(
+            RemoteFailureKind::Code,
+            format!(
+                "the constructor of `{}` panicked: {}",
+                entry.name,
+                panic_message(&*payload)
+            ),
         )),
     };
     match made {
@@ -591,7 +613,7 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
                     return Ok(Vec::new());
                 }
                 code.dispatch(&method, &args)
-                    .map_err(|e| Error::Remote(e.to_string()))
+                    .map_err(|e| Error::Remote(e.into()))
             },
             |_| (),
         );
@@ -600,8 +622,11 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
             Ok(value) => Outcome::Value(value.into()),
             Err(Error::Panicked(message)) => Outcome::Panicked(message),
             Err(Error::Cancelled | Error::Interrupted) => Outcome::Cancelled,
-            Err(Error::Remote(why)) => Outcome::Failed(why),
-            Err(other) => Outcome::Failed(other.to_string()),
+            Err(Error::Remote(failure)) => Outcome::Failed(failure),
+            Err(other) => Outcome::Failed(RemoteFailure::new(
+                RemoteFailureKind::Worker,
+                other.to_string(),
+            )),
         };
         let sent = match batch {
             None => reply_to(output, id, outcome),

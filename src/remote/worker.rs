@@ -105,7 +105,7 @@ impl Worker {
     /// # Ok::<(), concertina::Error>(())
     /// ```
     pub fn make<C: Code>(&self, args: &impl Serialize) -> Result<RemoteInstance, Error> {
-        let args = encode(args).map_err(|e| Error::Remote(e.to_string()))?;
+        let args = encode(args).map_err(|e| Error::Remote(e.into()))?;
         let link = &self.link;
         let instance = link.next_instance.fetch_add(1, Ordering::Relaxed);
         let started = {
@@ -158,7 +158,7 @@ impl Worker {
     /// assert_eq!(worker.lost(), None);
     /// # Ok::<(), concertina::Error>(())
     /// ```
-    pub fn lost(&self) -> Option<String> {
+    pub fn lost(&self) -> Option<crate::error::WorkerLost> {
         self.link.state.lock().lost.clone()
     }
 }
