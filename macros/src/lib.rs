@@ -80,6 +80,21 @@ fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
                 params.push(quote!(#r));
             }
             FnArg::Typed(arg) => {
+                // A `&'static` argument lives as long as the task.
+                let borrowed = match &*arg.ty {
+                    syn::Type::Reference(r) => {
+                        !r.lifetime.as_ref().is_some_and(|l| l.ident == "static")
+                    }
+                    _ => false,
+                };
+                if borrowed {
+                    return Err(syn::Error::new(
+                        arg.ty.span(),
+                        "#[asynchronous] moves the arguments into a task that runs after the call \
+                         returns: take an owned type (`String` for `&str`, `Vec<T>` for `&[T]`, \
+                         an `Arc` to share), or borrow in a `concertina::scope` task",
+                    ));
+                }
                 let ident = plain_name(&arg.pat).unwrap_or_else(|| {
                     Ident::new(&format!("__concertina_arg{i}"), Span::call_site())
                 });
@@ -243,6 +258,9 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
 
     let mut constructor: Option<RemoteMethod> = None;
     let mut methods = Vec::new();
+    // Every argument and result type crosses a process boundary: checked
+    // where the user wrote it, so that the first error points there.
+    let mut serde_checks = Vec::new();
     for item in &block.items {
         let syn::ImplItem::Fn(function) = item else {
             continue;
@@ -291,6 +309,10 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
                              use an owned type, `Vec<f64>` for `&[f64]`, `String` for `&str`",
                         ));
                     }
+                    let ty = &arg.ty;
+                    serde_checks.push(quote_spanned!(ty.span()=>
+                        ::concertina::remote::arguments_and_results_are_serde_types::<#ty>();
+                    ));
                     args.push((ident, (*arg.ty).clone()));
                 }
             }
@@ -299,6 +321,11 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
             ReturnType::Default => quote!(()),
             ReturnType::Type(_, ty) => quote!(#ty),
         };
+        if let (ReturnType::Type(_, ty), Some(())) = (&sig.output, receiver) {
+            serde_checks.push(quote_spanned!(ty.span()=>
+                ::concertina::remote::arguments_and_results_are_serde_types::<#ty>();
+            ));
+        }
         let docs = function
             .attrs
             .iter()
@@ -443,6 +470,10 @@ fn expand_remote(block: syn::ItemImpl, reentrant: bool) -> syn::Result<TokenStre
     );
     Ok(quote! {
         #block
+
+        const _: fn() = || {
+            #(#serde_checks)*
+        };
 
         impl ::concertina::remote::Code for #self_ty {
             const NAME: &'static str = #code_name;

@@ -233,6 +233,17 @@ impl fmt::Display for RemoteError {
 
 impl std::error::Error for RemoteError {}
 
+/// Compiles only for a type that can cross a process boundary: what
+/// `#[concertina::remote]` checks of each argument and result type of a
+/// remote method, so that a type that cannot is named where it was written.
+///
+/// # Examples
+///
+/// ```
+/// concertina::remote::arguments_and_results_are_serde_types::<Vec<f64>>();
+/// ```
+pub fn arguments_and_results_are_serde_types<T: Serialize + DeserializeOwned>() {}
+
 /// Encodes a value as a call's arguments or result (postcard).
 ///
 /// # Errors
