@@ -83,7 +83,7 @@ fn expand(function: ItemFn, pool: Option<Expr>) -> syn::Result<TokenStream2> {
                 // A `&'static` argument lives as long as the task.
                 let borrowed = match &*arg.ty {
                     syn::Type::Reference(r) => {
-                        !r.lifetime.as_ref().is_some_and(|l| l.ident == "static")
+                        r.lifetime.as_ref().is_none_or(|l| l.ident != "static")
                     }
                     _ => false,
                 };
