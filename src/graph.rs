@@ -391,6 +391,12 @@ pub(crate) fn detect(frame: Arc<dyn Node>, waits: Waits, check: bool) -> Result<
     Ok(recorded)
 }
 
+/// True when what `node` waits on leads back to it: a cycle that nobody
+/// reported (a wait with a timeout does not look for one).
+pub(crate) fn in_cycle(node: &Arc<dyn Node>) -> bool {
+    stuck(&node.waits(), key(node), &mut Vec::new(), 0)
+}
+
 /// True when `waits` can only end once the node `me` goes on: `path` then
 /// holds the chain from `waits` to `me` (`me` itself not included).
 fn stuck(waits: &Waits, me: usize, path: &mut Vec<Arc<dyn Node>>, depth: usize) -> bool {

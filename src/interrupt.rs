@@ -64,7 +64,7 @@ struct Registry {
 /// How many parts the registry of blocked waits is split into: a wait
 /// registers in its thread's part, so that threads blocking at the same
 /// time rarely meet on one lock.
-const SHARDS: usize = 32;
+pub(crate) const SHARDS: usize = 32;
 
 static REGISTRY: [Mutex<Registry>; SHARDS] = [const {
     Mutex::new(Registry {
@@ -105,8 +105,14 @@ pub(crate) struct Registration {
 }
 
 /// Registers a wait on `target`.
+/// The part of a sharded registry this thread uses (this one's, and the
+/// blocked waits' of [`crate::park`]).
+pub(crate) fn shard() -> usize {
+    SHARD.with(|s| *s)
+}
+
 pub(crate) fn register(target: Arc<dyn Wakeable>) -> Registration {
-    let shard = SHARD.with(|s| *s);
+    let shard = shard();
     let mut registry = REGISTRY[shard].lock();
     let token = registry.next;
     registry.next += 1;

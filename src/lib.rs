@@ -107,7 +107,7 @@ pub use error::{Error, TimedOut};
 pub use future::Future;
 pub use global::{asynchronous, configure, default_pool, shutdown, spawn};
 pub use instance::Instance;
-pub use pool::{Backend, Pool};
+pub use pool::{snapshot, Backend, Pool};
 pub use request_pool::{RequestId, RequestPool};
 pub use scope::{scope, Scope};
 pub use shared::Shared;

@@ -19,12 +19,12 @@
 //! [`Waiter`] that says what it sleeps on and what it waits for.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::graph::{self, Waits};
+use crate::graph::{self, Node, Waits};
 use crate::interrupt::{self, Registration, Wakeable, Woken};
-use crate::sync::{self, Condvar, Mutex};
+use crate::sync::{self, process, Condvar, Mutex};
 use crate::worker;
 
 /// How many rounds of spinning, then yielding, a wait makes before it parks.
@@ -48,6 +48,71 @@ pub(crate) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
         }
     }
     false
+}
+
+/// A thread asleep in a [`block`], for a snapshot of the runtime.
+struct Sleeper {
+    token: u64,
+    thread: std::thread::Thread,
+    owner: Arc<dyn Node>,
+    since: Instant,
+}
+
+/// The threads asleep in a wait, in the parts of
+/// [`interrupt::shard`]: a wait registers in its thread's part.
+static SLEEPERS: [process::Mutex<(u64, Vec<Sleeper>)>; interrupt::SHARDS] =
+    [const { process::Mutex::new((0, Vec::new())) }; interrupt::SHARDS];
+
+/// While alive, this thread sleeps in a wait of `owner`'s.
+struct Asleep {
+    shard: usize,
+    token: u64,
+}
+
+impl Asleep {
+    fn new(owner: Arc<dyn Node>) -> Asleep {
+        let shard = interrupt::shard();
+        let mut part = SLEEPERS[shard].lock();
+        let token = part.0;
+        part.0 += 1;
+        part.1.push(Sleeper {
+            token,
+            thread: std::thread::current(),
+            owner,
+            since: Instant::now(),
+        });
+        Asleep { shard, token }
+    }
+}
+
+impl Drop for Asleep {
+    fn drop(&mut self) {
+        let removed = {
+            let mut part = SLEEPERS[self.shard].lock();
+            let at = part.1.iter().position(|s| s.token == self.token);
+            at.map(|at| part.1.swap_remove(at))
+        };
+        // The owner's last handle may go here: dropped outside the lock.
+        drop(removed);
+    }
+}
+
+/// Every thread asleep in a wait now: the thread, whom it waits for (the
+/// task it runs, or itself), and for how long.
+pub(crate) fn sleepers() -> Vec<(std::thread::Thread, Arc<dyn Node>, Duration)> {
+    let now = Instant::now();
+    let mut all = Vec::new();
+    for part in &SLEEPERS {
+        let part = part.lock();
+        all.extend(part.1.iter().map(|s| {
+            (
+                s.thread.clone(),
+                s.owner.clone(),
+                now.saturating_duration_since(s.since),
+            )
+        }));
+    }
+    all
 }
 
 /// How a [`block`] ended.
@@ -106,6 +171,7 @@ pub(crate) fn block<W: Waiter>(waiter: &W, deadline: Option<Instant>) -> Blocked
     let registration = interrupt::register(waiter.target());
     let owner = graph::owner();
     let _waiting = worker::waiting(&owner);
+    let _asleep = Asleep::new(owner.clone());
     let _recorded = match graph::detect(owner, waiter.waits(), deadline.is_none() && waiter.looks())
     {
         Ok(recorded) => recorded,

@@ -379,7 +379,11 @@ impl PoolBuilder {
             Some(install) => install,
             None => env.ctrlc.clone()?,
         };
+        let snapshots = env.snapshot_on_sigquit.clone()?;
         let pool = Pool::start(name, backend, spares, self.hooks)?;
+        if snapshots {
+            super::snapshot::print_on_sigquit();
+        }
         match (self.ctrlc, install) {
             (Some(true), _) => {
                 interrupt::install_handler();
@@ -412,6 +416,8 @@ pub(crate) struct Env {
     pub(crate) backend: Result<Option<Backend>, ConfigError>,
     pub(crate) disable_async: Result<bool, ConfigError>,
     pub(crate) ctrlc: Result<bool, ConfigError>,
+    /// SIGQUIT (Ctrl-\) prints a snapshot of the runtime.
+    pub(crate) snapshot_on_sigquit: Result<bool, ConfigError>,
 }
 
 const THREADS_ACCEPTED: &str = "a whole number from 1 to 4096";
@@ -461,6 +467,7 @@ impl Env {
             backend,
             disable_async: flag("CONCERTINA_DISABLE_ASYNC", false),
             ctrlc: flag("CONCERTINA_CTRLC", true),
+            snapshot_on_sigquit: flag("CONCERTINA_SNAPSHOT_ON_SIGQUIT", false),
         }
     }
 }
