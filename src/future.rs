@@ -116,6 +116,13 @@ impl<T: Send + 'static> Future<T> {
         (Future::from_shared(inner.clone()), inner)
     }
 
+    /// As [`Future::pending`], its task named in snapshots and deadlock
+    /// reports.
+    pub(crate) fn pending_named(name: std::sync::Arc<str>) -> (Self, TaskRef<T>) {
+        let inner = crate::task::pending_named(name);
+        (Future::from_shared(inner.clone()), inner)
+    }
+
     /// A future that is already done with `value`.
     ///
     /// # Examples

@@ -267,6 +267,7 @@ fn main() {
         messages_of_every_size_in_flight_both_ways_at_once,
         a_batchs_replies_do_not_wait_for_the_next_message,
         a_callback_that_waits_on_a_later_call_does_not_stop_the_replies,
+        a_snapshot_names_the_remote_call_a_thread_waits_for,
         messages_over_the_limit_fail_their_calls_and_the_instance_lives,
         the_transport_is_chosen_by_configuration,
     ];
@@ -986,6 +987,37 @@ fn a_callback_that_waits_on_a_later_call_does_not_stop_the_replies() {
     );
     assert_eq!(first.result(), Ok(100));
     assert_eq!(later.result(), Ok(5));
+}
+
+/// A snapshot says which remote call a thread waits for, and where it runs.
+fn a_snapshot_names_the_remote_call_a_thread_waits_for() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let marker = std::env::temp_dir().join(format!("concertina-snapshot-{}", model.pid()));
+    let spinning = model.spawn::<String>("spin", &(marker.to_string_lossy().into_owned(),));
+    let handle = spinning.cancel_handle();
+    let waiter = std::thread::Builder::new()
+        .name("coupler".into())
+        .spawn(move || spinning.result())
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..20_000 {
+        text = concertina::snapshot().to_string();
+        if text.contains("thread `coupler`") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let place = match model.worker().rank() {
+        Some(rank) => format!("MPI rank {rank}"),
+        None => format!("worker process {}", model.pid()),
+    };
+    assert!(
+        text.contains(&format!("waits on a remote call of `spin` on {place}")),
+        "{text}"
+    );
+    handle.cancel();
+    assert_eq!(waiter.join().unwrap(), Err(Error::Cancelled));
+    let _ = std::fs::remove_file(marker);
 }
 
 /// The replies of a vectorised call go back once its calls have run, even

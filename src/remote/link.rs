@@ -112,6 +112,15 @@ pub(crate) struct State {
 pub(super) static NEXT_SOCKET: AtomicU64 = AtomicU64::new(0);
 
 impl Link {
+    /// The process it talks to, for a snapshot.
+    fn describe(&self) -> String {
+        match &self.process {
+            Process::Local { .. } => format!("worker process {}", self.pid),
+            #[cfg(feature = "mpi")]
+            Process::Rank(rank) => format!("MPI rank {rank}"),
+        }
+    }
+
     /// The worker on an MPI rank.
     #[cfg(feature = "mpi")]
     pub(crate) fn rank(
@@ -146,6 +155,7 @@ impl Link {
     pub(super) fn register<R>(
         self: &Arc<Self>,
         count: usize,
+        what: &str,
     ) -> Result<(u64, Vec<Future<R>>), Error>
     where
         R: DeserializeOwned + Send + 'static,
@@ -156,9 +166,11 @@ impl Link {
         }
         let first = state.next;
         state.next += count as u64;
+        // One name for the batch, shared: a snapshot says what each waits for.
+        let name: Arc<str> = format!("{what} on {}", self.describe()).into();
         let futures = (first..first + count as u64)
             .map(|id| {
-                let (future, task) = Future::<R>::pending();
+                let (future, task) = Future::<R>::pending_named(name.clone());
                 state.pending.insert(
                     id,
                     Box::new(move |reply: Result<&[u8], Error>| {

@@ -68,6 +68,12 @@ pub(crate) fn pending<T: Send + 'static>() -> TaskRef<T> {
     detached(PENDING, Content::Empty)
 }
 
+/// As [`pending`], named in the wait graph's reports and snapshots (a
+/// remote call and where it runs).
+pub(crate) fn pending_named<T: Send + 'static>(name: Arc<str>) -> TaskRef<T> {
+    detached(PENDING, Content::Named(name))
+}
+
 /// A published task of `outcome` (a finished future that needs a task).
 pub(crate) fn finished<T: Send + 'static>(outcome: Result<T, Error>) -> TaskRef<T> {
     detached(published_phase(&outcome, false), Content::Outcome(outcome))

@@ -64,6 +64,8 @@ pub(crate) enum Content<T> {
     OnQueue(Weak<dyn Queue>),
     /// A derived future, until its sources settle it.
     After(Box<[Weak<dyn Watchable>]>),
+    /// Settled from outside (a remote call), named for a snapshot.
+    Named(Arc<str>),
 }
 
 /// A serial queue (an instance's calls, a parameter's operations), as its
@@ -505,6 +507,7 @@ impl<T: Send + 'static> Inner<T> {
                 .upgrade()
                 .map(|q| format!("a call on {}", q.describe())),
             Content::After(_) => Some("a derived future".to_owned()),
+            Content::Named(name) => Some(name.to_string()),
             Content::Queued(_) => Some("a continuation".to_owned()),
             _ => None,
         }

@@ -15,7 +15,7 @@ pub(crate) mod running;
 pub(crate) mod settle;
 
 pub(crate) use cell::{
-    derived, finished, finished_as, on_queue, pending, queued, run_task, TaskRef,
+    derived, finished, finished_as, on_queue, pending, pending_named, queued, run_task, TaskRef,
 };
 pub(crate) use inner::{run_guarded, Inner, Queue};
 pub(crate) use listener::{Holding, Listener, Watchable};
