@@ -3,9 +3,14 @@
 //! deadlock. Without the feature every function here is empty and inlined
 //! away, its arguments (closures) never called: no cost at all.
 //!
-//! Targets are `concertina`; spans are at `DEBUG` (tasks, calls,
-//! operations), events at `DEBUG` (cancel), `WARN` (Ctrl-C, deadlock) and
-//! `ERROR` (panic).
+//! Targets are `concertina`. What a user of `RUST_LOG=concertina=info`
+//! should see is at `INFO` and above, each event naming what it concerns:
+//! `INFO` a pool built (its name, backend, threads) and a cancel (the task,
+//! call or operation), `WARN` a Ctrl-C, a deadlock, a failed device
+//! operation (the parameter or command, the error) and a worker lost (the
+//! process or rank, how it ended, how many calls it fails), `ERROR` a
+//! panic (its message). The spans (tasks, instance calls, device
+//! operations) are at `DEBUG`: the events inside a task carry its span.
 
 #[cfg(feature = "tracing")]
 mod on {
@@ -42,8 +47,25 @@ mod on {
             .entered()
     }
 
-    pub(crate) fn cancelled() {
-        tracing::debug!(target: "concertina", "cancelled");
+    pub(crate) fn cancelled<S: Display>(what: impl FnOnce() -> S) {
+        tracing::info!(target: "concertina", task = %what(), "cancelled");
+    }
+
+    pub(crate) fn pool_built(name: &str, backend: &dyn std::fmt::Debug, threads: usize) {
+        tracing::info!(target: "concertina", pool = name, backend = ?backend, threads, "pool built");
+    }
+
+    pub(crate) fn device_failed<S: Display>(what: impl FnOnce() -> S, error: &dyn Display) {
+        tracing::warn!(target: "concertina", operation = %what(), %error, "device operation failed");
+    }
+
+    pub(crate) fn worker_lost(
+        worker: &str,
+        kind: &dyn std::fmt::Debug,
+        pending: usize,
+        why: &dyn Display,
+    ) {
+        tracing::warn!(target: "concertina", worker, kind = ?kind, pending, %why, "worker lost");
     }
 
     pub(crate) fn interrupted(waits: usize) {
@@ -91,7 +113,22 @@ mod on {
     }
 
     #[inline(always)]
-    pub(crate) fn cancelled() {}
+    pub(crate) fn cancelled<S: Display>(_what: impl FnOnce() -> S) {}
+
+    #[inline(always)]
+    pub(crate) fn pool_built(_name: &str, _backend: &dyn std::fmt::Debug, _threads: usize) {}
+
+    #[inline(always)]
+    pub(crate) fn device_failed<S: Display>(_what: impl FnOnce() -> S, _error: &dyn Display) {}
+
+    #[inline(always)]
+    pub(crate) fn worker_lost(
+        _worker: &str,
+        _kind: &dyn std::fmt::Debug,
+        _pending: usize,
+        _why: &dyn Display,
+    ) {
+    }
 
     #[inline(always)]
     pub(crate) fn interrupted(_waits: usize) {}

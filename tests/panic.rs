@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{pool, Gate, THREADED};
-use concertina::{Backend, Error};
+use concertina::{Backend, Error, Pool};
 
 #[test]
 fn the_panic_message_reaches_the_handle() {
@@ -101,4 +101,73 @@ fn a_panicking_then_closure_fails_only_its_own_future() {
     let f = concertina::spawn(|| 1).then(|_| -> u32 { panic!("bad continuation") });
     assert_eq!(f.result(), Err(Error::Panicked("bad continuation".into())));
     assert_eq!(concertina::spawn(|| 2).then(|v| v + 1).result(), Ok(3));
+}
+
+/// The child's side: does nothing unless started by a test below.
+#[test]
+fn scenario_runner() {
+    let Ok(scenario) = std::env::var(common::SCENARIO) else {
+        return;
+    };
+    assert_eq!(scenario, "quiet and loud");
+    let pool = |quiet| {
+        Pool::builder()
+            .threads(1)
+            .backend(Backend::Crossbeam)
+            .quiet_panics(quiet)
+            .build()
+            .unwrap()
+    };
+    let (quiet, loud) = (pool(true), pool(false));
+    common::say(format!(
+        "{:?}",
+        quiet
+            .spawn(|| -> u8 { panic!("quiet one diverged") })
+            .result()
+    ));
+    // A quiet pool's call on an instance, and a loud task it runs inline.
+    let model = quiet.instance(0u8);
+    common::say(format!(
+        "{:?}",
+        model
+            .spawn(|_| -> u8 { panic!("quiet call diverged") })
+            .result()
+    ));
+    let l = loud.clone();
+    let inside = quiet.spawn(move || l.spawn(|| -> u8 { panic!("loud one diverged") }).result());
+    common::say(format!("{:?}", inside.result()));
+    common::say(format!(
+        "{:?}",
+        loud.spawn(|| -> u8 { panic!("loud two diverged") })
+            .result()
+    ));
+}
+
+#[test]
+fn a_quiet_pool_prints_nothing_for_its_tasks_panics_and_others_print_as_before() {
+    let output = common::scenario_command("quiet and loud", &[("RUST_BACKTRACE", "0")])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let said: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(common::said)
+        .collect();
+    assert_eq!(
+        said,
+        [
+            r#"Err(Panicked("quiet one diverged"))"#,
+            r#"Err(Panicked("quiet call diverged"))"#,
+            r#"Ok(Err(Panicked("loud one diverged")))"#,
+            r#"Err(Panicked("loud two diverged"))"#,
+        ]
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("quiet one diverged"), "{stderr}");
+    assert!(!stderr.contains("quiet call diverged"), "{stderr}");
+    assert!(
+        stderr.contains("loud one diverged"),
+        "a loud pool's task run inline still prints: {stderr}"
+    );
+    assert!(stderr.contains("loud two diverged"), "{stderr}");
 }

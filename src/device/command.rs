@@ -273,10 +273,12 @@ impl<A: Send + 'static, R: Send + 'static> Command<A, R> {
         let actions = self.inner.actions.clone();
         self.inner.actions.act("run", move || {
             action(args).map_err(|source| {
-                DeviceError::error(DeviceErrorKind::CommandFailed {
+                let error = DeviceError::error(DeviceErrorKind::CommandFailed {
                     command: actions.node.full_name(),
                     source: Source(source),
-                })
+                });
+                crate::trace::device_failed(|| format!("{} run", actions.node.full_name()), &error);
+                error
             })
         })
     }

@@ -148,6 +148,29 @@ impl PoolBuilder {
         self
     }
 
+    /// With `true`, a panicking task of this pool prints nothing — no
+    /// message, no backtrace under `RUST_BACKTRACE=1` — while the panic
+    /// still reaches its waiter as [`Error::Panicked`](crate::Error::Panicked)
+    /// with its message: for a sweep whose failures the program reports
+    /// itself. Other panics print as before (a panic hook installed at the
+    /// first such pool hands them to the hook there was). Off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concertina::{Error, Pool};
+    ///
+    /// let sweep = Pool::builder().threads(2).quiet_panics(true).build()?;
+    /// let run = sweep.spawn(|| -> f64 { panic!("diverged at step 50") });
+    /// // Nothing printed; the waiter gets the message.
+    /// assert_eq!(run.result(), Err(Error::Panicked("diverged at step 50".into())));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn quiet_panics(mut self, quiet: bool) -> Self {
+        self.hooks.quiet_panics = quiet;
+        self
+    }
+
     /// The most spare threads the pool starts to compensate workers blocked
     /// in waits (see [`Pool`]): 0 to 4096, 256 by default. With 0, a blocked
     /// worker is not compensated (waits still claim what they wait on).
@@ -220,6 +243,7 @@ impl PoolBuilder {
             hooks: ThreadHooks {
                 start: other.hooks.start.or(self.hooks.start),
                 stop: other.hooks.stop.or(self.hooks.stop),
+                quiet_panics: other.hooks.quiet_panics || self.hooks.quiet_panics,
             },
             default_pool: self.default_pool || other.default_pool,
         }
@@ -380,10 +404,14 @@ impl PoolBuilder {
             None => env.ctrlc.clone()?,
         };
         let snapshots = env.snapshot_on_sigquit.clone()?;
+        if self.hooks.quiet_panics {
+            crate::task::running::quiet_panics();
+        }
         let pool = Pool::start(name, backend, spares, self.hooks)?;
         if snapshots {
             super::snapshot::print_on_sigquit();
         }
+        crate::trace::pool_built(pool.name(), &pool.backend(), pool.threads());
         match (self.ctrlc, install) {
             (Some(true), _) => {
                 interrupt::install_handler();

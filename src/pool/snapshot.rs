@@ -41,7 +41,9 @@ pub struct Snapshot {
 /// # Examples
 ///
 /// ```
-/// let _pool = concertina::Pool::builder().name("motors").threads(2).build()?;
+/// use concertina::{Backend, Pool};
+///
+/// let _pool = Pool::builder().name("motors").threads(2).backend(Backend::Crossbeam).build()?;
 /// let motors = concertina::snapshot().pools.into_iter().find(|p| p.name == "motors").unwrap();
 /// assert_eq!(motors.stats.threads, 2);
 /// # Ok::<(), concertina::Error>(())
@@ -95,7 +97,8 @@ pub struct WaitSnapshot {
 /// ```
 /// use std::time::Duration;
 ///
-/// let pool = concertina::Pool::builder().name("sim").threads(1).build()?;
+/// // Threads of its own: also under `CONCERTINA_DISABLE_ASYNC=1`.
+/// let pool = concertina::Pool::builder().name("sim").threads(1).backend(concertina::Backend::Crossbeam).build()?;
 /// let (release, gate) = std::sync::mpsc::channel::<()>();
 /// let step = pool.spawn(move || gate.recv().unwrap());
 /// let waiter = std::thread::Builder::new().name("analysis".into()).spawn(move || step.result())?;

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::sync::{process, Mutex};
 #[cfg(feature = "tracing")]
 use crate::task::running::catch;
+use crate::task::running::Quiet;
 #[cfg(feature = "tracing")]
 use crate::trace;
 
@@ -117,6 +118,8 @@ fn bump(counter: &AtomicU64) {
 /// A pool's counters.
 pub(crate) struct Counters {
     id: u64,
+    /// Its tasks' panics print nothing (`PoolBuilder::quiet_panics`).
+    quiet: bool,
     /// The pool's name, for the spans of its tasks.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(super) name: String,
@@ -158,11 +161,12 @@ thread_local! {
 }
 
 impl Counters {
-    pub(crate) fn new(name: &str) -> Arc<Counters> {
+    pub(crate) fn new(name: &str, quiet: bool) -> Arc<Counters> {
         // Relaxed: a unique number, ordering nothing else.
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let counters = Arc::new(Counters {
             id,
+            quiet,
             name: name.to_owned(),
             submitted: Line::default(),
             foreign: Line::default(),
@@ -363,6 +367,8 @@ fn run_in_span<T>(
 /// holds the pool's number, no reference.
 pub(crate) struct Counted {
     id: u64,
+    /// Its panic prints nothing (the pool's `quiet_panics`).
+    quiet: bool,
     ran: bool,
     /// For the span's pool name.
     #[cfg(feature = "tracing")]
@@ -374,6 +380,7 @@ impl Counted {
         bump(&counters.submitted);
         Counted {
             id: counters.id,
+            quiet: counters.quiet,
             ran: false,
             #[cfg(feature = "tracing")]
             counters: counters.clone(),
@@ -391,6 +398,7 @@ impl Counted {
         let pool = self.counters.name.as_str();
         #[cfg(not(feature = "tracing"))]
         let pool = "";
+        let _quiet = Quiet::set(self.quiet);
         run_in_span(pool, &finish, f)
     }
 }

@@ -44,6 +44,8 @@ pub(crate) struct Ctx {
 pub(crate) struct ThreadHooks {
     pub(crate) start: Option<Hook>,
     pub(crate) stop: Option<Hook>,
+    /// And its tasks' panics print nothing (`PoolBuilder::quiet_panics`).
+    pub(crate) quiet_panics: bool,
 }
 
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync>;
@@ -63,6 +65,7 @@ impl fmt::Debug for ThreadHooks {
         f.debug_struct("ThreadHooks")
             .field("start", &self.start.is_some())
             .field("stop", &self.stop.is_some())
+            .field("quiet_panics", &self.quiet_panics)
             .finish()
     }
 }
@@ -75,6 +78,7 @@ impl Ctx {
         hooks: ThreadHooks,
         name: &str,
     ) -> Arc<Ctx> {
+        let hooks_quiet = hooks.quiet_panics;
         let ctx = Arc::new(Ctx {
             closing: crate::sync::AtomicU8::new(OPEN),
             pool: OnceLock::new(),
@@ -86,7 +90,7 @@ impl Ctx {
             tokens: AtomicUsize::new(0),
             token_limit: threads,
             hooks,
-            stats: Counters::new(name),
+            stats: Counters::new(name, hooks_quiet),
         });
         if let Some(spares) = &ctx.spares {
             let weak = Arc::downgrade(&ctx);
@@ -199,6 +203,7 @@ thread_local! {
 /// Makes this thread a worker of `ctx`; `base` is where its stack began.
 pub(super) fn enter_thread(ctx: &Arc<Ctx>, base: usize) {
     stats::enter(&ctx.stats);
+    crate::task::running::Quiet::for_thread(ctx.hooks.quiet_panics);
     worker::install(ctx.clone(), base, ctx.stack_size);
     CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
     ThreadHooks::run(&ctx.hooks.start);

@@ -254,12 +254,13 @@ pub(super) fn refusal(sent: std::io::Result<()>) -> Option<String> {
 
 /// The worker is gone: every pending call, and every later one, fails with
 /// `WorkerLost` and `why`.
-pub(crate) fn fail_all(state: &Mutex<State>, why: WorkerLost) {
+pub(crate) fn fail_all(state: &Mutex<State>, worker: &str, why: WorkerLost) {
     let pending = {
         let mut state = state.lock();
         state.lost = Some(why.clone());
         std::mem::take(&mut state.pending)
     };
+    crate::trace::worker_lost(worker, &why.kind(), pending.len(), &why);
     for (_, settle) in pending {
         settle(Err(Error::WorkerLost(why.clone())));
     }

@@ -331,5 +331,9 @@ fn read_replies(
         kind = LostKind::Garbage;
         why = format!("it wrote {garbage}, and was killed; {why}");
     }
-    fail_all(&state, WorkerLost::new(kind, why));
+    fail_all(
+        &state,
+        &format!("worker process {pid}"),
+        WorkerLost::new(kind, why),
+    );
 }

@@ -333,6 +333,7 @@ fn root(
             Err(e) => {
                 fail_all(
                     state,
+                    &format!("MPI rank {rank}"),
                     WorkerLost::new(
                         LostKind::Garbage,
                         format!("rank {rank} sent a message that does not decode: {e}"),
@@ -442,6 +443,7 @@ fn root(
     for (i, state) in states.iter().enumerate() {
         fail_all(
             state,
+            &format!("MPI rank {}", i + 1),
             WorkerLost::new(
                 LostKind::SessionEnded,
                 format!("the MPI session ended (rank {})", i + 1),

@@ -160,6 +160,9 @@ where
 impl<T: Send + 'static, F: Send> Cancellable for TaskCell<T, F> {
     fn cancel(&self) -> bool {
         let won = self.state.cancel();
+        if won {
+            crate::trace::cancelled(|| self.describe());
+        }
         self.drop_job_if_decided();
         won
     }

@@ -381,11 +381,7 @@ impl<T: Send + 'static> Inner<T> {
         if phase::is_decided(self.phase()) {
             return false;
         }
-        let cancelled = self.settle(Err(Error::Cancelled), true);
-        if cancelled {
-            crate::trace::cancelled();
-        }
-        cancelled
+        self.settle(Err(Error::Cancelled), true)
     }
 
     pub(crate) fn interrupt(&self) {

@@ -10,6 +10,48 @@ use crate::graph::{self, Node};
 use crate::interrupt::{self, Wakeable, Woken};
 use crate::worker;
 
+crate::sync::task_local! {
+    /// True while this thread runs a task of a pool whose panics are quiet.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, a panic on this thread prints (`false`) or not (`true`),
+/// as the pool of the task it runs says; what was before comes back after
+/// (a quiet pool's task that runs a loud one's inline, and back).
+pub(crate) struct Quiet(bool);
+
+impl Quiet {
+    pub(crate) fn set(quiet: bool) -> Quiet {
+        Quiet(QUIET.with(|q| q.replace(quiet)))
+    }
+
+    /// For the rest of this thread's life (a pool's thread: whatever it
+    /// runs of its pool, a serial queue's drain too).
+    pub(crate) fn for_thread(quiet: bool) {
+        QUIET.with(|q| q.set(quiet));
+    }
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        QUIET.with(|q| q.set(self.0));
+    }
+}
+
+/// Installs, once, a panic hook that prints nothing for a panic of a quiet
+/// pool's task and hands every other panic to the hook there was before.
+pub(crate) fn quiet_panics() {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                before(info);
+            }
+        }));
+    });
+}
+
 /// What a Ctrl-C does to a task running inline: cancels it with
 /// `Err(Interrupted)`, running its cleanup, so that it sees
 /// [`crate::cancelled`] and its caller gets the error.

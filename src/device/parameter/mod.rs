@@ -93,11 +93,13 @@ pub(crate) struct ParamInner<T> {
 }
 
 fn failed(node: &LockNode, operation: &'static str, source: Failure) -> Error {
-    DeviceError::error(DeviceErrorKind::Failed {
+    let error = DeviceError::error(DeviceErrorKind::Failed {
         parameter: node.full_name(),
         operation,
         source: Source(source),
-    })
+    });
+    trace::device_failed(|| format!("{} {operation}", node.full_name()), &error);
+    error
 }
 
 impl<T: Send + 'static> Parameter<T> {
