@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use common::{pool, within, Gate, THREADED};
+use common::{pool, wait_until, within, Gate, THREADED};
 use concertina::device::Command;
 use concertina::error::DeviceErrorKind;
 use concertina::{Device, Error, Parameter};
@@ -39,16 +39,6 @@ fn acquisition(log: &Log, threads: &concertina::Pool) -> Command<u32, u32> {
         .pool(threads)
         .build()
         .unwrap()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..200_000 {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros(50));
-    }
-    panic!("never happened: {what}");
 }
 
 #[test]

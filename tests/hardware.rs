@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{pool, within, Gate, THREADED};
+use common::{pool, wait_until, within, Gate, THREADED};
 use concertina::device::Lockable;
 use concertina::{Backend, Device, Error, Parameter};
 use motor::{check_log, Event, SimMotor};
@@ -21,16 +21,6 @@ fn motor(backend: Backend) -> (SimMotor, Parameter<f64>) {
     let sim = SimMotor::new(0.5, Duration::from_micros(500));
     let position = sim.parameter(100.0, &pool(backend, 2)).unwrap();
     (sim, position)
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..200_000 {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros(50));
-    }
-    panic!("never happened: {what}");
 }
 
 #[test]

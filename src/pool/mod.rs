@@ -17,6 +17,7 @@
 
 mod builder;
 mod channel;
+mod env;
 pub(crate) mod intake;
 mod rayon;
 mod shutdown;
@@ -81,10 +82,6 @@ use crate::worker::Queued;
 pub struct Pool {
     shared: Arc<Shared>,
 }
-
-/// Every pool built, for a snapshot of the runtime.
-static POOLS: crate::sync::process::Mutex<Vec<std::sync::Weak<Shared>>> =
-    crate::sync::process::Mutex::new(Vec::new());
 
 struct Shared {
     name: String,
@@ -176,24 +173,8 @@ impl Pool {
             exec,
         });
         let _ = shared.ctx.pool.set(Arc::downgrade(&shared));
-        let mut all = POOLS.lock();
-        // The dropped ones go when the list is about to grow: O(1) a pool.
-        if all.len() == all.capacity() {
-            all.retain(|p| p.strong_count() > 0);
-        }
-        all.push(Arc::downgrade(&shared));
-        drop(all);
+        snapshot::register(&shared);
         Pool { shared }
-    }
-
-    /// Every pool alive now, oldest first.
-    pub(crate) fn all() -> Vec<Pool> {
-        POOLS
-            .lock()
-            .iter()
-            .filter_map(std::sync::Weak::upgrade)
-            .map(|shared| Pool { shared })
-            .collect()
     }
 
     /// A builder for a new pool.

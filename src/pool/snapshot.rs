@@ -4,12 +4,36 @@
 //! print on SIGQUIT (Ctrl-\) when `CONCERTINA_SNAPSHOT_ON_SIGQUIT=1`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::graph::{self, Node, Waits};
 use crate::park;
-use crate::pool::{Backend, Pool, PoolStats};
+use crate::pool::{Backend, Pool, PoolStats, Shared};
+
+/// Every pool built, for a snapshot of the runtime.
+static POOLS: crate::sync::process::Mutex<Vec<Weak<Shared>>> =
+    crate::sync::process::Mutex::new(Vec::new());
+
+/// Counts a new pool in.
+pub(super) fn register(shared: &Arc<Shared>) {
+    let mut all = POOLS.lock();
+    // The dropped ones go when the list is about to grow: O(1) a pool.
+    if all.len() == all.capacity() {
+        all.retain(|p| p.strong_count() > 0);
+    }
+    all.push(Arc::downgrade(shared));
+}
+
+/// Every pool alive now, oldest first.
+fn all() -> Vec<Pool> {
+    POOLS
+        .lock()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .map(|shared| Pool { shared })
+        .collect()
+}
 
 /// How far down a chain of waits a snapshot follows.
 const DEPTH: usize = 8;
@@ -111,7 +135,7 @@ pub struct WaitSnapshot {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn snapshot() -> Snapshot {
-    let pools = Pool::all()
+    let pools = all()
         .iter()
         .map(|pool| PoolSnapshot {
             name: pool.name().to_owned(),

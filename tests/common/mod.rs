@@ -152,3 +152,15 @@ pub fn within<T: Send + 'static>(seconds: u64, f: impl FnOnce() -> T + Send + 's
         }
     }
 }
+
+/// Polls `done` (every 50 µs, up to 10 s) and fails the test, naming
+/// `what`, when it never holds.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200_000 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
+    panic!("never happened: {what}");
+}
