@@ -3,6 +3,9 @@
 //! lock table), beside plain `spawn` throughput on the same pool, in the
 //! same run: N empty calls submitted, then all waited for.
 //!
+//! `instance_sync`: one synchronous call at a time, `call` (run on the
+//! caller's thread, the queue held for it) beside `spawn(..).result()`.
+//!
 //! Run: `cargo bench --bench instance`; `python3 benches/summary.py instance spawn`
 //! prints the medians and ratios afterwards.
 
@@ -49,6 +52,27 @@ fn instance(c: &mut Criterion) {
         b.iter(|| {
             let futures: Vec<Future<()>> = (0..N).map(|i| parameter.set(i)).collect();
             futures.into_iter().for_each(|f| f.result().unwrap());
+        })
+    });
+    group.finish();
+
+    // One synchronous call at a time: the closure run on the caller's
+    // thread once the queue is held for it (`call`), beside the same call
+    // run on the pool and waited for (`spawn(..).result()`).
+    let mut group = c.benchmark_group("instance_sync");
+    group.throughput(Throughput::Elements(1_000));
+    group.bench_function("call_here", |b| {
+        b.iter(|| {
+            for _ in 0..1_000 {
+                model.call(|n| *n += 1).unwrap();
+            }
+        })
+    });
+    group.bench_function("spawn_and_wait", |b| {
+        b.iter(|| {
+            for _ in 0..1_000 {
+                model.spawn(|n| *n += 1).result().unwrap();
+            }
         })
     });
     group.finish();

@@ -198,7 +198,16 @@ impl Grid {
 fn fake_worker(mode: &str) -> ! {
     use std::io::{Read, Write};
     let path = std::env::var_os(remote::WORKER_ENV).expect("started as a worker");
-    let mut socket = std::os::unix::net::UnixStream::connect(path).unwrap();
+    // An abstract name (Linux) begins with `@`; else a socket file.
+    let mut socket = match path.to_str().and_then(|p| p.strip_prefix('@')) {
+        #[cfg(target_os = "linux")]
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let address = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+            std::os::unix::net::UnixStream::connect_addr(&address).unwrap()
+        }
+        _ => std::os::unix::net::UnixStream::connect(&path).unwrap(),
+    };
     let skip_frame = |socket: &mut std::os::unix::net::UnixStream| {
         let mut length = [0u8; 4];
         socket.read_exact(&mut length).unwrap();
@@ -234,6 +243,13 @@ fn main() {
     if let Ok(scenario) = std::env::var(common::SCENARIO) {
         assert_eq!(scenario, "ctrl_c");
         ctrl_c_scenario();
+        return;
+    }
+    if std::env::var_os("REMOTE_TEST_DELETED").is_some() {
+        // A parent whose executable was removed (rebuilt) under it.
+        std::fs::remove_file(std::env::current_exe().unwrap()).unwrap();
+        let model = RemoteInstance::start::<Legacy>(&(1u64,)).unwrap();
+        println!("deleted parent: {:?}", model.spawn::<u64>("add", &(2u64,)).result());
         return;
     }
     if std::env::var_os("REMOTE_TEST_PARENT").is_some() {
@@ -287,6 +303,8 @@ fn main() {
         a_program_the_code_runs_is_no_worker,
         a_cancel_after_the_handle_is_dropped_reaches_the_worker,
         a_stopped_worker_takes_its_helpers_with_it,
+        a_program_rebuilt_under_itself_still_starts_workers,
+        workers_leave_no_socket_file_behind,
     ];
     // The worker ranks of an MPI job (`mpirun -n 3`).
     let ranks = named![
@@ -827,6 +845,64 @@ fn a_cancel_after_the_handle_is_dropped_reaches_the_worker() {
 
 /// The worker's own variables are not passed on to what its code runs: a
 /// concertina program started by a code is a program, not a worker.
+/// The executable was rebuilt (here: removed) while the program runs: its
+/// workers start from the running image, not from the path.
+fn a_program_rebuilt_under_itself_still_starts_workers() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let copy = std::env::temp_dir().join(format!("concertina-rebuilt-{}", std::process::id()));
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    let output = std::process::Command::new(&copy)
+        .env("REMOTE_TEST_DELETED", "1")
+        .env_remove("CONCERTINA_TRANSPORT")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&copy);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("deleted parent: Ok(3)"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Workers' addresses are no files (on Linux, abstract socket names): none
+/// of an earlier process can be in the way, none is left behind.
+fn workers_leave_no_socket_file_behind() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let ours = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(&format!("concertina-{}-", std::process::id())) && name.ends_with(".sock")
+            })
+            .count()
+    };
+    assert_eq!(ours(), 0);
+    // Stale files under every name a socket file of this pid could have had
+    // (a process of the same pid before, killed): none is in the way.
+    let stale: Vec<_> = (0..1024)
+        .map(|n| std::env::temp_dir().join(format!("concertina-{}-{n}.sock", std::process::id())))
+        .collect();
+    for path in &stale {
+        std::fs::write(path, b"stale").unwrap();
+    }
+    let model = RemoteInstance::start::<Legacy>(&(0u64,));
+    for path in &stale {
+        let _ = std::fs::remove_file(path);
+    }
+    let model = model.unwrap();
+    assert_eq!(model.spawn::<u64>("add", &(1u64,)).result(), Ok(1));
+    assert_eq!(ours(), 0, "no socket file once the worker connected");
+    drop(model);
+    assert_eq!(ours(), 0);
+}
+
 fn a_program_the_code_runs_is_no_worker() {
     let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
     assert_eq!(model.spawn::<bool>("worker_env", &()).result(), Ok(false));

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::BufWriter;
 use std::os::unix::net::UnixStream;
 use std::process::Child;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -108,8 +108,6 @@ pub(crate) struct State {
     /// Why the worker is gone, once it is.
     pub(super) lost: Option<WorkerLost>,
 }
-
-pub(super) static NEXT_SOCKET: AtomicU64 = AtomicU64::new(0);
 
 impl Link {
     /// The process it talks to, for a snapshot.

@@ -8,17 +8,17 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::error::{LostKind, WorkerLost};
+use crate::remote::address::Address;
 use crate::remote::frame::{self, FromWorker, ToWorker};
 use crate::remote::link::{
-    fail_all, not_started, settle, Link, Outbox, Process, State, CONNECT_TIMEOUT, NEXT_SOCKET,
-    STOP_TIMEOUT,
+    fail_all, not_started, settle, Link, Outbox, Process, State, CONNECT_TIMEOUT, STOP_TIMEOUT,
 };
 use crate::remote::process::{self, Tail};
 use crate::remote::{RemoteBuilder, WORKER_ENV};
@@ -27,13 +27,14 @@ use crate::sync::Mutex;
 impl Link {
     /// Starts the worker process and waits for it to connect.
     pub(super) fn launch(builder: &RemoteBuilder) -> Result<Arc<Link>, Error> {
-        let path = socket_path();
-        let listener = UnixListener::bind(&path)
-            .map_err(|e| not_started(format!("cannot listen at {}: {e}", path.display())))?;
+        let path = Address::fresh();
+        let listener = path
+            .listen()
+            .map_err(|e| not_started(format!("cannot listen at {path}: {e}")))?;
         let mut child = match spawn_worker(builder, &path) {
             Ok(child) => child,
             Err(e) => {
-                let _ = std::fs::remove_file(&path);
+                path.remove();
                 return Err(e);
             }
         };
@@ -44,7 +45,7 @@ impl Link {
             .map(|err| process::relay_stderr(err, tail.clone()));
         let accepted = accept(&listener, &path, &mut child);
         drop(listener);
-        let _ = std::fs::remove_file(&path);
+        path.remove();
         let stream = match accepted {
             Ok(stream) => stream,
             Err(status) => {
@@ -170,16 +171,14 @@ impl Outbox for Closed {
     }
 }
 
-/// A socket path of its own in the temporary directory.
-fn socket_path() -> PathBuf {
-    let n = NEXT_SOCKET.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("concertina-{}-{n}.sock", std::process::id()))
-}
-
-/// The worker executable (this one by default), in worker mode.
-fn spawn_worker(builder: &RemoteBuilder, path: &std::path::Path) -> Result<Child, Error> {
+/// The worker executable (this one by default), in worker mode. On Linux
+/// this one is started from its running image (`/proc/self/exe`): a
+/// program whose file was rebuilt (or removed) meanwhile still starts
+/// workers of its own code.
+fn spawn_worker(builder: &RemoteBuilder, path: &Address) -> Result<Child, Error> {
     let exe = match &builder.program {
         Some(program) => program.clone(),
+        None if cfg!(target_os = "linux") => PathBuf::from("/proc/self/exe"),
         None => std::env::current_exe().map_err(|e| {
             not_started(format!(
                 "cannot find this executable to start a worker: {e}"
@@ -188,7 +187,7 @@ fn spawn_worker(builder: &RemoteBuilder, path: &std::path::Path) -> Result<Child
     };
     Command::new(&exe)
         .envs(builder.env.iter().map(|(k, v)| (k, v)))
-        .env(WORKER_ENV, path)
+        .env(WORKER_ENV, path.as_env())
         // A group of its own: what its code starts goes with it (see
         // `process::end_group`); the parent relays a terminal's Ctrl-C.
         .process_group(0)
@@ -202,7 +201,7 @@ fn spawn_worker(builder: &RemoteBuilder, path: &std::path::Path) -> Result<Child
 /// Waits for the worker to connect; its exit status if it ended first.
 fn accept(
     listener: &UnixListener,
-    path: &std::path::Path,
+    path: &Address,
     child: &mut Child,
 ) -> Result<UnixStream, Option<ExitStatus>> {
     if listener.set_nonblocking(true).is_err() {
@@ -223,8 +222,7 @@ fn accept(
         }
         if Instant::now() > deadline {
             eprintln!(
-                "concertina: a worker did not connect to {} within {CONNECT_TIMEOUT:?}; killed",
-                path.display()
+                "concertina: a worker did not connect to {path} within {CONNECT_TIMEOUT:?}; killed"
             );
             break;
         }

@@ -67,6 +67,7 @@
 //! A large numeric array (`Vec<f64>`) costs its bytes, not a message per
 //! element: see the figures in `docs/performance.md`.
 
+mod address;
 mod builder;
 pub(crate) mod frame;
 mod instance;

@@ -27,7 +27,7 @@ pub const WORKER_ENV: &str = "CONCERTINA_WORKER_SOCKET";
 
 /// Connects to the parent at `path` and serves it; the exit status.
 pub(crate) fn serve_parent_at(path: &std::ffi::OsStr, codes: &[CodeEntry]) -> i32 {
-    match UnixStream::connect(path) {
+    match crate::remote::address::connect(path) {
         Ok(stream) => serve(stream, codes),
         Err(error) => {
             eprintln!(
