@@ -307,13 +307,29 @@ impl<C: Send + 'static> Instance<C> {
             queue: &self.shared,
             token: Arc::downgrade(&hold.token),
         };
-        let queue = Arc::downgrade(&self.shared);
-        self.spawn(move |_: &mut C| {
-            if let Some(queue) = queue.upgrade() {
-                queue.state.lock().flags = Some(hold);
-            }
-        })
-        .result()?;
+        // An idle queue is held at once; else the turn is a call queued
+        // behind the others, which holds the queue when it runs.
+        let mut hold = Some(hold);
+        // (A pool shut down or not built refuses it, as a queued call.)
+        let open = self.shared.pool.as_ref().is_ok_and(|p| !p.is_shutdown());
+        let held = open
+            && self.shared.if_idle(|flags| {
+                // Held by another synchronous call: this one queues.
+                flags.is_none() && {
+                    *flags = hold.take();
+                    true
+                }
+            });
+        if !held {
+            let hold = hold.take().expect("not taken when not idle");
+            let queue = Arc::downgrade(&self.shared);
+            self.spawn(move |_: &mut C| {
+                if let Some(queue) = queue.upgrade() {
+                    queue.state.lock().flags = Some(hold);
+                }
+            })
+            .result()?;
+        }
         let calls = &self.shared.kind;
         let outcome = {
             let mut value = calls.value.lock();

@@ -136,6 +136,17 @@ impl<K: Live> Serial<K> {
         self.start_if_idle(state);
     }
 
+    /// When nothing is queued, running or about to drain: what `take`
+    /// makes of the flags, under the queue's lock; else false.
+    pub(crate) fn if_idle(&self, take: impl FnOnce(&mut K::Flags) -> bool) -> bool {
+        let mut state = self.state.lock();
+        let idle = state.items.is_empty()
+            && state.running.is_none()
+            && !state.scheduled
+            && !state.draining;
+        idle && take(&mut state.flags)
+    }
+
     /// True while an item is queued or running.
     pub(crate) fn is_busy(&self) -> bool {
         let state = self.state.lock();

@@ -249,7 +249,10 @@ fn main() {
         // A parent whose executable was removed (rebuilt) under it.
         std::fs::remove_file(std::env::current_exe().unwrap()).unwrap();
         let model = RemoteInstance::start::<Legacy>(&(1u64,)).unwrap();
-        println!("deleted parent: {:?}", model.spawn::<u64>("add", &(2u64,)).result());
+        println!(
+            "deleted parent: {:?}",
+            model.spawn::<u64>("add", &(2u64,)).result()
+        );
         return;
     }
     if std::env::var_os("REMOTE_TEST_PARENT").is_some() {
@@ -879,7 +882,8 @@ fn workers_leave_no_socket_file_behind() {
             .filter_map(Result::ok)
             .filter(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                name.starts_with(&format!("concertina-{}-", std::process::id())) && name.ends_with(".sock")
+                name.starts_with(&format!("concertina-{}-", std::process::id()))
+                    && name.ends_with(".sock")
             })
             .count()
     };
