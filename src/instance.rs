@@ -334,8 +334,8 @@ impl<C: Send + 'static> Instance<C> {
         let outcome = {
             let mut value = calls.value.lock();
             let _span = trace::instance_call(std::any::type_name::<C>(), trace::next_id());
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut value)))
-                .map_err(|payload| Error::Panicked(crate::error::panic_message(&*payload)))
+            // As a task's: the panic becomes its error (and its event).
+            crate::task::running::catch(|| Ok(f(&mut value))).0
         };
         note_panic(&outcome, &calls.poisoned);
         drop(release);

@@ -310,8 +310,7 @@ impl RemoteInstance {
         // the worker in the order of their ids.
         let link = &self.handle.link;
         let mut writer = link.writer.lock();
-        let (id, mut futures) = match link.register::<R>(1, &format!("a remote call of `{method}`"))
-        {
+        let (id, mut futures) = match link.register::<R>(1, "a remote call of", method) {
             Ok(registered) => registered,
             Err(error) => return (Future::failed(error), None),
         };
@@ -398,11 +397,10 @@ impl RemoteInstance {
         }
         let link = &self.handle.link;
         let mut writer = link.writer.lock();
-        let (first, futures) =
-            match link.register::<R>(encoded.len(), &format!("a remote call of `{method}`")) {
-                Ok(registered) => registered,
-                Err(error) => return failed(error),
-            };
+        let (first, futures) = match link.register::<R>(encoded.len(), "a remote call of", method) {
+            Ok(registered) => registered,
+            Err(error) => return failed(error),
+        };
         let calls = ToWorker::Calls {
             instance: self.handle.instance,
             first,

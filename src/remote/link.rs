@@ -110,13 +110,15 @@ pub(crate) struct State {
 }
 
 impl Link {
-    /// The process it talks to, for a snapshot.
-    fn describe(&self) -> String {
+    /// `what` `name` on the process it talks to: a call's name in
+    /// snapshots, made in one allocation.
+    fn name_of(&self, what: &str, name: &str) -> Arc<str> {
         match &self.process {
-            Process::Local { .. } => format!("worker process {}", self.pid),
+            Process::Local { .. } => format!("{what} `{name}` on worker process {}", self.pid),
             #[cfg(feature = "mpi")]
-            Process::Rank(rank) => format!("MPI rank {rank}"),
+            Process::Rank(rank) => format!("{what} `{name}` on MPI rank {rank}"),
         }
+        .into()
     }
 
     /// The worker on an MPI rank.
@@ -154,6 +156,7 @@ impl Link {
         self: &Arc<Self>,
         count: usize,
         what: &str,
+        name: &str,
     ) -> Result<(u64, Vec<Future<R>>), Error>
     where
         R: DeserializeOwned + Send + 'static,
@@ -165,7 +168,7 @@ impl Link {
         let first = state.next;
         state.next += count as u64;
         // One name for the batch, shared: a snapshot says what each waits for.
-        let name: Arc<str> = format!("{what} on {}", self.describe()).into();
+        let name = self.name_of(what, name);
         let futures = (first..first + count as u64)
             .map(|id| {
                 let (future, task) = Future::<R>::pending_named(name.clone());

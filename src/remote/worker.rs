@@ -110,8 +110,7 @@ impl Worker {
         let instance = link.next_instance.fetch_add(1, Ordering::Relaxed);
         let started = {
             let mut writer = link.writer.lock();
-            let (id, mut futures) =
-                link.register::<()>(1, &format!("the start of a `{}`", C::NAME))?;
+            let (id, mut futures) = link.register::<()>(1, "the start of a", C::NAME)?;
             let start = ToWorker::Start {
                 instance,
                 id,
