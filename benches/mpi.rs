@@ -3,6 +3,8 @@
 //!
 //! * a small call's round trip (target ≤ 2× the raw ping-pong);
 //! * a call carrying 1,000 doubles and its reply;
+//! * a 100 MiB `Vec<f64>` there and back (`BULK_MB` sets the size), beside
+//!   a raw round trip of the same bytes into buffers that are reused;
 //! * the CPU time of an idle worker rank (and of rank 0) over 3 s.
 //!
 //! Run: `cargo bench --features mpi --bench mpi`. The bench starts
@@ -19,6 +21,16 @@ const MODE: &str = "CONCERTINA_BENCH_MPI";
 const ROUNDS: usize = 5;
 const SMALL_TRIPS: usize = 20_000;
 const LARGE_TRIPS: usize = 2_000;
+const BULK_TRIPS: usize = 10;
+
+/// The size of the bulk round trip, in bytes (`BULK_MB`, 100 unless set).
+fn bulk_bytes() -> usize {
+    std::env::var("BULK_MB")
+        .ok()
+        .and_then(|mb| mb.parse::<usize>().ok())
+        .unwrap_or(100)
+        << 20
+}
 
 /// The code under measure.
 #[derive(Default)]
@@ -34,6 +46,11 @@ impl Bench {
     /// Sums the doubles.
     pub fn total(&mut self, values: Vec<f64>) -> f64 {
         values.iter().sum()
+    }
+
+    /// Gives a bulk array back.
+    pub fn bulk(&mut self, values: Vec<f64>) -> Vec<f64> {
+        values
     }
 }
 
@@ -78,11 +95,27 @@ fn raw() {
             });
             println!("raw {out}/{back} {}", time.as_nanos());
         }
+        let out = vec![1u8; bulk_bytes()];
+        let mut back = vec![0u8; bulk_bytes()];
+        let time = median_trip(BULK_TRIPS, || {
+            peer.send(&out[..]);
+            peer.receive_into(&mut back[..]);
+        });
+        println!("raw bulk {}", time.as_nanos());
         peer.send(&[0u8; 0][..]);
     } else {
         let parent = world.process_at_rank(0);
+        // The bulk trip's bytes, received into the same buffer each time.
+        let mut bulk = vec![0u8; bulk_bytes()];
         loop {
-            let (request, _) = parent.receive_vec::<u8>();
+            let (message, status) = parent.matched_probe();
+            let count = status.count(u8::equivalent_datatype()) as usize;
+            if count == bulk.len() {
+                message.matched_receive_into(&mut bulk[..]);
+                parent.send(&bulk[..]);
+                continue;
+            }
+            let (request, _) = (message, status).matched_receive_vec::<u8>();
             let back = match request.len() {
                 0 => break,
                 n if n > 100 => 16,
@@ -126,6 +159,19 @@ fn remote_job() {
         bench.total(doubles.clone()).result().unwrap();
     });
     println!("remote doubles {}", time.as_nanos());
+    let values: Vec<f64> = (0..bulk_bytes() / 8).map(|i| i as f64).collect();
+    let mut times = Vec::new();
+    for _ in 0..BULK_TRIPS {
+        // The argument made before the trip, the result dropped after:
+        // what is timed is the trip.
+        let argument = values.clone();
+        let started = Instant::now();
+        let back = bench.bulk(argument).result().unwrap();
+        times.push(started.elapsed());
+        assert_eq!(back.len(), values.len());
+    }
+    times.sort();
+    println!("remote bulk {}", times[times.len() / 2].as_nanos());
     // Idle: nothing asked of the worker for 3 s.
     let worker = bench.instance().pid();
     let (rank0, rank1) = (cpu_time(std::process::id()), cpu_time(worker));
@@ -186,6 +232,7 @@ fn driver() {
     let raw_large = get("raw 8024/16 0");
     let small = get("remote small 0");
     let doubles = get("remote doubles 0");
+    let (raw_bulk, bulk) = (get("raw bulk 0"), get("remote bulk 0"));
     let (idle0, idle1) = (get("idle cpu 0"), get("idle cpu 1"));
     println!("medians of {ROUNDS} jobs each (mpirun -n 2, one batch median per job):");
     println!(
@@ -209,6 +256,18 @@ fn driver() {
         "  remote call with 1,000 doubles:         {:>9.2} µs  ({:.2}x the 8,024/16 raw ping-pong)",
         doubles / 1e3,
         doubles / raw_large
+    );
+    let mb = bulk_bytes() as f64 / 1e6;
+    println!(
+        "  raw round trip of {mb:.0} MB:             {:>9.1} ms  ({:.0} MB/s)",
+        raw_bulk / 1e6,
+        mb / (raw_bulk / 1e9)
+    );
+    println!(
+        "  remote Vec<f64> of {mb:.0} MB there and back: {:>6.1} ms  ({:.0} MB/s, {:.2}x the raw round trip)",
+        bulk / 1e6,
+        mb / (bulk / 1e9),
+        bulk / raw_bulk
     );
     println!(
         "  idle 3 s, CPU time: rank 0 {idle0:.0} ms, worker rank {idle1:.0} ms ({:.1} % of a core)",

@@ -284,6 +284,7 @@ fn main() {
         reentrant_codes_share_a_worker_and_run_side_by_side,
         a_legacy_code_has_one_instance_per_worker,
         messages_of_every_size_in_flight_both_ways_at_once,
+        large_messages_of_varying_sizes_carry_their_own_bytes,
         a_batchs_replies_do_not_wait_for_the_next_message,
         a_callback_that_waits_on_a_later_call_does_not_stop_the_replies,
         a_snapshot_names_the_remote_call_a_thread_waits_for,
@@ -1159,6 +1160,29 @@ fn messages_of_every_size_in_flight_both_ways_at_once() {
             back[0] ^ key,
             if size == 64 << 20 { 0 } else { (i / 8) as u8 }
         );
+    }
+}
+
+/// Large messages one after another, each of another size and pattern:
+/// the buffers kept from one large message for the next (a frame, a call's
+/// arguments, its result) carry only the new message's bytes, whole, at
+/// their start — a shorter message after a longer one, a longer after a
+/// shorter, one of the same size.
+fn large_messages_of_varying_sizes_carry_their_own_bytes() {
+    let grid = GridRemote::start(1, 0.0).unwrap();
+    let mib = 1usize << 20;
+    for (round, size) in [4 * mib, 3 * mib, 4 * mib + 17, 4 * mib + 17, 2 * mib, 5 * mib]
+        .into_iter()
+        .enumerate()
+    {
+        let pattern = |i: usize| (i.wrapping_mul(131) ^ round) as u8;
+        let values: Vec<u8> = (0..size).map(pattern).collect();
+        let key = 0x5a ^ round as u8;
+        let back = grid.echo(values, key).result().unwrap();
+        assert_eq!(back.len(), size, "round {round}");
+        if let Some(i) = (0..size).find(|&i| back[i] ^ key != pattern(i)) {
+            panic!("round {round}: byte {i} of {size} is {} ", back[i]);
+        }
     }
 }
 

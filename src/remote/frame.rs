@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::io::{self, Read, Write};
 
 use crate::error::RemoteFailure;
+use crate::remote::spare;
 use serde::{Deserialize, Serialize};
 
 /// The largest frame either side accepts: anything longer is garbage.
@@ -98,6 +99,34 @@ pub(crate) enum Outcome<'a> {
     Cancelled,
 }
 
+impl ToWorker {
+    /// Keeps the message's byte buffer for a later message once it was
+    /// sent (see `spare`).
+    pub(crate) fn recycle(self) {
+        match self {
+            ToWorker::Start { args, .. }
+            | ToWorker::Call { args, .. }
+            | ToWorker::CallAfter { args, .. } => spare::give(args),
+            _ => {}
+        }
+    }
+}
+
+impl FromWorker<'_> {
+    /// Keeps the reply's byte buffers for later messages once it was sent.
+    pub(crate) fn recycle(self) {
+        let give = |outcome: Outcome<'_>| {
+            if let Outcome::Value(Cow::Owned(bytes)) = outcome {
+                spare::give(bytes);
+            }
+        };
+        match self {
+            FromWorker::Reply { outcome, .. } => give(outcome),
+            FromWorker::Replies(outcomes) => outcomes.into_iter().for_each(|(_, o)| give(o)),
+        }
+    }
+}
+
 /// Refuses a message of `bytes` over [`MAX_FRAME`] (every transport: an
 /// MPI message counts its bytes in an `i32`), with an error of kind
 /// `InvalidInput` that names the size and the limit.
@@ -123,7 +152,7 @@ pub(crate) fn encoded<M: Serialize>(message: &M) -> io::Result<Vec<u8>> {
     let invalid = |e: postcard::Error| io::Error::new(io::ErrorKind::InvalidData, e);
     let length = size_of(message).map_err(invalid)?;
     check_size(length)?;
-    postcard::to_extend(message, Vec::with_capacity(length)).map_err(invalid)
+    postcard::to_extend(message, spare::take(length)).map_err(invalid)
 }
 
 /// Writes `message` as one frame: its length (measured first), then the
@@ -149,7 +178,11 @@ pub(crate) fn write<M: Serialize>(out: &mut impl Write, message: &M) -> io::Resu
 /// [`MAX_FRAME`], or bytes that do not decode.
 pub(crate) fn read<M: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::Result<Option<M>> {
     match read_bytes(input)? {
-        Some(payload) => decoded(&payload).map(Some),
+        Some(payload) => {
+            let message = decoded(&payload).map(Some);
+            spare::give(payload);
+            message
+        }
         None => Ok(None),
     }
 }
@@ -190,14 +223,23 @@ pub(crate) fn read_bytes(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
             format!("a frame of {length} bytes announced: over the {MAX_FRAME}-byte limit (garbage on the channel?)"),
         ));
     }
-    let mut payload = vec![0u8; length];
-    input.read_exact(&mut payload).map_err(|e| {
+    // Into a kept buffer when one fits (see `spare`), and never zeroed
+    // first: read into its room as the bytes come.
+    let mut payload = spare::take(length);
+    let ended = |got: usize| {
         io::Error::new(
-            e.kind(),
-            format!("the stream ended inside a frame of {length} bytes"),
+            io::ErrorKind::UnexpectedEof,
+            format!("the stream ended inside a frame of {length} bytes ({got} came)"),
         )
-    })?;
-    Ok(Some(payload))
+    };
+    match input.take(length as u64).read_to_end(&mut payload) {
+        Ok(got) if got == length => Ok(Some(payload)),
+        Ok(got) => Err(ended(got)),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("reading a frame of {length} bytes: {e}"),
+        )),
+    }
 }
 
 /// A byte field of a message as one run of bytes (its length, then the
@@ -213,10 +255,18 @@ mod bytes {
         serializer.serialize_bytes(bytes)
     }
 
+    /// The bytes copied out of the frame, into a kept buffer when one fits.
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Vec<u8>, D::Error> {
-        borrowed(deserializer).map(Cow::into_owned)
+        borrowed(deserializer).map(|bytes| match bytes {
+            Cow::Borrowed(bytes) => {
+                let mut owned = crate::remote::spare::take(bytes.len());
+                owned.extend_from_slice(bytes);
+                owned
+            }
+            Cow::Owned(bytes) => bytes,
+        })
     }
 
     /// The bytes, borrowed from the frame when the format lends them.

@@ -332,6 +332,7 @@ impl RemoteInstance {
         };
         let refused = refusal(writer.send(&call));
         drop(writer);
+        call.recycle();
         let refused_now = refused.is_some();
         link.refuse(refused, id, 1);
         let future = futures.pop().expect("one call registered");

@@ -21,6 +21,7 @@ use crate::remote::link::{
     fail_all, not_started, settle, Link, Outbox, Process, State, CONNECT_TIMEOUT, STOP_TIMEOUT,
 };
 use crate::remote::process::{self, Tail};
+use crate::remote::spare;
 use crate::remote::{RemoteBuilder, WORKER_ENV};
 use crate::sync::Mutex;
 
@@ -290,15 +291,24 @@ fn read_replies(
             Ok(None) => break None,
             Err(e) => break Some(e.to_string()),
         };
-        // The values are decoded from the frame's own bytes.
-        match frame::decoded::<FromWorker<'_>>(&payload) {
-            Ok(FromWorker::Reply { id, outcome }) => settle(&state, id, outcome),
+        // The values are decoded from the frame's own bytes, which are
+        // kept for a later frame (see `spare`).
+        let garbage = match frame::decoded::<FromWorker<'_>>(&payload) {
+            Ok(FromWorker::Reply { id, outcome }) => {
+                settle(&state, id, outcome);
+                None
+            }
             Ok(FromWorker::Replies(outcomes)) => {
                 for (id, outcome) in outcomes {
                     settle(&state, id, outcome);
                 }
+                None
             }
-            Err(e) => break Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        spare::give(payload);
+        if garbage.is_some() {
+            break garbage;
         }
     };
     // What the worker started goes with it — ended before the worker is

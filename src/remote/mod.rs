@@ -78,6 +78,7 @@ mod mpi;
 mod process;
 mod server;
 mod session;
+mod spare;
 mod worker;
 
 use std::fmt;
@@ -265,10 +266,11 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError> 
             format!("cannot encode: {e}"),
         ))
     };
-    // Measured first, then written once into a buffer of that size: a
-    // large array costs one pass and no growing.
+    // Measured first, then written once into a buffer of that size (a kept
+    // one, for a large value the size of one before): a large array costs
+    // one pass and no growing.
     let size = frame::size_of(value).map_err(failed)?;
-    postcard::to_extend(value, Vec::with_capacity(size)).map_err(failed)
+    postcard::to_extend(value, spare::take(size)).map_err(failed)
 }
 
 /// Decodes a call's arguments or result (postcard).

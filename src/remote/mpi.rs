@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use mpi::point_to_point::{Message, Status};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 use mpi::Threading;
@@ -21,6 +22,7 @@ use crate::error::{LostKind, WorkerLost};
 use crate::remote::frame::{self, FromWorker, ToWorker};
 use crate::remote::link::{fail_all, set_ranks, settle, Link, Outbox, RankLinks, State};
 use crate::remote::server::{Output, Server};
+use crate::remote::spare;
 use crate::remote::{CodeEntry, TRANSPORT_ENV};
 use crate::sync::Mutex;
 
@@ -263,7 +265,7 @@ fn send_receiving<S, D>(
     bytes: &[u8],
     tag: i32,
     incoming: i32,
-    arrived: &mut dyn FnMut(Vec<u8>, mpi::point_to_point::Status),
+    arrived: &mut dyn FnMut(&[u8], Status),
 ) where
     S: Source,
     D: Destination,
@@ -275,17 +277,28 @@ fn send_receiving<S, D>(
                 Ok(_) => return,
                 Err(pending) => request = pending,
             }
-            let mut received = false;
+            let mut any = false;
             while let Some(probed) = from.immediate_matched_probe_with_tag(incoming) {
-                let (bytes, status) = probed.matched_receive_vec::<u8>();
-                arrived(bytes, status);
-                received = true;
+                let (bytes, status) = received(probed);
+                arrived(&bytes, status);
+                spare::give(bytes);
+                any = true;
             }
-            if !received {
+            if !any {
                 std::thread::yield_now();
             }
         }
     });
+}
+
+/// Receives a probed message, into a kept buffer when one fits (see
+/// `spare`): give it back once read.
+fn received((message, status): (Message, Status)) -> (Vec<u8>, Status) {
+    let count = usize::try_from(status.count(u8::equivalent_datatype())).unwrap_or(0);
+    let mut bytes = spare::take(count);
+    bytes.resize(count, 0);
+    let status = message.matched_receive_into(&mut bytes[..]);
+    (bytes, status)
 }
 
 /// Rank 0's MPI thread.
@@ -358,10 +371,11 @@ fn root(
                 TO_WORKER,
                 FROM_WORKER,
                 &mut |bytes, status| {
-                    let settled = route(&bytes, status.source_rank());
+                    let settled = route(bytes, status.source_rank());
                     *outstanding = outstanding.saturating_sub(settled);
                 },
             );
+            spare::give(bytes);
             true
         }
         Out::Shutdown => false,
@@ -394,8 +408,9 @@ fn root(
             .any_process()
             .immediate_matched_probe_with_tag(FROM_WORKER)
         {
-            let (bytes, status) = probed.matched_receive_vec::<u8>();
+            let (bytes, status) = received(probed);
             outstanding = outstanding.saturating_sub(route(&bytes, status.source_rank()));
+            spare::give(bytes);
             busy = true;
         }
         if busy {
@@ -423,16 +438,13 @@ fn root(
             TO_WORKER,
             FROM_WORKER,
             &mut |bytes, status| {
-                route(&bytes, status.source_rank());
+                route(bytes, status.source_rank());
             },
         );
     }
     let mut running = size - 1;
     while running > 0 {
-        let (bytes, status) = world
-            .any_process()
-            .matched_probe()
-            .matched_receive_vec::<u8>();
+        let (bytes, status) = received(world.any_process().matched_probe());
         match status.tag() {
             FROM_WORKER => {
                 route(&bytes, status.source_rank());
@@ -473,19 +485,22 @@ fn serve_rank(world: &SimpleCommunicator) {
         let mut busy = false;
         while let Ok(bytes) = replied.try_recv() {
             rank.reply(&bytes, FROM_WORKER);
+            spare::give(bytes);
             busy = true;
         }
         if rank.stopping && rank.server.finished() {
             // Whatever the last calls replied, then the end.
             while let Ok(bytes) = replied.try_recv() {
                 rank.reply(&bytes, FROM_WORKER);
+                spare::give(bytes);
             }
             rank.reply(&[0u8], STOPPED);
             return;
         }
         if let Some(probed) = parent.immediate_matched_probe_with_tag(TO_WORKER) {
-            let (bytes, _) = probed.matched_receive_vec::<u8>();
+            let (bytes, _) = received(probed);
             rank.arrived(&bytes);
+            spare::give(bytes);
             busy = true;
         }
         if busy {
@@ -493,6 +508,7 @@ fn serve_rank(world: &SimpleCommunicator) {
         } else if let Some(wait) = backoff.step() {
             if let Ok(bytes) = replied.recv_timeout(wait) {
                 rank.reply(&bytes, FROM_WORKER);
+                spare::give(bytes);
                 backoff.reset();
             }
         }
@@ -531,7 +547,7 @@ impl Rank<'_> {
     fn reply(&mut self, bytes: &[u8], tag: i32) {
         let parent = self.world.process_at_rank(0);
         send_receiving(&parent, &parent, bytes, tag, TO_WORKER, &mut |bytes, _| {
-            self.arrived(&bytes)
+            self.arrived(bytes)
         });
     }
 }

@@ -154,10 +154,15 @@ fn fitting(outcome: Outcome<'_>) -> Outcome<'_> {
 /// outcomes over it goes in parts. True while replies can be sent.
 fn reply(output: &Output, message: FromWorker<'_>) -> bool {
     match message {
-        FromWorker::Reply { id, outcome } => output(&FromWorker::Reply {
-            id,
-            outcome: fitting(outcome),
-        }),
+        FromWorker::Reply { id, outcome } => {
+            let message = FromWorker::Reply {
+                id,
+                outcome: fitting(outcome),
+            };
+            let sent = output(&message);
+            message.recycle();
+            sent
+        }
         FromWorker::Replies(outcomes) => {
             let mut part = Vec::new();
             let mut weighed = 0;
@@ -165,7 +170,10 @@ fn reply(output: &Output, message: FromWorker<'_>) -> bool {
                 let outcome = fitting(outcome);
                 let w = weight(&outcome);
                 if !part.is_empty() && weighed + w > REPLY_LIMIT {
-                    if !output(&FromWorker::Replies(std::mem::take(&mut part))) {
+                    let message = FromWorker::Replies(std::mem::take(&mut part));
+                    let sent = output(&message);
+                    message.recycle();
+                    if !sent {
                         return false;
                     }
                     weighed = 0;
@@ -173,7 +181,13 @@ fn reply(output: &Output, message: FromWorker<'_>) -> bool {
                 weighed += w;
                 part.push((id, outcome));
             }
-            part.is_empty() || output(&FromWorker::Replies(part))
+            if part.is_empty() {
+                return true;
+            }
+            let message = FromWorker::Replies(part);
+            let sent = output(&message);
+            message.recycle();
+            sent
         }
     }
 }
@@ -617,6 +631,7 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
             },
             |_| (),
         );
+        crate::remote::spare::give(args);
         runner.inbox.lock().running = None;
         let outcome = match future.result() {
             Ok(value) => Outcome::Value(value.into()),
