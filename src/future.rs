@@ -118,8 +118,11 @@ impl<T: Send + 'static> Future<T> {
 
     /// As [`Future::pending`], its task named in snapshots and deadlock
     /// reports.
-    pub(crate) fn pending_named(name: std::sync::Arc<str>) -> (Self, TaskRef<T>) {
-        let inner = crate::task::pending_named(name);
+    pub(crate) fn pending_named(
+        name: std::sync::Arc<str>,
+        driver: Option<std::sync::Arc<dyn crate::task::Drive>>,
+    ) -> (Self, TaskRef<T>) {
+        let inner = crate::task::pending_named(name, driver);
         (Future::from_shared(inner.clone()), inner)
     }
 

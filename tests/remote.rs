@@ -285,6 +285,7 @@ fn main() {
         a_legacy_code_has_one_instance_per_worker,
         messages_of_every_size_in_flight_both_ways_at_once,
         large_messages_of_varying_sizes_carry_their_own_bytes,
+        an_interrupt_fails_the_wait_for_a_remote_call_and_cancels_it,
         a_batchs_replies_do_not_wait_for_the_next_message,
         a_callback_that_waits_on_a_later_call_does_not_stop_the_replies,
         a_snapshot_names_the_remote_call_a_thread_waits_for,
@@ -1171,9 +1172,16 @@ fn messages_of_every_size_in_flight_both_ways_at_once() {
 fn large_messages_of_varying_sizes_carry_their_own_bytes() {
     let grid = GridRemote::start(1, 0.0).unwrap();
     let mib = 1usize << 20;
-    for (round, size) in [4 * mib, 3 * mib, 4 * mib + 17, 4 * mib + 17, 2 * mib, 5 * mib]
-        .into_iter()
-        .enumerate()
+    for (round, size) in [
+        4 * mib,
+        3 * mib,
+        4 * mib + 17,
+        4 * mib + 17,
+        2 * mib,
+        5 * mib,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let pattern = |i: usize| (i.wrapping_mul(131) ^ round) as u8;
         let values: Vec<u8> = (0..size).map(pattern).collect();
@@ -1184,6 +1192,56 @@ fn large_messages_of_varying_sizes_carry_their_own_bytes() {
             panic!("round {round}: byte {i} of {size} is {} ", back[i]);
         }
     }
+}
+
+/// An interrupt (what a Ctrl-C does) while a thread waits for a remote call
+/// fails the wait with `Interrupted` and cancels the call in the worker,
+/// which serves on — also while the waiting thread receives the replies
+/// itself (on MPI ranks, replies of another instance keep coming to it).
+fn an_interrupt_fails_the_wait_for_a_remote_call_and_cancels_it() {
+    let model = RemoteInstance::start::<Legacy>(&(0u64,)).unwrap();
+    let grid = GridRemote::start(1, 0.0).unwrap();
+    let marker = std::env::temp_dir().join(format!("concertina-interrupted-{}", model.pid()));
+    let _ = std::fs::remove_file(&marker);
+    let spin = model.spawn::<String>("spin", &(marker.to_string_lossy().into_owned(),));
+    common::wait_until("the call runs", || marker.exists());
+    let _ = std::fs::remove_file(&marker);
+    // Calls of another instance all along, never waited on with a wait that
+    // an interrupt would end: their replies reach whoever receives them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut made = 0u64;
+            let mut flying = std::collections::VecDeque::new();
+            while !stop.load(Ordering::SeqCst) || !flying.is_empty() {
+                if !stop.load(Ordering::SeqCst) && flying.len() < 32 {
+                    flying.push_back(grid.shift(0.0));
+                    made += 1;
+                }
+                if flying
+                    .front()
+                    .is_some_and(|f: &concertina::Future<f64>| f.done())
+                {
+                    let done = flying.pop_front().unwrap();
+                    assert_eq!(done.result(), Ok(0.0));
+                }
+                std::thread::yield_now();
+            }
+            made
+        })
+    };
+    let waiter = std::thread::spawn(move || spin.result());
+    common::wait_until("an interrupt reaches the wait", || {
+        concertina::interrupt::interrupt_waits() > 0
+    });
+    let outcome = common::within(10, move || waiter.join().unwrap());
+    assert_eq!(outcome, Err(Error::Interrupted));
+    stop.store(true, Ordering::SeqCst);
+    let made = common::within(10, move || traffic.join().unwrap());
+    assert!(made > 0);
+    // The spin saw cancelled() and returned (adding a million).
+    assert_eq!(model.spawn::<u64>("total", &()).result(), Ok(1_000_000));
 }
 
 /// An argument over the 1 GiB limit of a message fails its call at once

@@ -21,7 +21,7 @@ use crate::pool::{Backend, Pool};
 use crate::remote::decode;
 use crate::remote::frame::{self, Outcome, ToWorker};
 use crate::sync::Mutex;
-use crate::task::TaskRef;
+use crate::task::{Drive, TaskRef};
 
 /// How long a worker may take to connect after it started.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -86,9 +86,11 @@ pub(super) enum Process {
         /// made before the stop have replied.
         socket: Option<UnixStream>,
     },
-    /// Another rank of the MPI job, serving for the whole session.
+    /// Another rank of the MPI job, serving for the whole session; a
+    /// thread waiting for one of its calls serves the MPI conversations
+    /// with `driver`.
     #[cfg(feature = "mpi")]
-    Rank(i32),
+    Rank { rank: i32, driver: Arc<dyn Drive> },
 }
 
 impl State {
@@ -116,9 +118,18 @@ impl Link {
         match &self.process {
             Process::Local { .. } => format!("{what} `{name}` on worker process {}", self.pid),
             #[cfg(feature = "mpi")]
-            Process::Rank(rank) => format!("{what} `{name}` on MPI rank {rank}"),
+            Process::Rank { rank, .. } => format!("{what} `{name}` on MPI rank {rank}"),
         }
         .into()
+    }
+
+    /// What a thread waiting for a call may serve (see [`Drive`]).
+    fn driver(&self) -> Option<Arc<dyn Drive>> {
+        match &self.process {
+            Process::Local { .. } => None,
+            #[cfg(feature = "mpi")]
+            Process::Rank { driver, .. } => Some(driver.clone()),
+        }
     }
 
     /// The worker on an MPI rank.
@@ -128,12 +139,13 @@ impl Link {
         pid: u32,
         outbox: Box<dyn Outbox>,
         state: Arc<Mutex<State>>,
+        driver: Arc<dyn Drive>,
     ) -> Arc<Link> {
         Arc::new(Link {
             pid,
             writer: Arc::new(Mutex::new(outbox)),
             state,
-            process: Process::Rank(rank),
+            process: Process::Rank { rank, driver },
             next_instance: AtomicU32::new(0),
         })
     }
@@ -169,9 +181,10 @@ impl Link {
         state.next += count as u64;
         // One name for the batch, shared: a snapshot says what each waits for.
         let name = self.name_of(what, name);
+        let driver = self.driver();
         let futures = (first..first + count as u64)
             .map(|id| {
-                let (future, task) = Future::<R>::pending_named(name.clone());
+                let (future, task) = Future::<R>::pending_named(name.clone(), driver.clone());
                 state.pending.insert(
                     id,
                     Box::new(move |reply: Result<&[u8], Error>| {

@@ -90,6 +90,13 @@ struct Runner {
 }
 
 impl Runner {
+    /// True when its thread has something to do: a call that may run, or
+    /// the end.
+    fn ready(&self) -> bool {
+        let inbox = self.inbox.lock();
+        inbox.gone || inbox.stopping || inbox.calls.front().is_some_and(|call| !call.after)
+    }
+
     fn update(&self, change: impl FnOnce(&mut Inbox)) {
         change(&mut self.inbox.lock());
         // Its thread, and the thread of a successor waiting for it to
@@ -115,6 +122,12 @@ struct Live {
 
 /// Where a worker's replies go: true while they can be sent.
 pub(crate) type Output = Arc<dyn Fn(&FromWorker<'_>) -> bool + Send + Sync>;
+
+/// What an instance's thread does before it sleeps for its next call, on a
+/// transport that lets it: serve the transport itself for a moment (until
+/// `ready()` says its next call is there, or the moment passes), so that
+/// the call it receives runs without a thread waking it.
+pub(crate) type Idle = Arc<dyn Fn(&dyn Fn() -> bool) + Send + Sync>;
 
 /// What a reply may weigh: a message's limit, less room for its framing.
 const REPLY_LIMIT: usize = frame::MAX_FRAME - 4096;
@@ -280,6 +293,7 @@ fn watch_parent(stream: &UnixStream) {
 pub(crate) struct Server<'a> {
     codes: &'a [CodeEntry],
     output: Output,
+    idle: Option<Idle>,
     live: HashMap<u32, Live>,
     /// Freed instances whose queued calls may still run.
     freed: Vec<Live>,
@@ -290,15 +304,28 @@ impl<'a> Server<'a> {
         Server {
             codes,
             output,
+            idle: None,
             live: HashMap::new(),
             freed: Vec::new(),
         }
     }
 
+    /// The instances' threads serve the transport with `idle` while they
+    /// wait for their next call.
+    pub(crate) fn with_idle(mut self, idle: Idle) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
     /// Handles one message of the parent; false for a stop.
     pub(crate) fn handle(&mut self, message: ToWorker) -> bool {
-        let (codes, output, live, freed) =
-            (self.codes, &self.output, &mut self.live, &mut self.freed);
+        let (codes, output, idle, live, freed) = (
+            self.codes,
+            &self.output,
+            &self.idle,
+            &mut self.live,
+            &mut self.freed,
+        );
         match message {
             ToWorker::Start {
                 instance,
@@ -314,14 +341,20 @@ impl<'a> Server<'a> {
                             more: Condvar::new(),
                         });
                         let thread = {
-                            let (runner, output) = (runner.clone(), output.clone());
+                            let (runner, output, idle) =
+                                (runner.clone(), output.clone(), idle.clone());
                             std::thread::Builder::new()
                                 .name(format!("concertina-{}-{instance}", entry.name))
                                 .spawn(move || {
                                     if let Some(predecessor) = predecessor {
                                         predecessor.wait_finished();
                                     }
-                                    run_instance(entry, &args, id, &runner, &output);
+                                    let serve = Serve {
+                                        runner: &runner,
+                                        output: &output,
+                                        idle: idle.as_ref(),
+                                    };
+                                    run_instance(entry, &args, id, &serve);
                                     runner.update(|inbox| inbox.finished = true);
                                 })
                         };
@@ -557,7 +590,16 @@ fn cancel(runner: &Runner, id: u64, output: &Output) -> bool {
 
 /// An instance's thread: makes the code (the reply to its start carries
 /// `id`), then runs its calls until it is freed or the worker ends.
-fn run_instance(entry: CodeEntry, args: &[u8], id: u64, runner: &Runner, output: &Output) {
+/// What an instance's thread serves with: its calls, where its replies go,
+/// and what it does while it waits.
+struct Serve<'a> {
+    runner: &'a Runner,
+    output: &'a Output,
+    idle: Option<&'a Idle>,
+}
+
+fn run_instance(entry: CodeEntry, args: &[u8], id: u64, serve: &Serve<'_>) {
+    let output = serve.output;
     let made = match catch_unwind(AssertUnwindSafe(|| (entry.make)(args))) {
         Ok(made) => made.map_err(RemoteFailure::from),
         Err(payload) => Err(RemoteFailure::new(
@@ -572,7 +614,7 @@ fn run_instance(entry: CodeEntry, args: &[u8], id: u64, runner: &Runner, output:
     match made {
         Ok(mut code) => {
             if reply_to(output, id, Outcome::Value(Default::default())) {
-                run_calls(&mut *code, runner, output);
+                run_calls(&mut *code, serve);
             }
         }
         Err(why) => {
@@ -583,15 +625,18 @@ fn run_instance(entry: CodeEntry, args: &[u8], id: u64, runner: &Runner, output:
 
 /// Runs an instance's queued calls one at a time, until it is freed (its
 /// queue run) or the parent is gone.
-fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
+fn run_calls(code: &mut dyn Dispatch, serve: &Serve<'_>) {
+    let (runner, output) = (serve.runner, serve.output);
     // The outcomes of a `Calls` message not sent yet, and since when the
     // first of them waits.
     let mut held: Vec<(u64, Outcome<'_>)> = Vec::new();
     let mut held_since = Instant::now();
     loop {
-        let call = {
+        // Once per wait, the transport served while nothing is there.
+        let mut served = serve.idle.is_none();
+        let call = loop {
             let mut inbox = runner.inbox.lock();
-            loop {
+            let next = loop {
                 if inbox.gone {
                     return;
                 }
@@ -600,11 +645,22 @@ fn run_calls(code: &mut dyn Dispatch, runner: &Runner, output: &Output) {
                     // behind it wait (also while stopping: the parent
                     // says go, or cancels it, once the dependency is done).
                     Some(call) if call.after => {}
-                    Some(_) => break inbox.calls.pop_front().expect("a front call"),
+                    Some(_) => break inbox.calls.pop_front(),
                     None if inbox.stopping => return,
                     None => {}
                 }
+                if !served {
+                    break None;
+                }
                 runner.more.wait(&mut inbox);
+            };
+            drop(inbox);
+            if let Some(call) = next {
+                break call;
+            }
+            served = true;
+            if let Some(idle) = serve.idle {
+                idle(&|| runner.ready());
             }
         };
         // The call runs as a task of its own, so that a cancel makes

@@ -179,7 +179,7 @@ impl Worker {
     pub fn rank(&self) -> Option<i32> {
         match self.link.process {
             #[cfg(feature = "mpi")]
-            Process::Rank(rank) => Some(rank),
+            Process::Rank { rank, .. } => Some(rank),
             Process::Local { .. } => None,
         }
     }

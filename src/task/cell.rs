@@ -12,7 +12,7 @@ use crate::graph::{self, Node, Waits};
 use crate::interrupt::{self, Wakeable};
 use crate::park;
 use crate::sync::{Condvar, Mutex};
-use crate::task::inner::{Claim, Content, Inner, Queue, Slot};
+use crate::task::inner::{Claim, Content, Drive, Driven, Inner, Queue, Slot};
 use crate::task::listener::{Listener, Watchable};
 use crate::task::phase::{self, PENDING};
 use crate::task::running::{catch, InterruptRun};
@@ -69,9 +69,17 @@ pub(crate) fn pending<T: Send + 'static>() -> TaskRef<T> {
 }
 
 /// As [`pending`], named in the wait graph's reports and snapshots (a
-/// remote call and where it runs).
-pub(crate) fn pending_named<T: Send + 'static>(name: Arc<str>) -> TaskRef<T> {
-    detached(PENDING, Content::Named(name))
+/// remote call and where it runs); with `driver`, a wait for it serves that
+/// transport before it sleeps (see [`Drive`]).
+pub(crate) fn pending_named<T: Send + 'static>(
+    name: Arc<str>,
+    driver: Option<Arc<dyn Drive>>,
+) -> TaskRef<T> {
+    let content = match driver {
+        Some(driver) => Content::Driven(Box::new(Driven { name, driver })),
+        None => Content::Named(name),
+    };
+    detached(PENDING, content)
 }
 
 /// A published task of `outcome` (a finished future that needs a task).
@@ -452,6 +460,7 @@ impl<T: Send + 'static> dyn Task<T> {
         // A wait with a deadline does not run the task here (it could keep
         // the wait far past its deadline): a spare thread runs it.
         self.claim_queued(deadline.is_none());
+        self.drive(deadline);
         let waiter = Beside { task: self, beside };
         loop {
             match park::block(&waiter, deadline) {
@@ -464,6 +473,29 @@ impl<T: Send + 'static> dyn Task<T> {
                 park::Blocked::Deadlock(error) => self.fail(error),
             }
         }
+    }
+}
+
+impl<T: Send + 'static> dyn Task<T> {
+    /// Serves the transport of a remote call while waiting for it, when it
+    /// lets its waiters (see [`Drive`]), until it is settled, the deadline
+    /// passes or the transport has had enough; then the wait goes on as any
+    /// does. Registered for Ctrl-C meanwhile: one interrupts the call as
+    /// it would a sleeping wait.
+    fn drive(self: &Arc<Self>, deadline: Option<std::time::Instant>) {
+        let Some(driver) = self.driver() else {
+            return;
+        };
+        let registration = interrupt::register(park::Waiter::target(self));
+        driver.drive(&|| {
+            self.is_released()
+                || registration.interrupted()
+                || deadline.is_some_and(|d| std::time::Instant::now() >= d)
+        });
+        if registration.interrupted() && !self.is_released() {
+            self.interrupt();
+        }
+        drop(registration);
     }
 }
 

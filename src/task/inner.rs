@@ -66,6 +66,24 @@ pub(crate) enum Content<T> {
     After(Box<[Weak<dyn Watchable>]>),
     /// Settled from outside (a remote call), named for a snapshot.
     Named(Arc<str>),
+    /// As `Named`, from a transport its waiter may serve (see [`Drive`]).
+    Driven(Box<Driven>),
+}
+
+/// A transport that a thread waiting for one of its calls may serve
+/// itself: it receives the reply instead of sleeping until another thread
+/// that received it wakes it (MPI, where a wake-up costs many times the
+/// message).
+pub(crate) trait Drive: Send + Sync {
+    /// Serves the transport on this thread until `done()` or for as long as
+    /// it sees fit; the wait then sleeps as any does.
+    fn drive(&self, done: &dyn Fn() -> bool);
+}
+
+/// A remote call's name, and the transport its waiter may serve.
+pub(crate) struct Driven {
+    pub(crate) name: Arc<str>,
+    pub(crate) driver: Arc<dyn Drive>,
 }
 
 /// A serial queue (an instance's calls, a parameter's operations), as its
@@ -373,6 +391,15 @@ impl<T: Send + 'static> Inner<T> {
         })
     }
 
+    /// The transport a wait for this pending task may serve (see [`Drive`]).
+    pub(crate) fn driver(&self) -> Option<Arc<dyn Drive>> {
+        let slot = self.slot.lock();
+        match &slot.content {
+            Content::Driven(driven) if self.phase() == PENDING => Some(driven.driver.clone()),
+            _ => None,
+        }
+    }
+
     pub(crate) fn fail(&self, error: Error) {
         self.settle(Err(error), false);
     }
@@ -504,6 +531,7 @@ impl<T: Send + 'static> Inner<T> {
                 .map(|q| format!("a call on {}", q.describe())),
             Content::After(_) => Some("a derived future".to_owned()),
             Content::Named(name) => Some(name.to_string()),
+            Content::Driven(driven) => Some(driven.name.to_string()),
             Content::Queued(_) => Some("a continuation".to_owned()),
             _ => None,
         }

@@ -17,6 +17,9 @@ pub(crate) mod settle;
 pub(crate) use cell::{
     derived, finished, finished_as, on_queue, pending, pending_named, queued, run_task, TaskRef,
 };
-pub(crate) use inner::{run_guarded, Inner, Queue};
+pub(crate) use inner::{run_guarded, Drive, Inner, Queue};
 pub(crate) use listener::{Holding, Listener, Watchable};
 pub(crate) use settle::published_phase;
+
+#[cfg(test)]
+mod tests;
