@@ -11,9 +11,12 @@
 //! `mpirun -n 2` on itself, alternating raw and remote jobs five times, and
 //! prints the medians and their ratios.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::bulk_bytes;
 use concertina::remote;
 use mpi::traits::*;
 
@@ -22,15 +25,6 @@ const ROUNDS: usize = 5;
 const SMALL_TRIPS: usize = 20_000;
 const LARGE_TRIPS: usize = 2_000;
 const BULK_TRIPS: usize = 10;
-
-/// The size of the bulk round trip, in bytes (`BULK_MB`, 100 unless set).
-fn bulk_bytes() -> usize {
-    std::env::var("BULK_MB")
-        .ok()
-        .and_then(|mb| mb.parse::<usize>().ok())
-        .unwrap_or(100)
-        << 20
-}
 
 /// The code under measure.
 #[derive(Default)]

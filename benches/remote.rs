@@ -15,10 +15,13 @@
 //! The bench binary is its own worker: `main` serves first.
 //! Run: `cargo bench --bench remote`.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
+use common::bulk_bytes;
 use concertina::remote;
 use concertina::Instance;
 use criterion::{criterion_group, Criterion};
@@ -62,14 +65,6 @@ impl Bench {
 /// with `RAW_BULK_ENV` set to a size, that many bytes for as many).
 const RAW_ENV: &str = "CONCERTINA_BENCH_RAW";
 const RAW_BULK_ENV: &str = "CONCERTINA_BENCH_RAW_BULK";
-/// The size of the bulk round trip, in MB (`BULK_MB`, 100 unless set).
-fn bulk_bytes() -> usize {
-    std::env::var("BULK_MB")
-        .ok()
-        .and_then(|mb| mb.parse::<usize>().ok())
-        .unwrap_or(100)
-        << 20
-}
 const REQUEST: usize = 20;
 const REPLY: usize = 12;
 

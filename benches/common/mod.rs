@@ -27,3 +27,13 @@ pub fn inline() -> Pool {
         .build()
         .expect("an inline pool")
 }
+
+/// The size of a bulk round trip, in bytes: `BULK_MB` mebibytes, 100
+/// unless set.
+pub fn bulk_bytes() -> usize {
+    std::env::var("BULK_MB")
+        .ok()
+        .and_then(|mb| mb.parse::<usize>().ok())
+        .unwrap_or(100)
+        << 20
+}

@@ -246,6 +246,21 @@ fn pause(since: std::time::Instant) {
     }
 }
 
+/// Serves a rank's conversations, `held`, with `step` (true when a message
+/// came or went) until `done`, or until nothing came for [`Backoff::SPIN`].
+fn serve_while<H>(held: &mut H, done: impl Fn(&H) -> bool, mut step: impl FnMut(&mut H) -> bool) {
+    let mut last = std::time::Instant::now();
+    while !done(held) {
+        if step(held) {
+            last = std::time::Instant::now();
+        } else if last.elapsed() > Backoff::SPIN {
+            return;
+        } else {
+            pause(last);
+        }
+    }
+}
+
 /// Sends `bytes` to `to` with `tag`, receiving meanwhile: until the send
 /// completes, every message with tag `incoming` from `from` is received
 /// and handed to `arrived`. A blocking send of a message beyond the MPI

@@ -9,13 +9,15 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 
-use super::{pause, received, send_receiving, Backoff, FROM_WORKER, HELLO, STOPPED, TO_WORKER};
+use super::{
+    received, send_receiving, serve_while, Backoff, FROM_WORKER, HELLO, STOPPED, TO_WORKER,
+};
 use crate::remote::frame::{self, FromWorker, ToWorker};
 use crate::remote::server::{Idle, Output, Server};
 use crate::remote::spare;
@@ -113,16 +115,11 @@ fn idle(conversation: Weak<Conversation>) -> Idle {
             return;
         };
         let world = SimpleCommunicator::world();
-        let mut last = Instant::now();
-        while !ready() && !rank.stopping {
-            if conversation.step(&mut rank, &world) {
-                last = Instant::now();
-            } else if last.elapsed() > Backoff::SPIN {
-                return;
-            } else {
-                pause(last);
-            }
-        }
+        serve_while(
+            &mut *rank,
+            |rank| ready() || rank.stopping,
+            |rank| conversation.step(rank, &world),
+        );
     })
 }
 

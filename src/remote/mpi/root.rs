@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 
-use super::{pause, received, send_receiving, Backoff, FROM_WORKER, TO_WORKER};
+use super::{received, send_receiving, serve_while, Backoff, FROM_WORKER, TO_WORKER};
 use crate::error::{LostKind, WorkerLost};
 use crate::remote::frame::{self, FromWorker, ToWorker};
 use crate::remote::link::{fail_all, settle, Outbox, State};
@@ -333,16 +333,7 @@ impl Drive for Root {
         }
         self.drives.fetch_add(1, Ordering::Relaxed);
         let world = SimpleCommunicator::world();
-        let mut last = Instant::now();
-        while !done() {
-            if self.step(&mut held, &world) {
-                last = Instant::now();
-            } else if last.elapsed() > Backoff::SPIN {
-                break;
-            } else {
-                pause(last);
-            }
-        }
+        serve_while(&mut *held, |_| done(), |held| self.step(held, &world));
         let more = held.outstanding > 0 || !self.post.receiver.is_empty();
         drop(held);
         if more {
