@@ -11,6 +11,9 @@ use crate::graph;
 pub(crate) trait Cancellable: Send + Sync {
     /// Cancels; true when this call won. Runs the cleanup on this thread.
     fn cancel(&self) -> bool;
+    /// As `cancel`, only while the task has not started: a running task
+    /// finishes, and its value is kept.
+    fn cancel_unstarted(&self) -> bool;
     /// The current phase (see [`crate::task::phase`]).
     fn phase(&self) -> u8;
     /// True once the outcome is published.
@@ -121,6 +124,12 @@ impl CancelHandle {
     /// ```
     pub fn cancel(&self) -> bool {
         self.task.cancel()
+    }
+
+    /// Cancels the task if it has not started yet; a running one goes on
+    /// (its value is not thrown away, as a cancel of a running task does).
+    pub(crate) fn cancel_unstarted(&self) -> bool {
+        self.task.cancel_unstarted()
     }
 
     /// Cancels the task as a Ctrl-C does: its cleanup runs and its waiters

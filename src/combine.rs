@@ -196,7 +196,10 @@ fn settle_pair<A: Send + 'static, B: Send + 'static>(
 impl<U: Send + 'static> Future<Future<U>> {
     /// The future of the future this one gives: done when that one is,
     /// with its outcome (AMUSE's request `join` of chained calls). A
-    /// failure of this one fails it too. Cancelling it cancels both.
+    /// failure of this one fails it too. Cancelling it cancels both: this
+    /// one while it is queued; once it runs, it finishes, and the future it
+    /// gives is cancelled as soon as it is given (a running call cancelled
+    /// would throw that future away with its work still going).
     ///
     /// # Examples
     ///
@@ -218,7 +221,10 @@ impl<U: Send + 'static> Future<Future<U>> {
         let current: Arc<Mutex<Option<CancelHandle>>> = Arc::default();
         let cancel_current = current.clone();
         let flat = flat.on_cancel(move || {
-            cancel_outer.cancel();
+            // A queued outer call is dropped; a running one finishes, and
+            // the inner future it gives is cancelled (below): cancelling it
+            // while it runs would throw that future away uncancelled.
+            cancel_outer.cancel_unstarted();
             if let Some(handle) = cancel_current.lock().take() {
                 handle.cancel();
             }

@@ -312,6 +312,7 @@ impl<'a> Server<'a> {
 
     /// The instances' threads serve the transport with `idle` while they
     /// wait for their next call.
+    #[cfg(feature = "mpi")]
     pub(crate) fn with_idle(mut self, idle: Idle) -> Self {
         self.idle = Some(idle);
         self
@@ -588,8 +589,6 @@ fn cancel(runner: &Runner, id: u64, output: &Output) -> bool {
     }
 }
 
-/// An instance's thread: makes the code (the reply to its start carries
-/// `id`), then runs its calls until it is freed or the worker ends.
 /// What an instance's thread serves with: its calls, where its replies go,
 /// and what it does while it waits.
 struct Serve<'a> {
@@ -598,6 +597,8 @@ struct Serve<'a> {
     idle: Option<&'a Idle>,
 }
 
+/// An instance's thread: makes the code (the reply to its start carries
+/// `id`), then runs its calls until it is freed or the worker ends.
 fn run_instance(entry: CodeEntry, args: &[u8], id: u64, serve: &Serve<'_>) {
     let output = serve.output;
     let made = match catch_unwind(AssertUnwindSafe(|| (entry.make)(args))) {

@@ -175,6 +175,15 @@ impl<T: Send + 'static, F: Send> Cancellable for TaskCell<T, F> {
         won
     }
 
+    fn cancel_unstarted(&self) -> bool {
+        let won = self.state.cancel_unstarted();
+        if won {
+            crate::trace::cancelled(|| self.describe());
+        }
+        self.drop_job_if_decided();
+        won
+    }
+
     fn phase(&self) -> u8 {
         self.state.phase()
     }
@@ -474,9 +483,7 @@ impl<T: Send + 'static> dyn Task<T> {
             }
         }
     }
-}
 
-impl<T: Send + 'static> dyn Task<T> {
     /// Serves the transport of a remote call while waiting for it, when it
     /// lets its waiters (see [`Drive`]), until it is settled, the deadline
     /// passes or the transport has had enough; then the wait goes on as any

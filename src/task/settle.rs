@@ -104,7 +104,7 @@ impl<T: Send + 'static> Inner<T> {
     /// Publication comes first: whoever a callback or a dependent tells
     /// sees this task done. No user code runs under the lock.
     pub(crate) fn settle(&self, outcome: Result<T, Error>, cancelling: bool) -> bool {
-        match self.decide(outcome, cancelling, false) {
+        match self.decide(outcome, cancelling, false, false) {
             Settled::Dropped => false,
             Settled::Published => true,
             Settled::Handed(_) => unreachable!("only a quiet settle hands its callbacks on"),
@@ -119,7 +119,7 @@ impl<T: Send + 'static> Inner<T> {
     /// it does, waits wait, as while callbacks run. For the threads a
     /// transport needs (a reply reader, an MPI thread, a death watch).
     pub(crate) fn settle_quietly(&self, outcome: Result<T, Error>) -> Option<Handed<T>> {
-        match self.decide(outcome, false, true) {
+        match self.decide(outcome, false, true, false) {
             Settled::Handed(handed) => Some(handed),
             Settled::Dropped | Settled::Published => None,
         }
@@ -155,13 +155,28 @@ impl<T: Send + 'static> Inner<T> {
         }
     }
 
-    fn decide(&self, outcome: Result<T, Error>, cancelling: bool, quiet: bool) -> Settled<T> {
+    /// Cancels the task if it has not started (still `PENDING`): true when
+    /// this call won. A running task is left to finish, its value kept.
+    pub(crate) fn cancel_unstarted(&self) -> bool {
+        matches!(
+            self.decide(Err(Error::Cancelled), true, false, true),
+            Settled::Published
+        )
+    }
+
+    fn decide(
+        &self,
+        outcome: Result<T, Error>,
+        cancelling: bool,
+        quiet: bool,
+        unstarted: bool,
+    ) -> Settled<T> {
         let mut slot = self.slot.lock();
         // Acquire loads and AcqRel CAS: only PENDING → RUNNING happens
         // without the lock, and the CAS below orders this decision after it.
         let mut phase = self.phase.load(Ordering::Acquire);
         loop {
-            if phase::is_decided(phase) {
+            if phase::is_decided(phase) || (unstarted && phase != phase::PENDING) {
                 drop(slot);
                 drop(outcome);
                 return Settled::Dropped;
