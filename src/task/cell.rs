@@ -165,23 +165,25 @@ where
     }
 }
 
-impl<T: Send + 'static, F: Send> Cancellable for TaskCell<T, F> {
-    fn cancel(&self) -> bool {
-        let won = self.state.cancel();
+impl<T: Send + 'static, F: Send> TaskCell<T, F> {
+    /// After a cancel (`won` when it decided the outcome): traced, and the
+    /// closure dropped if it never ran.
+    fn cancelled_now(&self, won: bool) -> bool {
         if won {
             crate::trace::cancelled(|| self.describe());
         }
         self.drop_job_if_decided();
         won
     }
+}
+
+impl<T: Send + 'static, F: Send> Cancellable for TaskCell<T, F> {
+    fn cancel(&self) -> bool {
+        self.cancelled_now(self.state.cancel())
+    }
 
     fn cancel_unstarted(&self) -> bool {
-        let won = self.state.cancel_unstarted();
-        if won {
-            crate::trace::cancelled(|| self.describe());
-        }
-        self.drop_job_if_decided();
-        won
+        self.cancelled_now(self.state.cancel_unstarted())
     }
 
     fn phase(&self) -> u8 {
