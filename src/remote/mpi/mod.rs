@@ -183,8 +183,8 @@ fn owner(told: Sender<Result<Started, String>>, post: Arc<Post>) {
     drop(universe);
 }
 
-/// How long to wait for the next message: yields for a moment after the
-/// last message (the next one of a conversation comes soon), then sleeps
+/// How long to wait for the next message: spins, then yields, for a moment
+/// after the last message (the next one of a conversation comes soon), then sleeps
 /// growing to a millisecond, and to 10 ms after 50 ms without a message,
 /// so that an idle rank costs little CPU (MPI's own blocking receive
 /// busy-waits with MPICH, a core per idle rank).
@@ -231,6 +231,11 @@ impl Backoff {
         Some(Duration::from_micros(32 << self.sleeps).min(Duration::from_millis(1)))
     }
 }
+
+/// How long the MPI thread of a rank sleeps while another thread holds the
+/// rank's conversations (or held them since it last looked), before it
+/// looks again.
+const TICK: Duration = Duration::from_micros(200);
 
 /// How long a thread that serves MPI spins after the last message before
 /// it yields: a reply within it is seen at once, not after a system call.

@@ -9,24 +9,19 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 
 use super::{
-    received, send_receiving, serve_while, Backoff, FROM_WORKER, HELLO, STOPPED, TO_WORKER,
+    received, send_receiving, serve_while, Backoff, FROM_WORKER, HELLO, STOPPED, TICK, TO_WORKER,
 };
 use crate::remote::frame::{self, FromWorker, ToWorker};
 use crate::remote::server::{Idle, Output, Server};
 use crate::remote::spare;
 use crate::remote::CodeEntry;
 use crate::sync::Mutex;
-
-/// How long the MPI thread sleeps while another thread holds the
-/// conversation.
-const TICK: Duration = Duration::from_micros(200);
 
 /// The codes a worker rank serves (set before MPI starts).
 static CODES: OnceLock<&'static [CodeEntry]> = OnceLock::new();

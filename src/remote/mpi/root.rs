@@ -15,17 +15,13 @@ use crossbeam_channel::{Receiver, Sender};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 
-use super::{received, send_receiving, serve_while, Backoff, FROM_WORKER, TO_WORKER};
+use super::{received, send_receiving, serve_while, Backoff, FROM_WORKER, TICK, TO_WORKER};
 use crate::error::{LostKind, WorkerLost};
 use crate::remote::frame::{self, FromWorker, ToWorker};
 use crate::remote::link::{fail_all, settle, Outbox, State};
 use crate::remote::spare;
 use crate::sync::Mutex;
 use crate::task::Drive;
-
-/// How long the MPI thread sleeps while a waiting thread holds the
-/// conversations (or held them since it last looked).
-const TICK: Duration = Duration::from_micros(200);
 
 /// A message (postcard) for a rank, and how many replies it asks for.
 struct Message {
