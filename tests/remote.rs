@@ -1209,8 +1209,9 @@ fn an_interrupt_fails_the_wait_for_a_remote_call_and_cancels_it() {
     // Calls of another instance all along, never waited on with a wait that
     // an interrupt would end: their replies reach whoever receives them.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(AtomicU64::new(0));
     let traffic = {
-        let stop = stop.clone();
+        let (stop, sent) = (stop.clone(), sent.clone());
         std::thread::spawn(move || {
             let mut made = 0u64;
             let mut flying = std::collections::VecDeque::new();
@@ -1218,6 +1219,7 @@ fn an_interrupt_fails_the_wait_for_a_remote_call_and_cancels_it() {
                 if !stop.load(Ordering::SeqCst) && flying.len() < 32 {
                     flying.push_back(grid.shift(0.0));
                     made += 1;
+                    sent.store(made, Ordering::SeqCst);
                 }
                 if flying
                     .front()
@@ -1231,6 +1233,9 @@ fn an_interrupt_fails_the_wait_for_a_remote_call_and_cancels_it() {
             made
         })
     };
+    common::wait_until("the other instance's calls flow", || {
+        sent.load(Ordering::SeqCst) > 0
+    });
     let waiter = std::thread::spawn(move || spin.result());
     common::wait_until("an interrupt reaches the wait", || {
         concertina::interrupt::interrupt_waits() > 0
