@@ -189,6 +189,44 @@ impl Grid {
     fn local_only(&self) -> usize {
         self.cells.len()
     }
+
+    /// Replaces the cells with `cells` times `scale`, lent by the worker
+    /// rather than given; names them `label`.
+    pub fn load(&mut self, label: &str, cells: &[f64], scale: f64) -> String {
+        self.cells.clear();
+        self.cells.extend(cells.iter().map(|c| c * scale));
+        format!("{label}: {}", self.cells.len())
+    }
+
+    /// The cells, encoded where they lie.
+    pub fn view(&self) -> &[f64] {
+        &self.cells
+    }
+
+    /// Where the worker decoded `cells` (an address), and their sum.
+    pub fn place_of(&mut self, cells: &[f64]) -> (u64, f64) {
+        (cells.as_ptr() as usize as u64, cells.iter().sum())
+    }
+}
+
+/// A code made from a borrowed argument.
+struct Probe {
+    name: String,
+}
+
+#[concertina::remote]
+impl Probe {
+    /// A probe named `name`.
+    pub fn new(name: &str) -> Self {
+        Probe {
+            name: name.to_owned(),
+        }
+    }
+
+    /// Its name, and `suffix`.
+    pub fn name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.name)
+    }
 }
 
 /// A broken worker, for the tests of garbage on the channel: it speaks the
@@ -239,7 +277,11 @@ fn main() {
             fake_worker(&mode.to_string_lossy());
         }
     }
-    let session = remote::serve_if_worker(&[remote::entry::<Legacy>(), remote::entry::<Grid>()]);
+    let session = remote::serve_if_worker(&[
+        remote::entry::<Legacy>(),
+        remote::entry::<Grid>(),
+        remote::entry::<Probe>(),
+    ]);
     if let Ok(scenario) = std::env::var(common::SCENARIO) {
         assert_eq!(scenario, "ctrl_c");
         ctrl_c_scenario();
@@ -277,6 +319,8 @@ fn main() {
         cancel_drops_a_queued_call_and_stops_a_running_one,
         futures_outlive_the_handle,
         the_attribute_makes_a_typed_client,
+        borrowed_arguments_and_results_cross_and_reuse_memory,
+        results_decoded_into_a_given_buffer_reuse_it,
         vectorised_calls_keep_their_order_and_cancel_alone,
         vectorised_calls_are_one_call_over_arrays,
         calls_after_a_dependency_keep_their_place,
@@ -1032,6 +1076,101 @@ fn the_attribute_makes_a_typed_client() {
     assert_eq!(Grid::new(3, 0.0).local_only(), 3);
     match grid.instance().spawn::<usize>("local_only", &()).result() {
         Err(Error::Remote(why)) => assert_eq!(why.to_string(), "no method `local_only`"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn borrowed_arguments_and_results_cross_and_reuse_memory() {
+    let grid = GridRemote::start(0, 0.0).unwrap();
+    assert_eq!(
+        grid.load("ocean", &[1.0, 2.0, 3.0], 2.0).result(),
+        Ok("ocean: 3".to_owned())
+    );
+    assert_eq!(grid.view().result(), Ok(vec![2.0, 4.0, 6.0]));
+    // The worker decodes a borrowed argument into what it kept from the
+    // method's last call: an array no longer than the last lands where it
+    // did, with its own values (a longer one may move).
+    let values = |n: usize, k: f64| (0..n).map(|i| i as f64 * k).collect::<Vec<_>>();
+    let sum = |n: usize, k: f64| values(n, k).iter().sum::<f64>();
+    let (first, total) = grid.place_of(&values(10_000, 1.0)).result().unwrap();
+    assert_eq!(total, sum(10_000, 1.0));
+    for (n, k) in [(5_000, 3.0), (10_000, 0.5), (1, 7.0), (0, 1.0)] {
+        let (at, total) = grid.place_of(&values(n, k)).result().unwrap();
+        assert_eq!(total, sum(n, k), "{n} values");
+        if n > 0 {
+            assert_eq!(at, first, "{n} values decoded into the kept buffer");
+        }
+    }
+    let (_, total) = grid.place_of(&values(40_000, 2.0)).result().unwrap();
+    assert_eq!(total, sum(40_000, 2.0));
+    // Arguments that do not decode name the argument, and leave nothing
+    // half-written behind.
+    match grid
+        .instance()
+        .spawn::<(u64, f64)>("place_of", &(9u8,))
+        .result()
+    {
+        Err(Error::Remote(why)) => {
+            assert_eq!(why.kind(), RemoteFailureKind::Decode);
+            assert!(
+                why.to_string()
+                    .contains("cannot decode argument 1 (a alloc::vec::Vec<f64>)"),
+                "{why}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(grid.place_of(&[1.5, 2.5]).result().map(|(_, t)| t), Ok(4.0));
+    // The other forms of a call borrow alike.
+    let (a, b) = (values(3, 1.0), values(2, 1.0));
+    assert_eq!(
+        grid.load_many([("a", &a[..], 1.0), ("b", &b[..], 10.0)])
+            .result(),
+        Ok(vec!["a: 3".to_owned(), "b: 2".to_owned()])
+    );
+    assert_eq!(
+        grid.view_many([(), ()]).result(),
+        Ok(vec![vec![0.0, 10.0]; 2])
+    );
+    let each = grid.load_each([("c", &a[..], 2.0)]);
+    assert_eq!(concertina::try_wait_all(each).unwrap(), ["c: 3".to_owned()]);
+    let after = grid.load_after(grid.view(), "d", &b, 3.0);
+    assert_eq!(after.result(), Ok("d: 2".to_owned()));
+    assert_eq!(grid.view().result(), Ok(vec![0.0, 3.0]));
+    // A code made from a borrowed argument.
+    let probe = ProbeRemote::start("gauge").unwrap();
+    assert_eq!(probe.name("-7").result(), Ok("gauge-7".to_owned()));
+}
+
+fn results_decoded_into_a_given_buffer_reuse_it() {
+    let grid = GridRemote::start(1_000, 0.25).unwrap();
+    let buffer = Vec::with_capacity(4_000);
+    let before = buffer.as_ptr();
+    let cells = grid.cells_into(buffer).result().unwrap();
+    assert_eq!((cells.as_ptr(), cells.len()), (before, 1_000));
+    assert!(cells.iter().all(|&c| c == 0.25));
+    // A buffer with values in it: overwritten, shortened to the result.
+    let mut stale = vec![9.0; 3_000];
+    stale[0] = 1.0;
+    let before = stale.as_ptr();
+    let cells = grid.view_into(stale).result().unwrap();
+    assert_eq!((cells.as_ptr(), cells.clone()), (before, vec![0.25; 1_000]));
+    // A longer result grows it.
+    grid.set_cells(vec![0.5; 5_000]).result().unwrap();
+    assert_eq!(grid.view_into(cells).result(), Ok(vec![0.5; 5_000]));
+    // Any type: a string's buffer too.
+    let probe = ProbeRemote::start("p").unwrap();
+    let label = String::with_capacity(64);
+    let before = label.as_ptr();
+    let label = probe.name_into("-1", label).result().unwrap();
+    assert_eq!((label.as_str(), label.as_ptr()), ("p-1", before));
+    // A failed call drops the buffer with its failure.
+    match grid
+        .instance()
+        .spawn_into::<Vec<f64>>("missing", &(), vec![1.0])
+        .result()
+    {
+        Err(Error::Remote(why)) => assert_eq!(why.kind(), RemoteFailureKind::UnknownMethod),
         other => panic!("{other:?}"),
     }
 }

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 /// The largest frame either side accepts: anything longer is garbage.
 pub(crate) const MAX_FRAME: usize = 1 << 30;
 
+/// The room an encoded value leaves after itself for the rest of the
+/// message a transport that sends whole messages puts there (see
+/// `packed`): its method's name, ids, a length.
+pub(crate) const ROOM: usize = 256;
+
 /// From the parent to its worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorker {
@@ -21,16 +26,14 @@ pub(crate) enum ToWorker {
         instance: u32,
         id: u64,
         code: String,
-        #[serde(with = "bytes")]
-        args: Vec<u8>,
+        args: Args,
     },
     /// Call `method` of `instance` with `args`; the reply carries `id`.
     Call {
         instance: u32,
         id: u64,
         method: String,
-        #[serde(with = "bytes")]
-        args: Vec<u8>,
+        args: Args,
     },
     /// As `Call`, but the call keeps its place in the instance's queue
     /// until a `Go` (or a `Cancel`) names it: a call made after another
@@ -39,8 +42,7 @@ pub(crate) enum ToWorker {
         instance: u32,
         id: u64,
         method: String,
-        #[serde(with = "bytes")]
-        args: Vec<u8>,
+        args: Args,
     },
     /// The dependency of call `id` (made with `CallAfter`) has finished:
     /// it may run.
@@ -106,10 +108,117 @@ impl ToWorker {
         match self {
             ToWorker::Start { args, .. }
             | ToWorker::Call { args, .. }
-            | ToWorker::CallAfter { args, .. } => spare::give(args),
+            | ToWorker::CallAfter { args, .. } => spare::give(args.into_buffer()),
             _ => {}
         }
     }
+
+    /// Decodes a message from the bytes of its frame (or of its MPI
+    /// message), which become its arguments' buffer: a large argument is
+    /// not copied out of the frame it came in. Bytes after the message are
+    /// garbage.
+    pub(crate) fn from_frame(payload: Vec<u8>) -> io::Result<ToWorker> {
+        let mut message: ToWorker = strict(&payload)?;
+        match &mut message {
+            ToWorker::Start { args, .. }
+            | ToWorker::Call { args, .. }
+            | ToWorker::CallAfter { args, .. } => args.adopt(payload),
+            _ => spare::give(payload),
+        }
+        Ok(message)
+    }
+}
+
+/// A call's arguments, in postcard: a buffer of their own (the caller's),
+/// or the frame they came in, whose last bytes they are (the arguments are
+/// the last field of their message).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Args {
+    buffer: Vec<u8>,
+    /// Where they start in `buffer`.
+    start: usize,
+    /// Decoded, not given their frame yet: their length.
+    tail: Option<usize>,
+}
+
+impl Args {
+    /// Arguments in a buffer of their own.
+    pub(crate) fn new(buffer: Vec<u8>) -> Self {
+        Args {
+            buffer,
+            start: 0,
+            tail: None,
+        }
+    }
+
+    /// Their buffer, to keep for a later message (see `spare`).
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.buffer
+    }
+
+    /// Their bytes, in a buffer of their own.
+    #[cfg(feature = "mpi")]
+    fn into_bytes(mut self) -> Vec<u8> {
+        self.buffer.drain(..self.start);
+        self.buffer
+    }
+
+    /// Takes over the frame they were decoded from (whose last bytes they
+    /// are).
+    fn adopt(&mut self, frame: Vec<u8>) {
+        if let Some(len) = self.tail.take() {
+            self.start = frame.len() - len;
+            self.buffer = frame;
+        } else {
+            spare::give(frame);
+        }
+    }
+}
+
+impl std::ops::Deref for Args {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buffer[self.start..]
+    }
+}
+
+impl Serialize for Args {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        bytes::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Args {
+    /// Bytes lent by the format are left where they are, for
+    /// [`ToWorker::from_frame`] to adopt with their frame; others are
+    /// copied out.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        bytes::borrowed(deserializer).map(|bytes| match bytes {
+            Cow::Borrowed(bytes) => Args {
+                tail: Some(bytes.len()),
+                ..Args::default()
+            },
+            Cow::Owned(bytes) => Args::new(bytes),
+        })
+    }
+}
+
+/// Decodes all of `bytes`: bytes after the message are garbage.
+fn strict<'a, M: Deserialize<'a>>(bytes: &'a [u8]) -> io::Result<M> {
+    let (message, rest) = postcard::take_from_bytes::<M>(bytes)
+        .map_err(|e| garbage(format!("a message that does not decode: {e}")))?;
+    if !rest.is_empty() {
+        return Err(garbage(format!(
+            "a message with {} bytes after it",
+            rest.len()
+        )));
+    }
+    Ok(message)
+}
+
+fn garbage(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
 }
 
 impl FromWorker<'_> {
@@ -145,14 +254,111 @@ pub(crate) fn size_of<T: Serialize + ?Sized>(value: &T) -> postcard::Result<usiz
     postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
 }
 
-/// `message` encoded into a buffer of its size (a transport that sends
-/// whole messages), refused over [`MAX_FRAME`].
+/// Whole messages, for a transport that sends them as they are (MPI): the
+/// body first (a call's arguments, a reply's value: bytes its caller
+/// encoded once), then the rest of the message in postcard, then the
+/// length of that rest (4 bytes, little-endian). The body is sent from its
+/// own buffer, not copied into a message, and read in place.
 #[cfg(feature = "mpi")]
-pub(crate) fn encoded<M: Serialize>(message: &M) -> io::Result<Vec<u8>> {
-    let invalid = |e: postcard::Error| io::Error::new(io::ErrorKind::InvalidData, e);
-    let length = size_of(message).map_err(invalid)?;
-    check_size(length)?;
-    postcard::to_extend(message, spare::take(length)).map_err(invalid)
+pub(crate) mod packed {
+    use super::*;
+
+    /// `message` packed, its arguments' buffer taken for the body;
+    /// refused over [`MAX_FRAME`].
+    pub(crate) fn to_worker(message: &mut ToWorker) -> io::Result<Vec<u8>> {
+        let body = match message {
+            ToWorker::Start { args, .. }
+            | ToWorker::Call { args, .. }
+            | ToWorker::CallAfter { args, .. } => std::mem::take(args).into_bytes(),
+            _ => Vec::new(),
+        };
+        seal(body, message)
+    }
+
+    /// `message` packed, a value's buffer taken for the body; refused over
+    /// [`MAX_FRAME`].
+    pub(crate) fn from_worker(message: &mut FromWorker<'_>) -> io::Result<Vec<u8>> {
+        let body = match message {
+            FromWorker::Reply {
+                outcome: Outcome::Value(value),
+                ..
+            } => match std::mem::take(value) {
+                Cow::Owned(bytes) => bytes,
+                Cow::Borrowed(bytes) => {
+                    let mut owned = spare::take(bytes.len());
+                    owned.extend_from_slice(bytes);
+                    owned
+                }
+            },
+            _ => Vec::new(),
+        };
+        seal(body, message)
+    }
+
+    /// A message to a worker unpacked: the bytes become its arguments'
+    /// buffer.
+    pub(crate) fn read_to_worker(mut bytes: Vec<u8>) -> io::Result<ToWorker> {
+        let (body, head) = split(&bytes)?;
+        let mut message: ToWorker = strict(head)?;
+        match &mut message {
+            ToWorker::Start { args, .. }
+            | ToWorker::Call { args, .. }
+            | ToWorker::CallAfter { args, .. } => {
+                bytes.truncate(body);
+                *args = Args::new(bytes);
+            }
+            _ if body > 0 => {
+                return Err(garbage(format!(
+                    "a message with a body of {body} bytes it has no room for"
+                )))
+            }
+            _ => spare::give(bytes),
+        }
+        Ok(message)
+    }
+
+    /// A message from a worker unpacked, its value borrowed from `bytes`.
+    pub(crate) fn read_from_worker(bytes: &[u8]) -> io::Result<FromWorker<'_>> {
+        let (body, head) = split(bytes)?;
+        let mut message: FromWorker<'_> = strict(head)?;
+        match &mut message {
+            FromWorker::Reply {
+                outcome: Outcome::Value(value),
+                ..
+            } => *value = Cow::Borrowed(&bytes[..body]),
+            _ if body > 0 => {
+                return Err(garbage(format!(
+                    "a message with a body of {body} bytes it has no room for"
+                )))
+            }
+            _ => {}
+        }
+        Ok(message)
+    }
+
+    fn seal<M: Serialize>(body: Vec<u8>, rest: &M) -> io::Result<Vec<u8>> {
+        let invalid = |e: postcard::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        let length = size_of(rest).map_err(invalid)?;
+        check_size(body.len() + length + 4)?;
+        let mut bytes = postcard::to_extend(rest, body).map_err(invalid)?;
+        // Below MAX_FRAME, checked: it fits.
+        bytes.extend_from_slice(&(length as u32).to_le_bytes());
+        Ok(bytes)
+    }
+
+    /// The body's length, and the rest's bytes.
+    fn split(bytes: &[u8]) -> io::Result<(usize, &[u8])> {
+        let short = || {
+            garbage(format!(
+                "a message of {} bytes, shorter than its own framing",
+                bytes.len()
+            ))
+        };
+        let (bytes, length) = bytes.split_last_chunk::<4>().ok_or_else(short)?;
+        let length = u32::from_le_bytes(*length) as usize;
+        let body = bytes.len().checked_sub(length).ok_or_else(short)?;
+        Ok((body, &bytes[body..]))
+    }
 }
 
 /// Writes `message` as one frame: its length (measured first), then the
@@ -173,28 +379,16 @@ pub(crate) fn write<M: Serialize>(out: &mut impl Write, message: &M) -> io::Resu
     out.flush()
 }
 
-/// Reads one frame: `Ok(None)` at a clean end of the stream (between
-/// frames); an error for a stream that ends inside a frame, a length over
-/// [`MAX_FRAME`], or bytes that do not decode.
-pub(crate) fn read<M: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::Result<Option<M>> {
-    match read_bytes(input)? {
-        Some(payload) => {
-            let message = decoded(&payload).map(Some);
-            spare::give(payload);
-            message
-        }
-        None => Ok(None),
-    }
+/// Reads one message to a worker: `Ok(None)` at a clean end of the
+/// stream (between frames); an error for a stream that ends inside a
+/// frame, a length over [`MAX_FRAME`], or bytes that do not decode.
+pub(crate) fn read(input: &mut impl Read) -> io::Result<Option<ToWorker>> {
+    read_bytes(input)?.map(ToWorker::from_frame).transpose()
 }
 
 /// Decodes a frame's bytes (a message that may borrow from them).
 pub(crate) fn decoded<'a, M: Deserialize<'a>>(payload: &'a [u8]) -> io::Result<M> {
-    postcard::from_bytes(payload).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("a frame that does not decode: {e}"),
-        )
-    })
+    postcard::from_bytes(payload).map_err(|e| garbage(format!("a frame that does not decode: {e}")))
 }
 
 /// Reads one frame's bytes, as [`read`] reads a message.
@@ -400,9 +594,126 @@ mod tests {
         };
         let mut frame = Vec::new();
         write(&mut frame, &calls).unwrap();
-        match read::<ToWorker>(&mut &frame[..]).unwrap().unwrap() {
+        match read(&mut &frame[..]).unwrap().unwrap() {
             ToWorker::Calls { args, .. } => assert_eq!(args, [vec![1, 2, 3], Vec::new(), value]),
             other => panic!("read back as {other:?}"),
+        }
+    }
+
+    /// A call read from its frame owns the frame: its arguments are the
+    /// frame's last bytes, not a copy; bytes after a message are garbage.
+    #[test]
+    fn a_calls_arguments_are_its_frames_last_bytes() {
+        let args: Vec<u8> = (0..=255u8).cycle().take(3 << 20).collect();
+        let call = ToWorker::Call {
+            instance: 3,
+            id: 9,
+            method: "evolve".to_owned(),
+            args: Args::new(args.clone()),
+        };
+        let mut frame = Vec::new();
+        write(&mut frame, &call).unwrap();
+        let payload = read_bytes(&mut &frame[..]).unwrap().unwrap();
+        let inside = payload.as_ptr_range();
+        match ToWorker::from_frame(payload).unwrap() {
+            ToWorker::Call {
+                instance: 3,
+                id: 9,
+                method,
+                args: read,
+            } => {
+                assert_eq!(method, "evolve");
+                assert_eq!(&read[..], &args[..]);
+                assert!(inside.contains(&read.as_ptr()), "not copied out");
+                assert_eq!(read.into_buffer().as_ptr_range(), inside);
+            }
+            other => panic!("read back as {other:?}"),
+        }
+        // A message without arguments, and one with bytes after it.
+        let mut payload = postcard::to_stdvec(&ToWorker::Go { id: 4 }).unwrap();
+        assert!(matches!(
+            ToWorker::from_frame(payload.clone()),
+            Ok(ToWorker::Go { id: 4 })
+        ));
+        payload.extend_from_slice(&[1, 2]);
+        let error = ToWorker::from_frame(payload).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            error
+                .to_string()
+                .contains("a message with 2 bytes after it"),
+            "{error}"
+        );
+    }
+
+    /// A packed message's body is the caller's own buffer, sent as it is,
+    /// and read in place; a message whose framing lies is garbage.
+    #[cfg(feature = "mpi")]
+    #[test]
+    fn a_packed_messages_body_is_not_copied_either_way() {
+        let args: Vec<u8> = (0..=255u8).cycle().take(3 << 20).collect();
+        // As `encode` leaves it: room after the value.
+        let mut buffer = Vec::with_capacity(args.len() + ROOM);
+        buffer.extend_from_slice(&args);
+        let address = buffer.as_ptr();
+        let mut call = ToWorker::CallAfter {
+            instance: 1,
+            id: 2,
+            method: "exchange".to_owned(),
+            args: Args::new(buffer),
+        };
+        let bytes = packed::to_worker(&mut call).unwrap();
+        assert_eq!(&bytes[..args.len()], &args[..], "the body first");
+        assert_eq!(bytes.as_ptr(), address, "in the arguments' own buffer");
+        match packed::read_to_worker(bytes).unwrap() {
+            ToWorker::CallAfter {
+                instance: 1,
+                id: 2,
+                method,
+                args: read,
+            } => {
+                assert_eq!(method, "exchange");
+                assert_eq!(&read[..], &args[..]);
+                assert_eq!(read.as_ptr(), address);
+            }
+            other => panic!("read back as {other:?}"),
+        }
+        let mut value = Vec::with_capacity(args.len() + ROOM);
+        value.extend_from_slice(&args);
+        let address = value.as_ptr();
+        let mut reply = FromWorker::Reply {
+            id: 5,
+            outcome: Outcome::Value(Cow::Owned(value)),
+        };
+        let bytes = packed::from_worker(&mut reply).unwrap();
+        assert_eq!(bytes.as_ptr(), address, "in the value's own buffer");
+        match packed::read_from_worker(&bytes).unwrap() {
+            FromWorker::Reply {
+                id: 5,
+                outcome: Outcome::Value(Cow::Borrowed(value)),
+            } => {
+                assert_eq!(value, &args[..]);
+                assert_eq!(value.as_ptr(), bytes.as_ptr(), "borrowed in place");
+            }
+            other => panic!("read back as {other:?}"),
+        }
+        // Messages without a body, and framings that lie.
+        let go = packed::to_worker(&mut ToWorker::Go { id: 8 }).unwrap();
+        assert!(matches!(
+            packed::read_to_worker(go.clone()),
+            Ok(ToWorker::Go { id: 8 })
+        ));
+        let mut with_body = vec![7u8; 3];
+        with_body.extend_from_slice(&go);
+        let error = packed::read_to_worker(with_body).unwrap_err();
+        assert!(error.to_string().contains("a body of 3 bytes"), "{error}");
+        for lie in [vec![1u8, 2], vec![0, 0, 0, 9, 0, 0, 0]] {
+            let error = packed::read_to_worker(lie).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+            assert!(
+                error.to_string().contains("shorter than its own framing"),
+                "{error}"
+            );
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::error::{RemoteFailure, RemoteFailureKind, WorkerLost};
 use crate::future::Future;
-use crate::remote::frame::ToWorker;
+use crate::remote::frame::{Args, ToWorker};
 use crate::remote::link::{refusal, Link};
 use crate::remote::server::WAIT_METHOD;
 use crate::remote::{encode, Code, RemoteBuilder, Worker};
@@ -158,7 +158,49 @@ impl RemoteInstance {
     where
         R: DeserializeOwned + Send + 'static,
     {
-        self.send_call(method, args, false).0
+        self.send_call(method, args, false, None).0
+    }
+
+    /// As [`spawn`](RemoteInstance::spawn), the result decoded into `into`
+    /// (see [`decode_into`](crate::remote::decode_into)): a `Vec` there
+    /// keeps its memory, so that a large array coming back again and again
+    /// lands in memory already touched rather than in a new allocation
+    /// each time (which costs more to touch than the bytes cost to move).
+    /// A typed client made by `#[concertina::remote]` has it as
+    /// `<method>_into`.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`RemoteInstance::spawn`]; `into` is dropped with the
+    /// failure.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use concertina::remote::{self, Code, RemoteError, RemoteInstance};
+    /// # struct Model;
+    /// # impl Code for Model {
+    /// #     const NAME: &'static str = "Model";
+    /// #     fn construct(_: &[u8]) -> Result<Self, RemoteError> { Ok(Model) }
+    /// #     fn dispatch(&mut self, m: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    /// #         remote::encode(&vec![0.5_f64; remote::decode::<(usize,)>(a)?.0])
+    /// #     }
+    /// # }
+    /// # let _session = remote::serve_if_worker(&[remote::entry::<Model>()]);
+    /// let model = RemoteInstance::start::<Model>(&())?;
+    /// let mut field = Vec::<f64>::new();
+    /// for _ in 0..10 {
+    ///     // One allocation for the ten steps' fields.
+    ///     field = model.spawn_into("field", &(1usize << 20,), field).result()?;
+    /// }
+    /// assert_eq!(field.len(), 1 << 20);
+    /// # Ok::<(), concertina::Error>(())
+    /// ```
+    pub fn spawn_into<R>(&self, method: &str, args: &impl Serialize, into: R) -> Future<R>
+    where
+        R: DeserializeOwned + Send + 'static,
+    {
+        self.send_call(method, args, false, Some(into)).0
     }
 
     /// Calls `method` with `args` and waits for its result: a synchronous
@@ -237,14 +279,14 @@ impl RemoteInstance {
         R: DeserializeOwned + Send + 'static,
         D: Send + 'static,
     {
-        let (future, id) = self.send_call::<R>(method, args, true);
+        let (future, id) = self.send_call::<R>(method, args, true, None);
         let Some(id) = id else {
             return future;
         };
         let task = future.task().cloned();
         let writer = Arc::downgrade(&self.handle.link.writer);
         dependency.on_done(move |outcome| {
-            let go = match outcome {
+            let mut go = match outcome {
                 Ok(_) => ToWorker::Go { id },
                 Err(cause) => {
                     if let Some(task) = &task {
@@ -255,7 +297,7 @@ impl RemoteInstance {
                 }
             };
             if let Some(writer) = writer.upgrade() {
-                let _ = writer.lock().send(&go);
+                let _ = writer.lock().send(&mut go);
             }
         });
         future
@@ -298,6 +340,7 @@ impl RemoteInstance {
         method: &str,
         args: &impl Serialize,
         after: bool,
+        into: Option<R>,
     ) -> (Future<R>, Option<u64>)
     where
         R: DeserializeOwned + Send + 'static,
@@ -310,12 +353,12 @@ impl RemoteInstance {
         // the worker in the order of their ids.
         let link = &self.handle.link;
         let mut writer = link.writer.lock();
-        let (id, mut futures) = match link.register::<R>(1, "a remote call of", method) {
+        let (id, mut futures) = match link.register::<R>(1, "a remote call of", method, into) {
             Ok(registered) => registered,
             Err(error) => return (Future::failed(error), None),
         };
-        let (instance, method) = (self.handle.instance, method.to_owned());
-        let call = if after {
+        let (instance, method, args) = (self.handle.instance, method.to_owned(), Args::new(args));
+        let mut call = if after {
             ToWorker::CallAfter {
                 instance,
                 id,
@@ -330,7 +373,7 @@ impl RemoteInstance {
                 args,
             }
         };
-        let refused = refusal(writer.send(&call));
+        let refused = refusal(writer.send(&mut call));
         drop(writer);
         call.recycle();
         let refused_now = refused.is_some();
@@ -398,18 +441,19 @@ impl RemoteInstance {
         }
         let link = &self.handle.link;
         let mut writer = link.writer.lock();
-        let (first, futures) = match link.register::<R>(encoded.len(), "a remote call of", method) {
-            Ok(registered) => registered,
-            Err(error) => return failed(error),
-        };
-        let calls = ToWorker::Calls {
+        let (first, futures) =
+            match link.register::<R>(encoded.len(), "a remote call of", method, None) {
+                Ok(registered) => registered,
+                Err(error) => return failed(error),
+            };
+        let mut calls = ToWorker::Calls {
             instance: self.handle.instance,
             first,
             method: method.to_owned(),
             args: encoded.into_iter().flatten().collect(),
         };
         let count = futures.len();
-        let refused = refusal(writer.send(&calls));
+        let refused = refusal(writer.send(&mut calls));
         drop(writer);
         link.refuse(refused, first, count);
         futures
@@ -473,9 +517,9 @@ impl fmt::Debug for RemoteInstance {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let free = ToWorker::Free {
+        let mut free = ToWorker::Free {
             instance: self.instance,
         };
-        let _ = self.link.writer.lock().send(&free);
+        let _ = self.link.writer.lock().send(&mut free);
     }
 }

@@ -18,8 +18,8 @@ use crate::error::Error;
 use crate::error::{LostKind, RemoteFailure, RemoteFailureKind, WorkerLost};
 use crate::future::Future;
 use crate::pool::{Backend, Pool};
-use crate::remote::decode;
 use crate::remote::frame::{self, Outcome, ToWorker};
+use crate::remote::{decode, decode_into};
 use crate::sync::Mutex;
 use crate::task::{Drive, TaskRef};
 
@@ -67,11 +67,13 @@ pub(crate) struct Link {
 
 /// Carries messages to a worker, in the order sent.
 pub(crate) trait Outbox: Send {
-    fn send(&mut self, message: &ToWorker) -> std::io::Result<()>;
+    /// Sends `message`; a transport that sends whole messages takes its
+    /// arguments' buffer for the message.
+    fn send(&mut self, message: &mut ToWorker) -> std::io::Result<()>;
 }
 
 impl Outbox for BufWriter<UnixStream> {
-    fn send(&mut self, message: &ToWorker) -> std::io::Result<()> {
+    fn send(&mut self, message: &mut ToWorker) -> std::io::Result<()> {
         frame::write(self, message)
     }
 }
@@ -163,12 +165,14 @@ impl Link {
     }
 
     /// Registers `count` calls: their first id and their futures, each of
-    /// which tells the worker when cancelled.
+    /// which tells the worker when cancelled. The first call's result is
+    /// decoded into `into` when given (see `decode_into`).
     pub(super) fn register<R>(
         self: &Arc<Self>,
         count: usize,
         what: &str,
         name: &str,
+        mut into: Option<R>,
     ) -> Result<(u64, Vec<Future<R>>), Error>
     where
         R: DeserializeOwned + Send + 'static,
@@ -185,11 +189,16 @@ impl Link {
         let futures = (first..first + count as u64)
             .map(|id| {
                 let (future, task) = Future::<R>::pending_named(name.clone(), driver.clone());
+                let place = into.take();
                 state.pending.insert(
                     id,
                     Box::new(move |reply: Result<&[u8], Error>| {
                         let outcome = reply.and_then(|bytes| {
-                            decode::<R>(bytes).map_err(|e| Error::Remote(e.into()))
+                            match place {
+                                Some(mut place) => decode_into(bytes, &mut place).map(|()| place),
+                                None => decode::<R>(bytes),
+                            }
+                            .map_err(|e| Error::Remote(e.into()))
                         });
                         settle_call(task, outcome);
                     }),
@@ -200,7 +209,7 @@ impl Link {
                 let writer = Arc::downgrade(&self.writer);
                 future.on_cancel(move || {
                     if let Some(writer) = writer.upgrade() {
-                        let _ = writer.lock().send(&ToWorker::Cancel { id });
+                        let _ = writer.lock().send(&mut ToWorker::Cancel { id });
                     }
                 })
             })

@@ -120,7 +120,7 @@ impl Drop for Link {
             return;
         };
         // A stop message, a wait, and a kill after the timeout.
-        let _ = self.writer.lock().send(&ToWorker::Stop);
+        let _ = self.writer.lock().send(&mut ToWorker::Stop);
         let (reaped, state, writer) = (child.clone(), self.state.clone(), self.writer.clone());
         let socket = socket.as_ref().and_then(|s| s.try_clone().ok());
         let reader = reader.lock().take();
@@ -167,7 +167,7 @@ impl Drop for Link {
 struct Closed;
 
 impl Outbox for Closed {
-    fn send(&mut self, _: &ToWorker) -> std::io::Result<()> {
+    fn send(&mut self, _: &mut ToWorker) -> std::io::Result<()> {
         Err(std::io::ErrorKind::NotConnected.into())
     }
 }

@@ -68,6 +68,7 @@
 //! element: see the figures in `docs/performance.md`.
 
 mod address;
+mod arguments;
 mod builder;
 pub(crate) mod frame;
 mod instance;
@@ -88,6 +89,7 @@ use crate::error::{RemoteFailure, RemoteFailureKind};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use arguments::Arguments;
 pub use builder::RemoteBuilder;
 pub use instance::RemoteInstance;
 pub use server::WORKER_ENV;
@@ -268,9 +270,10 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError> 
     };
     // Measured first, then written once into a buffer of that size (a kept
     // one, for a large value the size of one before): a large array costs
-    // one pass and no growing.
+    // one pass and no growing, also when a transport puts the rest of its
+    // message after it (see `frame::ROOM`).
     let size = frame::size_of(value).map_err(failed)?;
-    postcard::to_extend(value, spare::take(size)).map_err(failed)
+    postcard::to_extend(value, spare::take(size + frame::ROOM)).map_err(failed)
 }
 
 /// Decodes a call's arguments or result (postcard).
@@ -286,12 +289,41 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError> 
 /// assert!(err.to_string().contains("(u64,)"));
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RemoteError> {
-    postcard::from_bytes(bytes).map_err(|e| {
-        RemoteError(RemoteFailure::new(
-            RemoteFailureKind::Decode,
-            format!("cannot decode a {}: {e}", std::any::type_name::<T>()),
-        ))
-    })
+    postcard::from_bytes(bytes).map_err(not_a::<T>)
+}
+
+/// The error of bytes that do not decode as a `T`.
+fn not_a<T>(e: postcard::Error) -> RemoteError {
+    RemoteError(RemoteFailure::new(
+        RemoteFailureKind::Decode,
+        format!("cannot decode a {}: {e}", std::any::type_name::<T>()),
+    ))
+}
+
+/// Decodes a call's arguments or result into `place`, overwriting the
+/// value there in place: its buffers (a `Vec`'s or a `String`'s capacity)
+/// are reused, so that a large array no longer than the one before costs
+/// no new memory (a fresh 100 MiB costs more to touch than to fill). What
+/// [`RemoteInstance::spawn_into`] does with a call's result.
+///
+/// # Errors
+///
+/// As [`decode`]; `place` then holds a value partly overwritten.
+///
+/// # Examples
+///
+/// ```
+/// use concertina::remote;
+///
+/// let mut cells = Vec::<f64>::with_capacity(1 << 10);
+/// let before = cells.as_ptr();
+/// remote::decode_into(&remote::encode(&vec![1.0_f64; 100])?, &mut cells)?;
+/// assert_eq!((cells.len(), cells.as_ptr()), (100, before));
+/// # Ok::<(), remote::RemoteError>(())
+/// ```
+pub fn decode_into<T: DeserializeOwned>(bytes: &[u8], place: &mut T) -> Result<(), RemoteError> {
+    T::deserialize_in_place(&mut postcard::Deserializer::from_bytes(bytes), place)
+        .map_err(not_a::<T>)
 }
 
 /// A code a worker can serve, for [`serve_if_worker`].

@@ -16,7 +16,7 @@ use crate::cancel::CancelHandle;
 use crate::error::{panic_message, Error};
 use crate::error::{RemoteFailure, RemoteFailureKind};
 use crate::future::Future;
-use crate::remote::frame::{self, FromWorker, Outcome, ToWorker};
+use crate::remote::frame::{self, Args, FromWorker, Outcome, ToWorker};
 use crate::remote::{CodeEntry, Dispatch};
 use crate::sync::{Condvar, Mutex};
 use crate::task::run_task;
@@ -57,7 +57,7 @@ pub(crate) const WAIT_METHOD: &str = "concertina::wait";
 struct Call {
     id: u64,
     method: String,
-    args: Vec<u8>,
+    args: Args,
     /// Part of a `Calls` message (named by its first call's id): its
     /// outcome goes back with the others' of that message.
     batch: Option<u64>,
@@ -121,7 +121,7 @@ struct Live {
 }
 
 /// Where a worker's replies go: true while they can be sent.
-pub(crate) type Output = Arc<dyn Fn(&FromWorker<'_>) -> bool + Send + Sync>;
+pub(crate) type Output = Arc<dyn Fn(&mut FromWorker<'_>) -> bool + Send + Sync>;
 
 /// What an instance's thread does before it sleeps for its next call, on a
 /// transport that lets it: serve the transport itself for a moment (until
@@ -168,11 +168,11 @@ fn fitting(outcome: Outcome<'_>) -> Outcome<'_> {
 fn reply(output: &Output, message: FromWorker<'_>) -> bool {
     match message {
         FromWorker::Reply { id, outcome } => {
-            let message = FromWorker::Reply {
+            let mut message = FromWorker::Reply {
                 id,
                 outcome: fitting(outcome),
             };
-            let sent = output(&message);
+            let sent = output(&mut message);
             message.recycle();
             sent
         }
@@ -183,8 +183,8 @@ fn reply(output: &Output, message: FromWorker<'_>) -> bool {
                 let outcome = fitting(outcome);
                 let w = weight(&outcome);
                 if !part.is_empty() && weighed + w > REPLY_LIMIT {
-                    let message = FromWorker::Replies(std::mem::take(&mut part));
-                    let sent = output(&message);
+                    let mut message = FromWorker::Replies(std::mem::take(&mut part));
+                    let sent = output(&mut message);
                     message.recycle();
                     if !sent {
                         return false;
@@ -197,8 +197,8 @@ fn reply(output: &Output, message: FromWorker<'_>) -> bool {
             if part.is_empty() {
                 return true;
             }
-            let message = FromWorker::Replies(part);
-            let sent = output(&message);
+            let mut message = FromWorker::Replies(part);
+            let sent = output(&mut message);
             message.recycle();
             sent
         }
@@ -219,13 +219,13 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
     watch_parent(&stream);
     let mut input = BufReader::new(stream);
     let writer = Mutex::new(BufWriter::new(writer));
-    let output: Output = Arc::new(move |message: &FromWorker<'_>| {
+    let output: Output = Arc::new(move |message: &mut FromWorker<'_>| {
         frame::write(&mut *writer.lock(), message).is_ok()
     });
     let mut server = Server::new(codes, output);
     let mut status = 0;
     let mut gone = loop {
-        match frame::read::<ToWorker>(&mut input) {
+        match frame::read(&mut input) {
             Ok(Some(message)) => {
                 if !server.handle(message) {
                     break false;
@@ -243,7 +243,7 @@ fn serve(stream: UnixStream, codes: &[CodeEntry]) -> i32 {
     if !gone {
         // After the stop, the parent still tells the cancels of the calls
         // that run, until they have all replied and it shuts the socket.
-        while let Ok(Some(message)) = frame::read::<ToWorker>(&mut input) {
+        while let Ok(Some(message)) = frame::read(&mut input) {
             server.handle(message);
         }
         // The parent shuts the socket once every call has replied: an end
@@ -355,7 +355,7 @@ impl<'a> Server<'a> {
                                         output: &output,
                                         idle: idle.as_ref(),
                                     };
-                                    run_instance(entry, &args, id, &serve);
+                                    run_instance(entry, args, id, &serve);
                                     runner.update(|inbox| inbox.finished = true);
                                 })
                         };
@@ -420,7 +420,7 @@ impl<'a> Server<'a> {
                         inbox.calls.push_back(Call {
                             id: first + i,
                             method: method.clone(),
-                            args,
+                            args: Args::new(args),
                             batch: Some(first),
                             last: i + 1 == count,
                             after: false,
@@ -494,7 +494,7 @@ fn queue_call(
     instance: u32,
     id: u64,
     method: String,
-    args: Vec<u8>,
+    args: Args,
     after: bool,
 ) {
     match live.get(&instance) {
@@ -599,9 +599,12 @@ struct Serve<'a> {
 
 /// An instance's thread: makes the code (the reply to its start carries
 /// `id`), then runs its calls until it is freed or the worker ends.
-fn run_instance(entry: CodeEntry, args: &[u8], id: u64, serve: &Serve<'_>) {
+fn run_instance(entry: CodeEntry, args: Args, id: u64, serve: &Serve<'_>) {
     let output = serve.output;
-    let made = match catch_unwind(AssertUnwindSafe(|| (entry.make)(args))) {
+    let made = catch_unwind(AssertUnwindSafe(|| (entry.make)(&args)));
+    // Not held for the instance's life.
+    crate::remote::spare::give(args.into_buffer());
+    let made = match made {
         Ok(made) => made.map_err(RemoteFailure::from),
         Err(payload) => Err(RemoteFailure::new(
             RemoteFailureKind::Code,
@@ -688,7 +691,7 @@ fn run_calls(code: &mut dyn Dispatch, serve: &Serve<'_>) {
             },
             |_| (),
         );
-        crate::remote::spare::give(args);
+        crate::remote::spare::give(args.into_buffer());
         runner.inbox.lock().running = None;
         let outcome = match future.result() {
             Ok(value) => Outcome::Value(value.into()),

@@ -43,6 +43,13 @@ pub(crate) fn take(len: usize) -> Vec<u8> {
     SPARES.take(len)
 }
 
+/// A buffer of `len` bytes to receive into, whose bytes are whatever it
+/// held (a kept buffer is not zeroed first: the receive overwrites them).
+#[cfg(feature = "mpi")]
+pub(crate) fn filled(len: usize) -> Vec<u8> {
+    SPARES.filled(len)
+}
+
 /// Keeps `buffer` for a later [`take`] if it is large; with [`KEPT`]
 /// buffers kept already, the one taken over longest ago goes.
 pub(crate) fn give(buffer: Vec<u8>) {
@@ -57,7 +64,26 @@ impl Spares {
         }
     }
 
+    #[cfg(any(feature = "mpi", test))]
+    fn filled(&self, len: usize) -> Vec<u8> {
+        let mut buffer = self.taken(len);
+        if buffer.len() >= len {
+            buffer.truncate(len);
+        } else {
+            buffer.resize(len, 0);
+        }
+        buffer
+    }
+
     fn take(&self, len: usize) -> Vec<u8> {
+        let mut buffer = self.taken(len);
+        buffer.clear();
+        buffer
+    }
+
+    /// A kept buffer of about `len` bytes' room as it was given, or a new
+    /// one.
+    fn taken(&self, len: usize) -> Vec<u8> {
         if self.any.load(Ordering::Relaxed) {
             let mut expired = Vec::new();
             let found = {
@@ -85,8 +111,7 @@ impl Spares {
             // Freed outside the lock: giving a large buffer back to the
             // system takes a while.
             drop(expired);
-            if let Some(mut buffer) = found {
-                buffer.clear();
+            if let Some(buffer) = found {
                 return buffer;
             }
         }
@@ -167,5 +192,25 @@ mod tests {
             drop(spares.take(10));
         }
         assert_eq!(spares.kept(), 0);
+    }
+
+    #[test]
+    fn a_buffer_to_receive_into_has_the_length_asked_and_reuses_a_kept_one() {
+        let spares = Spares::new();
+        let fresh = spares.filled(2 * LARGE);
+        assert_eq!(fresh.len(), 2 * LARGE);
+        assert!(fresh.iter().all(|&b| b == 0), "new room is zeroed");
+        let address = fresh.as_ptr();
+        spares.give(fresh);
+        // Shorter than it was: cut to the length, the same memory.
+        let shorter = spares.filled(2 * LARGE - 100);
+        assert_eq!(
+            (shorter.as_ptr(), shorter.len()),
+            (address, 2 * LARGE - 100)
+        );
+        spares.give(shorter);
+        // Longer than it holds: grown to the length within its room.
+        let longer = spares.filled(2 * LARGE);
+        assert_eq!((longer.as_ptr(), longer.len()), (address, 2 * LARGE));
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::remote::frame::ToWorker;
+use crate::remote::frame::{Args, ToWorker};
 use crate::remote::instance::Handle;
 use crate::remote::link::{refusal, Link, Process};
 use crate::remote::{encode, Code};
@@ -110,14 +110,14 @@ impl Worker {
         let instance = link.next_instance.fetch_add(1, Ordering::Relaxed);
         let started = {
             let mut writer = link.writer.lock();
-            let (id, mut futures) = link.register::<()>(1, "the start of a", C::NAME)?;
-            let start = ToWorker::Start {
+            let (id, mut futures) = link.register::<()>(1, "the start of a", C::NAME, None)?;
+            let mut start = ToWorker::Start {
                 instance,
                 id,
                 code: C::NAME.to_owned(),
-                args,
+                args: Args::new(args),
             };
-            let refused = refusal(writer.send(&start));
+            let refused = refusal(writer.send(&mut start));
             drop(writer);
             link.refuse(refused, id, 1);
             futures.pop().expect("one call registered")

@@ -268,7 +268,8 @@ fn serve_while<H>(held: &mut H, done: impl Fn(&H) -> bool, mut step: impl FnMut(
 
 /// Sends `bytes` to `to` with `tag`, receiving meanwhile: until the send
 /// completes, every message with tag `incoming` from `from` is received
-/// and handed to `arrived`. A blocking send of a message beyond the MPI
+/// and handed to `arrived` (whose bytes are a kept buffer, see `spare`, to
+/// give back once read). A blocking send of a message beyond the MPI
 /// library's eager limit waits for the peer to receive it; two ranks that
 /// sent each other such messages at once would both wait for ever. With
 /// this, each one receives the other's message while its own is under way.
@@ -278,7 +279,7 @@ fn send_receiving<S, D>(
     bytes: &[u8],
     tag: i32,
     incoming: i32,
-    arrived: &mut dyn FnMut(&[u8], Status),
+    arrived: &mut dyn FnMut(Vec<u8>, Status),
 ) where
     S: Source,
     D: Destination,
@@ -293,8 +294,7 @@ fn send_receiving<S, D>(
             let mut any = false;
             while let Some(probed) = from.immediate_matched_probe_with_tag(incoming) {
                 let (bytes, status) = received(probed);
-                arrived(&bytes, status);
-                spare::give(bytes);
+                arrived(bytes, status);
                 any = true;
             }
             if !any {
@@ -308,8 +308,7 @@ fn send_receiving<S, D>(
 /// `spare`): give it back once read.
 fn received((message, status): (Message, Status)) -> (Vec<u8>, Status) {
     let count = usize::try_from(status.count(u8::equivalent_datatype())).unwrap_or(0);
-    let mut bytes = spare::take(count);
-    bytes.resize(count, 0);
+    let mut bytes = spare::filled(count);
     let status = message.matched_receive_into(&mut bytes[..]);
     (bytes, status)
 }

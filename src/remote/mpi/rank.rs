@@ -17,7 +17,7 @@ use mpi::traits::*;
 use super::{
     received, send_receiving, serve_while, Backoff, FROM_WORKER, HELLO, STOPPED, TICK, TO_WORKER,
 };
-use crate::remote::frame::{self, FromWorker, ToWorker};
+use crate::remote::frame::{self, FromWorker};
 use crate::remote::server::{Idle, Output, Server};
 use crate::remote::spare;
 use crate::remote::CodeEntry;
@@ -76,8 +76,8 @@ pub(super) fn serve_rank(world: &SimpleCommunicator, direct: bool) {
 /// one when it can hold the conversation (and nothing queued is before
 /// it), queued for the holder otherwise.
 fn output(conversation: Weak<Conversation>, direct: bool) -> Output {
-    Arc::new(move |message: &FromWorker<'_>| {
-        let Ok(bytes) = frame::encoded(message) else {
+    Arc::new(move |message: &mut FromWorker<'_>| {
+        let Ok(bytes) = frame::packed::from_worker(message) else {
             return false;
         };
         let Some(conversation) = conversation.upgrade() else {
@@ -159,8 +159,7 @@ impl Conversation {
             .immediate_matched_probe_with_tag(TO_WORKER)
         {
             let (bytes, _) = received(probed);
-            rank.arrived(world, &bytes);
-            spare::give(bytes);
+            rank.arrived(world, bytes);
             busy = true;
         }
         busy
@@ -184,9 +183,10 @@ impl Conversation {
 
 impl Rank {
     /// A message from the parent: handled at once (the server queues calls
-    /// to their instances), also while a reply is being sent.
-    fn arrived(&mut self, world: &SimpleCommunicator, bytes: &[u8]) {
-        match postcard::from_bytes::<ToWorker>(bytes) {
+    /// to their instances), also while a reply is being sent. Its bytes
+    /// become the arguments' buffer of the call it makes.
+    fn arrived(&mut self, world: &SimpleCommunicator, bytes: Vec<u8>) {
+        match frame::packed::read_to_worker(bytes) {
             Ok(message) => {
                 if !self.server.handle(message) {
                     self.server.end(false);

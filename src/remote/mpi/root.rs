@@ -101,8 +101,8 @@ pub(super) struct RankOutbox {
 }
 
 impl Outbox for RankOutbox {
-    fn send(&mut self, message: &ToWorker) -> std::io::Result<()> {
-        let bytes = frame::encoded(message)?;
+    fn send(&mut self, message: &mut ToWorker) -> std::io::Result<()> {
+        let bytes = frame::packed::to_worker(message)?;
         // One reply per call (a cancelled one replies that it was).
         let replies = match message {
             ToWorker::Start { .. } | ToWorker::Call { .. } | ToWorker::CallAfter { .. } => 1,
@@ -225,18 +225,24 @@ impl Root {
             .immediate_matched_probe_with_tag(FROM_WORKER)
         {
             let (bytes, status) = received(probed);
-            let settled = self.route(&bytes, status.source_rank());
+            let settled = self.route(bytes, status.source_rank());
             held.outstanding = held.outstanding.saturating_sub(settled);
-            spare::give(bytes);
             busy = true;
         }
         busy
     }
 
-    /// Settles the calls a worker's message answers; how many.
-    fn route(&self, bytes: &[u8], rank: i32) -> usize {
+    /// Settles the calls a worker's message answers; how many. Its bytes
+    /// are kept for a later message (see `spare`).
+    fn route(&self, bytes: Vec<u8>, rank: i32) -> usize {
+        let settled = self.settle_from(&bytes, rank);
+        spare::give(bytes);
+        settled
+    }
+
+    fn settle_from(&self, bytes: &[u8], rank: i32) -> usize {
         let state = &self.states[(rank - 1) as usize];
-        match postcard::from_bytes::<FromWorker<'_>>(bytes) {
+        match frame::packed::read_from_worker(bytes) {
             Ok(FromWorker::Reply { id, outcome }) => {
                 settle(state, id, outcome);
                 1
@@ -266,7 +272,7 @@ impl Root {
     /// then every call still pending fails.
     fn stop_ranks(&self, world: &SimpleCommunicator) {
         let size = world.size();
-        let stop = postcard::to_stdvec(&ToWorker::Stop).expect("a stop encodes");
+        let stop = frame::packed::to_worker(&mut ToWorker::Stop).expect("a stop packs");
         for rank in 1..size {
             send_receiving(
                 &world.any_process(),
@@ -284,7 +290,7 @@ impl Root {
             let (bytes, status) = received(world.any_process().matched_probe());
             match status.tag() {
                 FROM_WORKER => {
-                    self.route(&bytes, status.source_rank());
+                    self.route(bytes, status.source_rank());
                 }
                 _ => running -= 1,
             }

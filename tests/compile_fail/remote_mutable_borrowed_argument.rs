@@ -1,4 +1,4 @@
-// Arguments are sent to the worker: owned.
+// What a method changes in an argument would stay in the worker.
 struct Model;
 
 #[concertina::remote]
@@ -7,7 +7,7 @@ impl Model {
         Model
     }
 
-    pub fn set_grid(&mut self, grid: &[f64]) -> usize {
+    pub fn smooth(&mut self, grid: &mut [f64]) -> usize {
         grid.len()
     }
 }
