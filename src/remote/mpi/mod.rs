@@ -1,7 +1,7 @@
 //! The MPI transport (feature `mpi`): the ranks of an `mpirun -n N` job
 //! (static ranks, SPMD). Rank 0 runs the program; ranks 1..N serve remote
 //! instances. The messages are those of the local transport, each one MPI
-//! message of postcard bytes.
+//! message, its large part first ([`packed`]).
 //!
 //! On each rank one thread at a time calls MPI: the thread that holds the
 //! rank's conversations. MPI starts on a thread of its own (rank 0's MPI
@@ -30,6 +30,7 @@ use crate::remote::spare;
 use crate::remote::{CodeEntry, TRANSPORT_ENV};
 use crate::sync::Mutex;
 
+mod packed;
 mod rank;
 mod root;
 

@@ -15,9 +15,10 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 
 use super::{
-    received, send_receiving, serve_while, Backoff, FROM_WORKER, HELLO, STOPPED, TICK, TO_WORKER,
+    packed, received, send_receiving, serve_while, Backoff, FROM_WORKER, HELLO, STOPPED, TICK,
+    TO_WORKER,
 };
-use crate::remote::frame::{self, FromWorker};
+use crate::remote::frame::FromWorker;
 use crate::remote::server::{Idle, Output, Server};
 use crate::remote::spare;
 use crate::remote::CodeEntry;
@@ -77,7 +78,7 @@ pub(super) fn serve_rank(world: &SimpleCommunicator, direct: bool) {
 /// it), queued for the holder otherwise.
 fn output(conversation: Weak<Conversation>, direct: bool) -> Output {
     Arc::new(move |message: &mut FromWorker<'_>| {
-        let Ok(bytes) = frame::packed::from_worker(message) else {
+        let Ok(bytes) = packed::from_worker(message) else {
             return false;
         };
         let Some(conversation) = conversation.upgrade() else {
@@ -186,7 +187,7 @@ impl Rank {
     /// to their instances), also while a reply is being sent. Its bytes
     /// become the arguments' buffer of the call it makes.
     fn arrived(&mut self, world: &SimpleCommunicator, bytes: Vec<u8>) {
-        match frame::packed::read_to_worker(bytes) {
+        match packed::read_to_worker(bytes) {
             Ok(message) => {
                 if !self.server.handle(message) {
                     self.server.end(false);

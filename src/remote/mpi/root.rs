@@ -15,9 +15,9 @@ use crossbeam_channel::{Receiver, Sender};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 
-use super::{received, send_receiving, serve_while, Backoff, FROM_WORKER, TICK, TO_WORKER};
+use super::{packed, received, send_receiving, serve_while, Backoff, FROM_WORKER, TICK, TO_WORKER};
 use crate::error::{LostKind, WorkerLost};
-use crate::remote::frame::{self, FromWorker, ToWorker};
+use crate::remote::frame::{FromWorker, ToWorker};
 use crate::remote::link::{fail_all, settle, Outbox, State};
 use crate::remote::spare;
 use crate::sync::Mutex;
@@ -102,7 +102,7 @@ pub(super) struct RankOutbox {
 
 impl Outbox for RankOutbox {
     fn send(&mut self, message: &mut ToWorker) -> std::io::Result<()> {
-        let bytes = frame::packed::to_worker(message)?;
+        let bytes = packed::to_worker(message)?;
         // One reply per call (a cancelled one replies that it was).
         let replies = match message {
             ToWorker::Start { .. } | ToWorker::Call { .. } | ToWorker::CallAfter { .. } => 1,
@@ -242,7 +242,7 @@ impl Root {
 
     fn settle_from(&self, bytes: &[u8], rank: i32) -> usize {
         let state = &self.states[(rank - 1) as usize];
-        match frame::packed::read_from_worker(bytes) {
+        match packed::read_from_worker(bytes) {
             Ok(FromWorker::Reply { id, outcome }) => {
                 settle(state, id, outcome);
                 1
@@ -272,7 +272,7 @@ impl Root {
     /// then every call still pending fails.
     fn stop_ranks(&self, world: &SimpleCommunicator) {
         let size = world.size();
-        let stop = frame::packed::to_worker(&mut ToWorker::Stop).expect("a stop packs");
+        let stop = packed::to_worker(&mut ToWorker::Stop).expect("a stop packs");
         for rank in 1..size {
             send_receiving(
                 &world.any_process(),
