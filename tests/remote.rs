@@ -321,6 +321,7 @@ fn main() {
         the_attribute_makes_a_typed_client,
         borrowed_arguments_and_results_cross_and_reuse_memory,
         results_decoded_into_a_given_buffer_reuse_it,
+        large_borrowed_arrays_in_flight_together_cross_intact,
         vectorised_calls_keep_their_order_and_cancel_alone,
         vectorised_calls_are_one_call_over_arrays,
         calls_after_a_dependency_keep_their_place,
@@ -1172,6 +1173,40 @@ fn results_decoded_into_a_given_buffer_reuse_it() {
     {
         Err(Error::Remote(why)) => assert_eq!(why.kind(), RemoteFailureKind::UnknownMethod),
         other => panic!("{other:?}"),
+    }
+}
+
+/// Arrays of every size, borrowed and lent, several in flight at once:
+/// each arrives whole (the worker reads large ones from the frame or
+/// message they came in, the caller decodes into the buffer it gave).
+fn large_borrowed_arrays_in_flight_together_cross_intact() {
+    let grid = GridRemote::start(0, 0.0).unwrap();
+    let array = |n: usize, k: f64| (0..n).map(|i| (i % 1_000) as f64 * k).collect::<Vec<_>>();
+    // 8 B, 10 KB, 16 MiB (over the size whose buffers are kept).
+    let sizes = [1, 1_250, 2 << 20];
+    let arrays: Vec<Vec<f64>> = sizes.iter().map(|&n| array(n, 0.5)).collect();
+    let loads: Vec<_> = arrays
+        .iter()
+        .zip(["a", "b", "c"])
+        .map(|(cells, label)| grid.load(label, cells, 2.0))
+        .collect();
+    let sums: Vec<_> = arrays.iter().map(|cells| grid.place_of(cells)).collect();
+    let mut back = Vec::new();
+    for _ in 0..2 {
+        back = grid.view_into(back).result().unwrap();
+        assert_eq!(back, array(2 << 20, 1.0), "the last load, lent back");
+    }
+    let kept = back.as_ptr();
+    back = grid.view_into(back).result().unwrap();
+    assert_eq!(back.as_ptr(), kept, "decoded into the buffer given");
+    for ((load, label), n) in loads.into_iter().zip(["a", "b", "c"]).zip(sizes) {
+        assert_eq!(load.result(), Ok(format!("{label}: {n}")));
+    }
+    for (sum, cells) in sums.into_iter().zip(&arrays) {
+        assert_eq!(
+            sum.result().map(|(_, total)| total),
+            Ok(cells.iter().sum::<f64>())
+        );
     }
 }
 
