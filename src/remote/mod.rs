@@ -74,7 +74,8 @@
 //! return a borrow of its own state. The worker decodes a borrowed
 //! argument into the value its instance's thread kept from the method's
 //! call before, so an array of the same size lands in memory already
-//! touched; a borrowed result is encoded where it lies. The client's
+//! touched (that value, as large as the largest argument it held, is freed
+//! with the instance); a borrowed result is encoded where it lies. The client's
 //! `<method>_into(args.., into)` decodes the result into `into` (a buffer
 //! of the trip before) and gives it back. A round trip of a 100 MiB array
 //! then allocates nothing on either side, which on Linux matters more than
