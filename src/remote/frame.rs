@@ -104,12 +104,19 @@ pub(crate) enum Outcome<'a> {
 impl ToWorker {
     /// Keeps the message's byte buffer for a later message once it was
     /// sent (see `spare`).
-    pub(crate) fn recycle(self) {
+    pub(crate) fn recycle(mut self) {
+        if let Some(args) = self.args_mut() {
+            spare::give(std::mem::take(args).into_buffer());
+        }
+    }
+
+    /// The arguments of a message that carries them (a start or a call).
+    pub(crate) fn args_mut(&mut self) -> Option<&mut Args> {
         match self {
             ToWorker::Start { args, .. }
             | ToWorker::Call { args, .. }
-            | ToWorker::CallAfter { args, .. } => spare::give(args.into_buffer()),
-            _ => {}
+            | ToWorker::CallAfter { args, .. } => Some(args),
+            _ => None,
         }
     }
 
@@ -119,11 +126,9 @@ impl ToWorker {
     /// garbage.
     pub(crate) fn from_frame(payload: Vec<u8>) -> io::Result<ToWorker> {
         let mut message: ToWorker = strict(&payload)?;
-        match &mut message {
-            ToWorker::Start { args, .. }
-            | ToWorker::Call { args, .. }
-            | ToWorker::CallAfter { args, .. } => args.adopt(payload),
-            _ => spare::give(payload),
+        match message.args_mut() {
+            Some(args) => args.adopt(payload),
+            None => spare::give(payload),
         }
         Ok(message)
     }
@@ -221,7 +226,19 @@ pub(crate) fn garbage(why: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why)
 }
 
-impl FromWorker<'_> {
+impl<'a> FromWorker<'a> {
+    /// The value of a reply that carries one (not a batch's).
+    #[cfg(feature = "mpi")]
+    pub(crate) fn value_mut(&mut self) -> Option<&mut Cow<'a, [u8]>> {
+        match self {
+            FromWorker::Reply {
+                outcome: Outcome::Value(value),
+                ..
+            } => Some(value),
+            _ => None,
+        }
+    }
+
     /// Keeps the reply's byte buffers for later messages once it was sent.
     pub(crate) fn recycle(self) {
         let give = |outcome: Outcome<'_>| {
@@ -347,11 +364,7 @@ mod bytes {
         deserializer: D,
     ) -> Result<Vec<u8>, D::Error> {
         borrowed(deserializer).map(|bytes| match bytes {
-            Cow::Borrowed(bytes) => {
-                let mut owned = crate::remote::spare::take(bytes.len());
-                owned.extend_from_slice(bytes);
-                owned
-            }
+            Cow::Borrowed(bytes) => crate::remote::spare::copied(bytes),
             Cow::Owned(bytes) => bytes,
         })
     }

@@ -43,6 +43,13 @@ pub(crate) fn take(len: usize) -> Vec<u8> {
     SPARES.take(len)
 }
 
+/// `bytes` copied into a buffer of their own (a kept one when one fits).
+pub(crate) fn copied(bytes: &[u8]) -> Vec<u8> {
+    let mut owned = take(bytes.len());
+    owned.extend_from_slice(bytes);
+    owned
+}
+
 /// A buffer of `len` bytes to receive into, whose bytes are whatever it
 /// held (a kept buffer is not zeroed first: the receive overwrites them).
 #[cfg(feature = "mpi")]

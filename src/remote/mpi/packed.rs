@@ -9,39 +9,25 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::remote::frame::{
-    check_size, garbage, size_of, strict, Args, FromWorker, Outcome, ToWorker,
-};
+use crate::remote::frame::{check_size, garbage, size_of, strict, Args, FromWorker, ToWorker};
 use crate::remote::spare;
 
 /// `message` packed, its arguments' buffer taken for the body;
 /// refused over [`MAX_FRAME`](crate::remote::frame::MAX_FRAME).
 pub(crate) fn to_worker(message: &mut ToWorker) -> io::Result<Vec<u8>> {
-    let body = match message {
-        ToWorker::Start { args, .. }
-        | ToWorker::Call { args, .. }
-        | ToWorker::CallAfter { args, .. } => std::mem::take(args).into_bytes(),
-        _ => Vec::new(),
-    };
+    let body = message
+        .args_mut()
+        .map_or_else(Vec::new, |args| std::mem::take(args).into_bytes());
     seal(body, message)
 }
 
 /// `message` packed, a value's buffer taken for the body; refused over
 /// [`MAX_FRAME`](crate::remote::frame::MAX_FRAME).
 pub(crate) fn from_worker(message: &mut FromWorker<'_>) -> io::Result<Vec<u8>> {
-    let body = match message {
-        FromWorker::Reply {
-            outcome: Outcome::Value(value),
-            ..
-        } => match std::mem::take(value) {
-            Cow::Owned(bytes) => bytes,
-            Cow::Borrowed(bytes) => {
-                let mut owned = spare::take(bytes.len());
-                owned.extend_from_slice(bytes);
-                owned
-            }
-        },
-        _ => Vec::new(),
+    let body = match message.value_mut().map(std::mem::take) {
+        Some(Cow::Owned(bytes)) => bytes,
+        Some(Cow::Borrowed(bytes)) => spare::copied(bytes),
+        None => Vec::new(),
     };
     seal(body, message)
 }
@@ -51,19 +37,13 @@ pub(crate) fn from_worker(message: &mut FromWorker<'_>) -> io::Result<Vec<u8>> {
 pub(crate) fn read_to_worker(mut bytes: Vec<u8>) -> io::Result<ToWorker> {
     let (body, head) = split(&bytes)?;
     let mut message: ToWorker = strict(head)?;
-    match &mut message {
-        ToWorker::Start { args, .. }
-        | ToWorker::Call { args, .. }
-        | ToWorker::CallAfter { args, .. } => {
+    match message.args_mut() {
+        Some(args) => {
             bytes.truncate(body);
             *args = Args::new(bytes);
         }
-        _ if body > 0 => {
-            return Err(garbage(format!(
-                "a message with a body of {body} bytes it has no room for"
-            )))
-        }
-        _ => spare::give(bytes),
+        None if body > 0 => return Err(no_room(body)),
+        None => spare::give(bytes),
     }
     Ok(message)
 }
@@ -72,19 +52,19 @@ pub(crate) fn read_to_worker(mut bytes: Vec<u8>) -> io::Result<ToWorker> {
 pub(crate) fn read_from_worker(bytes: &[u8]) -> io::Result<FromWorker<'_>> {
     let (body, head) = split(bytes)?;
     let mut message: FromWorker<'_> = strict(head)?;
-    match &mut message {
-        FromWorker::Reply {
-            outcome: Outcome::Value(value),
-            ..
-        } => *value = Cow::Borrowed(&bytes[..body]),
-        _ if body > 0 => {
-            return Err(garbage(format!(
-                "a message with a body of {body} bytes it has no room for"
-            )))
-        }
-        _ => {}
+    match message.value_mut() {
+        Some(value) => *value = Cow::Borrowed(&bytes[..body]),
+        None if body > 0 => return Err(no_room(body)),
+        None => {}
     }
     Ok(message)
+}
+
+/// A body in a message that carries none.
+fn no_room(body: usize) -> io::Error {
+    garbage(format!(
+        "a message with a body of {body} bytes it has no room for"
+    ))
 }
 
 fn seal<M: Serialize>(body: Vec<u8>, rest: &M) -> io::Result<Vec<u8>> {
@@ -114,7 +94,7 @@ fn split(bytes: &[u8]) -> io::Result<(usize, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::frame::ROOM;
+    use crate::remote::frame::{Outcome, ROOM};
 
     /// A packed message's body is the caller's own buffer, sent as it is,
     /// and read in place; a message whose framing lies is garbage.
